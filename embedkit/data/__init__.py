@@ -1,0 +1,1 @@
+"""Readers: corpora, BEIR folders, training pairs, and the offline code corpus."""

@@ -1,0 +1,149 @@
+"""Corpora as re-readable streams of (id, text): BEIR folders, JSONL, Parquet, or hub datasets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedkit.data.records import iter_jsonl
+from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger(__name__)
+
+ID_FIELDS = ("_id", "id", "doc_id", "docid", "corpus-id")
+TEXT_FIELDS = ("text", "contents", "content", "document", "body")
+
+
+def document_text(title: Any, text: Any) -> str:
+    """BEIR's convention: title and body joined by a space."""
+    title = (title or "").strip() if isinstance(title, str) else ""
+    text = (text or "").strip() if isinstance(text, str) else ""
+    return f"{title} {text}".strip() if title else text
+
+
+def _pick(obj: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if name in obj:
+            return name
+    return None
+
+
+def _rows_from_record(obj: dict[str, Any], where: str) -> tuple[str, str]:
+    id_key, text_key = _pick(obj, ID_FIELDS), _pick(obj, TEXT_FIELDS)
+    if id_key is None or text_key is None:
+        missing = [" or ".join(repr(n) for n in names) for key, names in
+                   ((id_key, ID_FIELDS), (text_key, TEXT_FIELDS)) if key is None]
+        raise EmbedkitError(f"{where}: missing field {'; missing '.join(missing)}; "
+                            f"found fields: {', '.join(map(str, obj)) or 'none'}")
+    return str(obj[id_key]), document_text(obj.get("title"), obj[text_key])
+
+
+@dataclass
+class Corpus:
+    """A corpus that can be read more than once, in order, with ids checked and empty texts skipped.
+
+    ``source`` is a BEIR folder (``corpus.jsonl``), a ``.jsonl``/``.jsonl.gz`` or ``.parquet`` file, or a
+    Hugging Face dataset id (``owner/name``, optionally ``subset`` and ``split``).
+    """
+
+    source: str
+    subset: str | None = None
+    split: str | None = None
+    skipped_empty: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._reader = _resolve(self.source, self.subset, self.split)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        seen: set[str] = set()
+        skipped = 0
+        count = 0
+        for where, doc_id, text in self._reader():
+            if doc_id in seen:
+                raise EmbedkitError(f"{where}: duplicate document id {doc_id!r}")
+            seen.add(doc_id)
+            if not text:
+                skipped += 1
+                continue
+            count += 1
+            yield doc_id, text
+        self.skipped_empty = skipped
+        if skipped:
+            logger.warning("%s: skipped %d empty documents", self.source, skipped)
+        if count == 0:
+            raise EmbedkitError(f"{self.source}: the corpus has no non-empty documents")
+
+    def batches(self, size: int) -> Iterator[tuple[list[str], list[str]]]:
+        ids: list[str] = []
+        texts: list[str] = []
+        for doc_id, text in self:
+            ids.append(doc_id)
+            texts.append(text)
+            if len(ids) == size:
+                yield ids, texts
+                ids, texts = [], []
+        if ids:
+            yield ids, texts
+
+
+Reader = Any  # a zero-argument callable yielding (where, id, text)
+
+
+def _resolve(source: str, subset: str | None, split: str | None) -> Reader:
+    path = Path(source)
+    if path.is_dir():
+        for name in ("corpus.jsonl", "corpus.jsonl.gz", "corpus.parquet"):
+            if (path / name).is_file():
+                return _resolve(str(path / name), subset, split)
+        raise EmbedkitError(f"{path}: no corpus.jsonl in this folder (expected a BEIR-format folder)")
+    if path.is_file():
+        name = path.name.lower()
+        if name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
+            return lambda: _jsonl_rows(path)
+        if name.endswith(".parquet"):
+            return lambda: _parquet_rows(path)
+        raise EmbedkitError(f"{path}: unsupported corpus file; use .jsonl, .jsonl.gz or .parquet")
+    if looks_like_hub_id(source):
+        return lambda: _hub_rows(source, subset or "corpus", split or "corpus")
+    raise EmbedkitError(f"corpus not found: {source} (not a file, a folder, or a hub dataset id)")
+
+
+def looks_like_hub_id(source: str) -> bool:
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~")) and not Path(source).suffix
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, str, str]]:
+    for lineno, obj in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        doc_id, text = _rows_from_record(obj, where)
+        yield where, doc_id, text
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, str, str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:
+        raise EmbedkitError(f"{path}: not a readable Parquet file ({exc})") from None
+    row = 0
+    for batch in table.iter_batches(batch_size=4096):
+        for obj in batch.to_pylist():
+            row += 1
+            doc_id, text = _rows_from_record(obj, f"{path}: row {row}")
+            yield f"{path}: row {row}", doc_id, text
+
+
+def _hub_rows(dataset_id: str, subset: str, split: str) -> Iterator[tuple[str, str, str]]:
+    from embedkit.data.hub import load_hub_dataset
+
+    dataset = load_hub_dataset(dataset_id, subset, split, streaming=True)
+    for row, obj in enumerate(dataset, start=1):
+        where = f"{dataset_id}[{subset}/{split}] row {row}"
+        doc_id, text = _rows_from_record(obj, where)
+        yield where, doc_id, text
+

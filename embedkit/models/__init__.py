@@ -1,0 +1,1 @@
+"""Model loading and saving: dense (sentence-transformers), ColBERT (PyLate), and the packed ModernBERT forward."""
