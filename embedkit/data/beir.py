@@ -1,0 +1,100 @@
+"""BEIR-format folders: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedkit.data.corpus import Corpus
+from embedkit.data.records import iter_jsonl, iter_tsv, require_fields
+from embedkit.errors import EmbedkitError
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass
+class BeirData:
+    """Queries and qrels in memory; the corpus stays a stream."""
+
+    folder: Path
+    corpus: Corpus
+    queries: dict[str, str]
+    qrels: Qrels
+    split: str
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for lineno, obj in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        row = require_fields(obj, where, {"id": ("_id", "id", "query_id", "query-id"), "text": ("text", "query")})
+        qid = str(row["id"])
+        if qid in queries:
+            raise EmbedkitError(f"{where}: duplicate query id {qid!r}")
+        queries[qid] = str(row["text"] or "").strip()
+    return queries
+
+
+def read_qrels(path: Path) -> Qrels:
+    """qrels TSV (query-id, corpus-id, score), with or without the BEIR header line."""
+    qrels: Qrels = {}
+    for lineno, row in iter_tsv(path):
+        if lineno == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(row) == 4:  # TREC qrels: qid, iteration, docid, relevance
+            row = [row[0], row[2], row[3]]
+        if len(row) != 3:
+            raise EmbedkitError(f"{path}:{lineno}: expected 3 tab-separated fields (query-id, corpus-id, score), "
+                                f"got {len(row)}")
+        qid, did, score = (cell.strip() for cell in row)
+        try:
+            relevance = int(float(score))
+        except ValueError:
+            raise EmbedkitError(f"{path}:{lineno}: relevance score {score!r} is not a number") from None
+        qrels.setdefault(qid, {})[did] = relevance
+    return qrels
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for suffix in (".jsonl", ".jsonl.gz"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    raise EmbedkitError(f"{folder}: no {stem}.jsonl (expected a BEIR-format folder: corpus.jsonl, queries.jsonl, "
+                        "qrels/<split>.tsv)")
+
+
+def load_beir(folder: str | Path, split: str = "test") -> BeirData:
+    """Read a BEIR folder; queries are restricted to those judged in ``split`` (as BEIR does).
+
+    Qrels naming a query that ``queries.jsonl`` lacks are refused. Queries that are empty are
+    refused too: a retriever cannot be scored on them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EmbedkitError(f"BEIR folder not found: {folder}")
+    queries_path = _find(folder, "queries")
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
+        raise EmbedkitError(f"{qrels_path} not found; qrels splits here: {', '.join(available) or 'none'}")
+    all_queries = read_queries(queries_path)
+    qrels = read_qrels(qrels_path)
+    unknown = [qid for qid in qrels if qid not in all_queries]
+    if unknown:
+        raise EmbedkitError(f"{qrels_path}: {len(unknown)} query ids are not in {queries_path.name} "
+                            f"(first: {unknown[0]!r})")
+    queries = {qid: all_queries[qid] for qid in qrels}
+    empty = [qid for qid, text in queries.items() if not text]
+    if empty:
+        raise EmbedkitError(f"{queries_path}: {len(empty)} judged queries have empty text (first: {empty[0]!r})")
+    if not queries:
+        raise EmbedkitError(f"{qrels_path}: no judged queries")
+    return BeirData(folder, Corpus(str(folder)), queries, qrels, split)
+
+
+def check_qrels_documents(data: BeirData, document_ids: set[str]) -> None:
+    """Refuse qrels that name documents the corpus lacks (a wrong corpus or a broken download)."""
+    missing = sorted({did for docs in data.qrels.values() for did in docs if did not in document_ids})
+    if missing:
+        raise EmbedkitError(f"{data.folder / 'qrels' / (data.split + '.tsv')}: {len(missing)} judged document ids "
+                            f"are not in the corpus (first: {missing[0]!r})")

@@ -1,0 +1,1 @@
+"""Metrics (pytrec_eval), the evaluation runner, benchmarks and reports."""

@@ -1,0 +1,60 @@
+"""Retrieval metrics through pytrec_eval, as BEIR computes them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+Run = dict[str, dict[str, float]]
+
+METRIC_KEYS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+
+
+def drop_self_hits(run: Run) -> Run:
+    """Remove hits whose document id equals the query id (ArguAna / Quora protocol)."""
+    return {qid: {did: s for did, s in docs.items() if did != qid} for qid, docs in run.items()}
+
+
+def top_k(run: Run, k: int) -> Run:
+    return {qid: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]) for qid, docs in run.items()}
+
+
+def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Run, per_query: bool = False) -> dict:
+    """nDCG@10, Recall@100, MRR@10 and MAP@100 averaged over the judged queries.
+
+    Queries in the qrels that the run misses count as zero, as in pytrec_eval's BEIR usage
+    (pytrec_eval only scores queries present in the run, so missing ones are added empty).
+
+    >>> evaluate_run({"q": {"d1": 1}}, {"q": {"d1": 2.0, "d2": 1.0}})["ndcg@10"]
+    1.0
+    """
+    import pytrec_eval
+
+    qrels = {q: dict(d) for q, d in qrels.items()}
+    run = {q: dict(run.get(q, {})) for q in qrels}
+    # pytrec_eval drops queries with no hits; a dummy hit that is never relevant keeps them scored.
+    for qid, docs in run.items():
+        if not docs:
+            docs["__embedkit_no_hit__"] = -1e9
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "map_cut.100"})
+    scores = evaluator.evaluate(run)
+    mrr_eval = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"})
+    mrr_scores = mrr_eval.evaluate(top_k(run, 10))
+    table = {
+        "ndcg@10": {q: s["ndcg_cut_10"] for q, s in scores.items()},
+        "recall@100": {q: s["recall_100"] for q, s in scores.items()},
+        "map@100": {q: s["map_cut_100"] for q, s in scores.items()},
+        "mrr@10": {q: s["recip_rank"] for q, s in mrr_scores.items()},
+    }
+    n = len(qrels)
+    result: dict = {key: (sum(table[key].values()) / n if n else 0.0) for key in METRIC_KEYS}
+    if per_query:
+        result["per_query"] = table
+    return result
+
+
+def write_trec_run(run: Run, path, tag: str = "embedkit") -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for qid, docs in run.items():
+            ranked = sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))
+            for rank, (did, score) in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {did} {rank} {score:.6f} {tag}\n")

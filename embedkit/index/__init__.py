@@ -1,0 +1,1 @@
+"""Indexes: sharded resumable encoding, FAISS (dense) and PLAID (ColBERT), with one manifest format."""

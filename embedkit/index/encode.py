@@ -1,0 +1,146 @@
+"""Streamed, sharded, resumable corpus encoding.
+
+The corpus is read in order and encoded shard by shard into ``work_dir/shards``; every finished shard is
+recorded in ``shards.json`` only after its files are complete. A killed run, started again with the same
+settings, skips the recorded shards and continues, so the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedkit.artifacts import read_json, write_json
+from embedkit.data.corpus import Corpus
+from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger(__name__)
+
+# A dense encoder returns (n, dim); a multi-vector one returns n arrays of (tokens_i, dim).
+EncodeFn = Callable[[list[str]], "np.ndarray | list[np.ndarray]"]
+
+
+@dataclass
+class Shard:
+    index: int
+    count: int
+    folder: Path
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.folder / f"emb-{self.index:05d}.npy"
+
+    @property
+    def lengths_path(self) -> Path:
+        return self.folder / f"len-{self.index:05d}.npy"
+
+    @property
+    def docs_path(self) -> Path:
+        return self.folder / f"docs-{self.index:05d}.jsonl"
+
+    def embeddings(self, mmap: bool = True) -> np.ndarray:
+        return np.load(self.embeddings_path, mmap_mode="r" if mmap else None)
+
+    def lengths(self) -> np.ndarray | None:
+        return np.load(self.lengths_path) if self.lengths_path.exists() else None
+
+    def documents(self) -> Iterator[tuple[str, str]]:
+        with open(self.docs_path, encoding="utf-8") as f:
+            for line in f:
+                obj = json.loads(line)
+                yield obj["id"], obj["text"]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_shard(shard: Shard, ids: list[str], texts: list[str], vectors: Any) -> None:
+    if isinstance(vectors, list):
+        lengths = np.array([len(v) for v in vectors], dtype=np.int32)
+        flat = np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, 0), np.float16)
+        _save_npy(shard.lengths_path, lengths)
+        _save_npy(shard.embeddings_path, flat)  # (sum of tokens, dim)
+    else:
+        _save_npy(shard.embeddings_path, np.ascontiguousarray(vectors, dtype=np.float32))  # (n, dim)
+    tmp = shard.docs_path.with_name(shard.docs_path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for doc_id, text in zip(ids, texts):
+            f.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+    os.replace(tmp, shard.docs_path)
+
+
+def count_lines_fast(path: Path) -> int | None:
+    if not path.is_file() or path.suffix != ".jsonl" or path.stat().st_size > (4 << 30):
+        return None
+    count = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            count += chunk.count(b"\n")
+    return count
+
+
+def estimate_size(corpus: Corpus) -> int | None:
+    path = Path(corpus.source)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+    return count_lines_fast(path)
+
+
+def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settings: dict[str, Any],
+                  shard_size: int = 8192, progress: bool = True,
+                  rank: int = 0, world_size: int = 1) -> list[Shard]:
+    """Encode ``corpus`` into shards under ``work_dir/shards``, resuming recorded ones.
+
+    ``settings`` (model fingerprint, kind, lengths...) must equal those of the interrupted run;
+    otherwise resuming would mix embeddings of two models, and the run is refused. With
+    ``world_size > 1`` this process encodes only shards ``i`` with ``i % world_size == rank``.
+    """
+    from tqdm.auto import tqdm
+
+    folder = Path(work_dir) / "shards"
+    folder.mkdir(parents=True, exist_ok=True)
+    state_path = folder / f"shards-rank{rank}.json"
+    state = read_json(state_path) if state_path.exists() else {"settings": settings, "done": {}}
+    if state["settings"] != settings:
+        raise EmbedkitError(f"{work_dir} holds an interrupted run with other settings; delete it or pass --overwrite")
+    done: dict[str, int] = state["done"]
+    if done:
+        logger.info("resuming: %d shards already encoded", len(done))
+    total = estimate_size(corpus)
+    bar = tqdm(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
+    shards: list[Shard] = []
+    for number, (ids, texts) in enumerate(corpus.batches(shard_size)):
+        if number % world_size != rank:
+            continue
+        shard = Shard(number, len(ids), folder)
+        if str(number) not in done:
+            _write_shard(shard, ids, texts, encode(texts))
+            done[str(number)] = len(ids)
+            write_json(state_path, state)
+        shards.append(shard)
+        bar.update(len(ids) * world_size)
+    bar.close()
+    return shards
+
+
+def list_shards(work_dir: str | Path) -> list[Shard]:
+    """All recorded shards of every rank, in corpus order."""
+    folder = Path(work_dir) / "shards"
+    shards = []
+    for state_path in folder.glob("shards-rank*.json"):
+        for number, count in read_json(state_path)["done"].items():
+            shards.append(Shard(int(number), count, folder))
+    return sorted(shards, key=lambda s: s.index)

@@ -1,0 +1,111 @@
+"""Dense indexes with FAISS: exact inner product (default), HNSW, or IVF-PQ, from a factory string."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from embedkit.errors import EmbedkitError
+from embedkit.index.base import DocumentStore, Index, IndexManifest
+from embedkit.index.encode import Shard
+
+logger = logging.getLogger(__name__)
+
+FaissType = Literal["flat", "hnsw", "ivfpq"]
+
+
+@dataclass
+class FaissOptions:
+    index_type: FaissType = "flat"
+    hnsw_m: int = 32
+    ef_search: int = 128
+    nlist: int | None = None        # IVF lists; default 4·sqrt(N), at most N/39 so k-means has data
+    pq_m: int | None = None         # PQ sub-quantisers; default dim/4 rounded to a divisor of dim
+    nprobe: int = 32
+    train_sample: int = 200_000
+
+    def factory(self, dim: int, num_vectors: int) -> str:
+        if self.index_type == "flat":
+            return "Flat"
+        if self.index_type == "hnsw":
+            return f"HNSW{self.hnsw_m}"
+        nlist = self.nlist or max(1, min(int(4 * math.sqrt(num_vectors)), num_vectors // 39 or 1))
+        pq_m = self.pq_m or max(m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 4))
+        if dim % pq_m:
+            raise EmbedkitError(f"--pq-m {pq_m} must divide the embedding size {dim}")
+        return f"IVF{nlist},PQ{pq_m}"
+
+
+def _sample_for_training(shards: list[Shard], limit: int, seed: int = 0) -> np.ndarray:
+    total = sum(s.count for s in shards)
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(total, size=min(limit, total), replace=False))
+    parts, start = [], 0
+    for shard in shards:
+        local = keep[(keep >= start) & (keep < start + shard.count)] - start
+        if len(local):
+            parts.append(np.asarray(shard.embeddings()[local], dtype=np.float32))
+        start += shard.count
+    return np.concatenate(parts)  # (min(limit, total), dim)
+
+
+def build_faiss(shards: list[Shard], dim: int, options: FaissOptions, folder: Path) -> dict:
+    """Fill a FAISS index from encoded shards (training IVF-PQ on a sample) and write ``index.faiss``."""
+    import faiss
+
+    total = sum(s.count for s in shards)
+    factory = options.factory(dim, total)
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        sample = _sample_for_training(shards, options.train_sample)
+        logger.info("training %s on %d vectors", factory, len(sample))
+        index.train(sample)
+    for shard in shards:
+        index.add(np.ascontiguousarray(shard.embeddings(mmap=False), dtype=np.float32))
+    faiss.write_index(index, str(folder / "index.faiss"))
+    return {"factory": factory, "nprobe": options.nprobe, "ef_search": options.ef_search}
+
+
+class FaissIndex(Index):
+    """A dense index: FAISS file + document store + manifest. Search needs the model's query encoder."""
+
+    def __init__(self, folder: str | Path, encoder=None, mmap: bool = False):
+        import faiss
+
+        self.folder = Path(folder)
+        self.manifest = IndexManifest.load(self.folder)
+        if self.manifest.kind != "dense":
+            raise EmbedkitError(f"{folder} is a {self.manifest.kind} index, not a dense (FAISS) one")
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        try:
+            self.faiss = faiss.read_index(str(self.folder / "index.faiss"), flags)
+        except RuntimeError:
+            # Flat and HNSW indexes cannot be memory-mapped; they load whole.
+            self.faiss = faiss.read_index(str(self.folder / "index.faiss"))
+        settings = self.manifest.settings
+        if hasattr(self.faiss, "nprobe"):
+            self.faiss.nprobe = settings.get("nprobe", 32)
+        hnsw = getattr(self.faiss, "hnsw", None)
+        if hnsw is not None:
+            hnsw.efSearch = settings.get("ef_search", 128)
+        self.store = DocumentStore(self.folder)
+        self.encoder = encoder
+
+    def search_vectors(self, vectors: np.ndarray, k: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.faiss.ntotal)
+        scores, positions = [], []
+        for start in range(0, len(vectors), batch):
+            s, p = self.faiss.search(np.ascontiguousarray(vectors[start:start + batch], dtype=np.float32), k)
+            scores.append(s)
+            positions.append(p)
+        return np.concatenate(scores), np.concatenate(positions)  # each (num_queries, k)
+
+    def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.encoder is None:
+            raise EmbedkitError("this index was loaded without a model; pass one to search by text")
+        return self.search_vectors(self.encoder.encode_queries(queries), k)

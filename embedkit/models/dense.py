@@ -1,0 +1,93 @@
+"""Single-vector (DPR-style) models: sentence-transformers, built from a recipe or loaded from a folder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedkit.config import ModelConfig
+from embedkit.models.loading import hub_error, is_sentence_transformers_folder, resolve_model
+
+logger = logging.getLogger(__name__)
+
+
+def build_dense_model(cfg: ModelConfig, device: str | None = None):
+    """A SentenceTransformer for training: an existing ST model as is, or backbone + pooling per recipe."""
+    from sentence_transformers import SentenceTransformer, models
+
+    name = resolve_model(cfg.name)
+    kwargs = {"trust_remote_code": cfg.trust_remote_code}
+    try:
+        if is_sentence_transformers_folder(name):
+            model = SentenceTransformer(name, device=device, **kwargs)
+            model.max_seq_length = cfg.max_seq_length
+        else:
+            backbone = models.Transformer(name, max_seq_length=cfg.max_seq_length,
+                                          model_args=kwargs, tokenizer_args=kwargs, config_args=kwargs)
+            pooling = models.Pooling(backbone.get_word_embedding_dimension(), pooling_mode=cfg.pooling)
+            modules = [backbone, pooling] + ([models.Normalize()] if cfg.similarity == "cosine" else [])
+            model = SentenceTransformer(modules=modules, device=device)
+    except OSError as exc:
+        raise hub_error(cfg.name, exc) from None
+    model.similarity_fn_name = cfg.similarity
+    prompts = {k: v for k, v in (("query", cfg.query_prompt), ("document", cfg.document_prompt)) if v}
+    if prompts:
+        model.prompts = {**model.prompts, **prompts}
+    return model
+
+
+def load_dense_model(name: str, device: str | None = None, trust_remote_code: bool = False):
+    """Load a model for encoding; a raw backbone gets mean pooling (sentence-transformers' default)."""
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model(name)
+    try:
+        return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise hub_error(name, exc) from None
+
+
+@dataclass
+class DenseEncoder:
+    """Encodes queries and documents with the model's own prompts and similarity.
+
+    Cosine models are L2-normalised so that inner product (FAISS ``METRIC_INNER_PRODUCT``) is the score.
+    """
+
+    model: object
+    batch_size: int = 64
+    show_progress: bool = False
+    unpadded: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.normalize = getattr(self.model, "similarity_fn_name", None) in (None, "cosine")
+        self._packed = False
+        if self.unpadded != "off":
+            try:
+                from embedkit.models.modernbert_unpadded import enable_unpadded
+            except ImportError:
+                enable_unpadded = None
+            if enable_unpadded is not None:
+                self._packed = enable_unpadded(self.model, mode=self.unpadded)
+        if self._packed:
+            logger.info("using the packed (unpadded) ModernBERT forward")
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
+        if prompt_name not in getattr(self.model, "prompts", {}):
+            prompt_name = None
+        emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
+                                convert_to_numpy=True, normalize_embeddings=self.normalize,
+                                show_progress_bar=self.show_progress)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, "query")
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, "document")

@@ -1,0 +1,32 @@
+"""Resolve a model argument (local folder or hub id) with errors that say what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embedkit.data.corpus import looks_like_hub_id
+from embedkit.errors import EmbedkitError
+
+MODEL_FILES = ("config.json", "modules.json", "config_sentence_transformers.json")
+
+
+def resolve_model(name: str) -> str:
+    """Return a local folder or a hub id; refuse paths that do not hold a model."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not any((path / f).is_file() for f in MODEL_FILES):
+            raise EmbedkitError(f"{name} is not a model folder (no config.json or modules.json inside)")
+        return str(path)
+    if looks_like_hub_id(name):
+        return name
+    raise EmbedkitError(f"model not found: {name} (not a local folder, nor an owner/name hub id)")
+
+
+def is_sentence_transformers_folder(name: str) -> bool:
+    return (Path(name) / "modules.json").is_file()
+
+
+def hub_error(name: str, exc: Exception) -> EmbedkitError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return EmbedkitError(f"could not load model {name!r}: {first}. If it is a hub id, this machine may be offline: "
+                         "download it where you have internet and pass the local folder.")

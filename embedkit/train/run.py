@@ -1,0 +1,88 @@
+"""One entry point for training any kind: output folder, resume, evaluation, model card, manifest."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from embedkit.artifacts import partial_path, publish_dir, versions, write_json
+from embedkit.config import Recipe
+from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger(__name__)
+
+TRAINERS = {"dense": "embedkit.train.dense:train_dense", "colbert": "embedkit.train.colbert:train_colbert"}
+MANIFEST = "embedkit.json"
+
+
+def _trainer(kind: str):
+    module, attr = TRAINERS[kind].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _losses(history: list[dict]) -> list[float]:
+    return [float(h["loss"]) for h in history if "loss" in h]
+
+
+def _card_section(recipe: Recipe, metrics: dict[str, dict], history: list[dict]) -> str:
+    lines = ["", "## Trained with embedkit", "", f"Kind: `{recipe.kind}`. Recipe (resolved):", "", "```yaml",
+             recipe.to_yaml().rstrip(), "```", ""]
+    losses = _losses(history)
+    if losses:
+        lines += [f"Training loss: first logged {losses[0]:.4f}, last logged {losses[-1]:.4f}.", ""]
+    if metrics:
+        lines += ["| data | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |", "|---|---|---|---|---|"]
+        for name, m in metrics.items():
+            lines.append(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | {m['mrr@10']:.4f} | "
+                         f"{m['map@100']:.4f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def evaluate_model(recipe: Recipe, folder: Path) -> dict[str, dict]:
+    """Score the trained model on each ``eval.data`` folder (no index cache: the model is new)."""
+    from embedkit.evaluate.runner import EvalOptions, evaluate
+
+    metrics = {}
+    for data in recipe.eval.data:
+        result = evaluate(str(folder), data, EvalOptions(kind=recipe.kind, split=recipe.eval.split,
+                                                        batch_size=recipe.eval.batch_size, use_cache=False))
+        metrics[data] = {k: result[k] for k in ("ndcg@10", "recall@100", "mrr@10", "map@100")}
+        logger.info("%s: nDCG@10 %.4f", data, metrics[data]["ndcg@10"])
+    return metrics
+
+
+def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = False) -> Path:
+    """Train per ``recipe`` and publish the model folder at ``recipe.output_dir``.
+
+    Everything is written in ``<output_dir>.partial`` and renamed when done; a killed run leaves
+    its checkpoints there, and the same command resumes from the last one.
+    """
+    final = Path(recipe.output_dir)
+    if final.exists() and not overwrite:
+        raise EmbedkitError(f"output_dir {final} already holds a model; pass --overwrite to replace it")
+    work = partial_path(final)
+    previous = work / "recipe.yaml"
+    if work.exists() and previous.is_file() and previous.read_text(encoding="utf-8") != recipe.to_yaml():
+        if not overwrite:
+            raise EmbedkitError(f"{work} holds an interrupted run of a different recipe; pass --overwrite to discard it")
+        shutil.rmtree(work)
+    start = time.time()
+    with publish_dir(final, overwrite=overwrite) as work:
+        (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        _model, history = _trainer(recipe.kind)(recipe, work)
+        write_json(work / "train_log.json", history)
+        metrics = evaluate_model(recipe, work) if recipe.eval.data else {}
+        write_json(work / "metrics.json", metrics)
+        card = work / "README.md"
+        existing = card.read_text(encoding="utf-8") if card.exists() else f"# {final.name}\n"
+        card.write_text(existing + _card_section(recipe, metrics, history), encoding="utf-8")
+        write_json(work / MANIFEST, {"kind": recipe.kind, "recipe": recipe.to_dict(), "metrics": metrics,
+                                     "train_seconds": round(time.time() - start, 1), "versions": versions()})
+        if not keep_checkpoints:
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    return final
