@@ -1,0 +1,158 @@
+"""`embedkit report`: results JSON → markdown beside the paper's Table 1, and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from embedkit.errors import EmbedkitError
+from embedkit.evaluate.benchmarks import BEIR_15, CQADUPSTACK_FORUMS
+from embedkit.evaluate.report import PAPER_TABLE_1, load_results, render_markdown, write_chart, write_report
+
+
+def _result(folder: Path, stem: str, **fields) -> Path:
+    """One file as `embedkit eval` writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"recall@100": 0.8, "mrr@10": 0.4, "map@100": 0.35, "split": "test", "num_queries": 10,
+            "num_documents": 100, "max_length": 512, "long_documents": "truncate",
+            "per_query": {"ndcg@10": {"q1": 0.5}}, "seconds": {"encode": 1.0, "search": 0.1},
+            "embedkit_version": "0.1.0", **fields}
+    path = folder / f"{stem}.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def results_dirs(tmp_path) -> list[Path]:
+    dpr = tmp_path / "dpr"
+    model = {"model": "runs/mb-dpr", "kind": "dense"}
+    _result(dpr, "scifact", **model, dataset="beir/scifact", **{"ndcg@10": 0.702})
+    _result(dpr, "nfcorpus", **model, dataset="beir/nfcorpus", **{"ndcg@10": 0.331})
+    _result(dpr, "mldr", **model, dataset="mldr", max_length=8192, **{"ndcg@10": 0.2512})
+    _result(dpr, "mldr-chunks", **model, dataset="mldr", long_documents="chunk-maxpool", **{"ndcg@10": 0.3107})
+    _result(dpr, "csn-python", **model, dataset="csn/python", **{"ndcg@10": 0.5})
+    for forum in CQADUPSTACK_FORUMS[:3]:
+        _result(dpr / "cqadupstack", forum, **model, dataset=f"beir/cqadupstack/{forum}", **{"ndcg@10": 0.4})
+    colbert = tmp_path / "colbert-run"  # no "model" key: the folder names the model
+    for name in BEIR_15[:-1]:
+        _result(colbert, name.replace("/", "_"), kind="colbert", dataset=name, **{"ndcg@10": 0.5})
+    for forum in CQADUPSTACK_FORUMS:
+        _result(colbert, f"cqa-{forum}", kind="colbert", dataset=f"beir/cqadupstack/{forum}", **{"ndcg@10": 0.44})
+    _result(colbert, "sqa", kind="colbert", dataset="coir/stackoverflow-qa", **{"ndcg@10": 0.7})
+    (colbert / "embedkit-index.json").write_text(json.dumps({"kind": "colbert"}))  # not a result: skipped
+    return [dpr, colbert]
+
+
+EXPECTED = """\
+# Retrieval results
+
+nDCG@10 ×100. Paper rows: ModernBERT paper (arXiv 2412.13663), Table 1. BEIR is the mean of 15 sets with \
+CQADupStack first averaged over its 12 forums; CSN is the mean of CodeSearchNet's 6 languages (CoIR); SQA is CoIR \
+StackOverflow-QA. `(k/n)` marks a mean over k of the n sets, not comparable with the paper. *long docs*: how \
+documents longer than max_length were handled (`truncate`, or `chunk-maxpool`: split into chunks, a document scores \
+as its best chunk).
+
+| model | kind | long docs | DPR BEIR | DPR MLDR-OOD | DPR MLDR-ID | ColBERT BEIR | ColBERT MLDR-OOD | CSN | SQA |
+|---|---|---|---|---|---|---|---|---|---|
+| ModernBERT-base (paper) | paper | — | 41.6 | 27.4 | 44.0 | 51.3 | 80.2 | 56.4 | 73.6 |
+| ModernBERT-large (paper) | paper | — | 44.0 | 34.3 | 48.6 | 52.4 | 80.4 | 59.5 | 83.9 |
+| BERT-base (paper) | paper | — | 38.9 | 23.9 | 32.2 | 49.0 | 28.1 | 41.2 | 59.5 |
+| GTE-en-MLM-base (paper) | paper | — | 41.4 | 34.3 | 44.4 | 48.2 | 69.3 | 44.9 | 71.4 |
+| colbert-run | colbert | truncate | — | — | — | 49.6 | — | — | 70.0 |
+| runs/mb-dpr | dense | truncate | 51.6 (2/15) | 25.1 | — | — | — | 50.0 (1/6) | — |
+| runs/mb-dpr | dense | chunk-maxpool | — | 31.1 | — | — | — | — | — |
+
+## Per dataset
+
+| dataset | colbert-run · colbert · truncate | runs/mb-dpr · dense · truncate | runs/mb-dpr · dense · chunk-maxpool |
+|---|---|---|---|
+| beir/nfcorpus | 50.0 | 33.1 | — |
+| beir/scifact | 50.0 | 70.2 | — |
+| beir/trec-covid | 50.0 | — | — |
+| beir/fiqa | 50.0 | — | — |
+| beir/arguana | 50.0 | — | — |
+| beir/climate-fever | 50.0 | — | — |
+| beir/dbpedia-entity | 50.0 | — | — |
+| beir/fever | 50.0 | — | — |
+| beir/hotpotqa | 50.0 | — | — |
+| beir/msmarco | 50.0 | — | — |
+| beir/nq | 50.0 | — | — |
+| beir/quora | 50.0 | — | — |
+| beir/scidocs | 50.0 | — | — |
+| beir/webis-touche2020 | 50.0 | — | — |
+| beir/cqadupstack | 44.0 | 40.0 (3/12) | — |
+| mldr | — | 25.1 | 31.1 |
+| csn/python | — | 50.0 | — |
+| coir/stackoverflow-qa | 70.0 | — | — |
+"""
+
+
+def test_markdown_snapshot(results_dirs):
+    assert render_markdown(load_results(results_dirs)) == EXPECTED
+
+
+def test_paper_figures_are_table_1():
+    assert PAPER_TABLE_1["ModernBERT-base"] == {"DPR BEIR": 41.6, "DPR MLDR-OOD": 27.4, "DPR MLDR-ID": 44.0,
+                                                "ColBERT BEIR": 51.3, "ColBERT MLDR-OOD": 80.2, "CSN": 56.4,
+                                                "SQA": 73.6}
+    assert set(PAPER_TABLE_1) == {"ModernBERT-base", "ModernBERT-large", "BERT-base", "GTE-en-MLM-base"}
+
+
+def test_load_results_reads_dirs_and_files(results_dirs, tmp_path):
+    results = load_results(results_dirs)
+    assert len(results) == 8 + 14 + 12 + 1
+    assert {r["model"] for r in results} == {"runs/mb-dpr", "colbert-run"}
+    assert all(Path(r["_file"]).suffix == ".json" for r in results)
+    single = load_results([results_dirs[0] / "scifact.json"])
+    assert [(r["dataset"], r["model"], r["ndcg@10"]) for r in single] == [("beir/scifact", "runs/mb-dpr", 0.702)]
+
+
+def test_later_duplicate_wins_with_a_warning(tmp_path, caplog):
+    _result(tmp_path / "a", "one", model="m", kind="dense", dataset="beir/scifact", **{"ndcg@10": 0.1})
+    _result(tmp_path / "b", "two", model="m", kind="dense", dataset="beir/scifact", **{"ndcg@10": 0.2})
+    with caplog.at_level(logging.WARNING):
+        results = load_results([tmp_path / "a", tmp_path / "b"])
+    assert [r["ndcg@10"] for r in results] == [0.2] and "repeats" in caplog.text
+
+
+def test_bad_results_name_the_file_and_key(tmp_path):
+    bad = _result(tmp_path / "r", "x", model="m", dataset="beir/scifact")
+    with pytest.raises(EmbedkitError, match=r"x\.json: key 'ndcg@10' must be a number"):
+        load_results([tmp_path / "r"])
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(EmbedkitError, match=r"x\.json: not valid JSON"):
+        load_results([bad])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "manifest.json").write_text("{}")
+    with pytest.raises(EmbedkitError, match="no results JSON"):
+        load_results([tmp_path / "empty"])
+    with pytest.raises(EmbedkitError, match="results path not found"):
+        load_results([tmp_path / "missing"])
+
+
+def test_mldr_in_domain_goes_to_its_column(tmp_path):
+    _result(tmp_path / "id", "mldr", model="mb-mldr", kind="dense", dataset="mldr", mldr_setting="id",
+            **{"ndcg@10": 0.44})
+    _result(tmp_path / "id", "mldr-colbert", model="cb-mldr", kind="colbert", dataset="mldr", mldr_setting="id",
+            **{"ndcg@10": 0.5})
+    markdown = render_markdown(load_results([tmp_path / "id"]))
+    header = next(line for line in markdown.splitlines() if line.startswith("| model |"))
+    assert "ColBERT MLDR-ID" in header  # the paper has none; added because a result needs it
+    row = next(line for line in markdown.splitlines() if line.startswith("| mb-mldr |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[header.strip("|").split("|").index(" DPR MLDR-ID ")] == "44.0"
+    assert "| mldr (MLDR-ID) |" in markdown
+
+
+def test_chart_and_report_files(results_dirs, tmp_path):
+    png = write_chart(load_results(results_dirs), tmp_path / "chart" / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md_path, png_path = write_report(results_dirs, tmp_path / "out")
+    assert md_path == tmp_path / "out" / "report.md" and png_path == tmp_path / "out" / "report.png"
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = md_path.read_text(encoding="utf-8")
+    assert text.startswith(EXPECTED) and "![nDCG@10 chart](report.png)" in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "report.png"]
