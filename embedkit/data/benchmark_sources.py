@@ -86,7 +86,8 @@ def materialize(entry: Benchmark, cache_dir: str | Path | None = None) -> Path:
     """The local BEIR folder of one benchmark, downloading and converting it on first use.
 
     Returns ``<cache_dir>/<entry.name>`` holding ``corpus.jsonl``, ``queries.jsonl`` and
-    ``qrels/<entry.split>.tsv``. Aggregates (``beir/cqadupstack``) have no single folder: use
+    ``qrels/<entry.split>.tsv``; ``cache_dir`` defaults to :func:`default_cache_dir` (which
+    follows ``EMBEDKIT_CACHE``). A folder already there is returned as is. Aggregates (``beir/cqadupstack``) have no single folder: use
     :func:`materialize_all`. Raises :class:`EmbedkitError` quickly when the data is neither cached
     nor reachable, naming the benchmark and how to pass a local folder instead.
     """
