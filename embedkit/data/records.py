@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from embedkit.errors import EmbedkitError
 
 
-def _open_text(path: Path) -> IO[str]:
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line, decoded one line at a time so a bad byte names its own line
+    (a text wrapper decodes 8 KiB chunks ahead and would blame an earlier line)."""
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as raw:
+        for lineno, data in enumerate(raw, start=1):
+            try:
+                yield lineno, data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EmbedkitError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start} "
+                                    "of the line)") from None
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -23,25 +29,16 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise EmbedkitError(f"file not found: {path}")
-    with _open_text(path) as handle:
-        lineno = 0
-        while True:
-            lineno += 1
-            try:
-                line = handle.readline()
-            except UnicodeDecodeError as exc:
-                raise EmbedkitError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if not line:
-                return
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EmbedkitError(f"{path}:{lineno}: malformed JSON ({exc.msg}, column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise EmbedkitError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, line in _iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EmbedkitError(f"{path}:{lineno}: malformed JSON ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise EmbedkitError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def iter_tsv(path: str | Path) -> Iterator[tuple[int, list[str]]]:
@@ -49,14 +46,11 @@ def iter_tsv(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     path = Path(path)
     if not path.is_file():
         raise EmbedkitError(f"file not found: {path}")
-    with _open_text(path) as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        try:
-            for row in reader:
-                if row and any(cell.strip() for cell in row):
-                    yield reader.line_num, row
-        except UnicodeDecodeError as exc:
-            raise EmbedkitError(f"{path}:{reader.line_num + 1}: not valid UTF-8 ({exc.reason})") from None
+    # QUOTE_NONE: one record per line, so reader.line_num is the file's line number
+    reader = csv.reader((line for _, line in _iter_lines(path)), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for row in reader:
+        if row and any(cell.strip() for cell in row):
+            yield reader.line_num, row
 
 
 def require_fields(obj: dict[str, Any], where: str, options: dict[str, tuple[str, ...]]) -> dict[str, Any]:

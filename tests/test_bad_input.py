@@ -1,0 +1,250 @@
+"""The bad-input table: each mistake a user can make gets one clear message and exit code 2 from the CLI,
+with nothing half-written where the output would go."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from conftest import write_beir
+from embedkit.cli import main
+
+DOCS = [("d1", "def add(a, b): return a + b"), ("d2", "def sub(a, b): return a - b"),
+        ("d3", "def mul(a, b): return a * b")]
+QUERIES = [("q1", "add two numbers"), ("q2", "subtract numbers")]
+QRELS = [("q1", "d1", 1), ("q2", "d2", 1)]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def write_lines(path: Path, lines: list[str | bytes]) -> Path:
+    with open(path, "wb") as f:
+        for line in lines:
+            f.write((line.encode("utf-8") if isinstance(line, str) else line) + b"\n")
+    return path
+
+
+def doc(doc_id: str, text: str) -> str:
+    return json.dumps({"_id": doc_id, "text": text})
+
+
+def index_cli(capsys, model, corpus: Path, index_dir: Path, *extra) -> tuple[int, str]:
+    return run_cli(capsys, "index", "--model", model, "--corpus", corpus, "--index-dir", index_dir,
+                   "--batch-size", 8, *extra)
+
+
+def assert_refused(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    # progress bars share stderr; the message itself is one line
+    messages = [line for line in err.replace("\r", "\n").splitlines() if "embedkit: error: " in line]
+    assert len(messages) == 1, err
+    for needle in needles:
+        assert needle in messages[0], err
+
+
+# --- corpora ---------------------------------------------------------------------------------------
+
+def test_malformed_jsonl_names_file_and_line(tmp_path, capsys, tiny_modernbert):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one"), doc("d2", "two"), '{"_id": "d3", "text": '])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert_refused(code, err, f"{corpus}:3", "malformed JSON")
+    assert not (tmp_path / "index").exists()
+
+
+def test_missing_field_names_file_line_and_fields(tmp_path, capsys, tiny_modernbert):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one"), json.dumps({"_id": "d2", "body_text": "x"})])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert_refused(code, err, f"{corpus}:2", "missing field", "'text'", "body_text")
+    assert not (tmp_path / "index").exists()
+
+
+def test_duplicate_document_id(tmp_path, capsys, tiny_modernbert):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one"), doc("d2", "two"), doc("d1", "again")])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert_refused(code, err, f"{corpus}:3", "duplicate document id 'd1'")
+    assert not (tmp_path / "index").exists()
+
+
+def test_empty_documents_are_skipped_with_a_count(tmp_path, capsys, caplog, tiny_modernbert):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one"), doc("d2", "   "), doc("d3", "three"),
+                                                     json.dumps({"_id": "d4", "title": "", "text": ""})])
+    with caplog.at_level(logging.WARNING):
+        code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert code == 0, err
+    assert any("skipped 2 empty documents" in r.getMessage() for r in caplog.records), caplog.text
+    manifest = json.loads((tmp_path / "index" / "embedkit-index.json").read_text())
+    assert manifest["num_documents"] == 2
+
+
+def test_corpus_of_only_empty_documents_is_refused(tmp_path, capsys, tiny_modernbert):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", ""), doc("d2", " ")])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert_refused(code, err, str(corpus), "no non-empty documents")
+    assert not (tmp_path / "index").exists()
+
+
+def test_non_utf8_bytes_name_file_and_line(tmp_path, capsys, tiny_modernbert):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one"), b'{"_id": "d2", "text": "caf\xe9"}'])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert_refused(code, err, f"{corpus}:2", "not valid UTF-8")
+    assert not (tmp_path / "index").exists()
+
+
+def test_non_utf8_bytes_in_qrels(tmp_path, capsys):
+    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
+    write_lines(data / "qrels" / "test.tsv", ["query-id\tcorpus-id\tscore", "q1\td1\t1", b"q2\td\xff2\t1"])
+    code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data)
+    assert_refused(code, err, "test.tsv:3", "not valid UTF-8")
+
+
+# --- queries and qrels (through `embedkit eval`, with BM25 so no model is loaded) -------------------------
+
+def test_empty_query_is_refused(tmp_path, capsys):
+    data = write_beir(tmp_path / "data", DOCS, [("q1", "add two numbers"), ("q2", "  ")], QRELS)
+    output = tmp_path / "results.json"
+    code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
+    assert_refused(code, err, "queries.jsonl", "empty text", "'q2'")
+    assert not output.exists()
+
+
+def test_qrels_naming_unknown_query_ids(tmp_path, capsys):
+    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q9", "d1", 1)])
+    code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data)
+    assert_refused(code, err, "test.tsv", "query ids are not in queries.jsonl", "'q9'")
+
+
+def test_qrels_naming_unknown_document_ids(tmp_path, capsys):
+    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q1", "d404", 1)])
+    output = tmp_path / "results.json"
+    code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
+    assert_refused(code, err, "test.tsv", "document ids are not in the corpus", "'d404'")
+    assert not output.exists()
+
+
+def test_malformed_queries_jsonl(tmp_path, capsys):
+    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
+    write_lines(data / "queries.jsonl", [json.dumps({"_id": "q1", "text": "x"}), json.dumps({"_id": "q2"})])
+    code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data)
+    assert_refused(code, err, "queries.jsonl:2", "missing field")
+
+
+# --- recipes --------------------------------------------------------------------------------------------
+
+def test_recipe_typo_names_the_key(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("kind: dense\ntrainng:\n  learning_rate: 1e-4\n", encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe, "--dry-run")
+    assert_refused(code, err, "trainng")
+
+
+def test_recipe_nested_typo_names_the_key(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("kind: dense\ntraining:\n  learnig_rate: 1e-4\n", encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe, "--dry-run")
+    assert_refused(code, err, "learnig_rate")
+
+
+def test_recipe_wrong_type_names_the_key(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("kind: dense\ntraining:\n  batch_size: many\n", encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe, "--dry-run")
+    assert_refused(code, err, "training.batch_size", "'many'")
+
+
+def test_set_override_wrong_type(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("kind: dense\n", encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe, "--dry-run", "--set", "training.bf16=maybe")
+    assert_refused(code, err, "training.bf16")
+
+
+def test_recipe_not_yaml(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("kind: dense\ntraining: [unclosed\n", encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe, "--dry-run")
+    assert_refused(code, err, str(recipe), "not valid YAML")
+
+
+# --- models and indexes -------------------------------------------------------------------------------
+
+def test_model_folder_that_is_not_one(tmp_path, capsys):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "notes.txt").write_text("hello")
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one")])
+    code, err = index_cli(capsys, not_a_model, corpus, tmp_path / "index")
+    assert_refused(code, err, str(not_a_model), "not a model folder")
+    assert not (tmp_path / "index").exists() and not (tmp_path / "index.partial").exists()
+
+
+@pytest.fixture()
+def tiny_index(tmp_path, capsys, tiny_modernbert) -> Path:
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc(i, t) for i, t in DOCS])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert code == 0, err
+    return tmp_path / "index"
+
+
+def test_search_with_another_model_is_refused(tmp_path, capsys, tiny_index, minilm_path):
+    code, err = run_cli(capsys, "search", "--index-dir", tiny_index, "--model", minilm_path, "add numbers")
+    assert_refused(code, err, str(tiny_index), "different model", "Rebuild")
+
+
+def test_search_a_folder_that_is_not_an_index(tmp_path, capsys, tiny_modernbert):
+    code, err = run_cli(capsys, "search", "--index-dir", tiny_modernbert, "add numbers")
+    assert_refused(code, err, "is not an embedkit index")
+
+
+def test_search_an_index_of_an_unknown_kind(tmp_path, capsys, tiny_index):
+    manifest = json.loads((tiny_index / "embedkit-index.json").read_text())
+    (tiny_index / "embedkit-index.json").write_text(json.dumps(manifest | {"kind": "sparse"}))
+    code, err = run_cli(capsys, "search", "--index-dir", tiny_index, "add numbers")
+    assert_refused(code, err, "unknown index kind 'sparse'")
+
+
+def test_faiss_index_refuses_another_kind(tiny_index):
+    from embedkit.errors import EmbedkitError
+    from embedkit.index.faiss_index import FaissIndex
+
+    manifest = json.loads((tiny_index / "embedkit-index.json").read_text())
+    (tiny_index / "embedkit-index.json").write_text(json.dumps(manifest | {"kind": "colbert"}))
+    with pytest.raises(EmbedkitError, match="is a colbert index, not a dense"):
+        FaissIndex(tiny_index)
+
+
+# --- output folders that already hold something -------------------------------------------------------
+
+def test_index_into_existing_folder_needs_overwrite(tmp_path, capsys, tiny_index, tiny_modernbert):
+    before = {p.name: p.read_bytes() for p in tiny_index.iterdir()}
+    corpus = write_lines(tmp_path / "other.jsonl", [doc("x1", "something else")])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tiny_index)
+    assert_refused(code, err, str(tiny_index), "already exists", "--overwrite")
+    assert {p.name: p.read_bytes() for p in tiny_index.iterdir()} == before
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tiny_index, "--overwrite")
+    assert code == 0, err
+    assert json.loads((tiny_index / "doc_ids.json").read_text()) == ["x1"]
+
+
+def test_train_into_existing_folder_needs_overwrite(tmp_path, capsys):
+    output = tmp_path / "model"
+    output.mkdir()
+    (output / "config.json").write_text("{}")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"kind: dense\noutput_dir: {output}\ndata:\n  train: {tmp_path / 'missing.jsonl'}\n",
+                      encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe)
+    assert_refused(code, err, str(output), "--overwrite")
+    assert [p.name for p in output.iterdir()] == ["config.json"]
+    assert not (tmp_path / "model.partial").exists()
