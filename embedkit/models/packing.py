@@ -1,0 +1,264 @@
+"""Packing helpers: padded batch <-> packed tokens, cu_seqlens, token-budget batches, per-sequence pooling.
+
+A packed batch holds ``n`` sequences back to back in one ``(total_tokens, ...)`` tensor, described by
+``cu_seqlens`` (int32, ``(n + 1,)``, ``cu_seqlens[i]:cu_seqlens[i + 1]`` is sequence ``i``) and
+``max_seqlen`` (the longest sequence, a Python int), the layout flash-attention's varlen kernels take.
+
+:func:`varlen_attention` is bidirectional attention inside each packed sequence, with an optional
+symmetric sliding window. Backends, picked per call with ``backend="auto"``:
+
+- ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA, fp16/bf16);
+- ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA, fp16/bf16);
+- ``sdpa``: everywhere else (CPU, fp32). Pads q/k/v to ``(n, max_seqlen)`` for the attention product only
+  and masks keys outside the sequence or the window, so it has the same semantics as the kernels.
+
+Window semantics match HF ModernBERT: a query at position ``i`` sees keys ``j`` of its own sequence with
+``|i - j| <= window`` (``window = local_attention // 2``), i.e. flash ``window_size=(window, window)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "flash_attn", "varlen", "sdpa"]
+
+
+def cu_seqlens_from_lengths(lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(cu_seqlens, max_seqlen)`` for sequences of the given lengths.
+
+    >>> cu_seqlens_from_lengths(torch.tensor([3, 1, 2]))
+    (tensor([0, 3, 4, 6], dtype=torch.int32), 3)
+    """
+    cu_seqlens = F.pad(torch.cumsum(lengths, dim=0, dtype=torch.int32), (1, 0))  # (n + 1,)
+    return cu_seqlens, int(lengths.max()) if lengths.numel() else 0
+
+
+def unpad(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Where the real tokens of a padded batch are.
+
+    Args:
+        attention_mask: ``(batch, seq_len)``, 1 for real tokens. Left or right padding both work,
+            as long as each row's real tokens are contiguous.
+
+    Returns:
+        ``indices`` (``(total_tokens,)``, positions in the flattened ``(batch * seq_len,)`` batch),
+        ``cu_seqlens`` (``(batch + 1,)`` int32) and ``max_seqlen``.
+
+    >>> unpad(torch.tensor([[1, 1, 0], [1, 1, 1]]))
+    (tensor([0, 1, 3, 4, 5]), tensor([0, 2, 5], dtype=torch.int32), 3)
+    """
+    mask = attention_mask.bool()
+    indices = torch.nonzero(mask.flatten(), as_tuple=False).flatten()  # (total_tokens,)
+    cu_seqlens, max_seqlen = cu_seqlens_from_lengths(mask.sum(dim=1))
+    return indices, cu_seqlens, max_seqlen
+
+
+def repad(packed: torch.Tensor, indices: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
+    """Scatter packed rows back into a zero-padded ``(batch, seq_len, ...)`` tensor (differentiable).
+
+    >>> repad(torch.tensor([[1.], [2.], [3.]]), torch.tensor([0, 2, 3]), 2, 2).squeeze(-1)
+    tensor([[1., 0.],
+            [2., 3.]])
+    """
+    out = packed.new_zeros((batch * seq_len, *packed.shape[1:]))
+    out = out.index_copy(0, indices, packed)  # (batch * seq_len, ...)
+    return out.view(batch, seq_len, *packed.shape[1:])  # (batch, seq_len, ...)
+
+
+def sequence_ids(cu_seqlens: torch.Tensor, total_tokens: int) -> torch.Tensor:
+    """The sequence index of every packed token, ``(total_tokens,)`` int64.
+
+    >>> sequence_ids(torch.tensor([0, 2, 5], dtype=torch.int32), 5)
+    tensor([0, 0, 1, 1, 1])
+    """
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()
+    return torch.repeat_interleave(torch.arange(lengths.numel(), device=cu_seqlens.device), lengths,
+                                   output_size=total_tokens)
+
+
+def positions(cu_seqlens: torch.Tensor, total_tokens: int) -> torch.Tensor:
+    """Position of every packed token inside its own sequence (restarts at 0), ``(total_tokens,)`` int64.
+
+    >>> positions(torch.tensor([0, 2, 5], dtype=torch.int32), 5)
+    tensor([0, 1, 0, 1, 2])
+    """
+    starts = cu_seqlens[:-1].long()[sequence_ids(cu_seqlens, total_tokens)]  # (total_tokens,)
+    return torch.arange(total_tokens, device=cu_seqlens.device) - starts
+
+
+def pack_by_token_budget(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Group sequence indices, longest first, into batches of at most ``max_tokens`` real tokens.
+
+    A sequence longer than the budget gets a batch of its own. Every index appears exactly once.
+
+    >>> pack_by_token_budget([5, 2, 9, 3], max_tokens=10)
+    [[2], [0, 3, 1]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i in order:
+        if current and used + lengths[i] > max_tokens:
+            batches.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += lengths[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, mode: Literal["mean", "cls"]) -> torch.Tensor:
+    """One vector per packed sequence: the mean of its tokens or its first token.
+
+    Args:
+        hidden: ``(total_tokens, dim)``.
+        cu_seqlens: ``(n + 1,)``.
+
+    Returns:
+        ``(n, dim)``.
+
+    >>> pool_packed(torch.tensor([[1.], [3.], [5.]]), torch.tensor([0, 2, 3], dtype=torch.int32), "mean")
+    tensor([[2.],
+            [5.]])
+    """
+    if mode == "cls":
+        return hidden[cu_seqlens[:-1].long()]  # (n, dim)
+    if mode != "mean":
+        raise ValueError(f"pooling must be 'mean' or 'cls', got {mode!r}")
+    n = cu_seqlens.numel() - 1
+    seq = sequence_ids(cu_seqlens, hidden.shape[0])
+    sums = hidden.new_zeros((n, hidden.shape[1])).index_add_(0, seq, hidden)  # (n, dim)
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).clamp(min=1).to(hidden.dtype)  # (n,)
+    return sums / lengths[:, None]
+
+
+@functools.cache
+def flash_attn_available() -> bool:
+    """True when ``flash_attn`` imports (a wheel built against another torch fails at import, not at find_spec)."""
+    try:
+        from flash_attn import flash_attn_varlen_func  # noqa: F401
+    except Exception:  # ImportError, or OSError/RuntimeError from a mismatched binary
+        return False
+    return True
+
+
+@functools.cache
+def torch_varlen_available() -> bool:
+    return importlib.util.find_spec("torch.nn.attention.varlen") is not None
+
+
+def pick_backend(q: torch.Tensor, backend: Backend = "auto") -> Backend:
+    """The backend a call with this query tensor would use."""
+    if backend != "auto":
+        return backend
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        if flash_attn_available():
+            return "flash_attn"
+        if torch_varlen_available():
+            return "varlen"
+    return "sdpa"
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    logger.warning(message)
+
+
+class PackedLayout:
+    """What the SDPA fallback needs to pad a packed batch, computed once per forward and shared by all layers."""
+
+    def __init__(self, cu_seqlens: torch.Tensor, max_seqlen: int, total_tokens: int):
+        self.cu_seqlens, self.max_seqlen = cu_seqlens, max_seqlen
+        self.n = cu_seqlens.numel() - 1
+        self._flat: torch.Tensor | None = None
+        self._masks: dict[int | None, torch.Tensor] = {}
+        self.total_tokens = total_tokens
+
+    @property
+    def flat_index(self) -> torch.Tensor:
+        """Where each packed token lands in the flattened ``(n * max_seqlen,)`` padded batch."""
+        if self._flat is None:
+            seq = sequence_ids(self.cu_seqlens, self.total_tokens)
+            self._flat = seq * self.max_seqlen + positions(self.cu_seqlens, self.total_tokens)  # (total_tokens,)
+        return self._flat
+
+    def mask(self, window: int | None) -> torch.Tensor:
+        """Boolean ``(n, 1, L, L)``: True where query ``i`` may attend key ``j``."""
+        if window not in self._masks:
+            device, L = self.cu_seqlens.device, self.max_seqlen
+            lengths = (self.cu_seqlens[1:] - self.cu_seqlens[:-1]).long()  # (n,)
+            pos = torch.arange(L, device=device)
+            valid = pos[None, :] < lengths[:, None]  # (n, L)
+            allowed = valid[:, None, :].expand(self.n, L, L)  # (n, L_q, L_k): keys of the sequence
+            if window is not None:
+                allowed = allowed & ((pos[:, None] - pos[None, :]).abs() <= window)[None]
+            # Padding queries see everything, so no softmax row is empty (no NaNs in backward); dropped later.
+            allowed = allowed | ~valid[:, :, None]
+            self._masks[window] = allowed[:, None]  # (n, 1, L, L)
+        return self._masks[window]
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayout, window: int | None,
+          dropout_p: float, scale: float | None) -> torch.Tensor:
+    n, L = layout.n, layout.max_seqlen
+    flat = layout.flat_index
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        padded = x.new_zeros((n * L, *x.shape[1:])).index_copy(0, flat, x)  # (n * L, H, D)
+        return padded.view(n, L, *x.shape[1:]).transpose(1, 2)  # (n, H, L, D)
+
+    out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=layout.mask(window),
+                                         dropout_p=dropout_p, scale=scale)  # (n, H, L, D)
+    out = out.transpose(1, 2).reshape(n * L, *q.shape[1:])  # (n * L, H, D)
+    return out[flat]  # (total_tokens, H, D)
+
+
+def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int,
+                     window: int | None = None, dropout_p: float = 0.0, scale: float | None = None,
+                     backend: Backend = "auto", layout: PackedLayout | None = None) -> torch.Tensor:
+    """Attention inside each packed sequence.
+
+    Args:
+        q, k, v: ``(total_tokens, heads, head_dim)``.
+        cu_seqlens: ``(n + 1,)`` int32 on the same device.
+        max_seqlen: longest sequence.
+        window: half-window (keys with ``|i - j| <= window``), ``None`` for full attention.
+        layout: cached padding layout for the ``sdpa`` backend (built here when omitted).
+
+    Returns:
+        ``(total_tokens, heads, head_dim)``.
+    """
+    chosen = pick_backend(q, backend)
+    window_size = (window, window) if window is not None else (-1, -1)
+    if chosen == "flash_attn":
+        from flash_attn import flash_attn_varlen_func
+
+        return flash_attn_varlen_func(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
+                                      dropout_p=dropout_p, softmax_scale=scale, causal=False,
+                                      window_size=window_size)
+    if chosen == "varlen":
+        from torch.nn.attention.varlen import varlen_attn
+
+        if dropout_p > 0:
+            _warn_once("torch varlen_attn has no attention dropout; running attention without it")
+        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, scale=scale,
+                           window_size=window_size)
+    if chosen != "sdpa":
+        raise ValueError(f"unknown attention backend {backend!r}")
+    if q.is_cuda:
+        _warn_once(f"packed attention falls back to padded SDPA on CUDA for dtype {q.dtype} "
+                   "(the varlen kernels need fp16/bf16)")
+    if layout is None:
+        layout = PackedLayout(cu_seqlens, max_seqlen, q.shape[0])
+    return _sdpa(q, k, v, layout, window, dropout_p, scale)

@@ -1,0 +1,254 @@
+"""The packed ModernBERT forward against HF's padded one: outputs, gradients, ST/PyLate integration, saving."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unpadded, enable_unpadded,
+                                                 encode_packed, is_modernbert, unpadded_forward)
+from embedkit.models.packing import pack_by_token_budget, unpad
+
+MAX_LEN = 40  # > local_attention (8) of the tiny model, so the ±4 sliding window matters
+
+
+@pytest.fixture(scope="module")
+def texts(code_pairs) -> list[str]:
+    """Short docstrings and long code, interleaved so that every batch mixes lengths."""
+    out = []
+    for p in code_pairs[:8]:
+        out += [p.query, p.code]
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_model(tiny_modernbert):
+    from transformers import ModernBertModel
+
+    return ModernBertModel.from_pretrained(tiny_modernbert, attn_implementation="sdpa").eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_modernbert):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_modernbert)
+
+
+@pytest.fixture(scope="module")
+def st_reference(tiny_modernbert):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_modernbert), device="cpu")
+    model.max_seq_length = MAX_LEN
+    return model
+
+
+def _batch(tokenizer, texts, device="cpu"):
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=MAX_LEN, return_tensors="pt")
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+def _packed_vs_reference(model, tokenizer, texts, device="cpu", backend="auto"):
+    ids, mask = _batch(tokenizer, texts, device)
+    reference = model(input_ids=ids, attention_mask=mask).last_hidden_state  # (batch, seq, hidden)
+    indices, cu_seqlens, max_seqlen = unpad(mask)
+    packed = unpadded_forward(model, ids.flatten()[indices], cu_seqlens.to(device), max_seqlen, backend=backend)
+    return packed, reference.flatten(0, 1)[indices], mask
+
+
+def test_inputs_exercise_padding_and_window(tokenizer, texts):
+    _, mask = _batch(tokenizer, texts)
+    lengths = mask.sum(1)
+    assert lengths.max() == MAX_LEN and lengths.min() < MAX_LEN  # padding present
+    assert (lengths > 8).sum() >= 4  # several sequences longer than the local window
+
+
+def test_is_modernbert(hf_model, st_reference):
+    assert is_modernbert(hf_model) and is_modernbert(UnpaddedModernBert(hf_model))
+    assert not is_modernbert(torch.nn.Linear(2, 2))
+
+
+def test_packed_forward_matches_hf(hf_model, tokenizer, texts):
+    with torch.no_grad():
+        packed, reference, _ = _packed_vs_reference(hf_model, tokenizer, texts)
+    torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_sliding_window_is_applied(hf_model, tokenizer, texts):
+    """Sanity check of the test itself: with a wider window the outputs change, so the window is exercised."""
+    wide = copy.deepcopy(hf_model)
+    wide.config.local_attention = 4 * MAX_LEN
+    with torch.no_grad():
+        packed, reference, _ = _packed_vs_reference(wide, tokenizer, texts)
+        narrow, _, _ = _packed_vs_reference(hf_model, tokenizer, texts)
+    torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(packed, narrow, atol=1e-3)
+
+
+def test_wrapper_outputs_and_hidden_states_match_hf(hf_model, tokenizer, texts):
+    ids, mask = _batch(tokenizer, texts)
+    wrapper = UnpaddedModernBert(hf_model)
+    with torch.no_grad():
+        ref = hf_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        out = wrapper(input_ids=ids, attention_mask=mask, output_hidden_states=True, return_dict=True)
+        as_tuple = wrapper(input_ids=ids, attention_mask=mask, return_dict=False)
+    keep = mask.bool()
+    torch.testing.assert_close(out.last_hidden_state[keep], ref.last_hidden_state[keep], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out[0], out.last_hidden_state)
+    torch.testing.assert_close(as_tuple[0], out.last_hidden_state)
+    assert (out.last_hidden_state[~keep] == 0).all()
+    assert len(out.hidden_states) == len(ref.hidden_states)
+    for mine, theirs in zip(out.hidden_states, ref.hidden_states):
+        torch.testing.assert_close(mine[keep], theirs[keep], atol=1e-4, rtol=1e-4)
+
+
+def test_wrapper_shares_weights_and_state_dict(hf_model):
+    wrapper = UnpaddedModernBert(hf_model)
+    assert list(wrapper.state_dict()) == list(hf_model.state_dict())
+    assert all(a is b for a, b in zip(wrapper.parameters(), hf_model.parameters()))
+    assert wrapper.config is hf_model.config and wrapper.device == hf_model.device
+    clone = copy.deepcopy(wrapper)  # sharing survives a deep copy
+    assert all(a is b for a, b in zip(clone.parameters(), clone.hf_model.parameters()))
+
+
+def test_enable_unpadded_modes(st_reference):
+    model = copy.deepcopy(st_reference)
+    assert enable_unpadded(model, mode="off") is False
+    assert enable_unpadded(model, mode="auto") is False  # CPU
+    assert enable_unpadded(model, mode="on") is True
+    assert isinstance(model[0].auto_model, UnpaddedModernBert)
+    assert enable_unpadded(model, mode="on") is True  # idempotent
+    assert disable_unpadded(model) and not isinstance(model[0].auto_model, UnpaddedModernBert)
+    with pytest.raises(ValueError):
+        enable_unpadded(model, mode="yes")
+
+
+def test_enable_unpadded_ignores_other_backbones(minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    assert enable_unpadded(SentenceTransformer(minilm_path, device="cpu"), mode="on") is False
+
+
+def test_sentence_transformer_encode_matches(st_reference, texts):
+    model = copy.deepcopy(st_reference)
+    assert enable_unpadded(model, mode="on")
+    expected = st_reference.encode(texts, batch_size=5, convert_to_numpy=True)
+    got = model.encode(texts, batch_size=5, convert_to_numpy=True)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_gradients_match(st_reference, texts):
+    """A contrastive loss on the unpadded model gives the same gradients as on the padded one."""
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    reference = copy.deepcopy(st_reference).train()
+    packed = copy.deepcopy(st_reference).train()
+    assert enable_unpadded(packed, mode="on")
+    anchors, positives = texts[0::2], texts[1::2]
+    for model in (reference, packed):
+        features = [model.tokenize(anchors), model.tokenize(positives)]
+        MultipleNegativesRankingLoss(model)(features, labels=None).backward()
+    ref_grads = dict(reference.named_parameters())
+    for name, param in packed.named_parameters():
+        assert param.grad is not None, name
+        torch.testing.assert_close(param.grad, ref_grads[name].grad, atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_gradient_checkpointing(st_reference, texts):
+    plain, ckpt = copy.deepcopy(st_reference).train(), copy.deepcopy(st_reference).train()
+    for model in (plain, ckpt):
+        enable_unpadded(model, mode="on")
+    ckpt[0].auto_model.gradient_checkpointing_enable({"use_reentrant": False})
+    assert ckpt[0].auto_model.layers[0].gradient_checkpointing
+    for model in (plain, ckpt):
+        model(model.tokenize(texts))["sentence_embedding"].square().sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_encode_packed_matches_encode(st_reference, texts, normalize):
+    expected = st_reference.encode(texts, batch_size=4, normalize_embeddings=normalize)
+    got = encode_packed(st_reference, texts, max_tokens_per_batch=100, normalize=normalize)  # several batches
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_encode_packed_cls_and_prompt(st_reference, texts):
+    expected = st_reference.encode(texts, prompt="search: ", output_value="token_embeddings")
+    got = encode_packed(st_reference, texts, pooling="cls", prompt="search: ")
+    np.testing.assert_allclose(got, np.stack([e[0].numpy() for e in expected]), atol=1e-4, rtol=1e-4)
+
+
+def test_save_after_enable_reloads(st_reference, texts, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = copy.deepcopy(st_reference)
+    keys_before = list(model.state_dict())
+    assert enable_unpadded(model, mode="on")
+    assert list(model.state_dict()) == keys_before
+    model.save(str(tmp_path / "saved"))
+    reloaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    assert type(reloaded[0].auto_model).__name__ == "ModernBertModel"
+    np.testing.assert_allclose(reloaded.encode(texts), st_reference.encode(texts), atol=1e-5, rtol=1e-5)
+
+
+def test_colbert_query_expansion_keeps_padded_forward(tiny_modernbert, texts):
+    """PyLate uses the outputs of masked query-expansion tokens; documents only use real tokens."""
+    pylate_models = pytest.importorskip("pylate.models")
+    reference = pylate_models.ColBERT(str(tiny_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
+    packed = copy.deepcopy(reference)
+    assert enable_unpadded(packed, mode="on")
+    assert packed[0].auto_model.padded_fallback_len == 16
+    for is_query in (True, False):
+        expected = reference.encode(texts, is_query=is_query, batch_size=5)
+        got = packed.encode(texts, is_query=is_query, batch_size=5)
+        for e, g in zip(expected, got):
+            np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
+
+
+def test_pack_by_token_budget_covers_everything():
+    lengths = [7, 1, 30, 12, 12, 3, 50, 9]
+    batches = pack_by_token_budget(lengths, max_tokens=32)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in b) <= 32 or len(b) == 1 for b in batches)
+
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("backend", ["auto", "varlen"])
+def test_cuda_bf16_matches_hf_sdpa(hf_model, tokenizer, texts, backend):
+    model = copy.deepcopy(hf_model).cuda()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        packed, reference, _ = _packed_vs_reference(model, tokenizer, texts, device="cuda", backend=backend)
+    assert packed.dtype == reference.dtype
+    torch.testing.assert_close(packed.float(), reference.float(), atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_bf16_gradients_and_encode(st_reference, texts):
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    reference = copy.deepcopy(st_reference).cuda().train()
+    packed = copy.deepcopy(st_reference).cuda().train()
+    assert enable_unpadded(packed, mode="auto")  # auto turns it on for CUDA
+    for model in (reference, packed):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            features = [model.tokenize(texts[0::2]), model.tokenize(texts[1::2])]
+            features = [{k: v.cuda() for k, v in f.items()} for f in features]
+            MultipleNegativesRankingLoss(model)(features, labels=None).backward()
+    ref_grads = dict(reference.named_parameters())
+    for name, param in packed.named_parameters():
+        rel = (param.grad - ref_grads[name].grad).norm() / ref_grads[name].grad.norm().clamp(min=1e-12)
+        assert rel < 5e-2, (name, rel.item())
+    expected = st_reference.encode(texts, normalize_embeddings=True)
+    got = encode_packed(packed.eval(), texts, normalize=True)
+    assert (got * expected).sum(1).min() > 0.99  # cosine with the fp32 CPU reference
