@@ -13,6 +13,23 @@ from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unp
 from embedkit.models.packing import pack_by_token_budget, unpad
 
 MAX_LEN = 40  # > local_attention (8) of the tiny model, so the ±4 sliding window matters
+QKV_SCALE = 10.0  # random init gives near-uniform attention, blind to RoPE (a wrong theta moves outputs by 5e-5)
+
+
+@pytest.fixture(scope="module")
+def sharp_modernbert(tiny_modernbert, tmp_path_factory):
+    """The tiny ModernBERT with ``Wqkv`` scaled up so attention is peaked and positions matter
+    (a wrong RoPE theta then moves outputs by ~5e-2, far above the 1e-4 tolerance)."""
+    from transformers import AutoTokenizer, ModernBertModel
+
+    model = ModernBertModel.from_pretrained(tiny_modernbert)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.attn.Wqkv.weight.mul_(QKV_SCALE)
+    path = tmp_path_factory.mktemp("sharp-modernbert")
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_modernbert).save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -25,24 +42,24 @@ def texts(code_pairs) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hf_model(tiny_modernbert):
+def hf_model(sharp_modernbert):
     from transformers import ModernBertModel
 
-    return ModernBertModel.from_pretrained(tiny_modernbert, attn_implementation="sdpa").eval()
+    return ModernBertModel.from_pretrained(sharp_modernbert, attn_implementation="sdpa").eval()
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_modernbert):
+def tokenizer(sharp_modernbert):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny_modernbert)
+    return AutoTokenizer.from_pretrained(sharp_modernbert)
 
 
 @pytest.fixture(scope="module")
-def st_reference(tiny_modernbert):
+def st_reference(sharp_modernbert):
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(tiny_modernbert), device="cpu")
+    model = SentenceTransformer(str(sharp_modernbert), device="cpu")
     model.max_seq_length = MAX_LEN
     return model
 
@@ -197,10 +214,10 @@ def test_save_after_enable_reloads(st_reference, texts, tmp_path):
     np.testing.assert_allclose(reloaded.encode(texts), st_reference.encode(texts), atol=1e-5, rtol=1e-5)
 
 
-def test_colbert_query_expansion_keeps_padded_forward(tiny_modernbert, texts):
+def test_colbert_query_expansion_keeps_padded_forward(sharp_modernbert, texts):
     """PyLate uses the outputs of masked query-expansion tokens; documents only use real tokens."""
     pylate_models = pytest.importorskip("pylate.models")
-    reference = pylate_models.ColBERT(str(tiny_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
+    reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
     packed = copy.deepcopy(reference)
     assert enable_unpadded(packed, mode="on")
     assert packed[0].auto_model.padded_fallback_len == 16
