@@ -1,0 +1,99 @@
+"""Peak memory and time of ``embedkit index`` on large synthetic corpora, with a tiny random ModernBERT.
+
+The model is tiny (hidden 64, 3 layers) so that the measurement is about embedkit's own memory
+(reading, sharding, the document store, FAISS) rather than the encoder's. Each size runs in a fresh
+subprocess; peak RSS is that child's ``ru_maxrss``.
+
+    python eval/scale_memory.py --sizes 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("data index query vector model token search corpus shard batch encode memory python function return "
+         "value list dict string parse file read write open close error check test build train score rank "
+         "dense sparse graph tree node edge path root leaf hash table cache queue stack heap sort merge split "
+         "join map filter reduce stream buffer socket server client request response header body json yaml").split()
+
+
+def write_corpus(path: Path, size: int, words: int = 20, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(size):
+            text = " ".join(rng.choice(WORDS) for _ in range(words))
+            f.write(json.dumps({"_id": f"d{i}", "text": text}) + "\n")
+
+
+def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: int, index_type: str) -> dict:
+    corpus = workdir / f"corpus-{size}.jsonl"
+    t0 = time.time()
+    write_corpus(corpus, size)
+    gen_s = time.time() - t0
+    index_dir = workdir / f"index-{size}"
+    # A fresh child per run: ru_maxrss of RUSAGE_CHILDREN is the max over waited-for children, so each
+    # measurement runs under its own intermediate process that reports its child's peak.
+    code = ("import resource, subprocess, sys, json, time\n"
+            "t = time.time(); rc = subprocess.call(sys.argv[1:])\n"
+            "print(json.dumps({'rc': rc, 'seconds': time.time() - t,"
+            " 'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n")
+    cmd = [sys.executable, "-c", code, sys.executable, "-m", "embedkit", "index", "--model", str(model),
+           "--corpus", str(corpus), "--index-dir", str(index_dir), "--shard-size", str(shard_size),
+           "--batch-size", str(batch_size), "--index-type", index_type]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"measurement failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise SystemExit(f"embedkit index failed (rc {result['rc']}):\n{out.stderr[-3000:]}")
+    sizes = {p.name: p.stat().st_size for p in index_dir.iterdir() if p.is_file()}
+    corpus_bytes = corpus.stat().st_size
+    corpus.unlink()
+    return {"documents": size, "words_per_document": 20, "corpus_mib": round(corpus_bytes / 2**20, 1),
+            "peak_rss_mib": round(result["maxrss_kib"] / 1024, 1), "index_seconds": round(result["seconds"], 1),
+            "docs_per_second": round(size / result["seconds"]), "generate_seconds": round(gen_s, 1),
+            "index_files_mib": {k: round(v / 2**20, 1) for k, v in sizes.items()},
+            "shard_size": shard_size, "batch_size": batch_size, "index_type": index_type}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--shard-size", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--index-type", default="flat", choices=["flat", "hnsw", "ivfpq"])
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "scale_memory.json"))
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
+    args = parser.parse_args()
+
+    from embedkit.models.tiny import build_tiny_modernbert
+
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="embedkit-scale-") as tmp:
+        workdir = Path(tmp)
+        model = build_tiny_modernbert(workdir / "tiny-model", [" ".join(WORDS)] * 50)
+        for size in args.sizes:
+            result = run_one(model, size, workdir, args.shard_size, args.batch_size, args.index_type)
+            print(json.dumps(result), flush=True)
+            runs.append(result)
+            output = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                  "python": platform.python_version(), "note": args.note},
+                      "model": "tiny random ModernBERT (hidden 64, 3 layers), mean pooling, dim 64",
+                      "runs": runs}
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps(output, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
