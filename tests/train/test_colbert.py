@@ -1,0 +1,124 @@
+"""ColBERT training with PyLate: a tiny random ModernBERT learns (loss falls), saves, reloads in PyLate;
+the distillation layout (queries / documents / train with teacher scores) trains too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from embedkit.config import recipe_from_dict
+
+
+def _losses(history: list[dict]) -> list[float]:
+    return [h["loss"] for h in history if "loss" in h]
+
+
+def _recipe(model_path: Path, data_path: Path, out: Path, **sections) -> dict:
+    raw = {
+        "kind": "colbert", "output_dir": str(out),
+        "model": {"name": str(model_path), "unpadded": "off"},
+        "colbert": {"embedding_dim": 16, "query_length": 16, "document_length": 48},
+        "data": {"train": str(data_path)},
+        "loss": {"name": "contrastive"},
+        "training": {"learning_rate": 2e-3, "batch_size": 8, "max_steps": 24, "warmup_ratio": 0.0,
+                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup"},
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return raw
+
+
+@pytest.fixture()
+def pairs_jsonl(tmp_path, code_pairs) -> Path:
+    """16 (query, positive) pairs repeated 6 times: a tiny model can memorise them quickly."""
+    path = tmp_path / "pairs.jsonl"
+    rows = code_pairs[300:316]
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(6):
+            for p in rows:
+                f.write(json.dumps({"query": p.query, "positive": p.code}) + "\n")
+    return path
+
+
+def test_contrastive_training_lowers_loss_and_reloads_in_pylate(tiny_modernbert, pairs_jsonl, tmp_path,
+                                                                 monkeypatch):
+    from pylate import models
+
+    from embedkit.train.run import train
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    recipe = recipe_from_dict(_recipe(tiny_modernbert, pairs_jsonl, tmp_path / "colbert"))
+    out = train(recipe)
+    history = json.loads((out / "train_log.json").read_text())
+    losses = _losses(history)
+    assert len(losses) >= 4
+    assert losses[-1] < 0.7 * losses[0], losses
+    manifest = json.loads((out / "embedkit.json").read_text())
+    assert manifest["kind"] == "colbert"
+
+    reloaded = models.ColBERT(model_name_or_path=str(out), device="cpu")
+    assert reloaded.query_length == 16 and reloaded.document_length == 48
+    query = reloaded.encode(["read a file"], is_query=True)[0]
+    doc = reloaded.encode(["def read(path):\n    return open(path).read()"], is_query=False)[0]
+    assert query.shape == (16, 16)        # [MASK]-expanded to query_length, 16-d projection
+    assert doc.shape[1] == 16 and doc.shape[0] < 48
+
+    from embedkit.index.build import detect_kind
+
+    assert detect_kind(str(out)) == "colbert"
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+@pytest.fixture()
+def kd_folder(tmp_path, code_pairs) -> Path:
+    """The lightonai/ms-marco-en-bge layout in miniature: queries, documents, train (teacher scores)."""
+    folder = tmp_path / "kd"
+    folder.mkdir()
+    pairs = code_pairs[320:344]
+    _write_jsonl(folder / "queries.jsonl", [{"query_id": f"q{i}", "text": p.query} for i, p in enumerate(pairs)])
+    _write_jsonl(folder / "documents.jsonl", [{"document_id": f"d{i}", "text": p.code} for i, p in enumerate(pairs)])
+    rows = []
+    for i in range(len(pairs)):
+        ids = [f"d{i}", f"d{(i + 1) % len(pairs)}", f"d{(i + 5) % len(pairs)}", f"d{(i + 9) % len(pairs)}"]
+        rows.append({"query_id": f"q{i}", "document_ids": ids, "scores": [0.95, 0.3, 0.2, 0.1]})
+    _write_jsonl(folder / "train.jsonl", rows * 3)
+    return folder
+
+
+def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path, monkeypatch):
+    from embedkit.train.run import train
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "kd-model", data={"format": "distillation"},
+                  loss={"name": "distillation"}, training={"max_steps": 18, "batch_size": 4, "logging_steps": 3})
+    out = train(recipe_from_dict(raw))
+    losses = _losses(json.loads((out / "train_log.json").read_text()))
+    assert len(losses) >= 3
+    assert losses[-1] < losses[0], losses
+
+
+def test_distillation_folder_missing_subset_names_it(tiny_modernbert, kd_folder, tmp_path):
+    from embedkit.errors import EmbedkitError
+    from embedkit.train.colbert import load_distillation_data
+
+    (kd_folder / "documents.jsonl").unlink()
+    raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "x", data={"format": "distillation"},
+                  loss={"name": "distillation"})
+    with pytest.raises(EmbedkitError, match="documents"):
+        load_distillation_data(recipe_from_dict(raw).data, 0)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("recipes/*colbert*.yaml")))
+def test_colbert_recipes_load(path):
+    from embedkit.config import load_recipe
+
+    recipe = load_recipe(path)
+    assert recipe.kind == "colbert"
+    assert recipe.colbert.embedding_dim == 128 and recipe.colbert.query_length == 32
