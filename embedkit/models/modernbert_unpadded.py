@@ -236,9 +236,8 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
     if mode == "auto" and auto_model.device.type != "cuda":
         return False
     first.auto_model = UnpaddedModernBert(auto_model, padded_fallback_len=_colbert_fallback_len(st_model))
-    logger.info("packed (unpadded) ModernBERT forward enabled, attention backend for this device: %s",
-                pick_backend(torch.empty(0, device=auto_model.device,
-                                         dtype=torch.bfloat16 if auto_model.device.type == "cuda" else torch.float32)))
+    logger.info("packed (unpadded) ModernBERT forward enabled, attention backend on this device: %s",
+                pick_backend(torch.empty(0, device=auto_model.device)))
     return True
 
 

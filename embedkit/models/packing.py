@@ -7,9 +7,11 @@ A packed batch holds ``n`` sequences back to back in one ``(total_tokens, ...)``
 :func:`varlen_attention` is bidirectional attention inside each packed sequence, with an optional
 symmetric sliding window. Backends, picked per call with ``backend="auto"``:
 
-- ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA, fp16/bf16);
-- ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA, fp16/bf16);
-- ``sdpa``: everywhere else (CPU, fp32). Pads q/k/v to ``(n, max_seqlen)`` for the attention product only
+- ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA sm80+);
+- ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA sm80+);
+- ``sdpa``: everywhere else (CPU, older GPUs).
+
+The kernels take fp16/bf16; fp32 inputs on CUDA are cast to bf16 for the attention product only. Pads q/k/v to ``(n, max_seqlen)`` for the attention product only
   and masks keys outside the sequence or the window, so it has the same semantics as the kernels.
 
 Window semantics match HF ModernBERT: a query at position ``i`` sees keys ``j`` of its own sequence with
@@ -158,11 +160,18 @@ def torch_varlen_available() -> bool:
     return importlib.util.find_spec("torch.nn.attention.varlen") is not None
 
 
+@functools.cache
+def _flash_capable(device_index: int) -> bool:
+    """Flash kernels (flash-attn 2 and torch's) need Ampere or newer."""
+    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+
+
 def pick_backend(q: torch.Tensor, backend: Backend = "auto") -> Backend:
-    """The backend a call with this query tensor would use."""
+    """The backend a call with this query tensor would use (fp32 on CUDA also takes the kernels, in bf16)."""
     if backend != "auto":
         return backend
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16, torch.float32) and _flash_capable(
+            q.device.index if q.device.index is not None else torch.cuda.current_device()):
         if flash_attn_available():
             return "flash_attn"
         if torch_varlen_available():
@@ -182,7 +191,7 @@ class PackedLayout:
         self.cu_seqlens, self.max_seqlen = cu_seqlens, max_seqlen
         self.n = cu_seqlens.numel() - 1
         self._flat: torch.Tensor | None = None
-        self._masks: dict[int | None, torch.Tensor] = {}
+        self._masks: dict[tuple[int | None, torch.dtype], torch.Tensor] = {}
         self.total_tokens = total_tokens
 
     @property
@@ -193,9 +202,12 @@ class PackedLayout:
             self._flat = seq * self.max_seqlen + positions(self.cu_seqlens, self.total_tokens)  # (total_tokens,)
         return self._flat
 
-    def mask(self, window: int | None) -> torch.Tensor:
-        """Boolean ``(n, 1, L, L)``: True where query ``i`` may attend key ``j``."""
-        if window not in self._masks:
+    def mask(self, window: int | None, dtype: torch.dtype) -> torch.Tensor:
+        """Additive ``(n, 1, L, L)`` mask: 0 where query ``i`` may attend key ``j``, -inf elsewhere.
+
+        Float rather than boolean so SDPA does not convert it again in every layer.
+        """
+        if (window, dtype) not in self._masks:
             device, L = self.cu_seqlens.device, self.max_seqlen
             lengths = (self.cu_seqlens[1:] - self.cu_seqlens[:-1]).long()  # (n,)
             pos = torch.arange(L, device=device)
@@ -205,8 +217,9 @@ class PackedLayout:
                 allowed = allowed & ((pos[:, None] - pos[None, :]).abs() <= window)[None]
             # Padding queries see everything, so no softmax row is empty (no NaNs in backward); dropped later.
             allowed = allowed | ~valid[:, :, None]
-            self._masks[window] = allowed[:, None]  # (n, 1, L, L)
-        return self._masks[window]
+            additive = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
+            self._masks[(window, dtype)] = additive[:, None]  # (n, 1, L, L)
+        return self._masks[(window, dtype)]
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayout, window: int | None,
@@ -218,7 +231,7 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayou
         padded = x.new_zeros((n * L, *x.shape[1:])).index_copy(0, flat, x)  # (n * L, H, D)
         return padded.view(n, L, *x.shape[1:]).transpose(1, 2)  # (n, H, L, D)
 
-    out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=layout.mask(window),
+    out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=layout.mask(window, q.dtype),
                                          dropout_p=dropout_p, scale=scale)  # (n, H, L, D)
     out = out.transpose(1, 2).reshape(n * L, *q.shape[1:])  # (n * L, H, D)
     return out[flat]  # (total_tokens, H, D)
@@ -241,6 +254,13 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
     """
     chosen = pick_backend(q, backend)
     window_size = (window, window) if window is not None else (-1, -1)
+    if chosen in ("flash_attn", "varlen") and q.dtype == torch.float32:
+        # The kernels take fp16/bf16 only; an fp32 model (e.g. SentenceTransformer.encode without autocast)
+        # runs just the attention product in bf16 rather than losing the kernels to the padded fallback.
+        _warn_once("fp32 inputs on CUDA: packed attention runs in bf16 (projections and MLP stay fp32)")
+        out = varlen_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), cu_seqlens, max_seqlen, window=window,
+                               dropout_p=dropout_p, scale=scale, backend=chosen)
+        return out.float()
     if chosen == "flash_attn":
         from flash_attn import flash_attn_varlen_func
 
@@ -256,9 +276,8 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
                            window_size=window_size)
     if chosen != "sdpa":
         raise ValueError(f"unknown attention backend {backend!r}")
-    if q.is_cuda:
-        _warn_once(f"packed attention falls back to padded SDPA on CUDA for dtype {q.dtype} "
-                   "(the varlen kernels need fp16/bf16)")
+    if q.is_cuda and backend == "auto":
+        _warn_once("packed attention falls back to padded SDPA on this GPU (flash kernels need sm80+)")
     if layout is None:
         layout = PackedLayout(cu_seqlens, max_seqlen, q.shape[0])
     return _sdpa(q, k, v, layout, window, dropout_p, scale)

@@ -1,0 +1,322 @@
+"""Throughput of ModernBERT encoders: sentence-transformers vs HF SDPA vs embedkit's packed forward.
+
+One run, one random-init model per config, the same inputs for every method:
+
+- ``st_encode_b32`` / ``st_encode_b256``: ``SentenceTransformer.encode`` (HF ModernBERT with SDPA; it sorts
+  by length and pads every batch to its longest text);
+- ``hf_sdpa_sorted``: ``ModernBertModel`` with SDPA on length-sorted batches of at most ``--max-tokens``
+  padded tokens, mean pooling;
+- ``embedkit_packed``: :func:`embedkit.models.modernbert_unpadded.encode_packed` (same token budget, no padding);
+- ``st_train`` / ``st_train_unpadded``: one sentence-transformers MultipleNegativesRankingLoss step
+  (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_unpadded``; the
+  Trainer's own overhead is left out as it is the same for both.
+
+How it is measured: texts are random words from a vocabulary on which a WordPiece tokenizer was trained so
+that every word is one token, so a text of ``k - 2`` words is exactly ``k`` tokens with [CLS]/[SEP]; every
+inference method is timed end to end from texts to pooled embeddings (tokenisation included), after every
+method has warmed up on every length range; the best of ``--repeats`` runs is kept. tokens/s counts real
+(non-padding) tokens, the same number for every method. Lengths follow
+the ModernBERT paper: short N(256, 64) clamped to 16..512, fixed 512, long N(4096, 1024) clamped to 16..8192.
+Models run in ``--dtype`` (bf16 on CUDA by default); training keeps fp32 weights under bf16 autocast on CUDA.
+
+    python eval/throughput.py                 # base + large on the GPU
+    python eval/throughput.py --small         # tiny model, short lengths: a ~1-minute CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import platform
+import random
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger("throughput")
+
+CONFIGS = {  # ModernBERT paper sizes; tiny is for --small
+    "base": dict(num_hidden_layers=22, hidden_size=768, num_attention_heads=12, intermediate_size=1152),
+    "large": dict(num_hidden_layers=28, hidden_size=1024, num_attention_heads=16, intermediate_size=2624),
+    "tiny": dict(num_hidden_layers=3, hidden_size=128, num_attention_heads=4, intermediate_size=192),
+}
+# name -> (mean, std, low, high); std 0 = fixed length
+INPUT_SETS = {
+    "short-variable": (256, 64, 16, 512), "short-fixed": (512, 0, 512, 512), "long-variable": (4096, 1024, 16, 8192),
+}
+SMALL_INPUT_SETS = {
+    "short-variable": (64, 16, 16, 128), "short-fixed": (128, 0, 128, 128), "long-variable": (512, 128, 16, 1024),
+}
+
+
+@dataclass
+class Row:
+    config: str
+    inputs: str
+    method: str
+    docs: int
+    tokens: int
+    seconds: float | None = None
+    tokens_per_s: float | None = None
+    status: str = "ok"
+    extra: dict = field(default_factory=dict)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def make_vocabulary(num_words: int = 2000, seed: int = 0) -> tuple[list[str], object]:
+    """Random lowercase words and a WordPiece tokenizer for which each of them is a single token."""
+    from embedkit.models.tiny import train_tokenizer
+
+    rng = random.Random(seed)
+    words: set[str] = set()
+    while len(words) < num_words:
+        words.add("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 8))))
+    tokenizer = train_tokenizer([" ".join(sorted(words))] * 3, vocab_size=4 * num_words)
+    single = [w for w in sorted(words) if len(tokenizer.tokenize(w)) == 1]
+    return single, tokenizer
+
+
+def make_texts(words: list[str], n: int, spec: tuple[int, int, int, int], seed: int) -> list[str]:
+    mean, std, low, high = spec
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(np.rint(rng.normal(mean, std, size=n)), low, high).astype(int) if std else np.full(n, mean)
+    return [" ".join(rng.choice(words, size=max(int(k) - 2, 1))) for k in lengths]
+
+
+def build_model(name: str, tokenizer, folder: Path, device: torch.device, dtype: torch.dtype):
+    from sentence_transformers import SentenceTransformer
+    from transformers import ModernBertConfig, ModernBertModel
+
+    config = ModernBertConfig(vocab_size=50368, max_position_embeddings=8192, pad_token_id=tokenizer.pad_token_id,
+                              cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+                              bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                              attn_implementation="sdpa", **CONFIGS[name])
+    torch.manual_seed(0)
+    ModernBertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    model = SentenceTransformer(str(folder), device=str(device), model_kwargs={"dtype": dtype})
+    model.max_seq_length = 8192
+    return model.eval()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def hf_sdpa_sorted(st_model, texts: list[str], max_tokens: int) -> np.ndarray:
+    """HF forward with padding on length-sorted batches of at most ``max_tokens`` padded tokens; mean pooling."""
+    transformer = st_model[0]
+    hf, tok, device = transformer.auto_model, transformer.tokenizer, st_model.device
+    ids = tok(texts, truncation=True, max_length=transformer.max_seq_length, return_attention_mask=False)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    out: list[np.ndarray | None] = [None] * len(ids)
+    start = 0
+    with torch.inference_mode():
+        while start < len(order):
+            rows = max(1, max_tokens // len(ids[order[start]]))
+            batch = order[start:start + rows]
+            start += len(batch)
+            enc = tok.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt").to(device)
+            hidden = hf(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+            emb = ((hidden * mask).sum(1) / mask.sum(1)).float().cpu().numpy()  # (batch, hidden)
+            for i, row in zip(batch, emb):
+                out[i] = row
+    return np.stack(out)
+
+
+def timed(device: torch.device, fn, repeats: int = 1) -> tuple[float, object]:
+    """Best wall time of ``repeats`` calls (the machine's noise only ever adds time) and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        result = fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int, repeats: int,
+                  rows: list[Row]) -> None:
+    from embedkit.models.modernbert_unpadded import encode_packed
+
+    device = st_model.device
+    methods = {
+        "st_encode_b32": lambda t: st_model.encode(t, batch_size=32, convert_to_numpy=True),
+        "st_encode_b256": lambda t: st_model.encode(t, batch_size=256, convert_to_numpy=True),
+        "hf_sdpa_sorted": lambda t: hf_sdpa_sorted(st_model, t, max_tokens),
+        "embedkit_packed": lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens),
+    }
+    tok = st_model.tokenizer
+    for texts in sets.values():  # warm every method on every length range before timing any of them
+        for fn in methods.values():
+            fn(texts[:32])
+    for set_name, texts in sets.items():
+        tokens = sum(len(x) for x in tok(texts, truncation=True, max_length=8192)["input_ids"])
+        reference = None
+        for method, fn in methods.items():
+            row = Row(name, set_name, method, len(texts), tokens)
+            logger.info("%s / %s / %s: %d docs, %d tokens", name, set_name, method, len(texts), tokens)
+            try:
+                row.seconds, emb = timed(device, lambda: fn(texts), repeats)
+                row.tokens_per_s = tokens / row.seconds
+                if reference is None:
+                    reference = emb
+                else:  # the methods must agree, or the speed-up means nothing
+                    a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+                    b = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+                    row.extra["min_cosine_vs_st_b32"] = float((a * b).sum(1).min())
+            except torch.cuda.OutOfMemoryError:
+                row.status = "OOM"
+                torch.cuda.empty_cache()
+            rows.append(row)
+
+
+def run_training(name: str, st_model, queries: list[str], passages: list[str], batch_size: int, steps: int,
+                 rows: list[Row]) -> None:
+    """Both variants are built and warmed up (2 steps each) before either is timed."""
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from embedkit.models.modernbert_unpadded import enable_unpadded
+
+    device = st_model.device
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
+    batches = [(queries[i:i + batch_size], passages[i:i + batch_size])
+               for i in range(0, batch_size * (steps + 2), batch_size)]
+    variants = {}
+    for method in ("st_train", "st_train_unpadded"):
+        model = copy.deepcopy(st_model).float().train()
+        if method == "st_train_unpadded":
+            enable_unpadded(model, mode="on")
+        variants[method] = (model, MultipleNegativesRankingLoss(model), torch.optim.AdamW(model.parameters(), lr=1e-5))
+
+    def step(method: str, q: list[str], p: list[str]) -> int:
+        model, loss_fn, optimizer = variants[method]
+        features = [model.tokenize(q), model.tokenize(p)]
+        features = [{k: v.to(device) for k, v in f.items()} for f in features]
+        with autocast:
+            loss = loss_fn(features, labels=None)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return int(sum(f["attention_mask"].sum() for f in features))
+
+    for method in variants:
+        for b in batches[:2]:
+            step(method, *b)
+    for method in variants:
+        row = Row(name, f"mnrl-b{batch_size}", method, batch_size * steps, 0)
+        logger.info("%s / training / %s: %d steps of %d pairs", name, method, steps, batch_size)
+        try:
+            row.seconds, row.tokens = timed(device, lambda: sum(step(method, *b) for b in batches[2:]))
+            row.tokens_per_s = row.tokens / row.seconds
+        except torch.cuda.OutOfMemoryError:
+            row.status = "OOM"
+            torch.cuda.empty_cache()
+        rows.append(row)
+    variants.clear()
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| config | inputs | method | docs | tokens | s | ktok/s | × baseline |",
+             "|---|---|---|---|---|---|---|---|"]
+    base = {}
+    for r in rows:  # baseline: st_encode_b32 for inference, st_train for training
+        if r.method in ("st_encode_b32", "st_train") and r.tokens_per_s:
+            base[(r.config, r.inputs)] = r.tokens_per_s
+    for r in rows:
+        ref = base.get((r.config, r.inputs))
+        ratio = f"{r.tokens_per_s / ref:.2f}" if ref and r.tokens_per_s else "—"
+        speed = f"{r.tokens_per_s / 1e3:.1f}" if r.tokens_per_s else r.status
+        secs = f"{r.seconds:.2f}" if r.seconds else "—"
+        lines.append(f"| {r.config} | {r.inputs} | {r.method} | {r.docs} | {r.tokens} | {secs} | {speed} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="tiny model, few short docs (CPU smoke run)")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), help="default: base large (tiny with --small)")
+    parser.add_argument("--num-docs", type=int, help="docs per short input set (default 4096; 96 with --small)")
+    parser.add_argument("--num-long-docs", type=int, help="docs in the long set (default 512; 16 with --small)")
+    parser.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                        help="inference weights; auto = bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (packed and HF sorted)")
+    parser.add_argument("--train-batch", type=int, help="pairs per training step (default 64; 16 with --small)")
+    parser.add_argument("--train-steps", type=int, help="timed training steps (default 10; 3 with --small)")
+    parser.add_argument("--repeats", type=int,
+                        help="timed runs per inference method, best kept (default 3; 1 with --small)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="folder for the JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    small = args.small
+    configs = args.configs or (["tiny"] if small else ["base", "large"])
+    num_docs = args.num_docs or (96 if small else 4096)
+    num_long = args.num_long_docs or (16 if small else 512)
+    repeats = args.repeats or (1 if small else 3)
+    train_batch, train_steps = args.train_batch or (16 if small else 64), args.train_steps or (3 if small else 10)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(
+        args.dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+    words, tokenizer = make_vocabulary()
+    specs = SMALL_INPUT_SETS if small else INPUT_SETS
+    sets = {name: make_texts(words, num_long if name.startswith("long") else num_docs, spec, seed=i)
+            for i, (name, spec) in enumerate(specs.items())}
+    queries = make_texts(words, train_batch * (train_steps + 2), (32, 8, 8, 64), seed=10)
+    passages = make_texts(words, train_batch * (train_steps + 2), specs["short-variable"], seed=11)
+
+    rows: list[Row] = []
+    for name in configs:
+        with tempfile.TemporaryDirectory() as folder:
+            st_model = build_model(name, tokenizer, Path(folder), device, dtype)
+            run_inference(name, st_model, sets, args.max_tokens, repeats, rows)
+            run_training(name, st_model, queries, passages, train_batch, train_steps, rows)
+            del st_model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    table = markdown(rows)
+    print(table)
+    name = device_name(device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"throughput-{slug(name)}{'-small' if small else ''}.json"
+    import sentence_transformers
+    import transformers
+
+    meta = {"device": name, "dtype": str(dtype), "small": small, "max_tokens": args.max_tokens,
+            "train_batch": train_batch, "train_steps": train_steps, "repeats": repeats, "torch": torch.__version__,
+            "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
+            "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows], "table": table}, indent=2))
+    tmp.replace(path)
+    logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()
