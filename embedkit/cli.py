@@ -52,7 +52,7 @@ def _index(args: argparse.Namespace) -> int:
     corpus = Corpus(args.corpus, subset=args.subset, split=args.split)
     with dist_context() as (rank, world_size):
         options = BuildOptions(batch_size=args.batch_size, shard_size=args.shard_size, unpadded=args.unpadded,
-                               max_length=args.max_length, overwrite=args.overwrite,
+                               max_length=args.max_length, truncate_dim=args.truncate_dim, overwrite=args.overwrite,
                                backend_options=_backend_options(args, kind), rank=rank, world_size=world_size)
         if world_size > 1:
             from embedkit.distributed import build_index_distributed
@@ -88,6 +88,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     options = EvalOptions(kind=args.kind, split=args.split, k=args.k, batch_size=args.batch_size, exact=args.exact,
                           use_cache=not args.no_cache, unpadded=args.unpadded, max_length=args.max_length,
+                          truncate_dim=args.truncate_dim,
                           long_documents=args.long_documents, per_query=args.per_query)
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=8192, help="documents per resumable shard")
     p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--truncate-dim", type=int, default=None, help="dense Matryoshka models: keep N dimensions")
     p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--overwrite", action="store_true")
     _add_index_options(p)
@@ -197,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="re-encode the corpus even if cached")
     p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--truncate-dim", type=int, default=None, help="dense Matryoshka models: keep N dimensions")
     p.add_argument("--long-documents", choices=["truncate", "chunk-maxpool"], default="truncate")
     p.add_argument("--per-query", action="store_true", help="include per-query scores in the JSON")
     p.set_defaults(func=_eval)

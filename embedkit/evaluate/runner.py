@@ -34,6 +34,7 @@ class EvalOptions:
     use_cache: bool = True
     unpadded: str = "auto"
     max_length: int | None = None    # override the model's maximum sequence length
+    truncate_dim: int | None = None  # dense Matryoshka models: score with the first N dimensions
     long_documents: str = "truncate"
     per_query: bool = False
 
@@ -77,6 +78,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions,
     kind = options.kind or detect_kind(model)
     encoder = get_backend(kind).load_encoder(model, options.batch_size, options.unpadded, options.max_length)
     tag = ("exact" if options.exact else "default") + (f"-len{options.max_length}" if options.max_length else "")
+    tag += f"-dim{options.truncate_dim}" if options.truncate_dim else ""
     if options.use_cache:
         index_dir = cache_root() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{_corpus_key(data.folder)}"
     else:
@@ -85,7 +87,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions,
     if not (options.use_cache and (index_dir / "embedkit-index.json").is_file()):
         build_index(model, data.corpus, index_dir, kind=kind, encoder=encoder,
                     options=BuildOptions(batch_size=options.batch_size, unpadded=options.unpadded, overwrite=True,
-                                         max_length=options.max_length,
+                                         max_length=options.max_length, truncate_dim=options.truncate_dim,
                                          backend_options=_backend_options(kind, options)))
     seconds["index"] = time.perf_counter() - start
     return open_index(index_dir, model, encoder=encoder), seconds

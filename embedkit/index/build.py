@@ -54,6 +54,7 @@ class BuildOptions:
     shard_size: int = 8192
     unpadded: str = "auto"
     max_length: int | None = None
+    truncate_dim: int | None = None  # dense Matryoshka models: index the first N dimensions only
     overwrite: bool = False
     progress: bool = True
     backend_options: Any = None
@@ -81,8 +82,13 @@ def build_index(model: str, corpus: Corpus, index_dir: str | Path, kind: str | N
     fingerprint = model_fingerprint(model)
     if encoder is None:
         encoder = backend.load_encoder(model, options.batch_size, options.unpadded, options.max_length)
+    if options.truncate_dim:
+        from embedkit.models.dense import set_truncate_dim
+
+        set_truncate_dim(encoder, options.truncate_dim)
     settings = {"kind": kind, "model_fingerprint": fingerprint, "corpus": corpus.source,
                 "max_length": options.max_length,
+                **({"truncate_dim": options.truncate_dim} if options.truncate_dim else {}),
                 "backend_options": _plain(options.backend_options), "shard_size": options.shard_size}
     work = partial_path(index_dir)
     if options.overwrite and work.exists() and _settings_differ(work, settings):
@@ -103,6 +109,8 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
         backend_settings = backend.finalize(shards, encoder, options.backend_options, folder)
         num = DocumentStore.write(folder, (doc for shard in shards for doc in shard.documents()))
         backend_settings["max_length"] = options.max_length
+        if options.truncate_dim:
+            backend_settings["truncate_dim"] = options.truncate_dim
         IndexManifest(kind=kind, backend=backend.name, model=str(model), model_fingerprint=model_fingerprint(model),
                       embedding_dim=int(encoder.dim), normalized=bool(getattr(encoder, "normalize", False)),
                       num_documents=num, corpus=corpus.source, settings=backend_settings,
@@ -125,6 +133,10 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
                             "(or it changed since). Rebuild the index with this model.")
     if encoder is None:
         encoder = backend.load_encoder(name, batch_size, unpadded, max_length)
+    if manifest.settings.get("truncate_dim"):  # queries must be truncated like the documents were
+        from embedkit.models.dense import set_truncate_dim
+
+        set_truncate_dim(encoder, manifest.settings["truncate_dim"])
     return backend.open(Path(index_dir), encoder)
 
 

@@ -91,3 +91,19 @@ class DenseEncoder:
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, "document")
+
+
+def set_truncate_dim(encoder: object, dim: int | None) -> None:
+    """Matryoshka: keep only the first ``dim`` dimensions of every query and document embedding
+    (sentence-transformers truncates before normalising, so cosine stays cosine)."""
+    if not dim:
+        return
+    from embedkit.errors import EmbedkitError
+
+    if not isinstance(encoder, DenseEncoder):
+        raise EmbedkitError("truncate_dim applies to dense (single-vector) models only")
+    encoder.model.truncate_dim = None
+    full = int(encoder.model.get_sentence_embedding_dimension())
+    if not 1 <= dim <= full:
+        raise EmbedkitError(f"truncate_dim {dim}: the model's embeddings have {full} dimensions")
+    encoder.model.truncate_dim = dim

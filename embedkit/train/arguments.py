@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str
                        best_metric: str | None = None, **extra: Any) -> Any:
     """``best_metric`` is the evaluator's primary metric; with it, the best checkpoint is kept."""
     import torch
+    import transformers
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.training_args import BatchSamplers, MultiDatasetBatchSamplers
 
@@ -47,10 +49,15 @@ def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str
                                      else MultiDatasetBatchSamplers.PROPORTIONAL),
         dataloader_num_workers=t.dataloader_num_workers,
         report_to=["tensorboard"],
-        logging_dir=str(checkpoints / "tensorboard"),
         prompts=prompts or None,
         disable_tqdm=False,
     )
+    # TensorBoard logs beside the model, not under checkpoints/ (deleted when training ends):
+    # <output_dir>/logs. transformers 5 reads the folder from this variable when the trainer is built.
+    logs = str(checkpoints.parent / "logs")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = logs
+    if int(transformers.__version__.split(".")[0]) < 5:
+        args["logging_dir"] = logs
     args.update(extra)
     return SentenceTransformerTrainingArguments(**args)
 

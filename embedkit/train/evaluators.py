@@ -20,11 +20,15 @@ def during_training_evaluator(recipe: Recipe, kind: str) -> Any:
         from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
         m = recipe.model
-        return InformationRetrievalEvaluator(
+        evaluator = InformationRetrievalEvaluator(
             queries=data.queries, corpus=corpus, relevant_docs=relevant, name="", ndcg_at_k=[10],
-            mrr_at_k=[10], accuracy_precision_recall_at_k=[1, 10, 100], map_at_k=[100],
+            mrr_at_k=[10], accuracy_at_k=[1, 10], precision_recall_at_k=[10, 100], map_at_k=[100],
             query_prompt=m.query_prompt or None, corpus_prompt=m.document_prompt or None,
-            batch_size=recipe.eval.batch_size, show_progress_bar=False)
+            main_score_function=m.similarity, batch_size=recipe.eval.batch_size, show_progress_bar=False)
+        # Known before the first evaluation (sentence-transformers sets it lazily), so the trainer can
+        # keep the best checkpoint by it: logged as eval_cosine_ndcg@10 (or eval_dot_ndcg@10).
+        evaluator.primary_metric = f"{m.similarity}_ndcg@10"
+        return evaluator
     from embedkit.train.colbert import colbert_evaluator
 
     return colbert_evaluator(recipe, data.queries, corpus, relevant)

@@ -184,7 +184,8 @@ def run_sweep(recipe_path: str | Path, grid_specs: list[str], overrides: list[st
     if only is not None:
         bad = [i for i in only if not 0 <= i < len(variants)]
         if bad:
-            raise EmbedkitError(f"--only-index {bad[0]}: the grid has {len(variants)} variants (0..{len(variants) - 1})")
+            raise EmbedkitError(f"--only-index {bad[0]}: the grid has {len(variants)} variants "
+                                f"(0..{len(variants) - 1})")
     base = load_recipe(recipe_path, overrides)
     sweep_dir = Path(sweep_dir) if sweep_dir else sweep_dir_for(base)
     selection = resolve_selection(list(base.eval.data) or list(PAPER_SELECTION))

@@ -53,7 +53,8 @@ def test_parse_grid_and_plan(tiny_recipe):
     assert [v.recipe.training.learning_rate for v in variants[:2]] == [1e-5, 1e-5]
     assert variants[1].recipe.loss.scale == 20 and variants[5].recipe.training.learning_rate == 3e-5
     assert all(v.recipe.training.seed == 7 for v in variants)
-    assert len({v.output_dir for v in variants}) == 6 and variants[0].output_dir.endswith("-0-learning_rate-1e-5_scale-10")
+    assert len({v.output_dir for v in variants}) == 6
+    assert variants[0].output_dir.endswith("-0-learning_rate-1e-5_scale-10")
     with pytest.raises(EmbedkitError, match="training.learning_rat"):
         plan(tiny_recipe, [], parse_grid(["training.learning_rat=1e-5"]))  # unknown keys fail before training
 
