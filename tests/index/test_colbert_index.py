@@ -1,0 +1,139 @@
+"""Multi-vector indexes: exact MaxSim against PyLate's scorer, PLAID against exact MaxSim (pretrained
+MiniLM as the ColBERT backbone, so that agreement means something), reload, append, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedkit.data.corpus import Corpus
+from embedkit.index.build import BuildOptions, build_index, open_index
+from embedkit.index.plaid_index import PlaidOptions
+
+MAX_LENGTH = 64  # document tokens: short keeps MiniLM encoding of the fixture corpus to seconds
+# The shared MiniLM indexes take ~40 s to build on a loaded 2-core machine (encoded twice: PLAID and exact).
+SLOW = pytest.mark.slow
+
+
+def test_exact_maxsim_matches_pylate_colbert_scores():
+    import torch
+    from pylate.scores import colbert_scores
+
+    from embedkit.index.maxsim import exact_topk, maxsim_scores
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 9, size=23)
+    docs = [rng.normal(size=(n, 8)).astype(np.float32) for n in lengths]
+    queries = rng.normal(size=(5, 4, 8)).astype(np.float32)
+    ours = maxsim_scores(queries, np.concatenate(docs), lengths)  # (5, 23)
+    # one document at a time: no padding, so PyLate's masking convention plays no part
+    ref = np.concatenate([colbert_scores(torch.from_numpy(queries), torch.from_numpy(d)[None]).numpy()
+                          for d in docs], axis=1)  # (5, 23)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+    # chunked top-k (tiny chunks: documents are split across many reads) equals the full sort
+    scores, positions = exact_topk(queries, np.concatenate(docs), lengths, k=30, chunk_tokens=7)
+    assert positions[:, 23:].tolist() == [[-1] * 7] * 5
+    np.testing.assert_array_equal(positions[:, :5], np.argsort(-ours, axis=1, kind="stable")[:, :5])
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory, code_pairs) -> tuple[Path, Path, list]:
+    """160 stdlib functions to index and 20 more to append later, as JSONL corpora."""
+    folder = tmp_path_factory.mktemp("colbert-corpus")
+    main, extra = folder / "corpus.jsonl", folder / "extra.jsonl"
+    for path, rows in ((main, code_pairs[:160]), (extra, code_pairs[160:180])):
+        with open(path, "w", encoding="utf-8") as f:
+            for p in rows:
+                f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
+    return main, extra, code_pairs[:180]
+
+
+@pytest.fixture(scope="module")
+def minilm_indexes(tmp_path_factory, minilm_path, small_corpus):
+    """A PLAID and an exact index of the same corpus, built with one loaded encoder."""
+    from embedkit.index.build import get_backend
+
+    encoder = get_backend("colbert").load_encoder(minilm_path, 32, "off", MAX_LENGTH)
+    root = tmp_path_factory.mktemp("colbert-indexes")
+    built = {}
+    for name in ("plaid", "exact"):
+        options = BuildOptions(batch_size=32, max_length=MAX_LENGTH, progress=False, unpadded="off",
+                               backend_options=PlaidOptions(index_type=name, n_ivf_probe=16))
+        built[name] = build_index(minilm_path, Corpus(str(small_corpus[0])), root / name, kind="colbert",
+                                  options=options, encoder=encoder)
+    return built, encoder
+
+
+@SLOW
+def test_plaid_top10_agrees_with_exact_maxsim(minilm_indexes, small_corpus):
+    built, encoder = minilm_indexes
+    queries = [p.query for p in small_corpus[2][:30]]
+    plaid = open_index(built["plaid"], encoder=encoder)
+    exact = open_index(built["exact"], encoder=encoder)
+    assert plaid.manifest.backend == "plaid" and plaid.manifest.settings["index_type"] == "plaid"
+    assert exact.manifest.settings["index_type"] == "exact"
+    vectors = encoder.encode_queries(queries)
+    ps, pp = plaid.search_vectors(vectors, 10)
+    es, ep = exact.search_vectors(vectors, 10)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(pp.tolist(), ep.tolist())])
+    assert overlap >= 0.9, overlap
+    # same document, same score: PLAID's full scores are MaxSim over decompressed (4-bit) vectors
+    same = pp[:, 0] == ep[:, 0]
+    assert same.mean() >= 0.75  # near-ties may swap under 4-bit residuals
+    np.testing.assert_allclose(ps[same, 0], es[same, 0], rtol=0.05)
+    # the right function (query i documents function i) is usually first: the backbone is pretrained
+    top1 = [hits[0].id for hits in plaid.search(queries[:10], k=1, with_text=False)]
+    assert sum(t == p.id for t, p in zip(top1, small_corpus[2][:10])) >= 5
+
+
+@SLOW
+def test_reload_gives_same_results_and_no_pickle(minilm_indexes, small_corpus):
+    built, encoder = minilm_indexes
+    queries = [p.query for p in small_corpus[2][:5]]
+    first = open_index(built["plaid"], encoder=encoder).search_positions(queries, 5)
+    again = open_index(built["plaid"], encoder=encoder).search_positions(queries, 5)
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not list(Path(built["plaid"]).rglob("*.pkl"))
+    assert not (Path(built["plaid"]) / "plaid" / "embeddings.npy").exists()
+
+
+@SLOW
+@pytest.mark.parametrize("kind", ["plaid", "exact"])
+def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus, tmp_path, kind):
+    import shutil
+
+    from embedkit.index.colbert_backend import add_documents
+
+    built, encoder = minilm_indexes
+    copy = tmp_path / kind
+    shutil.copytree(built[kind], copy)
+    num = add_documents(copy, Corpus(str(small_corpus[1])), encoder=encoder)
+    assert num == 180
+    index = open_index(copy, encoder=encoder)
+    assert index.manifest.num_documents == 180 and len(index.store.ids) == 180
+    added = small_corpus[2][160:180]
+    # a document's own opening as the query: it should find that document (ids map to the right texts)
+    hits = index.search([p.code[:120] for p in added], k=10, with_text=True)
+    found = sum(any(h.id == p.id for h in row) for row, p in zip(hits, added))
+    assert found >= 17, found
+    assert all(h.text == index.store.text(index.store.ids.index(h.id)) for h in hits[0])
+    with pytest.raises(Exception, match="already in"):
+        add_documents(copy, Corpus(str(small_corpus[1])), encoder=encoder)
+
+
+def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_path, monkeypatch):
+    from embedkit.cli import main
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results.json"
+    assert main(["eval", "--model", str(tiny_modernbert), "--data", str(code_beir), "--kind", "colbert",
+                 "--output", str(out), "--max-length", "48", "--unpadded", "off"]) == 0
+    result = json.loads(out.read_text())
+    for key in ("ndcg@10", "recall@100", "mrr@10", "map@100"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["kind"] == "colbert" and result["num_documents"] == 600
+    # the index was cached under EMBEDKIT_CACHE, not ~/.cache
+    assert list((tmp_path / "cache" / "indexes").glob("colbert-default-*"))
