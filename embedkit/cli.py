@@ -50,6 +50,12 @@ def _index(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     kind = args.kind or detect_kind(model)
     corpus = Corpus(args.corpus, subset=args.subset, split=args.split)
+    if args.append:
+        from embedkit.index.colbert_backend import add_documents
+
+        num = add_documents(args.index_dir, corpus, model, batch_size=args.batch_size, unpadded=args.unpadded)
+        print(f"index {args.index_dir} now holds {num} documents")
+        return 0
     with dist_context() as (rank, world_size):
         options = BuildOptions(batch_size=args.batch_size, shard_size=args.shard_size, unpadded=args.unpadded,
                                max_length=args.max_length, truncate_dim=args.truncate_dim, overwrite=args.overwrite,
@@ -172,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate-dim", type=int, default=None, help="dense Matryoshka models: keep N dimensions")
     p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--append", action="store_true", help="colbert: add the corpus to the existing --index-dir")
     _add_index_options(p)
     p.set_defaults(func=_index)
 

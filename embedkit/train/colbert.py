@@ -101,7 +101,8 @@ def colbert_evaluator(recipe: Recipe, queries: dict[str, str], corpus: dict[str,
 
     evaluator = PyLateInformationRetrievalEvaluator(
         queries=queries, corpus=corpus, relevant_docs=relevant, name="", ndcg_at_k=[10], mrr_at_k=[10],
-        accuracy_precision_recall_at_k=[1, 10, 100], map_at_k=[100], score_functions={"maxsim": colbert_scores},
+        accuracy_at_k=[1, 10], precision_recall_at_k=[10, 100], map_at_k=[100],
+        score_functions={"maxsim": colbert_scores},
         batch_size=recipe.eval.batch_size, show_progress_bar=False)
     evaluator.primary_metric = "maxsim_ndcg@10"
     return evaluator

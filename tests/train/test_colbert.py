@@ -122,3 +122,22 @@ def test_colbert_recipes_load(path):
     recipe = load_recipe(path)
     assert recipe.kind == "colbert"
     assert recipe.colbert.embedding_dim == 128 and recipe.colbert.query_length == 32
+
+
+
+def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp_path, monkeypatch, code_pairs):
+    from conftest import write_beir
+
+    from embedkit.train.run import train
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    rows = code_pairs[300:316]
+    beir = write_beir(tmp_path / "dev", [(p.id, p.code) for p in rows],
+                      [(f"q{i}", p.query) for i, p in enumerate(rows)],
+                      [(f"q{i}", p.id, 1) for i, p in enumerate(rows)])
+    raw = _recipe(tiny_modernbert, pairs_jsonl, tmp_path / "with-eval", eval={"during_training": str(beir)},
+                  training={"max_steps": 8, "eval_steps": 4, "save_steps": 4})
+    out = train(recipe_from_dict(raw))
+    history = json.loads((out / "train_log.json").read_text())
+    scores = [h["eval_maxsim_ndcg@10"] for h in history if "eval_maxsim_ndcg@10" in h]
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
