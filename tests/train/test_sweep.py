@@ -30,11 +30,23 @@ def small_beir(tmp_path, code_pairs) -> Path:
 
 
 @pytest.fixture()
-def tiny_recipe(tmp_path, tiny_modernbert, train_jsonl, small_beir) -> Path:
+def mined_jsonl(tmp_path, code_pairs) -> Path:
+    """The "done when" chain starts here: (query, positive) pairs -> BM25-mined hard negatives."""
+    from embedkit.train.mining import MiningOptions, mine
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": p.query, "positive": p.code}) + "\n" for p in code_pairs[200:300]),
+                     encoding="utf-8")
+    return mine(pairs, tmp_path / "mined.jsonl", "bm25",
+                MiningOptions(num_negatives=2, range_min=1, range_max=30, relative_margin=0.05)).output
+
+
+@pytest.fixture()
+def tiny_recipe(tmp_path, tiny_modernbert, mined_jsonl, small_beir) -> Path:
     recipe = {
         "kind": "dense", "output_dir": str(tmp_path / "runs" / "tiny"),
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
-        "data": {"train": str(train_jsonl), "max_samples": 32},
+        "data": {"train": str(mined_jsonl), "max_samples": 32},
         "training": {"batch_size": 8, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
         "eval": {"data": [str(small_beir)], "batch_size": 32},
     }
