@@ -137,3 +137,18 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
     assert result["kind"] == "colbert" and result["num_documents"] == 600
     # the index was cached under EMBEDKIT_CACHE, not ~/.cache
     assert list((tmp_path / "cache" / "indexes").glob("colbert-default-*"))
+
+
+def test_cli_index_append_search(tiny_modernbert, small_corpus, tmp_path, capsys):
+    from embedkit.cli import main
+
+    index_dir = tmp_path / "idx"
+    common = ["--model", str(tiny_modernbert), "--index-dir", str(index_dir), "--kind", "colbert",
+              "--max-length", "32", "--unpadded", "off"]
+    assert main(["index", "--corpus", str(small_corpus[0]), *common]) == 0
+    assert main(["index", "--corpus", str(small_corpus[1]), "--append", *common]) == 0
+    assert "180 documents" in capsys.readouterr().out
+    added = small_corpus[2][170]
+    assert main(["search", "--index-dir", str(index_dir), "--json", "-k", "5", added.code[:100]]) == 0
+    hits = json.loads(capsys.readouterr().out)[0]["hits"]
+    assert len(hits) == 5 and hits[0]["id"] == added.id  # its own opening finds the appended document
