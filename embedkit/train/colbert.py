@@ -150,17 +150,19 @@ def quickstart_rows(workdir: Path, train_path: Path, data_folder: Path, max_step
     """ColBERT rows of the quickstart table: the packaged MiniLM with an untrained projection, then fine-tuned."""
     import time
 
+    from embedkit.config import load_recipe
     from embedkit.evaluate.runner import EvalOptions, evaluate
     from embedkit.quickstart import RECIPE, Row, _train, packaged_minilm
 
     recipe = RECIPE.with_name("quickstart-colbert.yaml")
+    length = load_recipe(recipe).colbert.document_length  # the base row reads documents as far as the tuned one
     base = packaged_minilm()
     overrides = [f"model.name={base}", f"data.train={train_path}", f"output_dir={workdir / 'minilm-colbert-code'}"]
     if max_steps:
         overrides.append(f"training.max_steps={max_steps}")
     rows = []
     start = time.perf_counter()
-    result = evaluate(base, data_folder, EvalOptions(kind="colbert", use_cache=False))
+    result = evaluate(base, data_folder, EvalOptions(kind="colbert", use_cache=False, max_length=length))
     rows.append(Row("MiniLM base (ColBERT, untrained projection)", result["ndcg@10"], result["recall@100"],
                     time.perf_counter() - start))
     tuned, train_seconds = _train(recipe, overrides)

@@ -139,6 +139,7 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
     assert list((tmp_path / "cache" / "indexes").glob("colbert-default-*"))
 
 
+@SLOW  # three CLI runs, each loading torch, PyLate and the model
 def test_cli_index_append_search(tiny_modernbert, small_corpus, tmp_path, capsys):
     from embedkit.cli import main
 
