@@ -31,8 +31,20 @@ def _contrastive(model: Any, cfg: LossConfig) -> Any:
 def _cached_contrastive(model: Any, cfg: LossConfig) -> Any:
     from pylate import losses
 
-    return losses.CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size,
-                                    gather_across_devices=cfg.gather_across_devices)
+    class CachedContrastive(losses.CachedContrastive):
+        """PyLate 1.6 back-propagates the *summed* per-row losses but returns their mean, so its gradients are
+        batch_size times those of ``Contrastive`` on the same batch (tests/train/test_colbert.py checks this).
+        Dividing the cached embedding gradients by the batch size makes the two losses equivalent."""
+
+        def calculate_loss_and_cache_gradients(self, reps, masks):
+            loss = super().calculate_loss_and_cache_gradients(reps, masks)
+            if self.size_average:
+                rows = sum(r.shape[0] for r in reps[0])  # anchors in the whole batch
+                self.cache = [[None if g is None else g / rows for g in grads] for grads in self.cache]
+            return loss
+
+    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size,
+                             gather_across_devices=cfg.gather_across_devices)
 
 
 def _distillation(model: Any, cfg: LossConfig) -> Any:

@@ -141,3 +141,30 @@ def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp
     history = json.loads((out / "train_log.json").read_text())
     scores = [h["eval_maxsim_ndcg@10"] for h in history if "eval_maxsim_ndcg@10" in h]
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_cached_contrastive_matches_contrastive(tiny_modernbert, code_pairs):
+    """GradCache changes memory, not the objective: same loss and same gradients as the plain loss."""
+    import torch
+    from pylate import utils
+
+    from embedkit.config import ColbertConfig, LossConfig, ModelConfig
+    from embedkit.models.colbert import build_colbert_model
+    from embedkit.train.colbert import COLBERT_LOSSES
+
+    model = build_colbert_model(ModelConfig(name=str(tiny_modernbert)),
+                                ColbertConfig(embedding_dim=16, query_length=16, document_length=32), device="cpu")
+    rows = [{"query": p.query, "positive": p.code, "negative_1": q.code}
+            for p, q in zip(code_pairs[400:408], code_pairs[410:418])]
+    batch = utils.ColBERTCollator(tokenize_fn=model.tokenize)(rows)
+    features = [{k[len(c) + 1:]: v for k, v in batch.items() if k.startswith(c + "_")}
+                for c in ("query", "positive", "negative_1")]
+    results = []
+    for name in ("contrastive", "cached_contrastive"):
+        model.zero_grad()
+        loss = COLBERT_LOSSES[name](model, LossConfig(name=name, mini_batch_size=3))(features, None)
+        loss.backward()
+        grad = model[1].linear.weight.grad.clone()  # the projection
+        results.append((loss.item(), grad))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-4)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-3, atol=1e-5)
