@@ -119,7 +119,10 @@ class MultiVectorIndex(Index):
         """Top-k (scores, positions), each (num_queries, k); position -1 where nothing was found."""
         if not queries:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        q = np.stack(queries).astype(np.float32)  # (num_queries, query_length, dim)
+        longest = max(len(v) for v in queries)
+        q = np.zeros((len(queries), longest, queries[0].shape[1]), dtype=np.float32)
+        for i, v in enumerate(queries):  # zero rows (models without query expansion) add 0 to every score
+            q[i, :len(v)] = v  # (num_queries, query_length, dim)
         if self.exact:
             parts = [exact_topk(q[i:i + self.query_batch], self.tokens, self.lengths, k)
                      for i in range(0, len(q), self.query_batch)]
