@@ -36,16 +36,54 @@ def dist_context() -> Iterator[tuple[int, int]]:
             dist.destroy_process_group()
 
 
-def build_index_distributed(model: str, corpus: Any, index_dir: str | Path, kind: str, options: Any) -> Path:
-    """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index."""
+def barrier() -> None:
+    """Wait for every rank (a no-op outside a process group)."""
     import torch.distributed as dist
 
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_succeeded(ok: bool) -> bool:
+    """True when ``ok`` on every rank; used instead of a barrier so that one failing rank cannot leave
+    the others waiting forever."""
+    import torch
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    failed = torch.tensor([0 if ok else 1], device=device)
+    dist.all_reduce(failed)
+    return int(failed.item()) == 0
+
+
+def _run_everywhere(step, *args, only_rank0: bool = False, rank: int = 0, **kwargs) -> Any:
+    from embedkit.errors import EmbedkitError
+
+    error: BaseException | None = None
+    result = None
+    if rank == 0 or not only_rank0:
+        try:
+            result = step(*args, **kwargs)
+        except Exception as exc:  # re-raised below, after every rank knows
+            error = exc
+    if not all_succeeded(error is None):
+        if error is not None:
+            raise error
+        raise EmbedkitError("another process of this torchrun job failed; see its message above")
+    return result
+
+
+def build_index_distributed(model: str, corpus: Any, index_dir: str | Path, kind: str, options: Any) -> Path:
+    """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index.
+
+    The work folder (``<index_dir>.partial``) is shared, so the ranks must see one file system. A killed
+    job resumes like a single process does: each rank skips the shards its state file records.
+    """
     from embedkit.index.build import build_index, finalize_index, get_backend
 
     encoder = get_backend(kind).load_encoder(model, options.batch_size, options.unpadded, options.max_length)
-    build_index(model, corpus, index_dir, kind=kind, options=options, encoder=encoder)
-    dist.barrier()
-    if options.rank == 0:
-        finalize_index(model, kind, corpus, Path(index_dir), encoder, options)
-    dist.barrier()
+    _run_everywhere(build_index, model, corpus, index_dir, kind=kind, options=options, encoder=encoder,
+                    rank=options.rank)
+    _run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, options, only_rank0=True,
+                    rank=options.rank)
     return Path(index_dir)

@@ -91,8 +91,12 @@ def build_index(model: str, corpus: Corpus, index_dir: str | Path, kind: str | N
                 **({"truncate_dim": options.truncate_dim} if options.truncate_dim else {}),
                 "backend_options": _plain(options.backend_options), "shard_size": options.shard_size}
     work = partial_path(index_dir)
-    if options.overwrite and work.exists() and _settings_differ(work, settings):
+    if options.rank == 0 and options.overwrite and work.exists() and _settings_differ(work, settings):
         shutil.rmtree(work)
+    if options.world_size > 1:
+        from embedkit.distributed import barrier
+
+        barrier()  # no rank writes shards before rank 0 has discarded a stale work folder
     encode_corpus(corpus, encoder.encode_documents, work, settings, shard_size=options.shard_size,
                   progress=options.progress, rank=options.rank, world_size=options.world_size)
     if options.world_size > 1:

@@ -137,10 +137,14 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
 
 
 def list_shards(work_dir: str | Path) -> list[Shard]:
-    """All recorded shards of every rank, in corpus order."""
+    """All recorded shards of every rank, in corpus order.
+
+    A shard can be recorded twice when a run is resumed with another number of processes (rank 0 of the
+    second run redoes what rank 1 of the first had done); its files are the same, so it is listed once.
+    """
     folder = Path(work_dir) / "shards"
-    shards = []
-    for state_path in folder.glob("shards-rank*.json"):
+    shards: dict[int, Shard] = {}
+    for state_path in sorted(folder.glob("shards-rank*.json")):
         for number, count in read_json(state_path)["done"].items():
-            shards.append(Shard(int(number), count, folder))
-    return sorted(shards, key=lambda s: s.index)
+            shards[int(number)] = Shard(int(number), count, folder)
+    return [shards[number] for number in sorted(shards)]

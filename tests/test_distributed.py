@@ -1,0 +1,84 @@
+"""`torchrun --nproc_per_node 2 -m embedkit index` on CPU (gloo) builds the same index as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedkit.cli import main
+
+WORDS = "parse read write open close sort merge split join map filter reduce stream buffer socket".split()
+NUM_DOCS, SHARD_SIZE = 500, 40  # 13 shards: rank 0 encodes 7, rank 1 encodes 6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args, nproc: int = 2, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
+           "127.0.0.1", "--master_port", str(free_port()), "-m", "embedkit", *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def corpus(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    rng = random.Random(0)
+    path = tmp_path / "corpus.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(NUM_DOCS):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(16))}) + "\n")
+    return path
+
+
+@pytest.mark.slow  # two processes that import torch, plus the single-process reference
+def test_torchrun_index_equals_single_process(tmp_path, corpus, tiny_modernbert):
+    from embedkit.index.build import open_index
+
+    common = ["--model", tiny_modernbert, "--corpus", corpus, "--shard-size", SHARD_SIZE, "--batch-size", 16]
+    out = torchrun("index", *common, "--index-dir", tmp_path / "dist")
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.stdout.count("index written to") == 1  # rank 0 only
+    assert not (tmp_path / "dist.partial").exists()
+    assert main(["index", *map(str, common), "--index-dir", str(tmp_path / "single")]) == 0
+
+    dist, single = open_index(tmp_path / "dist"), open_index(tmp_path / "single")
+    assert dist.store.ids == single.store.ids == [f"d{i}" for i in range(NUM_DOCS)]
+    np.testing.assert_allclose(dist.faiss.reconstruct_n(0, NUM_DOCS), single.faiss.reconstruct_n(0, NUM_DOCS),
+                               atol=1e-5)
+    queries = ["read a file", "merge and sort", "socket buffer stream"]
+    for got, want in zip(dist.search(queries, k=10), single.search(queries, k=10)):
+        assert [h.id for h in got] == [h.id for h in want]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_failure_is_one_clear_error_on_every_rank(tmp_path, corpus, tiny_modernbert):
+    (tmp_path / "taken").mkdir()
+    out = torchrun("index", "--model", tiny_modernbert, "--corpus", corpus, "--index-dir", tmp_path / "taken")
+    assert out.returncode != 0
+    assert "already exists; pass --overwrite" in out.stderr
+
+
+def test_resume_with_another_number_of_processes_lists_each_shard_once(tmp_path):
+    from embedkit.artifacts import write_json
+    from embedkit.index.encode import list_shards
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    # run 1 (2 ranks) recorded shards 0, 2 (rank 0) and 1 (rank 1); run 2 (1 rank) redid 1 and did 3
+    write_json(shards / "shards-rank0.json", {"settings": {}, "done": {"0": 4, "2": 4, "1": 4, "3": 2}})
+    write_json(shards / "shards-rank1.json", {"settings": {}, "done": {"1": 4}})
+    assert [(s.index, s.count) for s in list_shards(tmp_path)] == [(0, 4), (1, 4), (2, 4), (3, 2)]
