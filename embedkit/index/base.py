@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import json
+from array import array
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,16 +65,20 @@ class DocumentStore:
 
     @staticmethod
     def write(folder: Path, documents: Iterable[tuple[str, str]]) -> int:
-        offsets = []
-        ids = []
-        with open(folder / "documents.jsonl", "wb") as f:
+        # Streamed: ids go straight to doc_ids.json and offsets into a packed int64 array (8 bytes a
+        # document, not a Python list of ids and ints: ~100 bytes a document, 10 GB at 100M).
+        offsets = array("q")
+        with open(folder / "documents.jsonl", "wb") as f, \
+                open(folder / "doc_ids.json", "w", encoding="utf-8") as id_file:
+            id_file.write("[")
             for doc_id, text in documents:
+                id_file.write((", " if offsets else "") + json.dumps(doc_id, ensure_ascii=False))
                 offsets.append(f.tell())
-                ids.append(doc_id)
                 f.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
-        np.save(folder / "doc_offsets.npy", np.array(offsets, dtype=np.int64))
-        (folder / "doc_ids.json").write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
-        return len(ids)
+            id_file.write("]")
+        np.save(folder / "doc_offsets.npy", np.frombuffer(offsets, dtype=np.int64) if offsets
+                else np.zeros(0, np.int64))
+        return len(offsets)
 
     @property
     def ids(self) -> list[str]:
