@@ -22,10 +22,17 @@ N_WAYS = 32  # documents per query kept from the teacher's list (PyLate's KDProc
 
 # --------------------------------------------------------------------------- losses by name
 
+def _gather(cfg: LossConfig) -> bool:
+    """Share negatives across processes only when there are several (PyLate warns on every step otherwise)."""
+    import torch.distributed as dist
+
+    return cfg.gather_across_devices and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def _contrastive(model: Any, cfg: LossConfig) -> Any:
     from pylate import losses
 
-    return losses.Contrastive(model=model, gather_across_devices=cfg.gather_across_devices)
+    return losses.Contrastive(model=model, gather_across_devices=_gather(cfg))
 
 
 def _cached_contrastive(model: Any, cfg: LossConfig) -> Any:
@@ -43,8 +50,7 @@ def _cached_contrastive(model: Any, cfg: LossConfig) -> Any:
                 self.cache = [[None if g is None else g / rows for g in grads] for grads in self.cache]
             return loss
 
-    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size,
-                             gather_across_devices=cfg.gather_across_devices)
+    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=_gather(cfg))
 
 
 def _distillation(model: Any, cfg: LossConfig) -> Any:
