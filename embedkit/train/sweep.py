@@ -152,7 +152,7 @@ def run_variant(variant: Variant, selection: list[tuple[str, Path]], sweep_dir: 
 
 
 def render_table(results: list[RunResult], selection_names: list[str], winner: int | None) -> str:
-    head = ["#", "settings", f"mean {METRIC}", *selection_names, "train s", "model"]
+    head = ["#", "settings", f"mean {METRIC}", *selection_names, "train+eval s", "model"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(results, key=lambda r: r.index):
         mark = " **(winner)**" if r.index == winner else ""
@@ -199,9 +199,11 @@ def run_sweep(recipe_path: str | Path, grid_specs: list[str], overrides: list[st
         if only is not None and variant.index not in only:
             continue
         done = sweep_dir / "runs" / f"{variant.index}.json"
-        if done.is_file() and Path(variant.output_dir).exists() and not overwrite:
-            logger.info("variant %d (%s) already finished; skipping", variant.index, variant.label)
-            continue
+        if done.is_file() and not overwrite:
+            previous = RunResult(**read_json(done))
+            if not previous.kept or Path(variant.output_dir).exists():  # a deleted loser stays finished
+                logger.info("variant %d (%s) already finished; skipping", variant.index, variant.label)
+                continue
         logger.info("training variant %d/%d: %s", variant.index + 1, len(variants), variant.label)
         run_variant(variant, selection, sweep_dir, overwrite=True)
     results = []

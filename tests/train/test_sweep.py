@@ -94,6 +94,7 @@ def test_sweep_trains_scores_and_keeps_the_best(tiny_recipe, tmp_path):
     # a finished sweep reruns as a no-op that rewrites the same table
     again = run_sweep(tiny_recipe, GRID)
     assert again.complete and again.winner.index == best["index"]
+    assert [r.kept for r in again.results] == [r["kept"] for r in runs]  # nothing retrained
 
 
 def test_sweep_without_selection_needs_the_paper_sets(tiny_recipe, tmp_path):
