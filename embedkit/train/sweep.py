@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import shutil
 import time
@@ -178,6 +179,9 @@ def run_sweep(recipe_path: str | Path, grid_specs: list[str], overrides: list[st
               overwrite: bool = False, sweep_dir: str | Path | None = None) -> SweepResult:
     """Train every grid variant not yet finished (or only those in ``only``), then, once all are
     finished, pick the best mean nDCG@10 on the selection sets and write the table."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise EmbedkitError("embedkit sweep under torchrun is not supported: run one sweep process per GPU "
+                            "(CUDA_VISIBLE_DEVICES=i) with --only-index, then once more to write the table")
     overrides = list(overrides or [])
     grid = parse_grid(grid_specs)
     variants = plan(recipe_path, overrides, grid)
