@@ -35,7 +35,8 @@ def write_corpus(path: Path, size: int, words: int = 20, seed: int = 0) -> None:
             f.write(json.dumps({"_id": f"d{i}", "text": text}) + "\n")
 
 
-def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: int, index_type: str) -> dict:
+def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: int, index_type: str,
+            threads: int) -> dict:
     corpus = workdir / f"corpus-{size}.jsonl"
     t0 = time.time()
     write_corpus(corpus, size)
@@ -50,7 +51,7 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
     cmd = [sys.executable, "-c", code, sys.executable, "-m", "embedkit", "index", "--model", str(model),
            "--corpus", str(corpus), "--index-dir", str(index_dir), "--shard-size", str(shard_size),
            "--batch-size", str(batch_size), "--index-type", index_type]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads))
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"measurement failed:\n{out.stderr[-3000:]}")
@@ -64,7 +65,8 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
             "peak_rss_mib": round(result["maxrss_kib"] / 1024, 1), "index_seconds": round(result["seconds"], 1),
             "docs_per_second": round(size / result["seconds"]), "generate_seconds": round(gen_s, 1),
             "index_files_mib": {k: round(v / 2**20, 1) for k, v in sizes.items()},
-            "shard_size": shard_size, "batch_size": batch_size, "index_type": index_type}
+            "shard_size": shard_size, "batch_size": batch_size, "index_type": index_type, "torch_threads": threads,
+            }
 
 
 def main() -> None:
@@ -74,21 +76,27 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--index-type", default="flat", choices=["flat", "hnsw", "ivfpq"])
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "scale_memory.json"))
-    parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OMP_NUM_THREADS of the child; 1 is much faster on a busy shared machine")
+    parser.add_argument("--note", default="", help="free text stored with each run (e.g. the machine's load)")
     args = parser.parse_args()
 
     from embedkit.models.tiny import build_tiny_modernbert
 
-    runs = []
+    runs = json.loads(Path(args.output).read_text())["runs"] if Path(args.output).is_file() else []
     with tempfile.TemporaryDirectory(prefix="embedkit-scale-") as tmp:
         workdir = Path(tmp)
         model = build_tiny_modernbert(workdir / "tiny-model", [" ".join(WORDS)] * 50)
         for size in args.sizes:
-            result = run_one(model, size, workdir, args.shard_size, args.batch_size, args.index_type)
+            result = run_one(model, size, workdir, args.shard_size, args.batch_size, args.index_type, args.threads)
+            result["note"] = args.note
             print(json.dumps(result), flush=True)
-            runs.append(result)
+            # runs already in the file (other sizes or settings) are kept; a same-size, same-settings run is replaced
+            key = ("documents", "shard_size", "batch_size", "index_type", "torch_threads")
+            runs = [r for r in runs if tuple(r.get(k) for k in key) != tuple(result.get(k) for k in key)] + [result]
             output = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                  "python": platform.python_version(), "note": args.note},
+                                  "python": platform.python_version(),
+                                  "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
                       "model": "tiny random ModernBERT (hidden 64, 3 layers), mean pooling, dim 64",
                       "runs": runs}
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -82,3 +82,27 @@ def test_resume_with_another_number_of_processes_lists_each_shard_once(tmp_path)
     write_json(shards / "shards-rank0.json", {"settings": {}, "done": {"0": 4, "2": 4, "1": 4, "3": 2}})
     write_json(shards / "shards-rank1.json", {"settings": {}, "done": {"1": 4}})
     assert [(s.index, s.count) for s in list_shards(tmp_path)] == [(0, 4), (1, 4), (2, 4), (3, 2)]
+
+
+@pytest.mark.slow  # two training processes (gloo), a few steps of a tiny model
+def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    output = tmp_path / "model"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "kind": "dense", "output_dir": str(output),
+        "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
+        "data": {"train": str(train_jsonl), "max_samples": 32},
+        "loss": {"name": "mnrl", "gather_across_devices": True},  # in-batch negatives from both processes
+        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
+    }), encoding="utf-8")
+    out = torchrun("train", recipe)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert output.is_dir() and not (tmp_path / "model.partial").exists()
+    assert (output / "embedkit.json").is_file() and (output / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(".model.old-*"))
+    from embedkit.models.dense import load_dense_model
+
+    assert load_dense_model(str(output)).encode(["def f(): pass"]).shape == (1, 64)

@@ -51,6 +51,9 @@ def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str
         report_to=["tensorboard"],
         prompts=prompts or None,
         disable_tqdm=False,
+        # torchrun on a machine without CUDA: accelerate sets up CPU DDP (gloo) only when told to use the CPU;
+        # otherwise every process would train alone, on all the data, with no gradient sync.
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
     )
     # TensorBoard logs beside the model, not under checkpoints/ (deleted when training ends):
     # <output_dir>/logs. transformers 5 reads the folder from this variable when the trainer is built.

@@ -46,5 +46,6 @@ def train_dense(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     if resume:
         logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
-    model.save(str(work))
+    if trainer.is_world_process_zero():  # under torchrun every rank holds the same weights; one writes them
+        model.save(str(work))
     return model, trainer.state.log_history

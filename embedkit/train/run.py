@@ -11,6 +11,7 @@ from typing import Any
 
 from embedkit.artifacts import partial_path, publish_dir, versions, write_json
 from embedkit.config import Recipe
+from embedkit.distributed import barrier, world
 from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,15 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
     if work.exists() and previous.is_file() and previous.read_text(encoding="utf-8") != recipe.to_yaml():
         if not overwrite:
             raise EmbedkitError(f"{work} holds an interrupted run of a different recipe; pass --overwrite to discard it")
-        shutil.rmtree(work)
+        if world()[0] == 0:
+            shutil.rmtree(work)
     start = time.time()
+    if world()[1] > 1 and world()[0] != 0:
+        # torchrun: every rank trains (the trainer joins the process group); rank 0 alone writes and publishes.
+        work.mkdir(parents=True, exist_ok=True)
+        _trainer(recipe.kind)(recipe, work)
+        barrier()
+        return final
     with publish_dir(final, overwrite=overwrite) as work:
         (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         _model, history = _trainer(recipe.kind)(recipe, work)
@@ -85,4 +93,5 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
                                      "train_seconds": round(time.time() - start, 1), "versions": versions()})
         if not keep_checkpoints:
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    barrier()  # under torchrun the other ranks return once the folder is published
     return final
