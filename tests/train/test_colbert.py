@@ -42,6 +42,7 @@ def pairs_jsonl(tmp_path, code_pairs) -> Path:
     return path
 
 
+@pytest.mark.slow  # ~14 s alone on 2 cores, 40+ s when the machine is shared
 def test_contrastive_training_lowers_loss_and_reloads_in_pylate(tiny_modernbert, pairs_jsonl, tmp_path,
                                                                  monkeypatch):
     from pylate import models
@@ -92,6 +93,7 @@ def kd_folder(tmp_path, code_pairs) -> Path:
     return folder
 
 
+@pytest.mark.slow  # ~12 s alone on 2 cores, 35+ s when the machine is shared
 def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path, monkeypatch):
     from embedkit.train.run import train
 
