@@ -248,3 +248,36 @@ def test_train_into_existing_folder_needs_overwrite(tmp_path, capsys):
     assert_refused(code, err, str(output), "--overwrite")
     assert [p.name for p in output.iterdir()] == ["config.json"]
     assert not (tmp_path / "model.partial").exists()
+
+
+# --- security -----------------------------------------------------------------------------------------
+
+def test_model_with_custom_code_is_refused_without_running_it(tmp_path, capsys):
+    model = tmp_path / "remote-code-model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "customx", "auto_map": {
+        "AutoConfig": "configuration_x.XConfig", "AutoModel": "modeling_x.XModel"}}))
+    marker = tmp_path / "code-ran"
+    for name in ("configuration_x.py", "modeling_x.py"):
+        (model / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one")])
+    code, err = index_cli(capsys, model, corpus, tmp_path / "index")
+    assert_refused(code, err, str(model), "ships its own Python code", "trust_remote_code: true")
+    assert not marker.exists()
+    assert not (tmp_path / "index").exists()
+
+
+def test_no_pickle_is_loaded_by_embedkit():
+    """np.load keeps allow_pickle=False (its default); no torch.load, pickle or joblib anywhere in the package."""
+    import re
+
+    import embedkit
+
+    root = Path(embedkit.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            code = line.split("#")[0]
+            if re.search(r"allow_pickle\s*=\s*True|torch\.load\(|\bimport pickle\b|pickle\.loads?\(|joblib", code):
+                offenders.append(f"{path.relative_to(root)}:{lineno}: {line.strip()}")
+    assert not offenders, offenders

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedkit.config import ModelConfig
-from embedkit.models.loading import hub_error, is_sentence_transformers_folder, resolve_model
+from embedkit.models.loading import hub_error, is_sentence_transformers_folder, remote_code_error, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ def build_dense_model(cfg: ModelConfig, device: str | None = None):
             model = SentenceTransformer(modules=modules, device=device)
     except OSError as exc:
         raise hub_error(cfg.name, exc) from None
+    except ValueError as exc:
+        raise remote_code_error(cfg.name, exc) or exc from None
     model.similarity_fn_name = cfg.similarity
     prompts = {k: v for k, v in (("query", cfg.query_prompt), ("document", cfg.document_prompt)) if v}
     if prompts:
@@ -47,6 +49,8 @@ def load_dense_model(name: str, device: str | None = None, trust_remote_code: bo
         return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise hub_error(name, exc) from None
+    except ValueError as exc:
+        raise remote_code_error(name, exc) or exc from None
 
 
 @dataclass

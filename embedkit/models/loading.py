@@ -30,3 +30,11 @@ def hub_error(name: str, exc: Exception) -> EmbedkitError:
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return EmbedkitError(f"could not load model {name!r}: {first}. If it is a hub id, this machine may be offline: "
                          "download it where you have internet and pass the local folder.")
+
+
+def remote_code_error(name: str, exc: Exception) -> EmbedkitError | None:
+    """The clear message for a model that ships its own code while ``trust_remote_code`` is off."""
+    if "trust_remote_code" not in str(exc):
+        return None
+    return EmbedkitError(f"{name} ships its own Python code, which embedkit does not run unless asked: inspect it, "
+                         "then set model.trust_remote_code: true in the recipe if you trust it")
