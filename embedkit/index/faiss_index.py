@@ -24,7 +24,7 @@ class FaissOptions:
     index_type: FaissType = "flat"
     hnsw_m: int = 32
     ef_search: int = 128
-    nlist: int | None = None        # IVF lists; default 4·sqrt(N), at most N/39 so k-means has data
+    nlist: int | None = None        # IVF lists; default 4·sqrt(N), at most (training sample)/39
     pq_m: int | None = None         # PQ sub-quantisers; default dim/4 rounded to a divisor of dim
     nprobe: int = 32
     train_sample: int = 200_000
@@ -34,7 +34,9 @@ class FaissOptions:
             return "Flat"
         if self.index_type == "hnsw":
             return f"HNSW{self.hnsw_m}"
-        nlist = self.nlist or max(1, min(int(4 * math.sqrt(num_vectors)), num_vectors // 39 or 1))
+        # k-means needs ~39 training points per list: cap by the training sample, not the corpus
+        trained_on = min(num_vectors, self.train_sample)
+        nlist = self.nlist or max(1, min(int(4 * math.sqrt(num_vectors)), trained_on // 39 or 1))
         pq_m = self.pq_m or max(m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 4))
         if dim % pq_m:
             raise EmbedkitError(f"--pq-m {pq_m} must divide the embedding size {dim}")

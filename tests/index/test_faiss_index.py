@@ -76,7 +76,7 @@ def test_ivfpq_recall_against_exact(data, exact, ivfpq):
     _, _, queries = data
     index = FaissIndex(ivfpq)
     assert index.faiss.ntotal == NUM
-    assert index.manifest.settings["factory"] == "IVF76,PQ16"  # nlist = min(4·sqrt(N), N/39)
+    assert index.manifest.settings["factory"] == "IVF51,PQ16"  # nlist = min(4·sqrt(N), sample/39)
     _, positions = index.search_vectors(queries, 10)
     recall = recall_at_10(positions, exact)
     assert recall > 0.7, recall  # 16 bytes per 32-dim vector; measured 0.8 here
@@ -122,3 +122,10 @@ def test_hnsw_recall_against_exact(data, exact, tmp_path):
 def test_pq_m_must_divide_the_dimension():
     with pytest.raises(EmbedkitError, match="must divide the embedding size 32"):
         FaissOptions(index_type="ivfpq", pq_m=5).factory(32, 10_000)
+
+
+def test_default_nlist_is_capped_by_the_training_sample():
+    # 100M vectors: 4·sqrt(N) = 40,000 lists would leave k-means 5 points a list from a 200k sample
+    assert FaissOptions(index_type="ivfpq").factory(768, 100_000_000) == "IVF5128,PQ192"
+    assert FaissOptions(index_type="ivfpq", train_sample=2_000_000).factory(768, 100_000_000) == "IVF40000,PQ192"
+    assert FaissOptions(index_type="ivfpq").factory(768, 1_000_000) == "IVF4000,PQ192"
