@@ -22,7 +22,7 @@ class DenseBackend:
         return build_faiss(shards, encoder.dim, options or FaissOptions(), folder)
 
     def open(self, folder: Path, encoder) -> FaissIndex:
-        return FaissIndex(folder, encoder)
+        return FaissIndex(folder, encoder, mmap=True)  # IVF lists stay on disk; Flat/HNSW load whole
 
 
 BACKEND = DenseBackend()

@@ -129,3 +129,13 @@ def test_default_nlist_is_capped_by_the_training_sample():
     assert FaissOptions(index_type="ivfpq").factory(768, 100_000_000) == "IVF5128,PQ192"
     assert FaissOptions(index_type="ivfpq", train_sample=2_000_000).factory(768, 100_000_000) == "IVF40000,PQ192"
     assert FaissOptions(index_type="ivfpq").factory(768, 1_000_000) == "IVF4000,PQ192"
+
+
+def test_search_opens_ivf_indexes_memory_mapped(ivfpq):
+    import faiss
+
+    from embedkit.index.dense_backend import BACKEND
+
+    index = BACKEND.open(ivfpq, encoder=None)  # what `embedkit search` / `eval` use
+    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index.faiss).invlists)
+    assert type(lists).__name__ == "OnDiskInvertedLists"
