@@ -23,10 +23,13 @@ N_WAYS = 32  # documents per query kept from the teacher's list (PyLate's KDProc
 # --------------------------------------------------------------------------- losses by name
 
 def _gather(cfg: LossConfig) -> bool:
-    """Share negatives across processes only when there are several (PyLate warns on every step otherwise)."""
-    import torch.distributed as dist
+    """Share negatives only across several processes (PyLate warns on every step otherwise), and never on
+    gloo (CPU), which cannot back-propagate through the gather: the dense losses' rule."""
+    import os
 
-    return cfg.gather_across_devices and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    from embedkit.train.losses import _gather as dense_gather
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and dense_gather(cfg)
 
 
 def _contrastive(model: Any, cfg: LossConfig) -> Any:
