@@ -16,7 +16,7 @@ def _gather(cfg: LossConfig) -> bool:
     """``gather_across_devices``, except on gloo (CPU) process groups: the gradient of the gather there is an
     all_to_all, which gloo lacks (``RuntimeError: Backend gloo does not support alltoall``)."""
     if not cfg.gather_across_devices or int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return cfg.gather_across_devices
+        return False
     import torch
     import torch.distributed as dist
 

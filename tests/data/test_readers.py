@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from embedkit.data.beir import load_beir
+from embedkit.data.corpus import Corpus
+from embedkit.errors import EmbedkitError
+
+
+def test_jsonl_corpus_joins_title_and_text(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "1", "title": "T", "text": "body"}\n\n{"id": 2, "contents": "x"}\n')
+    assert list(Corpus(str(path))) == [("1", "T body"), ("2", "x")]
+
+
+def test_parquet_corpus(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"doc_id": ["a", "b"], "text": ["one", "two"]}), path)
+    assert list(Corpus(str(path)).batches(1)) == [(["a"], ["one"]), (["b"], ["two"])]
+
+
+def test_corpus_is_rereadable_and_batched(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"_id": str(i), "text": f"doc {i}"}) + "\n" for i in range(5)))
+    corpus = Corpus(str(path))
+    assert [len(ids) for ids, _ in corpus.batches(2)] == [2, 2, 1]
+    assert list(corpus) == list(corpus)
+
+
+def test_missing_text_field_lists_expected(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "1", "body_text": "x"}\n')
+    with pytest.raises(EmbedkitError, match=r"c\.jsonl:1: missing field 'text' or .*found fields: _id, body_text"):
+        list(Corpus(str(path)))
+
+
+def test_beir_restricts_queries_to_judged_split(code_beir):
+    data = load_beir(code_beir, "test")
+    assert len(data.queries) == 200 and set(data.queries) == set(data.qrels)
+
+
+def test_beir_qrels_without_header_and_unknown_split(tmp_path, code_beir):
+    import shutil
+
+    folder = tmp_path / "b"
+    shutil.copytree(code_beir, folder)
+    lines = (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    (folder / "qrels" / "dev.tsv").write_text("\n".join(lines[:3]) + "\n")
+    assert len(load_beir(folder, "dev").queries) == 3
+    with pytest.raises(EmbedkitError, match="qrels splits here: dev, test"):
+        load_beir(folder, "train")
+
+
+def test_hub_dataset_unreachable_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EmbedkitError, match="could not load dataset 'nobody/nothing'.*local file or folder"):
+        list(Corpus("nobody/nothing"))
+
+
+def test_code_corpus_is_real_and_disjoint(code_pairs):
+    from embedkit.data.code_corpus import iter_code_pairs, site_packages_root
+
+    assert len(code_pairs) == 600
+    pair = code_pairs[0]
+    assert pair.query and '"""' not in pair.code.split("\n")[1] and pair.code.lstrip().startswith(("def", "async", "@"))
+    site = {p.query for p in iter_code_pairs(site_packages_root(), limit=300)}
+    assert site and all("site-packages" not in p.id for p in code_pairs)
