@@ -213,7 +213,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")
     p.add_argument("--workdir", default="runs/quickstart")
-    p.add_argument("--train-size", type=int, default=4000)
+    p.add_argument("--train-size", type=int, default=2000)
     p.add_argument("--eval-size", type=int, default=2000)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--no-colbert", action="store_true")

@@ -117,7 +117,7 @@ def _colbert_rows() -> ExtraRows | None:
     return quickstart_rows
 
 
-def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 4000, eval_size: int = 2000,
+def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 2000, eval_size: int = 2000,
                    max_steps: int | None = None, colbert: bool = True) -> list[Row]:
     if not RECIPE.is_file():
         raise EmbedkitError(f"{RECIPE} not found: run the quickstart from a clone of the embedkit repository")

@@ -74,3 +74,9 @@ def train_jsonl(tmp_path, code_pairs) -> Path:
             neg = rows[(i + 7) % len(rows)]
             f.write(json.dumps({"query": p.query, "positive": p.code, "negative": neg.code}) + "\n")
     return path
+
+
+@pytest.fixture()
+def make_beir():
+    """The BEIR folder writer, for tests that need their own layout."""
+    return write_beir

@@ -14,6 +14,7 @@ from typing import Any
 
 from embedkit.artifacts import model_fingerprint, write_json
 from embedkit.data.beir import BeirData, check_qrels_documents, load_beir
+from embedkit.evaluate.chunking import ChunkedCorpus, base_id, max_pool
 from embedkit.evaluate.metrics import Run, drop_self_hits, evaluate_run, top_k, write_trec_run
 from embedkit.index.base import Index
 
@@ -46,16 +47,23 @@ def _corpus_key(folder: Path) -> str:
     return hashlib.sha256(f"{corpus.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
-def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096) -> Run:
-    """Top-k per query, with self-hits (query id == document id) removed before cutting to k."""
+def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False) -> Run:
+    """Top-k per query, with self-hits (query id == document id) removed before cutting to k.
+
+    ``chunked``: the index holds windows of documents; 4·k windows are fetched and each document
+    keeps its best window's score.
+    """
     qids = list(queries)
     run: Run = {}
     ids = index.store.ids
+    depth = 4 * k if chunked else k + 1
     for start in range(0, len(qids), batch):
         chunk = qids[start:start + batch]
-        scores, positions = index.search_positions([queries[q] for q in chunk], k + 1)
+        scores, positions = index.search_positions([queries[q] for q in chunk], depth)
         for qid, row_s, row_p in zip(chunk, scores, positions):
             run[qid] = {ids[p]: float(s) for s, p in zip(row_s, row_p) if p >= 0}
+    if chunked:
+        run = max_pool(run)
     return top_k(drop_self_hits(run), k)
 
 
@@ -79,13 +87,18 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions,
     encoder = get_backend(kind).load_encoder(model, options.batch_size, options.unpadded, options.max_length)
     tag = ("exact" if options.exact else "default") + (f"-len{options.max_length}" if options.max_length else "")
     tag += f"-dim{options.truncate_dim}" if options.truncate_dim else ""
+    corpus = data.corpus
+    if options.long_documents == "chunk-maxpool":
+        max_tokens = options.max_length or int(encoder.model.max_seq_length)
+        corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, max_tokens)
+        tag += "-chunks"
     if options.use_cache:
         index_dir = cache_root() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{_corpus_key(data.folder)}"
     else:
         scratch.mkdir(parents=True, exist_ok=True)
         index_dir = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
     if not (options.use_cache and (index_dir / "embedkit-index.json").is_file()):
-        build_index(model, data.corpus, index_dir, kind=kind, encoder=encoder,
+        build_index(model, corpus, index_dir, kind=kind, encoder=encoder,
                     options=BuildOptions(batch_size=options.batch_size, unpadded=options.unpadded, overwrite=True,
                                          max_length=options.max_length, truncate_dim=options.truncate_dim,
                                          backend_options=_backend_options(kind, options)))
@@ -112,9 +125,11 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     scratch = cache_root() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
         index, seconds = open_eval_index(model, data, options, scratch)
-        check_qrels_documents(data, set(index.store.ids))
+        chunked = options.long_documents == "chunk-maxpool" and model != "bm25"
+        document_ids = {base_id(i) for i in index.store.ids} if chunked else set(index.store.ids)
+        check_qrels_documents(data, document_ids)
         start = time.perf_counter()
-        run = retrieve(index, data.queries, options.k)
+        run = retrieve(index, data.queries, options.k, chunked=chunked)
         seconds["search"] = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -123,8 +138,9 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
 
     result.update({
         "model": model, "kind": index.manifest.kind, "dataset": dataset_name or Path(data_folder).name,
-        "split": options.split, "num_queries": len(data.queries), "num_documents": len(index.store.ids),
-        "max_length": options.max_length, "long_documents": options.long_documents,
+        "split": options.split, "num_queries": len(data.queries), "num_documents": len(document_ids),
+        "max_length": options.max_length,
+        "long_documents": options.long_documents if model != "bm25" else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
     })
     if output:

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from embedkit.data.corpus import Corpus
+from embedkit.errors import EmbedkitError
+from embedkit.index.build import BuildOptions, build_index, open_index
+from embedkit.index.faiss_index import FaissOptions
+
+
+@pytest.fixture(scope="module")
+def dense_index(tmp_path_factory, tiny_modernbert, code_beir):
+    folder = tmp_path_factory.mktemp("idx") / "index"
+    build_index(str(tiny_modernbert), Corpus(str(code_beir)), folder,
+                options=BuildOptions(batch_size=32, shard_size=128, progress=False))
+    return folder
+
+
+def test_build_search_reload_returns_ids_scores_text(dense_index, tiny_modernbert, code_beir):
+    index = open_index(dense_index)
+    assert index.manifest.kind == "dense" and index.manifest.num_documents == 600
+    assert len(index.store.ids) == 600
+    (hits,) = index.search(["return the absolute value"], k=5)
+    assert len(hits) == 5 and hits[0].score >= hits[-1].score
+    corpus = dict(Corpus(str(code_beir)))
+    assert all(hit.text == corpus[hit.id] for hit in hits)
+    assert not (dense_index.parent / "index.partial").exists()
+
+
+def test_exact_index_equals_brute_force(dense_index, code_beir):
+    index = open_index(dense_index)
+    docs = list(Corpus(str(code_beir)))
+    doc_vecs = index.encoder.encode_documents([t for _, t in docs])
+    queries = ["parse a date", "open a file for reading"]
+    q_vecs = index.encoder.encode_queries(queries)
+    expected = np.argsort(-(q_vecs @ doc_vecs.T), axis=1)[:, :10]
+    scores, positions = index.search_positions(queries, 10)
+    assert [[index.store.ids[p] for p in row] for row in positions] == \
+        [[docs[i][0] for i in row] for row in expected]
+    np.testing.assert_allclose(scores, np.take_along_axis(q_vecs @ doc_vecs.T, expected, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_other_model_is_refused(dense_index, minilm_path):
+    with pytest.raises(EmbedkitError, match="different model"):
+        open_index(dense_index, minilm_path)
+
+
+def test_existing_index_needs_overwrite(dense_index, tiny_modernbert, code_beir):
+    with pytest.raises(EmbedkitError, match="--overwrite"):
+        build_index(str(tiny_modernbert), Corpus(str(code_beir)), dense_index)
+
+
+def test_hnsw_finds_the_exact_top_hit(tmp_path, tiny_modernbert, code_beir, dense_index):
+    folder = tmp_path / "hnsw"
+    build_index(str(tiny_modernbert), Corpus(str(code_beir)), folder,
+                options=BuildOptions(progress=False, backend_options=FaissOptions(index_type="hnsw")))
+    hnsw, exact = open_index(folder), open_index(dense_index)
+    queries = [t for _, t in list(Corpus(str(code_beir)))[:20]]
+    agree = [h[0].id == e[0].id for h, e in zip(hnsw.search(queries, 1), exact.search(queries, 1))]
+    assert sum(agree) >= 18

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from embedkit.config import recipe_from_dict
+from embedkit.train.run import train
+
+
+def recipe(tmp_path, model, data, **training):
+    return recipe_from_dict({
+        "output_dir": str(tmp_path / "model"),
+        "model": {"name": str(model), "max_seq_length": 64, "query_prompt": "query: ", "document_prompt": "doc: "},
+        "data": {"train": str(data)},
+        "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 12, "logging_steps": 2,
+                     "save_steps": 6, "warmup_ratio": 0.0, **training},
+    })
+
+
+def test_training_lowers_loss_and_reloads_in_sentence_transformers(tmp_path, tiny_modernbert, train_jsonl,
+                                                                  monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    r = recipe(tmp_path, tiny_modernbert, train_jsonl)
+    out = train(r)
+    losses = [h["loss"] for h in json.loads((out / "train_log.json").read_text()) if "loss" in h]
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])
+    model = SentenceTransformer(str(out), device="cpu")
+    assert model.prompts["query"] == "query: " and model.max_seq_length == 64
+    assert model.encode(["x"]).shape == (1, 64)
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["training"]["max_steps"] == 12
+    assert "Trained with embedkit" in (out / "README.md").read_text()
+    assert not (out / "checkpoints").exists() and not (tmp_path / "model.partial").exists()
+
+
+def test_cached_mnrl_with_hard_negatives_and_eval(tmp_path, tiny_modernbert, train_jsonl, code_beir, monkeypatch):
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    r = recipe_from_dict({**recipe(tmp_path, tiny_modernbert, train_jsonl, max_steps=3).to_dict(),
+                          "loss": {"name": "cached_mnrl", "mini_batch_size": 4}, "eval": {"data": [str(code_beir)]}})
+    out = train(r)
+    metrics = json.loads((out / "metrics.json").read_text())[str(code_beir)]
+    assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
+    assert 0.0 <= metrics["ndcg@10"] <= 1.0
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+    """A run killed after its first checkpoint is continued, not restarted, by the same command."""
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    from sentence_transformers import SentenceTransformerTrainer
+
+    class CrashingTrainer(SentenceTransformerTrainer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.add_callback(Crash)
+
+    r = recipe(tmp_path, tiny_modernbert, train_jsonl)
+    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer", CrashingTrainer)
+    with pytest.raises(KeyboardInterrupt):
+        train(r)
+    assert (tmp_path / "model.partial" / "checkpoints" / "checkpoint-6").is_dir()
+    assert not (tmp_path / "model").exists()
+    steps_run = []
+
+    class Count(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps_run.append(state.global_step)
+
+    class CountingTrainer(SentenceTransformerTrainer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.add_callback(Count)
+
+    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer", CountingTrainer)
+    out = train(r)
+    assert steps_run == [7, 8, 9, 10, 11, 12]  # continued after checkpoint-6, not restarted
+    assert (out / "model.safetensors").is_file()
