@@ -89,3 +89,9 @@ def test_every_key_documented():
             "training.learning_rate", "training.batch_size", "training.epochs", "training.max_steps",
             "training.warmup_ratio", "training.bf16", "training.seed", "eval.data", "output_dir"} <= keys
     assert all(row[3] for row in rows)
+
+
+def test_readme_recipe_reference_lists_every_key():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [key for key, *_ in describe() if f"| `{key}` |" not in readme]
+    assert not missing, f"README recipe reference lacks {missing}"

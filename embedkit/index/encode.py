@@ -120,6 +120,7 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
     if done:
         logger.info("resuming: %d shards already encoded", len(done))
     total = estimate_size(corpus)
+    total = -(-total // world_size) if total else None  # this rank's share
     bar = tqdm(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
     shards: list[Shard] = []
     for number, (ids, texts) in enumerate(corpus.batches(shard_size)):
@@ -127,13 +128,25 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
             continue
         shard = Shard(number, len(ids), folder)
         if str(number) not in done:
-            _write_shard(shard, ids, texts, encode(texts))
+            _write_shard(shard, ids, texts, _encode_in_steps(encode, texts, bar))
             done[str(number)] = len(ids)
             write_json(state_path, state)
+        else:
+            bar.update(len(ids))
         shards.append(shard)
-        bar.update(len(ids) * world_size)
     bar.close()
     return shards
+
+
+def _encode_in_steps(encode: EncodeFn, texts: list[str], bar: Any, step: int = 1024) -> Any:
+    """Encode a shard in slices so the progress bar moves more often than once a shard."""
+    parts = []
+    for start in range(0, len(texts), step):
+        parts.append(encode(texts[start:start + step]))
+        bar.update(min(step, len(texts) - start))
+    if isinstance(parts[0], list):
+        return [vectors for part in parts for vectors in part]
+    return np.concatenate(parts)  # (len(texts), dim)
 
 
 def list_shards(work_dir: str | Path) -> list[Shard]:
