@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable
 
 from embedkit.errors import EmbedkitError
 
@@ -227,20 +226,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="report")
     p.set_defaults(func=_report)
 
-    for name, target in EXTRA_COMMANDS.items():
-        target(sub)
-    return parser
+    from embedkit.train.commands import register  # mine, sweep
 
-
-def _register_training_tools(sub) -> None:
-    try:
-        from embedkit.train.commands import register
-    except ImportError:
-        return
     register(sub)
-
-
-EXTRA_COMMANDS: dict[str, Callable] = {"training-tools": _register_training_tools}
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

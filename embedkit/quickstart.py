@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,17 +105,6 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-ExtraRows = Callable[[Path, Path, Path, int | None], list[Row]]
-
-
-def _colbert_rows() -> ExtraRows | None:
-    try:
-        from embedkit.train.colbert import quickstart_rows
-    except ImportError:
-        return None
-    return quickstart_rows
-
-
 def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 2000, eval_size: int = 2000,
                    max_steps: int | None = None, colbert: bool = True) -> list[Row]:
     if not RECIPE.is_file():
@@ -124,13 +112,12 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
     workdir = Path(workdir)
     start = time.perf_counter()
     train_path, data = prepare_data(workdir, train_size, eval_size)
-    t0 = time.perf_counter()
     rows = [_score("BM25 (bm25s)", "bm25", data)]
-    rows[0].seconds = time.perf_counter() - t0
     rows += dense_rows(workdir, train_path, data, max_steps)
-    extra = _colbert_rows() if colbert else None
-    if extra is not None:
-        rows += extra(workdir, train_path, data, max_steps)
+    if colbert:
+        from embedkit.train.colbert import quickstart_rows
+
+        rows += quickstart_rows(workdir, train_path, data, max_steps)
     table = render(rows)
     print(f"\nCode search on {data} (Python stdlib functions never seen in training):\n")
     print(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,7 +60,6 @@ class BuildOptions:
     backend_options: Any = None
     rank: int = 0
     world_size: int = 1
-    extra: dict = field(default_factory=dict)
 
 
 def build_index(model: str, corpus: Corpus, index_dir: str | Path, kind: str | None = None,

@@ -69,12 +69,9 @@ class DenseEncoder:
         self.normalize = getattr(self.model, "similarity_fn_name", None) in (None, "cosine")
         self._packed = False
         if self.unpadded != "off":
-            try:
-                from embedkit.models.modernbert_unpadded import enable_unpadded
-            except ImportError:
-                enable_unpadded = None
-            if enable_unpadded is not None:
-                self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            from embedkit.models.modernbert_unpadded import enable_unpadded
+
+            self._packed = enable_unpadded(self.model, mode=self.unpadded)
         if self._packed:
             logger.info("using the packed (unpadded) ModernBERT forward")
         # On CUDA, also pack whole token-budget batches (no per-batch padding at all), not just each ST batch.

@@ -7,7 +7,6 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from embedkit.artifacts import partial_path, publish_dir, versions, write_json
 from embedkit.config import Recipe

@@ -28,7 +28,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from embedkit.artifacts import read_json, versions, write_json
 from embedkit.config import Recipe, load_recipe
@@ -111,11 +111,9 @@ def resolve_selection(names: list[str]) -> list[tuple[str, Path]]:
         if path.is_dir():
             resolved.append((path.name, path))
             continue
-        try:
-            from embedkit.data.benchmark_sources import materialize
-            from embedkit.evaluate.benchmarks import get_benchmark
-        except ImportError:
-            raise EmbedkitError(f"selection set {name!r} is not a folder and benchmark names are unavailable") from None
+        from embedkit.data.benchmark_sources import materialize
+        from embedkit.evaluate.benchmarks import get_benchmark
+
         entry = get_benchmark(name)
         resolved.append((entry.name, materialize(entry)))
     names_seen = [n for n, _ in resolved]
