@@ -99,7 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
         table = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
-                               data=args.data)
+                               data=args.data, mldr_setting=args.mldr_setting)
         print(table)
         return 0
     if not args.data:
@@ -208,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate-dim", type=int, default=None, help="dense Matryoshka models: keep N dimensions")
     p.add_argument("--long-documents", choices=["truncate", "chunk-maxpool"], default="truncate")
     p.add_argument("--per-query", action="store_true", help="include per-query scores in the JSON")
+    p.add_argument("--mldr-setting", choices=["ood", "id"], default="ood",
+                   help="MLDR results: 'id' if the model was fine-tuned on MLDR's training split (the paper's "
+                        "MLDR-ID column), else 'ood'")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")

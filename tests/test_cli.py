@@ -79,3 +79,24 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("embedkit: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("setting,column", [("id", "MLDR-ID"), ("ood", "MLDR-OOD")])
+def test_mldr_setting_reaches_the_report(tmp_path, code_beir, cache, capsys, setting, column):
+    assert main(["eval", "--model", "bm25", "--benchmark", "mldr", "--data", str(code_beir),
+                 "--output-dir", str(tmp_path / "res"), "--mldr-setting", setting]) == 0
+    saved = json.loads((tmp_path / "res" / "bm25" / "mldr.json").read_text())
+    assert saved["mldr_setting"] == setting
+    assert main(["report", str(tmp_path / "res"), "--output", str(tmp_path / "report")]) == 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    header = next(line for line in markdown.splitlines() if "MLDR" in line and line.startswith("|"))
+    row = next(line for line in markdown.splitlines() if line.startswith("| bm25 |"))
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    found = {name: value for name, value in cells.items() if "MLDR" in name}
+    assert found[next(n for n in found if column in n)] == f"{100 * saved['ndcg@10']:.1f}", (found, markdown)
+
+
+def test_csn_results_carry_no_mldr_setting(tmp_path, code_beir, cache):
+    assert main(["eval", "--model", "bm25", "--benchmark", "csn/python", "--data", str(code_beir),
+                 "--output-dir", str(tmp_path / "res"), "--mldr-setting", "id"]) == 0
+    assert "mldr_setting" not in json.loads((tmp_path / "res" / "bm25" / "csn__python.json").read_text())

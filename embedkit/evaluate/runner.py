@@ -118,8 +118,11 @@ def _backend_options(kind: str, options: EvalOptions) -> Any:
 
 def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = None,
              output: str | Path | None = None, run_file: str | Path | None = None,
-             dataset_name: str | None = None) -> dict[str, Any]:
-    """nDCG@10, Recall@100, MRR@10, MAP@100 of ``model`` (or ``"bm25"``) on a BEIR folder."""
+             dataset_name: str | None = None, labels: dict[str, Any] | None = None) -> dict[str, Any]:
+    """nDCG@10, Recall@100, MRR@10, MAP@100 of ``model`` (or ``"bm25"``) on a BEIR folder.
+
+    ``labels`` are stored in the result as given (e.g. ``{"mldr_setting": "id"}`` for the report).
+    """
     options = options or EvalOptions()
     data = load_beir(data_folder, options.split)
     scratch = cache_root() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
@@ -142,7 +145,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         "max_length": options.max_length,
         "long_documents": options.long_documents if model != "bm25" else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
-    })
+    } | (labels or {}))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         write_json(output, result)

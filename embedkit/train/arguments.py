@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +57,30 @@ def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str
         # otherwise every process would train alone, on all the data, with no gradient sync.
         use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
     )
-    # TensorBoard logs beside the model, not under checkpoints/ (deleted when training ends):
-    # <output_dir>/logs. transformers 5 reads the folder from this variable when the trainer is built.
-    logs = str(checkpoints.parent / "logs")
-    os.environ["TENSORBOARD_LOGGING_DIR"] = logs
     if int(transformers.__version__.split(".")[0]) < 5:
-        args["logging_dir"] = logs
+        args["logging_dir"] = str(tensorboard_dir(checkpoints))
     args.update(extra)
     return SentenceTransformerTrainingArguments(**args)
+
+
+def tensorboard_dir(checkpoints: Path) -> Path:
+    """TensorBoard logs go beside the model (``<output_dir>/logs``), not under checkpoints/, deleted at the end."""
+    return checkpoints.parent / "logs"
+
+
+@contextlib.contextmanager
+def tensorboard_logging(checkpoints: Path) -> Iterator[None]:
+    """Build the trainer inside this block: transformers 5 reads its TensorBoard folder from the process-wide
+    ``TENSORBOARD_LOGGING_DIR`` when the trainer is built; the previous value is restored afterwards."""
+    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(checkpoints))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous
 
 
 def last_checkpoint(checkpoints: Path) -> str | None:

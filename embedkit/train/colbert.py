@@ -9,7 +9,7 @@ from typing import Any
 
 from embedkit.config import DataConfig, LossConfig, Recipe
 from embedkit.errors import EmbedkitError
-from embedkit.train.arguments import last_checkpoint, training_arguments
+from embedkit.train.arguments import last_checkpoint, tensorboard_logging, training_arguments
 from embedkit.train.data import _local_files, read_source
 
 logger = logging.getLogger(__name__)
@@ -153,10 +153,11 @@ def train_colbert(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
         extra["remove_unused_columns"] = False
     args = training_arguments(recipe, checkpoints,
                               best_metric=evaluator.primary_metric if evaluator is not None else None, **extra)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
-                                         loss=COLBERT_LOSSES[recipe.loss.name](model, recipe.loss),
-                                         evaluator=evaluator,
-                                         data_collator=utils.ColBERTCollator(tokenize_fn=model.tokenize))
+    with tensorboard_logging(checkpoints):
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
+                                             loss=COLBERT_LOSSES[recipe.loss.name](model, recipe.loss),
+                                             evaluator=evaluator,
+                                             data_collator=utils.ColBERTCollator(tokenize_fn=model.tokenize))
     resume = last_checkpoint(checkpoints) if recipe.training.resume else None
     if resume:
         logger.info("resuming from %s", resume)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.config import Recipe
-from embedkit.train.arguments import last_checkpoint, training_arguments
+from embedkit.train.arguments import last_checkpoint, tensorboard_logging, training_arguments
 from embedkit.train.data import load_training_data
 from embedkit.train.evaluators import during_training_evaluator
 from embedkit.train.losses import build_dense_loss
@@ -40,8 +40,9 @@ def train_dense(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     evaluator = during_training_evaluator(recipe, "dense")
     args = training_arguments(recipe, checkpoints, prompts=column_prompts(recipe, first.column_names),
                               best_metric=evaluator.primary_metric if evaluator is not None else None)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
-                                         loss=build_dense_loss(model, recipe.loss), evaluator=evaluator)
+    with tensorboard_logging(checkpoints):
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
+                                             loss=build_dense_loss(model, recipe.loss), evaluator=evaluator)
     resume = last_checkpoint(checkpoints) if recipe.training.resume else None
     if resume:
         logger.info("resuming from %s", resume)

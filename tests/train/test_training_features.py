@@ -4,6 +4,7 @@ Matryoshka training + truncated indexes, evaluation during training with TensorB
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,11 @@ def test_matryoshka_model_indexes_at_a_truncated_size(tmp_path, tiny_modernbert,
         evaluate(str(folder), small_beir, EvalOptions(use_cache=False, truncate_dim=128))
 
 
-def test_eval_during_training_logs_ndcg_and_tensorboard(tmp_path, tiny_modernbert, train_jsonl, small_beir):
+def test_eval_during_training_logs_ndcg_and_tensorboard(tmp_path, tiny_modernbert, train_jsonl, small_beir,
+                                                         monkeypatch):
     from embedkit.train.run import train
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "users-own-logs"))
 
     recipe = _recipe(tmp_path, tiny_modernbert, train_jsonl, eval={"during_training": str(small_beir)},
                      training={"eval_steps": 1, "save_steps": 1, "max_steps": 3})
@@ -112,6 +116,8 @@ def test_eval_during_training_logs_ndcg_and_tensorboard(tmp_path, tiny_modernber
     assert len(ndcg) >= 3 and any("loss" in h for h in log)
     events = list((folder / "logs").rglob("events.out.tfevents.*"))
     assert events, "no TensorBoard event files under <output_dir>/logs"
+    assert os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "users-own-logs")  # restored after training
+    assert not (tmp_path / "users-own-logs").exists()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags = EventAccumulator(str(events[0].parent)).Reload().Tags()["scalars"]
