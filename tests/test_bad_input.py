@@ -234,7 +234,7 @@ def test_index_into_existing_folder_needs_overwrite(tmp_path, capsys, tiny_index
     assert {p.name: p.read_bytes() for p in tiny_index.iterdir()} == before
     code, err = index_cli(capsys, tiny_modernbert, corpus, tiny_index, "--overwrite")
     assert code == 0, err
-    assert json.loads((tiny_index / "doc_ids.json").read_text()) == ["x1"]
+    assert [json.loads(line) for line in (tiny_index / "doc_ids.jsonl").read_text().splitlines()] == ["x1"]
 
 
 def test_train_into_existing_folder_needs_overwrite(tmp_path, capsys):

@@ -55,7 +55,7 @@ def test_torchrun_index_equals_single_process(tmp_path, corpus, tiny_modernbert)
     assert main(["index", *map(str, common), "--index-dir", str(tmp_path / "single")]) == 0
 
     dist, single = open_index(tmp_path / "dist"), open_index(tmp_path / "single")
-    assert dist.store.ids == single.store.ids == [f"d{i}" for i in range(NUM_DOCS)]
+    assert list(dist.store.ids) == list(single.store.ids) == [f"d{i}" for i in range(NUM_DOCS)]
     np.testing.assert_allclose(dist.faiss.reconstruct_n(0, NUM_DOCS), single.faiss.reconstruct_n(0, NUM_DOCS),
                                atol=1e-5)
     queries = ["read a file", "merge and sort", "socket buffer stream"]

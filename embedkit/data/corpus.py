@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from embedkit.data.id_check import IdHashes
 from embedkit.data.records import iter_jsonl
 from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
+
+ID_CHECK_BATCH = 4096  # records read ahead and checked for repeated ids together
 
 ID_FIELDS = ("_id", "id", "doc_id", "docid", "corpus-id")
 TEXT_FIELDS = ("text", "contents", "content", "document", "body")
@@ -41,6 +47,12 @@ def _rows_from_record(obj: dict[str, Any], where: str) -> tuple[str, str]:
     return str(obj[id_key]), document_text(obj.get("title"), obj[text_key])
 
 
+def _chunks(records: Iterable[tuple[str, str, str]], size: int) -> Iterator[list[tuple[str, str, str]]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
 @dataclass
 class Corpus:
     """A corpus that can be read more than once, in order, with ids checked and empty texts skipped.
@@ -58,23 +70,43 @@ class Corpus:
         self._reader = _resolve(self.source, self.subset, self.split)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        seen: set[str] = set()
+        hashes = IdHashes()
         skipped = 0
         count = 0
-        for where, doc_id, text in self._reader():
-            if doc_id in seen:
-                raise EmbedkitError(f"{where}: duplicate document id {doc_id!r}")
-            seen.add(doc_id)
-            if not text:
-                skipped += 1
-                continue
-            count += 1
-            yield doc_id, text
+        for chunk in _chunks(self._reader(), ID_CHECK_BATCH):
+            self._check_unique(chunk, hashes)
+            for _, doc_id, text in chunk:
+                if not text:
+                    skipped += 1
+                    continue
+                count += 1
+                yield doc_id, text
         self.skipped_empty = skipped
         if skipped:
             logger.warning("%s: skipped %d empty documents", self.source, skipped)
         if count == 0:
             raise EmbedkitError(f"{self.source}: the corpus has no non-empty documents")
+
+    def _check_unique(self, chunk: list[tuple[str, str, str]], hashes: IdHashes) -> None:
+        """Refuse a repeated id, naming both places; ``hashes`` holds every id before ``chunk``."""
+        first: dict[str, str] = {}
+        for where, doc_id, _ in chunk:
+            if doc_id in first:
+                raise EmbedkitError(f"{where}: duplicate document id {doc_id!r} (first at {first[doc_id]})")
+            first[doc_id] = where
+        ids = [doc_id for _, doc_id, _ in chunk]
+        new = hashes.hashes(ids)
+        maybe = hashes.seen(new)
+        if maybe.any():  # a repeat, or a hash collision: look for the earlier ids themselves
+            suspects = {ids[i]: chunk[i][0] for i in np.flatnonzero(maybe)}
+            earlier: dict[str, str] = {}
+            for where, doc_id, _ in itertools.islice(self._reader(), hashes.count):
+                if doc_id in suspects and doc_id not in earlier:
+                    earlier[doc_id] = where
+            for doc_id, where in suspects.items():
+                if doc_id in earlier:
+                    raise EmbedkitError(f"{where}: duplicate document id {doc_id!r} (first at {earlier[doc_id]})")
+        hashes.add(new)
 
     def batches(self, size: int) -> Iterator[tuple[list[str], list[str]]]:
         ids: list[str] = []

@@ -79,6 +79,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions,
         index = BM25Index(data.corpus)
         seconds["index"] = time.perf_counter() - start
         return index, seconds
+    from embedkit.index.base import FORMAT_VERSION
     from embedkit.index.build import BuildOptions, build_index, detect_kind, get_backend, open_index
     from embedkit.models.loading import resolve_model
 
@@ -93,7 +94,8 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions,
         corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, max_tokens)
         tag += "-chunks"
     if options.use_cache:
-        index_dir = cache_root() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{_corpus_key(data.folder)}"
+        index_dir = cache_root() / "indexes" / (f"{kind}-{tag}-v{FORMAT_VERSION}-{model_fingerprint(model)}-"
+                                                 f"{_corpus_key(data.folder)}")
     else:
         scratch.mkdir(parents=True, exist_ok=True)
         index_dir = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 import json
+import mmap
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from embedkit.artifacts import read_json, write_json
 from embedkit.errors import EmbedkitError
 
 MANIFEST = "embedkit-index.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ids in doc_ids.jsonl + doc_id_offsets.npy (1: one doc_ids.json list)
 
 
 @dataclass
@@ -44,6 +45,9 @@ class IndexManifest:
                 if folder.with_name(folder.name + ".partial").exists() else ""
             raise EmbedkitError(f"{folder} is not an embedkit index (no {MANIFEST}){hint}")
         raw = read_json(folder / MANIFEST)
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise EmbedkitError(f"{folder} holds index format {raw.get('format_version')}; this embedkit reads format "
+                                f"{FORMAT_VERSION}. Rebuild it with `embedkit index ... --overwrite`")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known})
 
@@ -55,35 +59,89 @@ class Hit:
     text: str | None = None
 
 
+class IdList(Sequence[str]):
+    """The document ids of a store, read on demand from ``doc_ids.jsonl`` (memory-mapped) by position.
+
+    At search time only the ids of hits are decoded, so a 100M-document index does not hold 100M Python
+    strings (~7 GB); iterating streams the file.
+    """
+
+    def __init__(self, folder: Path):
+        self._path = folder / "doc_ids.jsonl"
+        self._offsets = np.load(folder / "doc_id_offsets.npy", mmap_mode="r")
+        self._size = self._path.stat().st_size
+        self._data: mmap.mmap | None = None
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def _bytes(self) -> mmap.mmap:
+        if self._data is None:
+            with open(self._path, "rb") as f:
+                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return self._data
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        n = len(self)
+        position = int(position)
+        if position < 0:
+            position += n
+        if not 0 <= position < n:
+            raise IndexError(f"document position {position} out of range ({n} documents)")
+        start = int(self._offsets[position])
+        stop = int(self._offsets[position + 1]) if position + 1 < n else self._size
+        return json.loads(self._bytes()[start:stop])
+
+    def __iter__(self) -> Iterator[str]:
+        with open(self._path, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+
 class DocumentStore:
-    """Document ids and texts beside an index: ``documents.jsonl`` plus byte offsets, no pickle."""
+    """Document ids and texts beside an index, no pickle: ``documents.jsonl`` (``{"id", "text"}`` lines) with
+    ``doc_offsets.npy`` (byte offset of each line), and ``doc_ids.jsonl`` (one JSON string a line) with
+    ``doc_id_offsets.npy``. Position ``i`` is the ``i``-th document the index holds."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self._ids: list[str] | None = None
+        self._ids: IdList | None = None
         self._offsets: np.ndarray | None = None
 
     @staticmethod
     def write(folder: Path, documents: Iterable[tuple[str, str]]) -> int:
-        # Streamed: ids go straight to doc_ids.json and offsets into a packed int64 array (8 bytes a
-        # document, not a Python list of ids and ints: ~100 bytes a document, 10 GB at 100M).
-        offsets = array("q")
-        with open(folder / "documents.jsonl", "wb") as f, \
-                open(folder / "doc_ids.json", "w", encoding="utf-8") as id_file:
-            id_file.write("[")
+        """Streamed: offsets go into packed int64 arrays (8 bytes a document, not ~100 in Python lists)."""
+        for name in ("documents.jsonl", "doc_ids.jsonl"):
+            (Path(folder) / name).write_bytes(b"")
+        for name in ("doc_offsets.npy", "doc_id_offsets.npy"):
+            np.save(Path(folder) / name, np.zeros(0, np.int64))
+        return DocumentStore.append(folder, documents)
+
+    @staticmethod
+    def append(folder: Path, documents: Iterable[tuple[str, str]]) -> int:
+        """Add documents after the ones ``folder`` holds; returns the new total."""
+        folder = Path(folder)
+        offsets, id_offsets = array("q"), array("q")
+        with open(folder / "documents.jsonl", "ab") as f, open(folder / "doc_ids.jsonl", "ab") as id_file:
             for doc_id, text in documents:
-                id_file.write((", " if offsets else "") + json.dumps(doc_id, ensure_ascii=False))
                 offsets.append(f.tell())
+                id_offsets.append(id_file.tell())
                 f.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
-            id_file.write("]")
-        np.save(folder / "doc_offsets.npy", np.frombuffer(offsets, dtype=np.int64) if offsets
-                else np.zeros(0, np.int64))
-        return len(offsets)
+                id_file.write((json.dumps(doc_id, ensure_ascii=False) + "\n").encode("utf-8"))
+        total = 0
+        for name, new in (("doc_offsets.npy", offsets), ("doc_id_offsets.npy", id_offsets)):
+            merged = np.concatenate([np.load(folder / name), np.frombuffer(new, dtype=np.int64)]) if new \
+                else np.load(folder / name)
+            np.save(folder / name, merged)
+            total = len(merged)
+        return total
 
     @property
-    def ids(self) -> list[str]:
+    def ids(self) -> IdList:
         if self._ids is None:
-            self._ids = json.loads((self.folder / "doc_ids.json").read_text(encoding="utf-8"))
+            self._ids = IdList(self.folder)
         return self._ids
 
     def text(self, position: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import asdict
@@ -16,20 +15,6 @@ from embedkit.errors import EmbedkitError
 from embedkit.index.plaid_index import MultiVectorIndex, PlaidOptions, add_to_plaid, build_plaid
 
 logger = logging.getLogger(__name__)
-
-
-def _append_store(folder: Path, documents: list[tuple[str, str]]) -> int:
-    """Append to a DocumentStore's documents.jsonl, offsets and ids (the layout DocumentStore.write makes)."""
-    ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
-    offsets = list(np.load(folder / "doc_offsets.npy"))
-    with open(folder / "documents.jsonl", "ab") as f:
-        for doc_id, text in documents:
-            offsets.append(f.tell())
-            ids.append(doc_id)
-            f.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
-    np.save(folder / "doc_offsets.npy", np.array(offsets, dtype=np.int64))
-    (folder / "doc_ids.json").write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
-    return len(ids)
 
 
 class ColbertBackend:
@@ -98,7 +83,7 @@ def add_documents(index_dir: str | Path, corpus, model: str | None = None, batch
     shutil.copytree(index_dir, work)
     with publish_dir(index_dir, overwrite=True) as folder:
         add_to_plaid(folder, manifest.settings, [v.astype(np.float16) for v in vectors])
-        num = _append_store(folder, new)
+        num = DocumentStore.append(folder, new)
         manifest.num_documents = num
         manifest.versions = versions()
         write_json(folder / "embedkit-index.json", asdict(manifest))

@@ -3,7 +3,7 @@
 PLAID is driven through ``fast_plaid.search.FastPlaid``, the engine behind ``pylate.indexes.PLAID``
 (``use_fast=True``). PyLate's wrapper adds only two pickled id maps (``documents_ids_to_plaid_ids.pkl`` and
 the reverse); embedkit does not need them: documents enter PLAID in DocumentStore order, so a PLAID id *is*
-the position in ``doc_ids.json``, and nothing embedkit writes or reads is a pickle. fast-plaid also pickles
+the position in ``doc_ids.jsonl``, and nothing embedkit writes or reads is a pickle. fast-plaid also pickles
 raw embeddings for small indexes (``embeddings.npy``) and for its update buffer (``buffer.npy``); the
 arguments below (``start_from_scratch=0``, ``buffer_size=1``) keep it from writing either.
 """

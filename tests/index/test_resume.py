@@ -102,7 +102,7 @@ def test_killed_index_resumes_and_equals_an_uninterrupted_run(tmp_path, corpus, 
     assert main(index_args(tiny_modernbert, corpus, reference_dir)) == 0
 
     resumed, reference = open_index(index_dir), open_index(reference_dir)
-    assert resumed.store.ids == reference.store.ids == [f"d{i}" for i in range(NUM_DOCS)]
+    assert list(resumed.store.ids) == list(reference.store.ids) == [f"d{i}" for i in range(NUM_DOCS)]
     np.testing.assert_allclose(resumed.faiss.reconstruct_n(0, NUM_DOCS), reference.faiss.reconstruct_n(0, NUM_DOCS),
                                atol=1e-5)
     queries = ["read a file", "merge and sort", "socket buffer stream", "map filter reduce"]
