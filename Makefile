@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install quickstart test test-fast throughput clean
+.PHONY: install quickstart test test-fast throughput gpu-wheels clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test-fast: $(STAMP)
 
 throughput: $(STAMP)
 	$(BIN)/python eval/throughput.py --small
+
+# Wheels for eval/gpu_session.sh on the lent GPU machine (Python 3.12 there, other library versions).
+GPU_WHEELS := transformers==5.3.0 tokenizers==0.22.2 sentence-transformers==5.3.0
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) runs indexes .pytest_cache

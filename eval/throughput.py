@@ -7,9 +7,12 @@ One run, one random-init model per config, the same inputs for every method:
 - ``hf_sdpa_sorted``: ``ModernBertModel`` with SDPA on length-sorted batches of at most ``--max-tokens``
   padded tokens, mean pooling;
 - ``embedkit_packed``: :func:`embedkit.models.modernbert_unpadded.encode_packed` (same token budget, no padding);
-- ``st_train`` / ``st_train_unpadded``: one sentence-transformers MultipleNegativesRankingLoss step
+- ``st_train`` / ``st_train_unpadded``: sentence-transformers MultipleNegativesRankingLoss steps
   (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_unpadded``; the
-  Trainer's own overhead is left out as it is the same for both.
+  Trainer's own overhead is left out as it is the same for both;
+- ``st_gradcache`` / ``st_gradcache_unpadded``: one CachedMultipleNegativesRankingLoss (GradCache) step of
+  ``--gradcache-batch`` pairs (4096 by default: in-batch negatives over the whole batch, memory bounded by
+  the mini-batch), with its peak GPU memory.
 
 How it is measured: texts are random words from a vocabulary on which a WordPiece tokenizer was trained so
 that every word is one token, so a text of ``k - 2`` words is exactly ``k`` tokens with [CLS]/[SEP]; every
@@ -196,22 +199,37 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
 
 
 def run_training(name: str, st_model, queries: list[str], passages: list[str], batch_size: int, steps: int,
-                 rows: list[Row]) -> None:
-    """Both variants are built and warmed up (2 steps each) before either is timed."""
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+                 rows: list[Row], gradcache_batch: int = 0, gradcache_mini_batch: int = 0) -> None:
+    """MNRL steps at ``batch_size`` pairs, ST vs embedkit's packed forward; then, if ``gradcache_batch``, one
+    CachedMNRL (GradCache) step of that many pairs in mini-batches of ``gradcache_mini_batch``, both ways.
+
+    Every variant is built and warmed up (MNRL: 2 steps; GradCache: a step of two mini-batches) before any is
+    timed. GradCache rows record the peak GPU memory of their step.
+    """
+    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
     from embedkit.models.modernbert_unpadded import enable_unpadded
 
     device = st_model.device
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
-    batches = [(queries[i:i + batch_size], passages[i:i + batch_size])
-               for i in range(0, batch_size * (steps + 2), batch_size)]
+
+    def batches_of(size: int, count: int) -> list[tuple[list[str], list[str]]]:
+        return [(queries[i:i + size], passages[i:i + size]) for i in range(0, size * count, size)]
+
+    plans = {"st_train": (batch_size, False, batches_of(batch_size, steps + 2), 2),
+             "st_train_unpadded": (batch_size, True, batches_of(batch_size, steps + 2), 2)}
+    if gradcache_batch:
+        warm = batches_of(2 * gradcache_mini_batch, 1)
+        plans["st_gradcache"] = (gradcache_batch, False, warm + batches_of(gradcache_batch, 1), 1)
+        plans["st_gradcache_unpadded"] = (gradcache_batch, True, warm + batches_of(gradcache_batch, 1), 1)
     variants = {}
-    for method in ("st_train", "st_train_unpadded"):
+    for method, (_, unpadded, _, _) in plans.items():
         model = copy.deepcopy(st_model).float().train()
-        if method == "st_train_unpadded":
+        if unpadded:
             enable_unpadded(model, mode="on")
-        variants[method] = (model, MultipleNegativesRankingLoss(model), torch.optim.AdamW(model.parameters(), lr=1e-5))
+        loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=gradcache_mini_batch)
+                if "gradcache" in method else MultipleNegativesRankingLoss(model))
+        variants[method] = (model, loss, torch.optim.AdamW(model.parameters(), lr=1e-5))
 
     def step(method: str, q: list[str], p: list[str]) -> int:
         model, loss_fn, optimizer = variants[method]
@@ -224,19 +242,31 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
         optimizer.zero_grad(set_to_none=True)
         return int(sum(f["attention_mask"].sum() for f in features))
 
-    for method in variants:
-        for b in batches[:2]:
+    for method, (_, _, batches, warmup) in plans.items():
+        for b in batches[:warmup]:
             step(method, *b)
-    for method in variants:
-        row = Row(name, f"mnrl-b{batch_size}", method, batch_size * steps, 0)
-        logger.info("%s / training / %s: %d steps of %d pairs", name, method, steps, batch_size)
+    for method, (size, _, batches, warmup) in plans.items():
+        timed_batches = batches[warmup:]
+        kind = "gradcache" if "gradcache" in method else "mnrl"
+        row = Row(name, f"{kind}-b{size}", method, size * len(timed_batches), 0)
+        logger.info("%s / training / %s: %d steps of %d pairs", name, method, len(timed_batches), size)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         try:
-            row.seconds, row.tokens = timed(device, lambda: sum(step(method, *b) for b in batches[2:]))
+            row.seconds, row.tokens = timed(device, lambda: sum(step(method, *b) for b in timed_batches))
             row.tokens_per_s = row.tokens / row.seconds
+            if kind == "gradcache":
+                row.extra["mini_batch"] = gradcache_mini_batch
+                if device.type == "cuda":
+                    row.extra["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         except torch.cuda.OutOfMemoryError:
             row.status = "OOM"
             torch.cuda.empty_cache()
         rows.append(row)
+        if kind == "gradcache":  # free the big step's memory before the next variant
+            variants.pop(method)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     variants.clear()
 
 
@@ -244,8 +274,8 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| config | inputs | method | docs | tokens | s | ktok/s | × baseline |",
              "|---|---|---|---|---|---|---|---|"]
     base = {}
-    for r in rows:  # baseline: st_encode_b32 for inference, st_train for training
-        if r.method in ("st_encode_b32", "st_train") and r.tokens_per_s:
+    for r in rows:  # baseline: st_encode_b32 for inference, plain sentence-transformers for training
+        if r.method in ("st_encode_b32", "st_train", "st_gradcache") and r.tokens_per_s:
             base[(r.config, r.inputs)] = r.tokens_per_s
     for r in rows:
         ref = base.get((r.config, r.inputs))
@@ -267,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (packed and HF sorted)")
     parser.add_argument("--train-batch", type=int, help="pairs per training step (default 64; 16 with --small)")
     parser.add_argument("--train-steps", type=int, help="timed training steps (default 10; 3 with --small)")
+    parser.add_argument("--gradcache-batch", type=int,
+                        help="pairs in the GradCache (CachedMNRL) step (default 4096; 64 with --small; 0 skips it)")
+    parser.add_argument("--gradcache-mini-batch", type=int, help="GradCache mini-batch (default 256; 16 with --small)")
     parser.add_argument("--repeats", type=int,
                         help="timed runs per inference method, best kept (default 3; 1 with --small)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="folder for the JSON")
@@ -279,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     num_long = args.num_long_docs or (16 if small else 512)
     repeats = args.repeats or (1 if small else 3)
     train_batch, train_steps = args.train_batch or (16 if small else 64), args.train_steps or (3 if small else 10)
+    gradcache_batch = (64 if small else 4096) if args.gradcache_batch is None else args.gradcache_batch
+    gradcache_mini = args.gradcache_mini_batch or (16 if small else 256)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(
         args.dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
@@ -287,15 +322,17 @@ def main(argv: list[str] | None = None) -> None:
     specs = SMALL_INPUT_SETS if small else INPUT_SETS
     sets = {name: make_texts(words, num_long if name.startswith("long") else num_docs, spec, seed=i)
             for i, (name, spec) in enumerate(specs.items())}
-    queries = make_texts(words, train_batch * (train_steps + 2), (32, 8, 8, 64), seed=10)
-    passages = make_texts(words, train_batch * (train_steps + 2), specs["short-variable"], seed=11)
+    pairs = max(train_batch * (train_steps + 2), gradcache_batch + 2 * gradcache_mini)
+    queries = make_texts(words, pairs, (32, 8, 8, 64), seed=10)
+    passages = make_texts(words, pairs, specs["short-variable"], seed=11)
 
     rows: list[Row] = []
     for name in configs:
         with tempfile.TemporaryDirectory() as folder:
             st_model = build_model(name, tokenizer, Path(folder), device, dtype)
             run_inference(name, st_model, sets, args.max_tokens, repeats, rows)
-            run_training(name, st_model, queries, passages, train_batch, train_steps, rows)
+            run_training(name, st_model, queries, passages, train_batch, train_steps, rows,
+                         gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)
             del st_model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -309,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
     import transformers
 
     meta = {"device": name, "dtype": str(dtype), "small": small, "max_tokens": args.max_tokens,
-            "train_batch": train_batch, "train_steps": train_steps, "repeats": repeats, "torch": torch.__version__,
+            "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
+            "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "torch": torch.__version__,
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
     tmp = path.with_suffix(".json.tmp")

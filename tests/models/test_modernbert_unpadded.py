@@ -228,6 +228,26 @@ def test_colbert_query_expansion_keeps_padded_forward(sharp_modernbert, texts):
             np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
 
 
+def test_colbert_contrastive_gradients_match(sharp_modernbert, texts):
+    """PyLate training through the packed model: queries (expanded, padded fallback) and documents (packed)
+    give the same Contrastive-loss gradients as PyLate on the plain model."""
+    pytest.importorskip("pylate")
+    from pylate import losses, models
+
+    reference = models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
+    packed = copy.deepcopy(reference)
+    assert enable_unpadded(packed, mode="on")
+    for model in (reference, packed):
+        model.train()
+        features = [model.tokenize(texts[0::2], is_query=True), model.tokenize(texts[1::2], is_query=False)]
+        assert features[1]["attention_mask"].min() == 0  # documents of several lengths: padding to skip
+        losses.Contrastive(model)(features, labels=None).backward()
+    ref_grads = dict(reference.named_parameters())
+    for name, param in packed.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+        torch.testing.assert_close(param.grad, ref_grads[name].grad, atol=1e-5, rtol=1e-3, msg=name)
+
+
 def test_pack_by_token_budget_covers_everything():
     lengths = [7, 1, 30, 12, 12, 3, 50, 9]
     batches = pack_by_token_budget(lengths, max_tokens=32)
