@@ -280,7 +280,8 @@ def markdown(rows: list[Row]) -> str:
     for r in rows:
         ref = base.get((r.config, r.inputs))
         ratio = f"{r.tokens_per_s / ref:.2f}" if ref and r.tokens_per_s else "—"
-        speed = f"{r.tokens_per_s / 1e3:.1f}" if r.tokens_per_s else r.status
+        speed = (f"{r.tokens_per_s / 1e3:.1f}" if r.tokens_per_s >= 1e4 else f"{r.tokens_per_s / 1e3:.3f}") \
+            if r.tokens_per_s else r.status
         secs = f"{r.seconds:.2f}" if r.seconds else "—"
         lines.append(f"| {r.config} | {r.inputs} | {r.method} | {r.docs} | {r.tokens} | {secs} | {speed} | {ratio} |")
     return "\n".join(lines)

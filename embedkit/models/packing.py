@@ -193,6 +193,7 @@ class PackedLayout:
         self._flat: torch.Tensor | None = None
         self._masks: dict[tuple[int | None, torch.dtype], torch.Tensor] = {}
         self.total_tokens = total_tokens
+        self.uniform = total_tokens == self.n * max_seqlen  # every sequence as long as the longest: no padding
 
     @property
     def flat_index(self) -> torch.Tensor:
@@ -225,6 +226,12 @@ class PackedLayout:
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayout, window: int | None,
           dropout_p: float, scale: float | None) -> torch.Tensor:
     n, L = layout.n, layout.max_seqlen
+    if layout.uniform:  # equal lengths: the packed tokens already are the padded batch, and full attention
+        # needs no mask (so SDPA may take its fused kernels)
+        mask = layout.mask(window, q.dtype) if window is not None and window < L - 1 else None
+        out = F.scaled_dot_product_attention(*(x.view(n, L, *x.shape[1:]).transpose(1, 2) for x in (q, k, v)),
+                                             attn_mask=mask, dropout_p=dropout_p, scale=scale)  # (n, H, L, D)
+        return out.transpose(1, 2).reshape(n * L, *q.shape[1:])  # (total_tokens, H, D)
     flat = layout.flat_index
 
     def pad(x: torch.Tensor) -> torch.Tensor:

@@ -83,8 +83,8 @@ def test_plaid_top10_agrees_with_exact_maxsim(minilm_indexes, small_corpus):
     # same document, same score: PLAID's full scores are MaxSim over decompressed (4-bit) vectors
     same = pp[:, 0] == ep[:, 0]
     assert same.mean() >= 0.75  # near-ties may swap under 4-bit residuals
-    # PLAID's k-means is not seeded, so a 4-bit residual occasionally lands 5-10% off: bound the typical
-    # error tightly and the worst one loosely
+    # fast-plaid builds are not reproducible even with a seed, and a 4-bit residual occasionally lands 5-10%
+    # off: bound the typical error tightly and the worst one loosely
     rel = np.abs(ps[same, 0] - es[same, 0]) / np.abs(es[same, 0])
     assert np.median(rel) < 0.02 and rel.max() < 0.15, rel
     # the right function (query i documents function i) is usually first: the backbone is pretrained

@@ -95,6 +95,21 @@ def test_packed_forward_matches_hf(hf_model, tokenizer, texts):
     torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
 
 
+def test_equal_lengths_take_the_unmasked_path_and_match_hf(hf_model, tokenizer, texts):
+    """No padding at all (every text truncated to MAX_LEN): the fallback skips padding and full-attention masks."""
+    from embedkit.models.packing import PackedLayout
+
+    long_texts = [t for t in texts if len(tokenizer(t)["input_ids"]) >= MAX_LEN]
+    assert len(long_texts) >= 3
+    _, mask = _batch(tokenizer, long_texts)
+    assert bool(mask.all())
+    _, cu_seqlens, max_seqlen = unpad(mask)
+    assert PackedLayout(cu_seqlens, max_seqlen, int(mask.sum())).uniform
+    with torch.no_grad():
+        packed, reference, _ = _packed_vs_reference(hf_model, tokenizer, long_texts)
+    torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
+
+
 def test_sliding_window_is_applied(hf_model, tokenizer, texts):
     """Sanity check of the test itself: with a wider window the outputs change, so the window is exercised."""
     wide = copy.deepcopy(hf_model)
