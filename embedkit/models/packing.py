@@ -9,10 +9,10 @@ symmetric sliding window. Backends, picked per call with ``backend="auto"``:
 
 - ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA sm80+);
 - ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA sm80+);
-- ``sdpa``: everywhere else (CPU, older GPUs).
+- ``sdpa``: everywhere else (CPU, older GPUs). Pads q/k/v to ``(n, max_seqlen)`` for the attention product
+  only and masks keys outside the sequence or the window, so it has the same semantics as the kernels.
 
-The kernels take fp16/bf16; fp32 inputs on CUDA are cast to bf16 for the attention product only. Pads q/k/v to ``(n, max_seqlen)`` for the attention product only
-  and masks keys outside the sequence or the window, so it has the same semantics as the kernels.
+The kernels take fp16/bf16; fp32 inputs on CUDA are cast to bf16 for the attention product only.
 
 Window semantics match HF ModernBERT: a query at position ``i`` sees keys ``j`` of its own sequence with
 ``|i - j| <= window`` (``window = local_attention // 2``), i.e. flash ``window_size=(window, window)``.
@@ -203,11 +203,14 @@ class PackedLayout:
             self._flat = seq * self.max_seqlen + positions(self.cu_seqlens, self.total_tokens)  # (total_tokens,)
         return self._flat
 
-    def mask(self, window: int | None, dtype: torch.dtype) -> torch.Tensor:
+    def mask(self, window: int | None, dtype: torch.dtype) -> torch.Tensor | None:
         """Additive ``(n, 1, L, L)`` mask: 0 where query ``i`` may attend key ``j``, -inf elsewhere.
 
-        Float rather than boolean so SDPA does not convert it again in every layer.
+        ``None`` when nothing is masked (equal lengths and no window narrower than them), so SDPA may take
+        its fused kernels. Float rather than boolean so SDPA does not convert it again in every layer.
         """
+        if self.uniform and (window is None or window >= self.max_seqlen - 1):
+            return None
         if (window, dtype) not in self._masks:
             device, L = self.cu_seqlens.device, self.max_seqlen
             lengths = (self.cu_seqlens[1:] - self.cu_seqlens[:-1]).long()  # (n,)
@@ -222,26 +225,25 @@ class PackedLayout:
             self._masks[(window, dtype)] = additive[:, None]  # (n, 1, L, L)
         return self._masks[(window, dtype)]
 
+    def to_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """``(total_tokens, H, D)`` -> ``(n, H, L, D)``, zeros at padding; a view when lengths are equal."""
+        if not self.uniform:
+            x = x.new_zeros((self.n * self.max_seqlen, *x.shape[1:])).index_copy(0, self.flat_index, x)
+        return x.view(self.n, self.max_seqlen, *x.shape[1:]).transpose(1, 2)
+
+    def from_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, H, L, D)`` -> ``(total_tokens, H, D)``, padding positions dropped."""
+        heads, dim = x.shape[1], x.shape[3]
+        x = x.transpose(1, 2).reshape(self.n * self.max_seqlen, heads, dim)
+        return x if self.uniform else x[self.flat_index]
+
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayout, window: int | None,
           dropout_p: float, scale: float | None) -> torch.Tensor:
-    n, L = layout.n, layout.max_seqlen
-    if layout.uniform:  # equal lengths: the packed tokens already are the padded batch, and full attention
-        # needs no mask (so SDPA may take its fused kernels)
-        mask = layout.mask(window, q.dtype) if window is not None and window < L - 1 else None
-        out = F.scaled_dot_product_attention(*(x.view(n, L, *x.shape[1:]).transpose(1, 2) for x in (q, k, v)),
-                                             attn_mask=mask, dropout_p=dropout_p, scale=scale)  # (n, H, L, D)
-        return out.transpose(1, 2).reshape(n * L, *q.shape[1:])  # (total_tokens, H, D)
-    flat = layout.flat_index
-
-    def pad(x: torch.Tensor) -> torch.Tensor:
-        padded = x.new_zeros((n * L, *x.shape[1:])).index_copy(0, flat, x)  # (n * L, H, D)
-        return padded.view(n, L, *x.shape[1:]).transpose(1, 2)  # (n, H, L, D)
-
-    out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=layout.mask(window, q.dtype),
-                                         dropout_p=dropout_p, scale=scale)  # (n, H, L, D)
-    out = out.transpose(1, 2).reshape(n * L, *q.shape[1:])  # (n * L, H, D)
-    return out[flat]  # (total_tokens, H, D)
+    out = F.scaled_dot_product_attention(layout.to_padded(q), layout.to_padded(k), layout.to_padded(v),
+                                         attn_mask=layout.mask(window, q.dtype), dropout_p=dropout_p,
+                                         scale=scale)  # (n, H, L, D)
+    return layout.from_padded(out)  # (total_tokens, H, D)
 
 
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int,

@@ -104,7 +104,9 @@ def test_equal_lengths_take_the_unmasked_path_and_match_hf(hf_model, tokenizer, 
     _, mask = _batch(tokenizer, long_texts)
     assert bool(mask.all())
     _, cu_seqlens, max_seqlen = unpad(mask)
-    assert PackedLayout(cu_seqlens, max_seqlen, int(mask.sum())).uniform
+    layout = PackedLayout(cu_seqlens, max_seqlen, int(mask.sum()))
+    assert layout.uniform and layout.mask(None, torch.float32) is None  # global layers: no mask
+    assert layout.mask(4, torch.float32) is not None  # the sliding window still masks
     with torch.no_grad():
         packed, reference, _ = _packed_vs_reference(hf_model, tokenizer, long_texts)
     torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
