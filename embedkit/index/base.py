@@ -130,13 +130,9 @@ class DocumentStore:
                 id_offsets.append(id_file.tell())
                 f.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
                 id_file.write((json.dumps(doc_id, ensure_ascii=False) + "\n").encode("utf-8"))
-        total = 0
         for name, new in (("doc_offsets.npy", offsets), ("doc_id_offsets.npy", id_offsets)):
-            merged = np.concatenate([np.load(folder / name), np.frombuffer(new, dtype=np.int64)]) if new \
-                else np.load(folder / name)
-            np.save(folder / name, merged)
-            total = len(merged)
-        return total
+            np.save(folder / name, np.concatenate([np.load(folder / name), np.asarray(new, dtype=np.int64)]))
+        return len(np.load(folder / "doc_offsets.npy", mmap_mode="r"))
 
     @property
     def ids(self) -> IdList:
