@@ -18,9 +18,7 @@ Prints nDCG@10 and wall time side by side and writes ``eval/results/compare_pyla
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compare_st import build_folder  # noqa: E402
+from compare_st import build_folder, machine, save  # noqa: E402
 
 N_FULL_SCORES = 4096  # embedkit's default; PyLate's is 8192, set equal so both do the same work
 
@@ -96,8 +94,7 @@ def main() -> None:
     row = {"docs": result["num_documents"], "queries": result["num_queries"],
            "model": args.model or "all-MiniLM-L6-v2 + seeded 128-d projection (untrained)",
            "ndcg@10": scores, "seconds": {k: round(v, 1) for k, v in timings.items()},
-           "n_full_scores": N_FULL_SCORES, "machine": f"{platform.processor() or platform.machine()}, "
-                                                     f"{os.cpu_count()} CPUs"}
+           "n_full_scores": N_FULL_SCORES, "machine": machine()}
     labels = {"pylate": "PyLate encode + PLAID + retrieve, pytrec_eval", "embedkit_plaid": "`embedkit eval` (PLAID)",
               "embedkit_exact": "`embedkit eval --exact` (MaxSim)"}
     print("| | nDCG@10 | seconds | time / PyLate |\n|---|---|---|---|")
@@ -105,8 +102,7 @@ def main() -> None:
         print(f"| {label} | {scores[name]:.4f} | {timings[name]:.1f} | {timings[name] / timings['pylate']:.2f} |")
     print(f"\nA second PyLate PLAID build from the same vectors scored {scores['pylate_second_build']:.4f}: "
           f"the spread between PLAID builds. ({row['docs']} documents, {row['queries']} queries, {row['machine']})")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(row, indent=2) + "\n")
+    save(row, args.out)
 
 
 if __name__ == "__main__":

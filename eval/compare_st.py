@@ -39,6 +39,15 @@ def build_folder(folder: Path, num_docs: int, num_queries: int) -> Path:
     return folder
 
 
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def save(row: dict, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(row, indent=2) + "\n")
+
+
 def sentence_transformers_reference(model_path: str, folder: Path) -> float:
     import pytrec_eval
     from sentence_transformers import SentenceTransformer, util
@@ -81,14 +90,13 @@ def main() -> None:
         ours_s = time.perf_counter() - start
     row = {"docs": ours["num_documents"], "queries": ours["num_queries"], "st_ndcg@10": ref,
            "embedkit_ndcg@10": ours["ndcg@10"], "st_seconds": round(ref_s, 1), "embedkit_seconds": round(ours_s, 1),
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
+           "machine": machine()}
     print("| | nDCG@10 | seconds |\n|---|---|---|")
     print(f"| sentence-transformers exact + pytrec_eval | {ref:.4f} | {ref_s:.1f} |")
     print(f"| embedkit eval | {ours['ndcg@10']:.4f} | {ours_s:.1f} |")
     print(f"\n|difference| {abs(ref - ours['ndcg@10']):.4f}; time ratio embedkit/ST {ours_s / ref_s:.2f} "
           f"({row['docs']} documents, {row['queries']} queries, {row['machine']})")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(row, indent=2) + "\n")
+    save(row, args.out)
 
 
 if __name__ == "__main__":

@@ -198,6 +198,15 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
             rows.append(row)
 
 
+@dataclass
+class TrainPlan:
+    kind: str                                   # "mnrl" | "gradcache"
+    pairs: int                                  # pairs in a timed step
+    unpadded: bool                              # embedkit's packed forward swapped in
+    batches: list[tuple[list[str], list[str]]]  # warm-up steps first
+    warmup: int
+
+
 def run_training(name: str, st_model, queries: list[str], passages: list[str], batch_size: int, steps: int,
                  rows: list[Row], gradcache_batch: int = 0, gradcache_mini_batch: int = 0) -> None:
     """MNRL steps at ``batch_size`` pairs, ST vs embedkit's packed forward; then, if ``gradcache_batch``, one
@@ -216,19 +225,19 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     def batches_of(size: int, count: int) -> list[tuple[list[str], list[str]]]:
         return [(queries[i:i + size], passages[i:i + size]) for i in range(0, size * count, size)]
 
-    plans = {"st_train": (batch_size, False, batches_of(batch_size, steps + 2), 2),
-             "st_train_unpadded": (batch_size, True, batches_of(batch_size, steps + 2), 2)}
-    if gradcache_batch:
+    stages = [("mnrl", "st_train", batch_size, batches_of(batch_size, steps + 2), 2)]  # (kind, method, pairs,
+    if gradcache_batch:                                                                  # batches, warm-up steps)
         warm = batches_of(2 * gradcache_mini_batch, 1)
-        plans["st_gradcache"] = (gradcache_batch, False, warm + batches_of(gradcache_batch, 1), 1)
-        plans["st_gradcache_unpadded"] = (gradcache_batch, True, warm + batches_of(gradcache_batch, 1), 1)
+        stages.append(("gradcache", "st_gradcache", gradcache_batch, warm + batches_of(gradcache_batch, 1), 1))
+    plans = {method + suffix: TrainPlan(kind, pairs, bool(suffix), batches, warmup)
+             for kind, method, pairs, batches, warmup in stages for suffix in ("", "_unpadded")}
     variants = {}
-    for method, (_, unpadded, _, _) in plans.items():
+    for method, plan in plans.items():
         model = copy.deepcopy(st_model).float().train()
-        if unpadded:
+        if plan.unpadded:
             enable_unpadded(model, mode="on")
         loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=gradcache_mini_batch)
-                if "gradcache" in method else MultipleNegativesRankingLoss(model))
+                if plan.kind == "gradcache" else MultipleNegativesRankingLoss(model))
         variants[method] = (model, loss, torch.optim.AdamW(model.parameters(), lr=1e-5))
 
     def step(method: str, q: list[str], p: list[str]) -> int:
@@ -242,20 +251,19 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
         optimizer.zero_grad(set_to_none=True)
         return int(sum(f["attention_mask"].sum() for f in features))
 
-    for method, (_, _, batches, warmup) in plans.items():
-        for b in batches[:warmup]:
+    for method, plan in plans.items():
+        for b in plan.batches[:plan.warmup]:
             step(method, *b)
-    for method, (size, _, batches, warmup) in plans.items():
-        timed_batches = batches[warmup:]
-        kind = "gradcache" if "gradcache" in method else "mnrl"
-        row = Row(name, f"{kind}-b{size}", method, size * len(timed_batches), 0)
-        logger.info("%s / training / %s: %d steps of %d pairs", name, method, len(timed_batches), size)
+    for method, plan in plans.items():
+        timed_batches = plan.batches[plan.warmup:]
+        row = Row(name, f"{plan.kind}-b{plan.pairs}", method, plan.pairs * len(timed_batches), 0)
+        logger.info("%s / training / %s: %d steps of %d pairs", name, method, len(timed_batches), plan.pairs)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
             row.seconds, row.tokens = timed(device, lambda: sum(step(method, *b) for b in timed_batches))
             row.tokens_per_s = row.tokens / row.seconds
-            if kind == "gradcache":
+            if plan.kind == "gradcache":
                 row.extra["mini_batch"] = gradcache_mini_batch
                 if device.type == "cuda":
                     row.extra["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -263,7 +271,7 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
             row.status = "OOM"
             torch.cuda.empty_cache()
         rows.append(row)
-        if kind == "gradcache":  # free the big step's memory before the next variant
+        if plan.kind == "gradcache":  # free the big step's memory before the next variant
             variants.pop(method)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
