@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,19 @@ def write_beir(folder: Path, corpus: list[tuple[str, str]], queries: list[tuple[
         for qid, did, score in qrels:
             f.write(f"{qid}\t{did}\t{score}\n")
     return folder
+
+
+WORDS = "parse read write open close sort merge split join map filter reduce stream buffer socket".split()
+
+
+def write_word_corpus(path: Path, num_docs: int, words_per_doc: int, seed: int = 0) -> Path:
+    """A JSONL corpus of ``d0, d1, ...`` with random words from :data:`WORDS` (same seed, same file)."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(num_docs):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(words_per_doc))})
+                    + "\n")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -13,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_word_corpus
+
 from embedkit.cli import main
 
-WORDS = "parse read write open close sort merge split join map filter reduce stream buffer socket".split()
 NUM_DOCS, SHARD_SIZE = 500, 40  # 13 shards: rank 0 encodes 7, rank 1 encodes 6
 
 
@@ -35,12 +34,7 @@ def torchrun(*args, nproc: int = 2, timeout: float = 600) -> subprocess.Complete
 @pytest.fixture()
 def corpus(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-    rng = random.Random(0)
-    path = tmp_path / "corpus.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(NUM_DOCS):
-            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(16))}) + "\n")
-    return path
+    return write_word_corpus(tmp_path / "corpus.jsonl", NUM_DOCS, words_per_doc=16)
 
 
 @pytest.mark.slow  # two processes that import torch, plus the single-process reference

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_word_corpus
+
 from embedkit.cli import main
 
-WORDS = "parse read write open close sort merge split join map filter reduce stream buffer socket".split()
 NUM_DOCS = 3000
 SHARD_SIZE = 30  # 100 shards: the run is still encoding when it is killed
 
@@ -30,12 +30,7 @@ def corpus(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
-    rng = random.Random(0)
-    path = tmp_path / "corpus.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(NUM_DOCS):
-            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(24))}) + "\n")
-    yield path
+    yield write_word_corpus(tmp_path / "corpus.jsonl", NUM_DOCS, words_per_doc=24)
     monkeypatch.undo()
     torch.set_num_threads(threads)
 
