@@ -83,7 +83,7 @@ class DataConfig(SourceConfig):
 
 @dataclass
 class LossConfig:
-    name: str | None = _help("mnrl | cached_mnrl (dense); contrastive | cached_contrastive | distillation "
+    name: str | None = _help("mnrl, cached_mnrl (dense); contrastive, cached_contrastive, distillation "
                              "(colbert). null = the kind's default: mnrl (dense), contrastive (colbert), "
                              "distillation (data.format: distillation).", None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
