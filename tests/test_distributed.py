@@ -100,3 +100,32 @@ def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, m
     from embedkit.models.dense import load_dense_model
 
     assert load_dense_model(str(output)).encode(["def f(): pass"]).shape == (1, 64)
+
+
+@pytest.mark.slow  # two training processes (gloo), a few steps of a tiny ColBERT
+def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+    """The same driver as dense: every rank trains, rank 0 alone saves, publishes and writes the manifest."""
+    import json
+
+    import yaml
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    output = tmp_path / "colbert"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "kind": "colbert", "output_dir": str(output),  # no loss: the kind's default (contrastive)
+        "model": {"name": str(tiny_modernbert), "unpadded": "off"},
+        "colbert": {"embedding_dim": 16, "query_length": 16, "document_length": 48},
+        "data": {"train": str(train_jsonl), "max_samples": 32},
+        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
+    }), encoding="utf-8")
+    out = torchrun("train", recipe)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert output.is_dir() and not (tmp_path / "colbert.partial").exists()
+    assert not list(tmp_path.glob(".colbert.old-*"))
+    manifest = json.loads((output / "embedkit.json").read_text())
+    assert manifest["kind"] == "colbert" and manifest["recipe"]["loss"]["name"] == "contrastive"
+    from pylate import models
+
+    reloaded = models.ColBERT(model_name_or_path=str(output), device="cpu")
+    assert reloaded.encode(["def f(): pass"], is_query=False)[0].shape[1] == 16

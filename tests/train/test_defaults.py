@@ -86,3 +86,23 @@ def test_minimal_recipe_trains(kind, backbone, request, pairs, tmp_path, monkeyp
 
         expected = 256 if backbone == "minilm_path" else 8192  # what the model ships with, untouched
         assert SentenceTransformer(str(out), device="cpu").max_seq_length == expected
+
+
+@pytest.mark.parametrize("kind", ["dense", "colbert"])
+def test_only_the_main_process_saves(kind, tiny_modernbert, pairs, tmp_path, monkeypatch):
+    """Under torchrun every rank runs the driver; the others must not write the model into the shared folder."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from embedkit.train.run import fit
+
+    class OtherRank(SentenceTransformerTrainer):
+        def is_world_process_zero(self) -> bool:
+            return False
+
+    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer", OtherRank)
+    recipe = _minimal(kind, str(tiny_modernbert), pairs, tmp_path / "model")
+    recipe.training.max_steps = 1
+    work = tmp_path / "work"
+    _model, history = fit(recipe, work)
+    assert history  # it trained
+    assert [f for f in ("modules.json", "model.safetensors", "config.json") if (work / f).exists()] == []
