@@ -1,7 +1,8 @@
 """Losses by recipe name: the one place loss names are declared, with the kind and data each one trains on.
 
-A leaf module (nothing of embedkit imported when it is imported), so that recipe validation in ``embedkit.config``
-can check ``loss.name`` against it and fill in the kind's default without an import cycle.
+A leaf module (it imports nothing of embedkit), so that recipe validation in ``embedkit.config`` can check
+``loss.name`` against it and fill in the kind's default without an import cycle. Builders receive the
+recipe's ``LossConfig`` (``cfg``) and the number of training processes.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from embedkit.config import LossConfig
+LossConfig = Any  # embedkit.config.LossConfig, not imported: config imports this module
 
 logger = logging.getLogger(__name__)
 
@@ -20,17 +20,15 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LossSpec:
     kind: str                    # the model kind it trains: dense | colbert
-    build: Callable[[Any, LossConfig], Any]
+    build: Callable[[Any, LossConfig, int], Any]  # (model, cfg, world_size) -> loss
     data_format: str = "pairs"   # the data.format it reads: pairs | distillation
 
 
-def _gather(cfg: LossConfig) -> bool:
+def _gather(cfg: LossConfig, world_size: int) -> bool:
     """``gather_across_devices`` only across several processes (PyLate warns on every step otherwise), and never
     on gloo (CPU) process groups: the gradient of the gather there is an all_to_all, which gloo lacks
     (``RuntimeError: Backend gloo does not support alltoall``)."""
-    from embedkit.distributed import world
-
-    if not cfg.gather_across_devices or world()[1] == 1:
+    if not cfg.gather_across_devices or world_size == 1:
         return False
     import torch
     import torch.distributed as dist
@@ -44,26 +42,26 @@ def _gather(cfg: LossConfig) -> bool:
     return not gloo
 
 
-def _mnrl(model: Any, cfg: LossConfig) -> Any:
+def _mnrl(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=_gather(cfg))
+    return MultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=_gather(cfg, world_size))
 
 
-def _cached_mnrl(model: Any, cfg: LossConfig) -> Any:
+def _cached_mnrl(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from sentence_transformers.losses import CachedMultipleNegativesRankingLoss
 
     return CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size,
-                                              gather_across_devices=_gather(cfg))
+                                              gather_across_devices=_gather(cfg, world_size))
 
 
-def _contrastive(model: Any, cfg: LossConfig) -> Any:
+def _contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from pylate import losses
 
-    return losses.Contrastive(model=model, gather_across_devices=_gather(cfg))
+    return losses.Contrastive(model=model, gather_across_devices=_gather(cfg, world_size))
 
 
-def _cached_contrastive(model: Any, cfg: LossConfig) -> Any:
+def _cached_contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from pylate import losses
 
     class CachedContrastive(losses.CachedContrastive):
@@ -78,10 +76,11 @@ def _cached_contrastive(model: Any, cfg: LossConfig) -> Any:
                 self.cache = [[None if g is None else g / rows for g in grads] for grads in self.cache]
             return loss
 
-    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=_gather(cfg))
+    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size,
+                             gather_across_devices=_gather(cfg, world_size))
 
 
-def _distillation(model: Any, cfg: LossConfig) -> Any:
+def _distillation(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from pylate import losses
 
     return losses.Distillation(model=model)  # KL(teacher || student) over each query's scored documents
@@ -102,9 +101,10 @@ def losses_for(kind: str) -> list[str]:
     return [name for name, spec in LOSSES.items() if spec.kind == kind]
 
 
-def build_loss(model: Any, cfg: LossConfig) -> Any:
-    """The loss ``cfg.name`` for ``model``, wrapped in MatryoshkaLoss when ``matryoshka_dims`` asks for it."""
-    loss = LOSSES[cfg.name].build(model, cfg)
+def build_loss(model: Any, cfg: LossConfig, world_size: int = 1) -> Any:
+    """The loss ``cfg.name`` for ``model``, wrapped in MatryoshkaLoss when ``matryoshka_dims`` asks for it.
+    ``world_size``: training processes (torchrun), across which in-batch negatives may be shared."""
+    loss = LOSSES[cfg.name].build(model, cfg, world_size)
     if cfg.matryoshka_dims:
         from sentence_transformers.losses import MatryoshkaLoss
 

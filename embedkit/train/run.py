@@ -65,7 +65,7 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
                               **kind.arguments(recipe, train_data))
     with tensorboard_logging(checkpoints):
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
-                                             loss=build_loss(model, recipe.loss), evaluator=evaluator,
+                                             loss=build_loss(model, recipe.loss, world()[1]), evaluator=evaluator,
                                              **kind.trainer_arguments(model))
     resume = last_checkpoint(checkpoints) if recipe.training.resume else None
     if resume:
