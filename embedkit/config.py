@@ -19,9 +19,6 @@ import yaml
 from embedkit.errors import EmbedkitError
 
 Kind = Literal["dense", "colbert"]
-LossName = Literal["mnrl", "cached_mnrl", "contrastive", "cached_contrastive", "distillation"]
-DENSE_LOSSES = ("mnrl", "cached_mnrl")
-COLBERT_LOSSES = ("contrastive", "cached_contrastive", "distillation")
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
@@ -34,7 +31,8 @@ def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclas
 class ModelConfig:
     name: str = _help("Hub id or local path of the backbone or of a sentence-transformers/PyLate model.",
                       "answerdotai/ModernBERT-base")
-    max_seq_length: int = _help("Longest input in tokens (dense); longer texts are truncated.", 512)
+    max_seq_length: int | None = _help("Longest input in tokens (dense); longer texts are truncated. "
+                                       "null = the model's own limit (all-MiniLM-L6-v2: 256).", None)
     pooling: Literal["mean", "cls"] = _help("How token vectors become one vector (dense, raw backbones).",
                                             "mean")
     similarity: Literal["cosine", "dot"] = _help("Score function; cosine normalises embeddings.", "cosine")
@@ -85,8 +83,9 @@ class DataConfig(SourceConfig):
 
 @dataclass
 class LossConfig:
-    name: LossName = _help("mnrl | cached_mnrl (dense); contrastive | cached_contrastive | distillation (colbert).",
-                           "mnrl")
+    name: str | None = _help("mnrl, cached_mnrl (dense); contrastive, cached_contrastive, distillation "
+                             "(colbert). null = the kind's default: mnrl (dense), contrastive (colbert), "
+                             "distillation (data.format: distillation).", None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
                                  32)
     scale: float = _help("Inverse temperature of the in-batch softmax (dense).", 20.0)
@@ -253,20 +252,25 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
 
 def validate(recipe: Recipe) -> Recipe:
     """Cross-field checks that a single field's type cannot express."""
-    losses = DENSE_LOSSES if recipe.kind == "dense" else COLBERT_LOSSES
-    if recipe.loss.name not in losses:
+    from embedkit.train.losses import DEFAULT_LOSS, LOSSES, losses_for  # a leaf: the one list of loss names
+
+    if recipe.loss.name is None:
+        recipe.loss.name = "distillation" if recipe.data.format == "distillation" else DEFAULT_LOSS[recipe.kind]
+    spec = LOSSES.get(recipe.loss.name)
+    if spec is None or spec.kind != recipe.kind:
         raise EmbedkitError(f"loss.name: {recipe.loss.name!r} is not a {recipe.kind} loss; "
-                            f"use one of {', '.join(losses)}")
-    if recipe.data.format == "distillation" and recipe.loss.name != "distillation":
-        raise EmbedkitError("data.format: distillation data needs loss.name: distillation")
-    if recipe.loss.name == "distillation" and recipe.data.format != "distillation":
-        raise EmbedkitError("loss.name: distillation needs data.format: distillation")
+                            f"use one of {', '.join(losses_for(recipe.kind))}")
+    if spec.data_format != recipe.data.format:
+        raise EmbedkitError(f"loss.name: {recipe.loss.name} trains on data.format: {spec.data_format}, "
+                            f"not {recipe.data.format}")
     for name, value in [("training.batch_size", recipe.training.batch_size),
                         ("loss.mini_batch_size", recipe.loss.mini_batch_size),
-                        ("model.max_seq_length", recipe.model.max_seq_length),
                         ("training.gradient_accumulation_steps", recipe.training.gradient_accumulation_steps)]:
         if value < 1:
             raise EmbedkitError(f"{name}: must be at least 1, got {value}")
+    if recipe.model.max_seq_length is not None and recipe.model.max_seq_length < 1:
+        raise EmbedkitError(f"model.max_seq_length: must be at least 1 (or null: the model's own limit), "
+                            f"got {recipe.model.max_seq_length}")
     if recipe.training.learning_rate <= 0:
         raise EmbedkitError(f"training.learning_rate: must be positive, got {recipe.training.learning_rate}")
     if not 0 <= recipe.training.warmup_ratio < 1:

@@ -78,25 +78,52 @@ def test_resume_with_another_number_of_processes_lists_each_shard_once(tmp_path)
     assert [(s.index, s.count) for s in list_shards(tmp_path)] == [(0, 4), (1, 4), (2, 4), (3, 2)]
 
 
-@pytest.mark.slow  # two training processes (gloo), a few steps of a tiny model
-def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+def torchrun_train(tmp_path: Path, raw: dict) -> Path:
+    """Write ``raw`` as a recipe, train it with two processes, check the folder was published once."""
     import yaml
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-    output = tmp_path / "model"
+    output = Path(raw["output_dir"])
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "kind": "dense", "output_dir": str(output),
+    recipe.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    out = torchrun("train", recipe)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert output.is_dir() and not output.with_name(output.name + ".partial").exists()
+    assert (output / "embedkit.json").is_file() and (output / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(f".{output.name}.old-*"))
+    return output
+
+
+@pytest.mark.slow  # two training processes (gloo), a few steps of a tiny model
+def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    output = torchrun_train(tmp_path, {
+        "kind": "dense", "output_dir": str(tmp_path / "model"),
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
         "data": {"train": str(train_jsonl), "max_samples": 32},
         "loss": {"name": "mnrl", "gather_across_devices": True},  # in-batch negatives from both processes
         "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
-    }), encoding="utf-8")
-    out = torchrun("train", recipe)
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert output.is_dir() and not (tmp_path / "model.partial").exists()
-    assert (output / "embedkit.json").is_file() and (output / "model.safetensors").is_file()
-    assert not list(tmp_path.glob(".model.old-*"))
+    })
     from embedkit.models.dense import load_dense_model
 
     assert load_dense_model(str(output)).encode(["def f(): pass"]).shape == (1, 64)
+
+
+@pytest.mark.slow  # two training processes (gloo), a few steps of a tiny ColBERT
+def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+    """The same driver as dense: every rank trains, rank 0 alone saves, publishes and writes the manifest."""
+    import json
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    output = torchrun_train(tmp_path, {
+        "kind": "colbert", "output_dir": str(tmp_path / "colbert"),  # no loss: the kind's default (contrastive)
+        "model": {"name": str(tiny_modernbert), "unpadded": "off"},
+        "colbert": {"embedding_dim": 16, "query_length": 16, "document_length": 48},
+        "data": {"train": str(train_jsonl), "max_samples": 32},
+        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
+    })
+    manifest = json.loads((output / "embedkit.json").read_text())
+    assert manifest["kind"] == "colbert" and manifest["recipe"]["loss"]["name"] == "contrastive"
+    from pylate import models
+
+    reloaded = models.ColBERT(model_name_or_path=str(output), device="cpu")
+    assert reloaded.encode(["def f(): pass"], is_query=False)[0].shape[1] == 16

@@ -22,8 +22,10 @@ def build_dense_model(cfg: ModelConfig, device: str | None = None):
     try:
         if is_sentence_transformers_folder(name):
             model = SentenceTransformer(name, device=device, **kwargs)
-            model.max_seq_length = cfg.max_seq_length
+            if cfg.max_seq_length is not None:  # None keeps the length the model ships with
+                model.max_seq_length = cfg.max_seq_length
         else:
+            # max_seq_length None: the backbone's own limit (sentence-transformers reads it from its config)
             backbone = models.Transformer(name, max_seq_length=cfg.max_seq_length,
                                           model_args=kwargs, tokenizer_args=kwargs, config_args=kwargs)
             pooling = models.Pooling(backbone.get_word_embedding_dimension(), pooling_mode=cfg.pooling)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.config import Recipe
+from embedkit.distributed import world
 
 
 def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str] | None = None,
@@ -55,7 +56,7 @@ def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str
         disable_tqdm=False,
         # torchrun on a machine without CUDA: accelerate sets up CPU DDP (gloo) only when told to use the CPU;
         # otherwise every process would train alone, on all the data, with no gradient sync.
-        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        use_cpu=not torch.cuda.is_available() and world()[1] > 1,
     )
     if int(transformers.__version__.split(".")[0]) < 5:
         args["logging_dir"] = str(tensorboard_dir(checkpoints))

@@ -1,21 +1,34 @@
-"""Losses by recipe name: a small registry instead of an if-chain."""
+"""Losses by recipe name: the one place loss names are declared, with the kind and data each one trains on.
+
+A leaf module (it imports nothing of embedkit), so that recipe validation in ``embedkit.config`` can check
+``loss.name`` against it and fill in the kind's default without an import cycle. Builders receive the
+recipe's ``LossConfig`` (``cfg``) and the number of training processes.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from embedkit.config import LossConfig
+LossConfig = Any  # embedkit.config.LossConfig, not imported: config imports this module
 
 logger = logging.getLogger(__name__)
 
 
-def _gather(cfg: LossConfig) -> bool:
-    """``gather_across_devices``, except on gloo (CPU) process groups: the gradient of the gather there is an
-    all_to_all, which gloo lacks (``RuntimeError: Backend gloo does not support alltoall``)."""
-    if not cfg.gather_across_devices or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+@dataclass(frozen=True)
+class LossSpec:
+    kind: str                    # the model kind it trains: dense | colbert
+    build: Callable[[Any, LossConfig, int], Any]  # (model, cfg, world_size) -> loss
+    data_format: str = "pairs"   # the data.format it reads: pairs | distillation
+
+
+def _gather(cfg: LossConfig, world_size: int) -> bool:
+    """``gather_across_devices`` only across several processes (PyLate warns on every step otherwise), and never
+    on gloo (CPU) process groups: the gradient of the gather there is an all_to_all, which gloo lacks
+    (``RuntimeError: Backend gloo does not support alltoall``)."""
+    if not cfg.gather_across_devices or world_size == 1:
         return False
     import torch
     import torch.distributed as dist
@@ -29,24 +42,69 @@ def _gather(cfg: LossConfig) -> bool:
     return not gloo
 
 
-def _mnrl(model: Any, cfg: LossConfig) -> Any:
+def _mnrl(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=_gather(cfg))
+    return MultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=_gather(cfg, world_size))
 
 
-def _cached_mnrl(model: Any, cfg: LossConfig) -> Any:
+def _cached_mnrl(model: Any, cfg: LossConfig, world_size: int) -> Any:
     from sentence_transformers.losses import CachedMultipleNegativesRankingLoss
 
     return CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size,
-                                              gather_across_devices=_gather(cfg))
+                                              gather_across_devices=_gather(cfg, world_size))
 
 
-DENSE_LOSSES: dict[str, Callable[[Any, LossConfig], Any]] = {"mnrl": _mnrl, "cached_mnrl": _cached_mnrl}
+def _contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
+    from pylate import losses
+
+    return losses.Contrastive(model=model, gather_across_devices=_gather(cfg, world_size))
 
 
-def build_dense_loss(model: Any, cfg: LossConfig) -> Any:
-    loss = DENSE_LOSSES[cfg.name](model, cfg)
+def _cached_contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
+    from pylate import losses
+
+    class CachedContrastive(losses.CachedContrastive):
+        """PyLate 1.6 back-propagates the *summed* per-row losses but returns their mean, so its gradients are
+        batch_size times those of ``Contrastive`` on the same batch (tests/train/test_colbert.py checks this).
+        Dividing the cached embedding gradients by the batch size makes the two losses equivalent."""
+
+        def calculate_loss_and_cache_gradients(self, reps, masks):
+            loss = super().calculate_loss_and_cache_gradients(reps, masks)
+            if self.size_average:
+                rows = sum(r.shape[0] for r in reps[0])  # anchors in the whole batch
+                self.cache = [[None if g is None else g / rows for g in grads] for grads in self.cache]
+            return loss
+
+    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size,
+                             gather_across_devices=_gather(cfg, world_size))
+
+
+def _distillation(model: Any, cfg: LossConfig, world_size: int) -> Any:
+    from pylate import losses
+
+    return losses.Distillation(model=model)  # KL(teacher || student) over each query's scored documents
+
+
+LOSSES: dict[str, LossSpec] = {
+    "mnrl": LossSpec("dense", _mnrl),
+    "cached_mnrl": LossSpec("dense", _cached_mnrl),
+    "contrastive": LossSpec("colbert", _contrastive),
+    "cached_contrastive": LossSpec("colbert", _cached_contrastive),
+    "distillation": LossSpec("colbert", _distillation, data_format="distillation"),
+}
+# What a recipe trains with when it names no loss: in-batch negatives over its (query, positive) pairs.
+DEFAULT_LOSS = {"dense": "mnrl", "colbert": "contrastive"}
+
+
+def losses_for(kind: str) -> list[str]:
+    return [name for name, spec in LOSSES.items() if spec.kind == kind]
+
+
+def build_loss(model: Any, cfg: LossConfig, world_size: int = 1) -> Any:
+    """The loss ``cfg.name`` for ``model``, wrapped in MatryoshkaLoss when ``matryoshka_dims`` asks for it.
+    ``world_size``: training processes (torchrun), across which in-batch negatives may be shared."""
+    loss = LOSSES[cfg.name].build(model, cfg, world_size)
     if cfg.matryoshka_dims:
         from sentence_transformers.losses import MatryoshkaLoss
 

@@ -1,27 +1,79 @@
-"""One entry point for training any kind: output folder, resume, evaluation, model card, manifest."""
+"""The one training driver, for every kind: data → loss → trainer → save on rank 0 → model card, in an
+output folder that is published when complete and resumed from its checkpoints when a run was killed.
+
+What differs between kinds (model, data, evaluator, trainer extras) sits behind ``TrainingKind``; the
+kinds are chosen in ``KINDS`` and nothing else here branches on the kind.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 from embedkit.artifacts import partial_path, publish_dir, versions, write_json
 from embedkit.config import Recipe
 from embedkit.distributed import barrier, world
 from embedkit.errors import EmbedkitError
+from embedkit.train.arguments import last_checkpoint, tensorboard_logging, training_arguments
+from embedkit.train.colbert import ColbertTraining
+from embedkit.train.dense import DenseTraining
+from embedkit.train.evaluators import EvaluatorFactory, during_training_evaluator
+from embedkit.train.losses import build_loss
 
 logger = logging.getLogger(__name__)
 
-TRAINERS = {"dense": "embedkit.train.dense:train_dense", "colbert": "embedkit.train.colbert:train_colbert"}
 MANIFEST = "embedkit.json"
 
 
-def _trainer(kind: str):
-    module, attr = TRAINERS[kind].split(":")
-    return getattr(importlib.import_module(module), attr)
+class TrainingKind(Protocol):
+    """The kind-specific parts of training (both kinds train on the sentence-transformers trainer)."""
+
+    evaluator: EvaluatorFactory  # builds the during-training evaluator from a small BEIR folder
+
+    def build_model(self, recipe: Recipe) -> Any: ...
+
+    def training_data(self, recipe: Recipe) -> Any: ...
+
+    def arguments(self, recipe: Recipe, train_data: Any) -> dict[str, Any]:
+        """Extra SentenceTransformerTrainingArguments (prompts, batch sampler)."""
+
+    def trainer_arguments(self, model: Any) -> dict[str, Any]:
+        """Extra SentenceTransformerTrainer keyword arguments (a data collator)."""
+
+
+KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining()}
+
+
+def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
+    """Train per ``recipe`` with checkpoints under ``work/checkpoints`` (resumed from the last one when
+    ``training.resume``); rank 0 saves the model into ``work``. Returns the model and the trainer's log."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    kind = KINDS[recipe.kind]
+    model = kind.build_model(recipe)
+    if recipe.model.unpadded != "off":
+        from embedkit.models.modernbert_unpadded import enable_unpadded
+
+        enable_unpadded(model, mode=recipe.model.unpadded)
+    train_data = kind.training_data(recipe)
+    checkpoints = work / "checkpoints"
+    evaluator = during_training_evaluator(recipe, kind.evaluator)
+    args = training_arguments(recipe, checkpoints, best_metric=evaluator.primary_metric if evaluator else None,
+                              **kind.arguments(recipe, train_data))
+    with tensorboard_logging(checkpoints):
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
+                                             loss=build_loss(model, recipe.loss, world()[1]), evaluator=evaluator,
+                                             **kind.trainer_arguments(model))
+    resume = last_checkpoint(checkpoints) if recipe.training.resume else None
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    if trainer.is_world_process_zero():  # under torchrun every rank holds the same weights; one writes them
+        model.save(str(work))
+    return model, trainer.state.log_history
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -66,22 +118,23 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
     if final.exists() and not overwrite:
         raise EmbedkitError(f"output_dir {final} already holds a model; pass --overwrite to replace it")
     work = partial_path(final)
+    rank = world()[0]
     previous = work / "recipe.yaml"
     if work.exists() and previous.is_file() and previous.read_text(encoding="utf-8") != recipe.to_yaml():
         if not overwrite:
             raise EmbedkitError(f"{work} holds an interrupted run of a different recipe; pass --overwrite to discard it")
-        if world()[0] == 0:
+        if rank == 0:
             shutil.rmtree(work)
     start = time.time()
-    if world()[1] > 1 and world()[0] != 0:
+    if rank != 0:
         # torchrun: every rank trains (the trainer joins the process group); rank 0 alone writes and publishes.
         work.mkdir(parents=True, exist_ok=True)
-        _trainer(recipe.kind)(recipe, work)
+        fit(recipe, work)
         barrier()
         return final
     with publish_dir(final, overwrite=overwrite) as work:
         (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-        _model, history = _trainer(recipe.kind)(recipe, work)
+        _model, history = fit(recipe, work)
         write_json(work / "train_log.json", history)
         metrics = evaluate_model(recipe, work) if recipe.eval.data else {}
         write_json(work / "metrics.json", metrics)

@@ -152,7 +152,7 @@ def test_cached_contrastive_matches_contrastive(tiny_modernbert, code_pairs):
 
     from embedkit.config import ColbertConfig, LossConfig, ModelConfig
     from embedkit.models.colbert import build_colbert_model
-    from embedkit.train.colbert import COLBERT_LOSSES
+    from embedkit.train.losses import build_loss
 
     model = build_colbert_model(ModelConfig(name=str(tiny_modernbert)),
                                 ColbertConfig(embedding_dim=16, query_length=16, document_length=32), device="cpu")
@@ -164,7 +164,7 @@ def test_cached_contrastive_matches_contrastive(tiny_modernbert, code_pairs):
     results = []
     for name in ("contrastive", "cached_contrastive"):
         model.zero_grad()
-        loss = COLBERT_LOSSES[name](model, LossConfig(name=name, mini_batch_size=3))(features, None)
+        loss = build_loss(model, LossConfig(name=name, mini_batch_size=3))(features, None)
         loss.backward()
         grad = model[1].linear.weight.grad.clone()  # the projection
         results.append((loss.item(), grad))
