@@ -17,13 +17,13 @@ from embedkit.artifacts import read_json, write_json
 from embedkit.errors import EmbedkitError
 
 MANIFEST = "embedkit-index.json"
-FORMAT_VERSION = 2  # 2: ids in doc_ids.jsonl + doc_id_offsets.npy (1: one doc_ids.json list)
+FORMAT_VERSION = 3  # 3: backend names flat|hnsw|ivfpq|plaid|exact|bm25; 2: ids in doc_ids.jsonl + offsets
 
 
 @dataclass
 class IndexManifest:
-    kind: str                      # "dense" | "colbert"
-    backend: str                   # "faiss" | "plaid" | "exact"
+    kind: str                      # the encoder: "dense" | "colbert" | "lexical" (none)
+    backend: str                   # a name of embedkit.index.registry.BACKENDS
     model: str                     # path or hub id the index was built with
     model_fingerprint: str
     embedding_dim: int
@@ -134,6 +134,15 @@ class DocumentStore:
             np.save(folder / name, np.concatenate([np.load(folder / name), np.asarray(new, dtype=np.int64)]))
         return len(np.load(folder / "doc_offsets.npy", mmap_mode="r"))
 
+    @staticmethod
+    def delete(folder: Path, positions: np.ndarray) -> int:
+        """Drop the documents at ``positions``; the rest keep their order (and are renumbered 0..n-1)."""
+        folder = Path(folder)
+        drop = set(int(p) for p in positions)
+        with open(folder / "documents.jsonl", "rb") as f:
+            kept = [json.loads(line) for i, line in enumerate(f) if i not in drop]
+        return DocumentStore.write(folder, ((d["id"], d["text"]) for d in kept))
+
     @property
     def ids(self) -> IdList:
         if self._ids is None:
@@ -149,10 +158,16 @@ class DocumentStore:
 
 
 class Index(abc.ABC):
-    """An index over encoded documents, searchable by query text."""
+    """An index over encoded documents, searchable by query text.
+
+    Built, opened, added to and deleted from through ``embedkit.index.build`` (one registry of backends:
+    flat, hnsw, ivfpq, plaid, exact, bm25); ``add`` and ``delete`` here change the folder and reload it.
+    """
 
     manifest: IndexManifest
     store: DocumentStore
+    folder: Path
+    encoder: Any = None
 
     @abc.abstractmethod
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +185,22 @@ class Index(abc.ABC):
                 hits.append(Hit(ids[pos], float(score), self.store.text(int(pos)) if with_text else None))
             results.append(hits)
         return results
+
+    def add(self, documents: Iterable[tuple[str, str]]) -> int:
+        """Encode and add ``(id, text)`` documents with this index's encoder; return the new count."""
+        from embedkit.index.build import add_documents
+
+        num = add_documents(self.folder, documents, encoder=self.encoder)
+        self.__init__(self.folder, self.encoder)  # type: ignore[misc]
+        return num
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by id; return the new count."""
+        from embedkit.index.build import delete_documents
+
+        num = delete_documents(self.folder, ids)
+        self.__init__(self.folder, self.encoder)  # type: ignore[misc]
+        return num
 
     def check_model(self, fingerprint: str, name: str) -> None:
         if fingerprint != self.manifest.model_fingerprint:
