@@ -127,9 +127,10 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         "long_documents": "chunk-maxpool" if chunked else "truncate" if found.manifest.embedding_dim else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
     } | (labels or {}))
-    if output:
+    if run_file:
+        Path(run_file).parent.mkdir(parents=True, exist_ok=True)
+        write_trec_run(run, run_file)
+    if output:  # last: a results JSON marks a finished evaluation (embedkit run skips it)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         write_json(output, result)
-    if run_file:
-        write_trec_run(run, run_file)
     return result
