@@ -410,3 +410,11 @@ def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, 
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append((key, _type_name(tp), repr(default), f.metadata.get("help", "")))
     return rows
+
+
+def reference_markdown() -> str:
+    """The README's recipe reference table, generated from the dataclasses (a test keeps the README in sync)."""
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, tp, default, text in describe():
+        lines.append(f"| `{key}` | {tp.replace(' | ', ' / ')} | `{default}` | {text.replace('|', '/')} |")
+    return "\n".join(lines)

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from embedkit.artifacts import model_fingerprint, partial_path, publish_dir, read_json, versions
 from embedkit.config import IndexSettings
 from embedkit.data.corpus import Corpus
@@ -129,70 +127,20 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
     return get_backend(manifest.backend).open(Path(index_dir), encoder)
 
 
-def _edit(index_dir: Path):
-    """A copy of the index to change, published over the original when the change is complete."""
-    work = partial_path(index_dir)
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(index_dir, work)
-    return publish_dir(index_dir, overwrite=True)
-
-
 def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,
                   batch_size: int = 64, unpadded: str = "auto", encoder: Any = None) -> int:
     """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) and add them; return the new document count."""
-    index_dir = Path(index_dir)
     manifest = IndexManifest.load(index_dir)
-    name = _check_model(index_dir, manifest, model)
-    existing = set(DocumentStore(index_dir).ids)
-    new = [(doc_id, text) for doc_id, text in documents]
-    clash = next((d for d, _ in new if d in existing), None)
-    if clash is not None:
-        raise EmbedkitError(f"{getattr(documents, 'source', 'documents')}: document id {clash!r} is already in "
-                            f"{index_dir}")
-    if not new:
-        return manifest.num_documents
-    if encoder is None:
-        from embedkit.config import EncodeSettings
-
-        encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
-            batch_size=batch_size, max_length=manifest.settings.get("max_length"),
-            truncate_dim=manifest.settings.get("truncate_dim")), unpadded)
-    texts = [t for _, t in new]
-    parts = [encoder.encode_documents(texts[i:i + 4096]) for i in range(0, len(texts), 4096)]
-    vectors: Any = [v.astype(np.float16) for p in parts for v in p] if parts and isinstance(parts[0], list) \
-        else np.concatenate(parts)  # colbert: one (tokens_i, dim) array a document; dense: (n, dim)
-    with _edit(index_dir) as folder:
-        num = DocumentStore.append(folder, new)
-        get_backend(manifest.backend).append(folder, manifest, vectors, DocumentStore(folder))
-        _save_manifest(folder, manifest, num)
-    logger.info("added %d documents to %s (%d in all)", len(new), index_dir, num)
-    return num
+    return open_index(index_dir, model, batch_size=batch_size, unpadded=unpadded,
+                      max_length=manifest.settings.get("max_length"), encoder=encoder).add(documents)
 
 
 def delete_documents(index_dir: str | Path, ids: Iterable[str]) -> int:
-    """Remove documents by id (unknown ids are an error); return the new document count."""
-    index_dir = Path(index_dir)
+    """Remove documents by id (no model needed); return the new document count."""
     manifest = IndexManifest.load(index_dir)
-    wanted = set(ids)
-    positions = np.array([i for i, doc_id in enumerate(DocumentStore(index_dir).ids) if doc_id in wanted],
-                         dtype=np.int64)
-    if len(positions) != len(wanted):
-        found = {DocumentStore(index_dir).ids[int(p)] for p in positions}
-        raise EmbedkitError(f"{index_dir} holds no document with id {sorted(wanted - found)[0]!r}")
-    if not len(positions):
-        return manifest.num_documents
-    with _edit(index_dir) as folder:
-        num = DocumentStore.delete(folder, positions)
-        get_backend(manifest.backend).remove(folder, manifest, positions, DocumentStore(folder))
-        _save_manifest(folder, manifest, num)
-    logger.info("deleted %d documents from %s (%d left)", len(positions), index_dir, num)
-    return num
-
-
-def _save_manifest(folder: Path, manifest: IndexManifest, num: int) -> None:
-    manifest.num_documents = num
-    manifest.versions = versions()
-    manifest.save(folder)
+    count = get_backend(manifest.backend).open(Path(index_dir), None).delete(ids)
+    logger.info("%s now holds %d documents", index_dir, count)
+    return count
 
 
 def _settings_differ(work: Path, settings: dict) -> bool:

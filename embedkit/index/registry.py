@@ -6,11 +6,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from embedkit.config import IndexSettings
 from embedkit.errors import EmbedkitError
-from embedkit.index.base import DocumentStore, Index, IndexManifest
 
 BACKENDS = {  # name → module:attribute, imported on first use (faiss, fast-plaid, bm25s are heavy)
     "flat": "embedkit.index.faiss_index:FLAT",
@@ -26,7 +23,11 @@ NO_MODEL = "bm25"  # the model name of indexes that need none (``embedkit eval -
 
 
 class Backend(Protocol):
-    """What every index backend implements; documents keep positions 0..n-1 in document-store order."""
+    """What every index backend implements; documents keep positions 0..n-1 in document-store order.
+
+    ``manifest`` is an ``IndexManifest``, ``store`` a ``DocumentStore``, ``open`` returns an ``Index`` (all in
+    ``embedkit.index.base``, which looks its backend up here: typed ``Any`` to keep the modules acyclic).
+    """
 
     name: str
     kind: str  # which encoder fills it: dense | colbert | lexical (none)
@@ -34,12 +35,12 @@ class Backend(Protocol):
     def build(self, shards: list, folder: Path, settings: IndexSettings, dim: int) -> dict:
         """Write the backend's files into ``folder``; return the settings recorded in the manifest."""
 
-    def open(self, folder: Path, encoder: Any) -> Index: ...
+    def open(self, folder: Path, encoder: Any) -> Any: ...
 
-    def append(self, folder: Path, manifest: IndexManifest, vectors: Any, store: DocumentStore) -> None:
+    def append(self, folder: Path, manifest: Any, vectors: Any, store: Any) -> None:
         """Add encoded documents after the last position (``store`` already holds them)."""
 
-    def remove(self, folder: Path, manifest: IndexManifest, positions: np.ndarray, store: DocumentStore) -> None:
+    def remove(self, folder: Path, manifest: Any, positions: Any, store: Any) -> None:
         """Drop documents by position; the rest are renumbered in order (``store`` is already compacted)."""
 
 
