@@ -116,6 +116,14 @@ def _same_corpus(a: str, b: str) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
+def _index_fits(recipe: Recipe, index_dir: str, folder: str) -> bool:
+    """Whether the index stage's index is the one evaluating ``folder`` would build: same corpus, same
+    document encoding, whole documents."""
+    ix, ev = recipe.index, recipe.eval
+    return bool(index_dir and ix.corpus and _same_corpus(ix.corpus, folder) and ev.long_documents == "truncate"
+                and (ix.max_length, ix.truncate_dim) == (ev.max_length, ev.truncate_dim))
+
+
 def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_dir: str, overwrite: bool,
               ran: list[bool]) -> dict[str, Any]:
     from embedkit.evaluate.benchmark_runner import results_path
@@ -130,7 +138,7 @@ def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_d
     out = results_path(recipe.eval.output_dir, model, data.name)
     if not overwrite and out.is_file() and read_json(out).get("stage_key") == key:
         return read_json(out)
-    reuse = index_dir if index_dir and recipe.index.corpus and _same_corpus(recipe.index.corpus, folder) else None
+    reuse = index_dir if _index_fits(recipe, index_dir, folder) else None
     ran.append(True)
     return evaluate(model, data, options, output=out, run_file=out.with_suffix(".trec"), dataset_name=data.name,
                     labels={"stage_key": key}, index=recipe.index, unpadded=recipe.model.unpadded, index_dir=reuse)

@@ -127,7 +127,7 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
         # the untrained row reads documents as far as the tuned one (colbert.document_length)
         length = load_recipe(recipe).colbert.document_length
         tuned = quickstart_recipe(recipe, workdir, "colbert-code", train_path, data, max_steps, [base],
-                                  extra=(f"eval.max_length={length}",))
+                                  extra=(f"eval.max_length={length}", f"index.max_length={length}"))
         run = run_pipeline(tuned)
         rows += _rows(run, {base: "MiniLM base (ColBERT, untrained projection)",
                             run.model: "MiniLM fine-tuned (ColBERT, {backend})"})

@@ -26,7 +26,7 @@ class BM25Index(Index):
         self.store = DocumentStore(self.folder)
         self.encoder = encoder
         self._bm25s = bm25s
-        self.retriever = bm25s.BM25.load(str(self.folder / BM25_DIR))
+        self.retriever = bm25s.BM25.load(str(self.folder / BM25_DIR), mmap=True, show_progress=False)
 
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self.store.ids))

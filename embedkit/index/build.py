@@ -119,12 +119,13 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
     from embedkit.config import EncodeSettings
 
     manifest = IndexManifest.load(index_dir)
+    backend = get_backend(manifest.backend)
     name = _check_model(index_dir, manifest, model)
     if encoder is None:
         encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
             batch_size=batch_size, max_length=max_length or manifest.settings.get("max_length"),
             truncate_dim=manifest.settings.get("truncate_dim")), unpadded)
-    return get_backend(manifest.backend).open(Path(index_dir), encoder)
+    return backend.open(Path(index_dir), encoder)
 
 
 def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,

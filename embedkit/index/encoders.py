@@ -56,8 +56,16 @@ def _lexical(model: str, settings: EncodeSettings, unpadded: str) -> Any:
 ENCODERS = {"dense": _dense, "colbert": _colbert, "lexical": _lexical}
 
 
+def _check(kind: str) -> None:
+    if kind not in ENCODERS:
+        from embedkit.errors import EmbedkitError
+
+        raise EmbedkitError(f"unknown encoder kind {kind!r}; embedkit knows {', '.join(ENCODERS)}")
+
+
 def resolve(kind: str, model: str | None) -> str:
     """The model an index of ``kind`` records: a checked local folder or hub id, or ``bm25`` for none."""
+    _check(kind)
     if kind == "lexical":
         return NO_MODEL
     from embedkit.models.loading import resolve_model
@@ -66,4 +74,5 @@ def resolve(kind: str, model: str | None) -> str:
 
 
 def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto") -> Any:
+    _check(kind)
     return ENCODERS[kind](model, settings or EncodeSettings(), unpadded)
