@@ -151,7 +151,7 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
 
     ran: list[bool] = []
     results = []
-    models = [(model, recipe.kind)] + [(b, None if b == "bm25" else recipe.kind) for b in recipe.report.baselines]
+    models = [(model, recipe.kind)] + [(b, recipe.kind) for b in recipe.report.baselines]  # bm25 needs no kind
     for name, kind in models:
         for item in recipe.eval.data:
             if Path(item).expanduser().is_dir():

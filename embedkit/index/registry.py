@@ -62,7 +62,10 @@ def detect_kind(model: str) -> str:
 
 
 def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -> str:
-    """The encoder kind a build needs: fixed by an explicit backend, else by the model."""
+    """The encoder kind a build needs: fixed by an explicit backend, else by the model; ``bm25`` (no model)
+    is always lexical, whatever backend the neural models of the same run use."""
+    if model == NO_MODEL:
+        return "lexical"
     model_kind = kind or detect_kind(model)
     if settings.backend == "auto":
         return model_kind
@@ -76,7 +79,7 @@ def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -
 def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> str:
     """The backend ``auto`` stands for: flat (dense), bm25 (no model), and for colbert exact MaxSim up to
     ``auto_exact_max_documents`` documents, PLAID above (see the README for the measured crossover)."""
-    if settings.backend != "auto":
+    if settings.backend != "auto" and KIND_OF[settings.backend] == kind:
         return settings.backend
     if kind == "colbert":
         return "exact" if num_documents <= settings.auto_exact_max_documents else "plaid"

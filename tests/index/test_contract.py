@@ -66,6 +66,7 @@ def test_auto_picks_by_kind_and_corpus_size():
     assert resolve_backend(auto, "colbert", 1000) == "exact"
     assert resolve_backend(auto, "colbert", 1001) == "plaid"
     assert resolve_backend(IndexSettings(backend="hnsw"), "dense", 10) == "hnsw"
+    assert resolve_backend(IndexSettings(backend="hnsw"), "lexical", 10) == "bm25"  # a bm25 baseline beside it
 
 
 def test_backend_of_the_other_kind_is_refused(tiny_modernbert, documents, tmp_path):
