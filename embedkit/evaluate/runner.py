@@ -81,7 +81,9 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         return open_index(index_dir, model, encoder=encoder), seconds
     if options.use_cache:
         key = json.dumps([asdict(settings), kind, chunk_tokens, FORMAT_VERSION], sort_keys=True)
-        tag = hashlib.sha256(key.encode()).hexdigest()[:8]
+        tag = hashlib.sha256(key.encode()).hexdigest()[:8]  # readable parts first, for whoever lists the cache
+        tag += (f"-len{settings.max_length}" if settings.max_length else "") + \
+            (f"-dim{settings.truncate_dim}" if settings.truncate_dim else "")
         index_dir = cache_dir() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{_corpus_key(data.folder)}"
     else:
         scratch.mkdir(parents=True, exist_ok=True)
