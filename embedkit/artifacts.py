@@ -15,6 +15,13 @@ from typing import Any
 from embedkit.errors import EmbedkitError
 
 
+def cache_dir() -> Path:
+    """embedkit's cache folder (evaluation indexes, benchmark sets): ``$EMBEDKIT_CACHE`` or
+    ``~/.cache/embedkit``. The only place it is resolved."""
+    root = os.environ.get("EMBEDKIT_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "embedkit"
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -25,46 +26,44 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _faiss_options(args: argparse.Namespace):
-    from embedkit.index.faiss_index import FaissOptions
+def _run(args: argparse.Namespace) -> int:
+    from embedkit.config import load_recipe
+    from embedkit.pipeline import parse_stages, run_pipeline
 
-    return FaissOptions(index_type=args.index_type, hnsw_m=args.hnsw_m, nlist=args.nlist, pq_m=args.pq_m,
-                        nprobe=args.nprobe)
-
-
-def _backend_options(args: argparse.Namespace, kind: str):
-    if kind == "dense":
-        return _faiss_options(args)
-    from embedkit.index.colbert_backend import cli_options
-
-    return cli_options(args)
+    recipe = load_recipe(args.recipe, args.set or [])
+    stages = parse_stages(args.stages)
+    result = run_pipeline(recipe, stages, overwrite=args.overwrite,
+                          on_stage=lambda s: logger.info("%s: %s (%.0f s)", s.stage, s.status, s.seconds))
+    print(result.table())
+    return 0
 
 
 def _index(args: argparse.Namespace) -> int:
+    from embedkit.cli_fields import from_args
+    from embedkit.config import IndexConfig
     from embedkit.data.corpus import Corpus
     from embedkit.distributed import dist_context
-    from embedkit.index.build import BuildOptions, build_index, detect_kind
-    from embedkit.models.loading import resolve_model
+    from embedkit.index.build import add_documents, build_index, build_index_distributed, delete_documents
 
-    model = resolve_model(args.model)
-    kind = args.kind or detect_kind(model)
-    corpus = Corpus(args.corpus, subset=args.subset, split=args.split)
-    if args.append:
-        from embedkit.index.colbert_backend import add_documents
-
-        num = add_documents(args.index_dir, corpus, model, batch_size=args.batch_size, unpadded=args.unpadded)
-        print(f"index {args.index_dir} now holds {num} documents")
+    cfg = from_args(args, IndexConfig, "index")
+    if args.delete:
+        num = delete_documents(cfg.output_dir, args.delete)
+        print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
+    if not cfg.corpus:
+        raise EmbedkitError("index needs --corpus (or --delete ID...)")
+    corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
+    if args.add:
+        num = add_documents(cfg.output_dir, corpus, args.model, batch_size=cfg.batch_size, unpadded=args.unpadded)
+        print(f"index {cfg.output_dir} now holds {num} documents")
+        return 0
+    if not args.model and cfg.backend != "bm25":
+        raise EmbedkitError("index needs --model (only --backend bm25 needs none)")
     with dist_context() as (rank, world_size):
-        options = BuildOptions(batch_size=args.batch_size, shard_size=args.shard_size, unpadded=args.unpadded,
-                               max_length=args.max_length, truncate_dim=args.truncate_dim, overwrite=args.overwrite,
-                               backend_options=_backend_options(args, kind), rank=rank, world_size=world_size)
-        if world_size > 1:
-            from embedkit.distributed import build_index_distributed
-
-            path = build_index_distributed(model, corpus, args.index_dir, kind, options)
-        else:
-            path = build_index(model, corpus, args.index_dir, kind=kind, options=options)
+        common = dict(kind=args.kind, unpadded=args.unpadded, overwrite=args.overwrite, rank=rank,
+                      world_size=world_size)
+        build = build_index_distributed if world_size > 1 else build_index
+        path = build(args.model, corpus, cfg.output_dir, cfg, **common)
     if rank == 0:
         print(f"index written to {path}")
     return 0
@@ -89,12 +88,13 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from embedkit.evaluate.runner import EvalOptions, evaluate
+    from embedkit.cli_fields import from_args
+    from embedkit.config import EvalOptions, IndexSettings
+    from embedkit.evaluate.runner import evaluate
 
-    options = EvalOptions(kind=args.kind, split=args.split, k=args.k, batch_size=args.batch_size, exact=args.exact,
-                          use_cache=not args.no_cache, unpadded=args.unpadded, max_length=args.max_length,
-                          truncate_dim=args.truncate_dim,
-                          long_documents=args.long_documents, per_query=args.per_query)
+    options = from_args(args, EvalOptions, "eval")
+    index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
+                                                          for k in ("batch_size", "max_length", "truncate_dim")})
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
@@ -104,7 +104,8 @@ def _eval(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
-    result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file)
+    result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
+                      unpadded=args.unpadded)
     keys = ("ndcg@10", "recall@100", "mrr@10", "map@100")
     print(json.dumps({k: round(result[k], 4) for k in keys} | {"num_queries": result["num_queries"],
                                                                  "num_documents": result["num_documents"]}))
@@ -135,26 +136,43 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_index_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("FAISS (dense)")
-    g.add_argument("--index-type", choices=["flat", "hnsw", "ivfpq"], default="flat",
-                   help="flat = exact inner product (default)")
-    g.add_argument("--hnsw-m", type=int, default=32)
-    g.add_argument("--nlist", type=int, default=None, help="IVF lists (default 4·sqrt(N))")
-    g.add_argument("--pq-m", type=int, default=None, help="PQ sub-quantisers (must divide the dimension)")
-    g.add_argument("--nprobe", type=int, default=32)
-    g = p.add_argument_group("PLAID (colbert)")
-    g.add_argument("--nbits", type=int, default=4, help="bits per residual dimension")
-    g.add_argument("--kmeans-niters", type=int, default=4)
-    g.add_argument("--n-ivf-probe", type=int, default=8)
-    g.add_argument("--n-full-scores", type=int, default=4096)
-    g.add_argument("--exact", action="store_true", help="colbert: brute-force MaxSim instead of PLAID")
+def _unpadded_flag(p: argparse.ArgumentParser) -> None:
+    from embedkit.config import ModelConfig
+
+    help_text = next(f.metadata["help"] for f in dataclasses.fields(ModelConfig) if f.name == "unpadded")
+    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto", help=help_text)
+
+
+DESCRIPTION = """\
+embedkit turns an encoder (ModernBERT, MiniLM, any sentence-transformers model) into a retriever:
+fine-tune a dense (one vector per text) or ColBERT (one vector per token) model from a YAML recipe,
+index a corpus (FAISS flat/HNSW/IVF-PQ, PLAID, exact MaxSim, or BM25), and score it on BEIR-format
+data and named benchmarks (BEIR, MLDR, CodeSearchNet), with a report next to the ModernBERT paper.
+
+  embedkit run recipe.yaml          all stages of a recipe: train, index, eval, report (each skipped
+                                    when done, resumed when interrupted)
+  embedkit quickstart               offline demo on Python code search, a few minutes on a CPU
+
+Every sub-command has --help; -v shows the libraries' own logs and warnings."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="embedkit", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from embedkit.cli_fields import add_fields
+    from embedkit.config import EncodeSettings, EvalOptions, IndexConfig, IndexSettings
+
+    parser = argparse.ArgumentParser(prog="embedkit", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, including the dependencies' load reports and warnings")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a recipe's stages: train → index → eval → report")
+    p.add_argument("recipe")
+    p.add_argument("--stages", default=None, metavar="LIST",
+                   help="comma list of train,index,eval,report (default: all, in that order)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="rerun stages whose artefacts are already done")
+    p.set_defaults(func=_run)
 
     p = sub.add_parser("train", help="fine-tune a retriever from a YAML recipe")
     p.add_argument("recipe")
@@ -164,21 +182,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and stop")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("index", help="encode a corpus and build a FAISS (dense) or PLAID (colbert) index")
-    p.add_argument("--model", required=True)
-    p.add_argument("--corpus", required=True, help="BEIR folder, .jsonl/.parquet file, or hub dataset id")
-    p.add_argument("--subset", default=None, help="hub dataset configuration")
-    p.add_argument("--split", default=None, help="hub dataset split")
-    p.add_argument("--index-dir", required=True)
+    p = sub.add_parser("index", help="encode a corpus and build an index (the recipe's index: section as flags)")
+    p.add_argument("--model", default=None, help="model folder or hub id (not needed for --backend bm25)")
     p.add_argument("--kind", choices=["dense", "colbert"], default=None, help="default: from the model folder")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--shard-size", type=int, default=8192, help="documents per resumable shard")
-    p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--truncate-dim", type=int, default=None, help="dense Matryoshka models: keep N dimensions")
-    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto")
+    _unpadded_flag(p)
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--append", action="store_true", help="colbert: add the corpus to the existing --index-dir")
-    _add_index_options(p)
+    p.add_argument("--add", "--append", dest="add", action="store_true",
+                   help="add the corpus's documents to the existing --index-dir")
+    p.add_argument("--delete", nargs="+", metavar="ID", default=None, help="remove these document ids")
+    add_fields(p, IndexConfig, "index")
     p.set_defaults(func=_index)
 
     p = sub.add_parser("search", help="search an index by query text")
@@ -197,20 +209,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="results JSON")
     p.add_argument("--output-dir", default="results", help="with --benchmark: one JSON per dataset")
     p.add_argument("--run-file", default=None, help="also write a TREC run file")
-    p.add_argument("--split", default="test")
-    p.add_argument("--kind", choices=["dense", "colbert"], default=None)
-    p.add_argument("-k", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--exact", action="store_true", help="colbert: brute-force MaxSim instead of PLAID")
-    p.add_argument("--no-cache", action="store_true", help="re-encode the corpus even if cached")
-    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--truncate-dim", type=int, default=None, help="dense Matryoshka models: keep N dimensions")
-    p.add_argument("--long-documents", choices=["truncate", "chunk-maxpool"], default="truncate")
-    p.add_argument("--per-query", action="store_true", help="include per-query scores in the JSON")
     p.add_argument("--mldr-setting", choices=["ood", "id"], default="ood",
                    help="MLDR results: 'id' if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else 'ood'")
+    _unpadded_flag(p)
+    add_fields(p, EvalOptions, "eval")
+    add_fields(p.add_argument_group("index backend"), IndexSettings, "index",
+               skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)))
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")
@@ -237,9 +242,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from embedkit.quiet import configure_logging
+
+    configure_logging(verbose=args.verbose)
     try:
         return args.func(args)
     except EmbedkitError as exc:

@@ -21,10 +21,13 @@ from embedkit.errors import EmbedkitError
 Kind = Literal["dense", "colbert"]
 
 
-def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
+          flag: str | None = None) -> Any:
+    """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do."""
+    metadata = {"help": text, **({"flag": flag} if flag else {})}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -115,13 +118,93 @@ class TrainingConfig:
     dataloader_num_workers: int = _help("Worker processes feeding batches.", 0)
 
 
+IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"]
+
+
 @dataclass
-class EvalConfig:
-    data: list[str] = _help("BEIR-format folders or benchmark names scored after training.", factory=list)
+class FaissConfig:
+    hnsw_m: int = _help("hnsw: graph neighbours per node.", 32)
+    ef_search: int = _help("hnsw: candidates kept while searching (higher = better recall, slower).", 128)
+    nlist: int | None = _help("ivfpq: inverted lists; default 4·sqrt(N), capped by the training sample.", None)
+    pq_m: int | None = _help("ivfpq: PQ sub-quantisers (must divide the dimension); default dim/4.", None)
+    nprobe: int = _help("ivfpq: lists probed per query.", 32)
+    train_sample: int = _help("ivfpq: vectors the quantisers are trained on.", 200_000)
+
+
+@dataclass
+class PlaidConfig:
+    nbits: int = _help("Bits per residual dimension.", 4)
+    kmeans_niters: int = _help("k-means iterations for the centroids.", 4)
+    n_ivf_probe: int = _help("Search: centroids probed per query token.", 8)
+    n_full_scores: int = _help("Search: candidates scored in full (decompressed MaxSim).", 4096)
+    seed: int = _help("k-means seed.", 42)
+
+
+@dataclass
+class EncodeSettings:
+    """How texts are encoded for an index (the index stage, and the indexes evaluation builds)."""
+
+    batch_size: int = _help("Encoding batch size.", 64)
+    max_length: int | None = _help("Document length in tokens; default: the model's own.", None)
+    truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None)
+
+
+@dataclass
+class IndexSettings(EncodeSettings):
+    """How an index is built: the backend and its options."""
+
+    backend: IndexBackend = _help(
+        "flat | hnsw | ivfpq (dense, FAISS); plaid | exact (colbert: PLAID or brute-force MaxSim); bm25 (no "
+        "model); auto: flat for dense, exact MaxSim for colbert up to index.auto_exact_max_documents, then "
+        "plaid.", "auto")
+    auto_exact_max_documents: int = _help(
+        "colbert, backend auto: largest corpus searched by exact MaxSim (measured crossover, see README).", 10_000)
+    shard_size: int = _help("Documents per resumable shard.", 8192)
+    faiss: FaissConfig = _help("FAISS options (flat, hnsw, ivfpq).", factory=FaissConfig)
+    plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig)
+
+
+@dataclass
+class IndexConfig(IndexSettings):
+    corpus: str | None = _help("Corpus to index: BEIR folder, .jsonl/.parquet file or hub dataset id; none = "
+                               "skip the index stage.", None)
+    subset: str | None = _help("Hub dataset configuration of the corpus.", None)
+    split: str | None = _help("Hub dataset split of the corpus.", None)
+    output_dir: str = _help("Where the index folder is written.", "runs/index", flag="--index-dir")
+
+
+@dataclass
+class EvalOptions(EncodeSettings):
+    """How one model is scored on one dataset (``embedkit eval`` flags and the recipe's ``eval:``)."""
+
+    kind: Kind | None = _help("dense | colbert; default: from the model folder (the recipe's kind in a run).",
+                              None)
     split: str = _help("qrels split to score.", "test")
+    protocol: Literal["beir", "mteb"] = _help(
+        "beir: a document whose id equals the query id is dropped from the ranking (BEIR's evaluation); mteb: "
+        "MTEB's self-hit policy.", "beir")
+    k: int = _help("Documents retrieved per query.", 100, flag="-k")
+    long_documents: Literal["truncate", "chunk-maxpool"] = _help(
+        "truncate at the model's length, or split into windows and keep each document's best window.", "truncate")
+    use_cache: bool = _help("Keep corpus indexes under the cache folder and reuse them.", True, flag="--no-cache")
+    per_query: bool = _help("Include per-query scores in the results JSON.", False)
+
+
+@dataclass
+class EvalConfig(EvalOptions):
+    data: list[str] = _help("BEIR-format folders or benchmark names scored after training.", factory=list)
     during_training: str | None = _help("Small BEIR-format folder scored while training (nDCG@10 logged, "
                                         "best checkpoint kept).", None)
-    batch_size: int = _help("Encoding batch size.", 64)
+    mldr_setting: Literal["ood", "id"] = _help("MLDR results: id if the model was fine-tuned on MLDR train.", "ood")
+    output_dir: str = _help("Where one results JSON (and TREC run) per dataset is written.", "runs/eval")
+    benchmark_cache: str | None = _help("Folder of downloaded benchmark sets; default: the cache folder.", None)
+
+
+@dataclass
+class ReportConfig:
+    output_dir: str = _help("Where report.md and report.png are written.", "runs/report")
+    baselines: list[str] = _help("Also score these models on eval.data (e.g. bm25, a base model) for the table.",
+                                 factory=list)
 
 
 @dataclass
@@ -133,13 +216,20 @@ class Recipe:
     data: DataConfig = _help("Training data.", factory=DataConfig)
     loss: LossConfig = _help("Training objective.", factory=LossConfig)
     training: TrainingConfig = _help("Optimisation.", factory=TrainingConfig)
+    index: IndexConfig = _help("Index stage: the corpus and the backend.", factory=IndexConfig)
     eval: EvalConfig = _help("Evaluation after (and during) training.", factory=EvalConfig)
+    report: ReportConfig = _help("Report stage: markdown and chart of the results.", factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def narrow(cls: type, obj: Any) -> Any:
+    """The ``cls`` part of a section that extends it (``IndexSettings`` of an ``IndexConfig``)."""
+    return cls(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(cls)})
 
 
 # --------------------------------------------------------------------------- validation
@@ -324,3 +414,11 @@ def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, 
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append((key, _type_name(tp), repr(default), f.metadata.get("help", "")))
     return rows
+
+
+def reference_markdown() -> str:
+    """The README's recipe reference table, generated from the dataclasses (a test keeps the README in sync)."""
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, tp, default, text in describe():
+        lines.append(f"| `{key}` | {tp.replace(' | ', ' / ')} | `{default}` | {text.replace('|', '/')} |")
+    return "\n".join(lines)

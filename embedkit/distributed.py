@@ -1,11 +1,13 @@
-"""torchrun support: ranks from the environment, a process group, and index building split by shard."""
+"""torchrun support: the process's rank and world size (read here only), the process group, barriers.
+
+A leaf: it imports nothing of embedkit but ``errors``, so any stage can use it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 
@@ -56,7 +58,12 @@ def all_succeeded(ok: bool) -> bool:
     return int(failed.item()) == 0
 
 
-def _run_everywhere(step, *args, only_rank0: bool = False, rank: int = 0, **kwargs) -> Any:
+def world_size() -> int:
+    return world()[1]
+
+
+def run_everywhere(step, *args, only_rank0: bool = False, rank: int = 0, **kwargs) -> Any:
+    """Run ``step`` on every rank (or rank 0 only); if it fails anywhere, every rank raises."""
     from embedkit.errors import EmbedkitError
 
     error: BaseException | None = None
@@ -71,19 +78,3 @@ def _run_everywhere(step, *args, only_rank0: bool = False, rank: int = 0, **kwar
             raise error
         raise EmbedkitError("another process of this torchrun job failed; see its message above")
     return result
-
-
-def build_index_distributed(model: str, corpus: Any, index_dir: str | Path, kind: str, options: Any) -> Path:
-    """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index.
-
-    The work folder (``<index_dir>.partial``) is shared, so the ranks must see one file system. A killed
-    job resumes like a single process does: each rank skips the shards its state file records.
-    """
-    from embedkit.index.build import build_index, finalize_index, get_backend
-
-    encoder = get_backend(kind).load_encoder(model, options.batch_size, options.unpadded, options.max_length)
-    _run_everywhere(build_index, model, corpus, index_dir, kind=kind, options=options, encoder=encoder,
-                    rank=options.rank)
-    _run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, options, only_rank0=True,
-                    rank=options.rank)
-    return Path(index_dir)

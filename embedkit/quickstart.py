@@ -1,7 +1,9 @@
 """`embedkit quickstart`: the whole pipeline offline, on real code-search data, in minutes on a CPU.
 
-Fine-tunes the packaged all-MiniLM-L6-v2 on docstring→code pairs from the installed site-packages,
-indexes a disjoint corpus (the Python stdlib's functions) and prints BM25 vs base vs fine-tuned.
+Extracts docstring→code pairs from the installed site-packages (training) and a disjoint BEIR folder from
+the Python stdlib's functions (evaluation), then runs ``recipes/quickstart.yaml`` (and
+``quickstart-colbert.yaml``) through ``embedkit run`` with those paths filled in: train the packaged
+all-MiniLM-L6-v2, index the stdlib corpus, score it next to BM25 and the untrained model, write the report.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedkit.config import Recipe, load_recipe
 from embedkit.errors import EmbedkitError
+from embedkit.pipeline import RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -70,50 +74,29 @@ def prepare_data(workdir: Path, train_size: int, eval_size: int, num_queries: in
     return train_path, folder
 
 
-def _score(name: str, model: str, data: Path, kind: str | None = None, max_length: int | None = None) -> Row:
-    from embedkit.evaluate.runner import EvalOptions, evaluate
-
-    start = time.perf_counter()
-    result = evaluate(model, data, EvalOptions(kind=kind, use_cache=False, max_length=max_length))
-    return Row(name, result["ndcg@10"], result["recall@100"], time.perf_counter() - start)
-
-
-def _train(recipe_path: Path, overrides: list[str]) -> tuple[str, float]:
-    from embedkit.config import load_recipe
-    from embedkit.train.run import train
-
-    recipe = load_recipe(recipe_path, overrides)
-    start = time.perf_counter()
-    path = train(recipe, overwrite=True)
-    return str(path), time.perf_counter() - start
-
-
-def dense_rows(workdir: Path, train_path: Path, data: Path, max_steps: int | None) -> list[Row]:
-    base = packaged_minilm()
-    overrides = [f"model.name={base}", f"data.train={train_path}", f"output_dir={workdir / 'minilm-code'}"]
-    if max_steps:
-        overrides.append(f"training.max_steps={max_steps}")
-    tuned, train_seconds = _train(RECIPE, overrides)
-    tuned_row = _score("MiniLM fine-tuned (dense)", tuned, data)
-    tuned_row.seconds += train_seconds
-    return [_score("MiniLM base (dense)", base, data), tuned_row]
-
-
-def colbert_rows(workdir: Path, train_path: Path, data: Path, max_steps: int | None) -> list[Row]:
-    """The packaged MiniLM as a ColBERT backbone with an untrained projection, then fine-tuned."""
+def quickstart_recipe(recipe_path: Path, workdir: Path, name: str, train_path: Path, data: Path,
+                      max_steps: int | None, baselines: list[str], extra: tuple[str, ...] = ()) -> Recipe:
+    """A quickstart recipe with this machine's paths: the packaged MiniLM, the extracted data, ``workdir``."""
     from embedkit.config import load_recipe
 
-    recipe = RECIPE.with_name("quickstart-colbert.yaml")
-    length = load_recipe(recipe).colbert.document_length  # the base row reads documents as far as the tuned one
     base = packaged_minilm()
-    overrides = [f"model.name={base}", f"data.train={train_path}", f"output_dir={workdir / 'minilm-colbert-code'}"]
+    overrides = [f"model.name={base}", f"data.train={train_path}", f"output_dir={workdir / ('minilm-' + name)}",
+                 f"index.corpus={data}", f"index.output_dir={workdir / ('index-' + name)}", f"eval.data=[{data}]",
+                 f"eval.output_dir={workdir / ('eval-' + name)}", f"report.output_dir={workdir / ('report-' + name)}",
+                 f"report.baselines={json.dumps(baselines)}", *extra]
     if max_steps:
         overrides.append(f"training.max_steps={max_steps}")
-    base_row = _score("MiniLM base (ColBERT, untrained projection)", base, data, kind="colbert", max_length=length)
-    tuned, train_seconds = _train(recipe, overrides)
-    tuned_row = _score("MiniLM fine-tuned (ColBERT, PLAID)", tuned, data, kind="colbert")
-    tuned_row.seconds += train_seconds
-    return [base_row, tuned_row]
+    return load_recipe(recipe_path, overrides)
+
+
+def _rows(run: RunResult, names: dict[str, str]) -> list[Row]:
+    train_seconds = sum(s.seconds for s in run.stages if s.stage == "train")
+    rows = []
+    for r in run.results:
+        seconds = sum(r.get("seconds", {}).values()) + (train_seconds if r["model"] == run.model else 0.0)
+        label = names.get(r["model"], r["model"]).format(backend=r.get("backend", ""))
+        rows.append(Row(label, r["ndcg@10"], r["recall@100"], seconds))
+    return rows
 
 
 def render(rows: list[Row]) -> str:
@@ -124,15 +107,30 @@ def render(rows: list[Row]) -> str:
 
 def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 2000, eval_size: int = 2000,
                    max_steps: int | None = None, colbert: bool = True) -> list[Row]:
+    """Prepare the data, run the dense (and ColBERT) quickstart recipes, print and save one table.
+
+    Rerun with the same arguments, finished stages are skipped and an interrupted one resumes.
+    """
+    from embedkit.pipeline import run_pipeline
+
     if not RECIPE.is_file():
         raise EmbedkitError(f"{RECIPE} not found: run the quickstart from a clone of the embedkit repository")
     workdir = Path(workdir)
     start = time.perf_counter()
     train_path, data = prepare_data(workdir, train_size, eval_size)
-    rows = [_score("BM25 (bm25s)", "bm25", data)]
-    rows += dense_rows(workdir, train_path, data, max_steps)
+    base = packaged_minilm()
+    dense = quickstart_recipe(RECIPE, workdir, "code", train_path, data, max_steps, ["bm25", base])
+    run = run_pipeline(dense)
+    rows = _rows(run, {"bm25": "BM25 (bm25s)", base: "MiniLM base (dense)", run.model: "MiniLM fine-tuned (dense)"})
     if colbert:
-        rows += colbert_rows(workdir, train_path, data, max_steps)
+        recipe = RECIPE.with_name("quickstart-colbert.yaml")
+        # the untrained row reads documents as far as the tuned one (colbert.document_length)
+        length = load_recipe(recipe).colbert.document_length
+        tuned = quickstart_recipe(recipe, workdir, "colbert-code", train_path, data, max_steps, [base],
+                                  extra=(f"eval.max_length={length}", f"index.max_length={length}"))
+        run = run_pipeline(tuned)
+        rows += _rows(run, {base: "MiniLM base (ColBERT, untrained projection)",
+                            run.model: "MiniLM fine-tuned (ColBERT, {backend})"})
     table = render(rows)
     print(f"\nCode search on {data} (Python stdlib functions never seen in training):\n")
     print(table)

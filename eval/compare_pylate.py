@@ -6,7 +6,7 @@ folder, or ``--model``), same PLAID settings (4-bit residuals, 8 probes, 4,096 f
 
 - PyLate: ``models.ColBERT.encode`` -> ``indexes.PLAID.add_documents`` -> ``retrieve.ColBERT`` -> pytrec_eval;
 - ``embedkit eval`` on PLAID (fast-plaid, ids in JSON, no pickles);
-- ``embedkit eval --exact``: brute-force MaxSim, the score PLAID approximates;
+- ``embedkit eval --backend exact``: brute-force MaxSim, the score PLAID approximates;
 - a second PyLate PLAID build from the same vectors: fast-plaid's k-means is not reproducible across builds
   (same seed), so its score shows how far two PLAID rows differ by build noise alone.
 
@@ -71,6 +71,7 @@ def main() -> None:
 
     import pylate  # noqa: F401  (import both stacks before timing either)
 
+    from embedkit.config import IndexSettings
     from embedkit.evaluate.runner import EvalOptions, evaluate
     from embedkit.models.colbert import load_colbert_model
     from embedkit.quickstart import packaged_minilm
@@ -86,9 +87,10 @@ def main() -> None:
         timings, scores = {}, {}
         scores["pylate"], timings["pylate"], scores["pylate_second_build"] = pylate_pipeline(
             model, folder, tmp / "pylate-index")
-        for name, exact in (("embedkit_plaid", False), ("embedkit_exact", True)):
+        for name, backend in (("embedkit_plaid", "plaid"), ("embedkit_exact", "exact")):
             start = time.perf_counter()
-            result = evaluate(model, folder, EvalOptions(kind="colbert", use_cache=False, exact=exact))
+            result = evaluate(model, folder, EvalOptions(kind="colbert", use_cache=False),
+                              index=IndexSettings(backend=backend))
             timings[name] = time.perf_counter() - start
             scores[name] = result["ndcg@10"]
     row = {"docs": result["num_documents"], "queries": result["num_queries"],
@@ -96,7 +98,7 @@ def main() -> None:
            "ndcg@10": scores, "seconds": {k: round(v, 1) for k, v in timings.items()},
            "n_full_scores": N_FULL_SCORES, "machine": machine()}
     labels = {"pylate": "PyLate encode + PLAID + retrieve, pytrec_eval", "embedkit_plaid": "`embedkit eval` (PLAID)",
-              "embedkit_exact": "`embedkit eval --exact` (MaxSim)"}
+              "embedkit_exact": "`embedkit eval --backend exact` (MaxSim)"}
     print("| | nDCG@10 | seconds | time / PyLate |\n|---|---|---|---|")
     for name, label in labels.items():
         print(f"| {label} | {scores[name]:.4f} | {timings[name]:.1f} | {timings[name] / timings['pylate']:.2f} |")

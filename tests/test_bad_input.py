@@ -207,20 +207,22 @@ def test_search_a_folder_that_is_not_an_index(tmp_path, capsys, tiny_modernbert)
     assert_refused(code, err, "is not an embedkit index")
 
 
-def test_search_an_index_of_an_unknown_kind(tmp_path, capsys, tiny_index):
+@pytest.mark.parametrize("key, value, message", [("kind", "sparse", "unknown encoder kind 'sparse'"),
+                                                ("backend", "annoy", "unknown index backend 'annoy'")])
+def test_search_an_index_of_an_unknown_kind_or_backend(tmp_path, capsys, tiny_index, key, value, message):
     manifest = json.loads((tiny_index / "embedkit-index.json").read_text())
-    (tiny_index / "embedkit-index.json").write_text(json.dumps(manifest | {"kind": "sparse"}))
+    (tiny_index / "embedkit-index.json").write_text(json.dumps(manifest | {key: value}))
     code, err = run_cli(capsys, "search", "--index-dir", tiny_index, "add numbers")
-    assert_refused(code, err, "unknown index kind 'sparse'")
+    assert_refused(code, err, message)
 
 
-def test_faiss_index_refuses_another_kind(tiny_index):
+def test_faiss_index_refuses_another_backend(tiny_index):
     from embedkit.errors import EmbedkitError
     from embedkit.index.faiss_index import FaissIndex
 
     manifest = json.loads((tiny_index / "embedkit-index.json").read_text())
-    (tiny_index / "embedkit-index.json").write_text(json.dumps(manifest | {"kind": "colbert"}))
-    with pytest.raises(EmbedkitError, match="is a colbert index, not a dense"):
+    (tiny_index / "embedkit-index.json").write_text(json.dumps(manifest | {"backend": "plaid"}))
+    with pytest.raises(EmbedkitError, match="is a plaid index, not a FAISS one"):
         FaissIndex(tiny_index)
 
 

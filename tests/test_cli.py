@@ -100,3 +100,49 @@ def test_csn_results_carry_no_mldr_setting(tmp_path, code_beir, cache):
     assert main(["eval", "--model", "bm25", "--benchmark", "csn/python", "--data", str(code_beir),
                  "--output-dir", str(tmp_path / "res"), "--mldr-setting", "id"]) == 0
     assert "mldr_setting" not in json.loads((tmp_path / "res" / "bm25" / "csn__python.json").read_text())
+
+
+def test_help_describes_the_tool(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "embedkit run recipe.yaml" in out and "retriever" in out and "quickstart" in out
+
+
+def test_index_and_eval_flags_are_the_recipe_fields(capsys):
+    """A flag parses into the typed field of the recipe section (same choices, same validation)."""
+    from embedkit.cli import _parser
+    from embedkit.cli_fields import from_args
+    from embedkit.config import EvalOptions, IndexConfig
+
+    args = _parser().parse_args(["index", "--corpus", "c.jsonl", "--backend", "ivfpq", "--nprobe", "8",
+                                 "--index-dir", "out", "--n-full-scores", "100"])
+    cfg = from_args(args, IndexConfig, "index")
+    assert (cfg.backend, cfg.faiss.nprobe, cfg.output_dir, cfg.plaid.n_full_scores) == ("ivfpq", 8, "out", 100)
+    assert cfg.faiss.hnsw_m == IndexConfig().faiss.hnsw_m  # unset flags keep the recipe defaults
+    args = _parser().parse_args(["eval", "--model", "bm25", "-k", "20", "--no-cache", "--protocol", "mteb"])
+    options = from_args(args, EvalOptions, "eval")
+    assert (options.k, options.use_cache, options.protocol) == (20, False, "mteb")
+    args = _parser().parse_args(["index", "--batch-size", "many"])
+    with pytest.raises(Exception, match="batch_size: expected an integer"):
+        from_args(args, IndexConfig, "index")
+
+
+@pytest.mark.slow  # two fresh processes that import torch and load a model
+def test_quiet_by_default_verbose_with_v(tmp_path, tiny_modernbert, code_beir):
+    """The dependencies' notices (here sentence-transformers' 'Creating a new one with mean pooling' for a raw
+    backbone) are hidden unless -v."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EMBEDKIT_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "embedkit", "eval", "--model", str(tiny_modernbert), "--data", str(code_beir),
+           "-k", "10", "--no-cache"]
+    quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert "ndcg@10" in quiet.stdout
+    assert "mean pooling" not in quiet.stderr and "LOAD REPORT" not in quiet.stderr
+    loud = subprocess.run([cmd[0], "-m", "embedkit", "-v", *cmd[3:]], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert loud.returncode == 0 and "mean pooling" in loud.stderr

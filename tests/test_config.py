@@ -95,3 +95,12 @@ def test_readme_recipe_reference_lists_every_key():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     missing = [key for key, *_ in describe() if f"| `{key}` |" not in readme]
     assert not missing, f"README recipe reference lacks {missing}"
+
+
+def test_readme_recipe_reference_is_the_generated_table():
+    from embedkit.config import reference_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert reference_markdown() in readme, (
+        "README recipe reference is stale: paste the output of "
+        "`python -c 'from embedkit.config import reference_markdown; print(reference_markdown())'`")

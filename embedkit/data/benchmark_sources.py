@@ -64,8 +64,9 @@ _REQUIRED = ("corpus.jsonl", "queries.jsonl")
 
 def default_cache_dir() -> Path:
     """``$EMBEDKIT_CACHE/benchmarks``, or ``~/.cache/embedkit/benchmarks``."""
-    root = os.environ.get("EMBEDKIT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "embedkit") / "benchmarks"
+    from embedkit.artifacts import cache_dir
+
+    return cache_dir() / "benchmarks"
 
 
 def benchmark_folder(entry: Benchmark, cache_dir: str | Path | None = None) -> Path:

@@ -269,7 +269,7 @@ def write_chart(results: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
             if note:
                 axes.annotate(note, (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center",
                               va="bottom", fontsize=6, xytext=(0, 2), textcoords="offset points")
-    axes.set_xticks(range(len(categories)), categories or ["(no summary column)"])
+    axes.set_xticks(range(max(1, len(categories))), categories or ["(no summary column)"])
     axes.set_ylabel("nDCG@10 ×100")
     axes.set_ylim(0, 100)
     axes.set_title("embedkit results vs. ModernBERT paper (arXiv 2412.13663, Table 1)", fontsize=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import mmap
+import shutil
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -13,17 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from embedkit.artifacts import read_json, write_json
+from embedkit.artifacts import partial_path, publish_dir, read_json, versions, write_json
 from embedkit.errors import EmbedkitError
 
 MANIFEST = "embedkit-index.json"
-FORMAT_VERSION = 2  # 2: ids in doc_ids.jsonl + doc_id_offsets.npy (1: one doc_ids.json list)
+FORMAT_VERSION = 3  # 3: backend names flat|hnsw|ivfpq|plaid|exact|bm25; 2: ids in doc_ids.jsonl + offsets
 
 
 @dataclass
 class IndexManifest:
-    kind: str                      # "dense" | "colbert"
-    backend: str                   # "faiss" | "plaid" | "exact"
+    kind: str                      # the encoder: "dense" | "colbert" | "lexical" (none)
+    backend: str                   # a name of embedkit.index.registry.BACKENDS
     model: str                     # path or hub id the index was built with
     model_fingerprint: str
     embedding_dim: int
@@ -134,6 +135,15 @@ class DocumentStore:
             np.save(folder / name, np.concatenate([np.load(folder / name), np.asarray(new, dtype=np.int64)]))
         return len(np.load(folder / "doc_offsets.npy", mmap_mode="r"))
 
+    @staticmethod
+    def delete(folder: Path, positions: np.ndarray) -> int:
+        """Drop the documents at ``positions``; the rest keep their order (and are renumbered 0..n-1)."""
+        folder = Path(folder)
+        drop = set(int(p) for p in positions)
+        with open(folder / "documents.jsonl", "rb") as f:
+            kept = [json.loads(line) for i, line in enumerate(f) if i not in drop]
+        return DocumentStore.write(folder, ((d["id"], d["text"]) for d in kept))
+
     @property
     def ids(self) -> IdList:
         if self._ids is None:
@@ -149,10 +159,17 @@ class DocumentStore:
 
 
 class Index(abc.ABC):
-    """An index over encoded documents, searchable by query text."""
+    """An index over encoded documents, searchable by query text.
+
+    Built and opened through ``embedkit.index.build``; one registry (``embedkit.index.registry``) holds the
+    backends (flat, hnsw, ivfpq, plaid, exact, bm25). ``add`` and ``delete`` change a copy of the folder through
+    the backend, publish it, and reload.
+    """
 
     manifest: IndexManifest
     store: DocumentStore
+    folder: Path
+    encoder: Any = None
 
     @abc.abstractmethod
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +187,69 @@ class Index(abc.ABC):
                 hits.append(Hit(ids[pos], float(score), self.store.text(int(pos)) if with_text else None))
             results.append(hits)
         return results
+
+    @property
+    def backend(self) -> Any:
+        from embedkit.index.registry import get_backend
+
+        return get_backend(self.manifest.backend)
+
+    def add(self, documents: Iterable[tuple[str, str]]) -> int:
+        """Encode ``(id, text)`` documents (e.g. a Corpus) with this index's encoder and add them after the
+        last position; return the new document count. Ids already in the index are refused."""
+        existing = set(self.store.ids)
+        new = [(doc_id, text) for doc_id, text in documents]
+        clash = next((d for d, _ in new if d in existing), None)
+        if clash is not None:
+            raise EmbedkitError(f"{getattr(documents, 'source', 'documents')}: document id {clash!r} is already in "
+                                f"{self.folder}")
+        if not new:
+            return self.manifest.num_documents
+        if self.encoder is None:
+            raise EmbedkitError("this index was loaded without a model; pass one to add documents")
+        texts = [t for _, t in new]
+        parts = [self.encoder.encode_documents(texts[i:i + 4096]) for i in range(0, len(texts), 4096)]
+        vectors: Any = [v.astype(np.float16) for p in parts for v in p] if isinstance(parts[0], list) \
+            else np.concatenate(parts)  # colbert: one (tokens_i, dim) array a document; dense: (n, dim)
+        with self._edit() as folder:
+            num = DocumentStore.append(folder, new)
+            self.backend.append(folder, self.manifest, vectors, DocumentStore(folder))
+            self._save_manifest(folder, num)
+        return self._reopen()
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by id (an unknown id is an error); the rest keep their order and are renumbered.
+        Returns the new document count."""
+        wanted = set(ids)
+        positions = np.array([i for i, doc_id in enumerate(self.store.ids) if doc_id in wanted], dtype=np.int64)
+        if len(positions) != len(wanted):
+            found = {self.store.ids[int(p)] for p in positions}
+            raise EmbedkitError(f"{self.folder} holds no document with id {sorted(wanted - found)[0]!r}")
+        if not len(positions):
+            return self.manifest.num_documents
+        with self._edit() as folder:
+            num = DocumentStore.delete(folder, positions)
+            self.backend.remove(folder, self.manifest, positions, DocumentStore(folder))
+            self._save_manifest(folder, num)
+        return self._reopen()
+
+    def _edit(self):
+        """A copy of the folder to change, published over the original when the change is complete."""
+        work = partial_path(self.folder)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(self.folder, work)
+        return publish_dir(self.folder, overwrite=True)
+
+    def _save_manifest(self, folder: Path, num: int) -> None:
+        manifest = IndexManifest(**asdict(self.manifest))
+        manifest.num_documents = num
+        manifest.versions = versions()
+        manifest.save(folder)
+
+    def _reopen(self) -> int:
+        fresh = self.backend.open(self.folder, self.encoder)
+        self.__dict__.update(fresh.__dict__)
+        return self.manifest.num_documents
 
     def check_model(self, fingerprint: str, name: str) -> None:
         if fingerprint != self.manifest.model_fingerprint:

@@ -1,157 +1,152 @@
-"""Build and open indexes: corpus → sharded encoding → backend (FAISS or PLAID) → published folder."""
+"""The Index contract: build, open, add, delete (search and manifest are on the Index itself).
+
+Every backend of the registry goes through the same steps: corpus → sharded, resumable encoding (the
+model's kind decides the encoder) → ``backend.build`` → document store + manifest → atomic publication.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from embedkit.artifacts import model_fingerprint, partial_path, publish_dir, versions
+from embedkit.artifacts import model_fingerprint, partial_path, publish_dir, read_json, versions
+from embedkit.config import IndexSettings
 from embedkit.data.corpus import Corpus
 from embedkit.errors import EmbedkitError
+from embedkit.index import encoders
 from embedkit.index.base import MANIFEST, DocumentStore, Index, IndexManifest
 from embedkit.index.encode import encode_corpus, list_shards
+from embedkit.index.registry import detect_kind, encoder_kind, get_backend, resolve_backend
 
 logger = logging.getLogger(__name__)
 
 
-class Backend(Protocol):
-    """One per model kind: how to encode documents, fill the index, and open it again."""
-
-    name: str
-
-    def load_encoder(self, model: str, batch_size: int, unpadded: str, max_length: int | None = None) -> Any: ...
-
-    def finalize(self, shards: list, encoder: Any, options: Any, folder: Path) -> dict: ...
-
-    def open(self, folder: Path, encoder: Any) -> Index: ...
+def _encode_settings(kind: str, model: str, corpus: Corpus, settings: IndexSettings) -> dict:
+    """What the encoded shards depend on (not the backend: changing nprobe reuses the shards)."""
+    return {"kind": kind, "model_fingerprint": model_fingerprint(model), "corpus": corpus.source,
+            "max_length": settings.max_length, "truncate_dim": settings.truncate_dim,
+            "shard_size": settings.shard_size}
 
 
-BACKENDS = {"dense": "embedkit.index.dense_backend:BACKEND", "colbert": "embedkit.index.colbert_backend:BACKEND"}
-
-
-def get_backend(kind: str) -> Backend:
-    if kind not in BACKENDS:
-        raise EmbedkitError(f"unknown index kind {kind!r}; use one of {', '.join(BACKENDS)}")
-    module, attr = BACKENDS[kind].split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def detect_kind(model: str) -> str:
-    """colbert for PyLate folders (their modules.json names a pylate module), dense otherwise."""
-    modules = Path(model) / "modules.json"
-    if modules.is_file() and "pylate" in modules.read_text(encoding="utf-8"):
-        return "colbert"
-    return "dense"
-
-
-@dataclass
-class BuildOptions:
-    batch_size: int = 64
-    shard_size: int = 8192
-    unpadded: str = "auto"
-    max_length: int | None = None
-    truncate_dim: int | None = None  # dense Matryoshka models: index the first N dimensions only
-    overwrite: bool = False
-    progress: bool = True
-    backend_options: Any = None
-    rank: int = 0
-    world_size: int = 1
-
-
-def build_index(model: str, corpus: Corpus, index_dir: str | Path, kind: str | None = None,
-                options: BuildOptions | None = None, encoder: Any = None) -> Path:
+def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settings: IndexSettings | None = None,
+                kind: str | None = None, unpadded: str = "auto", overwrite: bool = False, progress: bool = True,
+                encoder: Any = None, rank: int = 0, world_size: int = 1) -> Path:
     """Encode ``corpus`` with ``model`` and publish the index at ``index_dir`` atomically.
 
-    Work happens in ``<index_dir>.partial``; if the run is killed, the same call resumes from the
-    shards already encoded there. ``encoder`` reuses an already loaded encoder of ``model``.
+    Work happens in ``<index_dir>.partial``; if the run is killed, the same call resumes from the shards
+    already encoded there. ``encoder`` reuses an already loaded encoder of ``model``. ``model`` is None (or
+    ``bm25``) for backends that need none. Under torchrun every rank encodes its shards and returns the work
+    folder; ``finalize_index`` (rank 0) then merges them.
     """
-    from embedkit.models.loading import resolve_model
-
-    options = options or BuildOptions()
-    model = resolve_model(model)
-    kind = kind or detect_kind(model)
-    backend = get_backend(kind)
+    settings = settings or IndexSettings()
+    kind = encoder_kind(settings, model or "bm25", kind)
+    model = encoders.resolve(kind, model)
     index_dir = Path(index_dir)
-    if index_dir.exists() and not options.overwrite:
+    if index_dir.exists() and not overwrite:
         raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
-    fingerprint = model_fingerprint(model)
     if encoder is None:
-        encoder = backend.load_encoder(model, options.batch_size, options.unpadded, options.max_length)
-    if options.truncate_dim:
-        from embedkit.models.dense import set_truncate_dim
-
-        set_truncate_dim(encoder, options.truncate_dim)
-    settings = {"kind": kind, "model_fingerprint": fingerprint, "corpus": corpus.source,
-                "max_length": options.max_length,
-                **({"truncate_dim": options.truncate_dim} if options.truncate_dim else {}),
-                "backend_options": _plain(options.backend_options), "shard_size": options.shard_size}
+        encoder = encoders.load_encoder(kind, model, settings, unpadded)
+    shard_settings = _encode_settings(kind, model, corpus, settings)
     work = partial_path(index_dir)
-    if options.rank == 0 and options.overwrite and work.exists() and _settings_differ(work, settings):
+    if rank == 0 and overwrite and work.exists() and _settings_differ(work, shard_settings):
         shutil.rmtree(work)
-    if options.world_size > 1:
+    if world_size > 1:
         from embedkit.distributed import barrier
 
         barrier()  # no rank writes shards before rank 0 has discarded a stale work folder
-    encode_corpus(corpus, encoder.encode_documents, work, settings, shard_size=options.shard_size,
-                  progress=options.progress, rank=options.rank, world_size=options.world_size)
-    if options.world_size > 1:
-        return work  # rank 0 merges once every rank has finished (see embedkit.distributed)
-    return finalize_index(model, kind, corpus, index_dir, encoder, options)
+    encode_corpus(corpus, encoder.encode_documents, work, shard_settings, shard_size=settings.shard_size,
+                  progress=progress, rank=rank, world_size=world_size)
+    if world_size > 1:
+        return work
+    return finalize_index(model, kind, corpus, index_dir, encoder, settings, overwrite=overwrite)
 
 
-def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encoder: Any,
-                   options: BuildOptions) -> Path:
-    backend = get_backend(kind)
+def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encoder: Any, settings: IndexSettings,
+                   overwrite: bool = False) -> Path:
+    """Fill the backend from the encoded shards and publish the folder with its manifest."""
     work = partial_path(index_dir)
     shards = list_shards(work)
-    with publish_dir(index_dir, overwrite=options.overwrite) as folder:
-        backend_settings = backend.finalize(shards, encoder, options.backend_options, folder)
+    total = sum(s.count for s in shards)
+    backend = get_backend(resolve_backend(settings, kind, total))
+    with publish_dir(index_dir, overwrite=overwrite) as folder:
+        backend_settings = backend.build(shards, folder, settings, int(encoder.dim))
         num = DocumentStore.write(folder, (doc for shard in shards for doc in shard.documents()))
-        backend_settings["max_length"] = options.max_length
-        if options.truncate_dim:
-            backend_settings["truncate_dim"] = options.truncate_dim
+        backend_settings.update(max_length=settings.max_length, truncate_dim=settings.truncate_dim,
+                                requested_backend=settings.backend)
         IndexManifest(kind=kind, backend=backend.name, model=str(model), model_fingerprint=model_fingerprint(model),
                       embedding_dim=int(encoder.dim), normalized=bool(getattr(encoder, "normalize", False)),
                       num_documents=num, corpus=corpus.source, settings=backend_settings,
                       versions=versions()).save(folder)
         shutil.rmtree(folder / "shards", ignore_errors=True)
-    logger.info("index ready: %s (%d documents)", index_dir, num)
+    logger.info("index ready: %s (%s, %d documents)", index_dir, backend.name, num)
     return index_dir
+
+
+def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, settings: IndexSettings,
+                            kind: str | None = None, unpadded: str = "auto", overwrite: bool = False,
+                            rank: int = 0, world_size: int = 1) -> Path:
+    """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index.
+
+    The work folder (``<index_dir>.partial``) is shared, so the ranks must see one file system. A killed
+    job resumes like a single process does: each rank skips the shards its state file records.
+    """
+    from embedkit.distributed import run_everywhere
+
+    kind = encoder_kind(settings, model, kind)
+    model = encoders.resolve(kind, model)
+    encoder = encoders.load_encoder(kind, model, settings, unpadded)
+    run_everywhere(build_index, model, corpus, index_dir, settings, kind=kind, unpadded=unpadded,
+                   overwrite=overwrite, encoder=encoder, rank=rank, world_size=world_size)
+    run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, settings, overwrite=overwrite,
+                   only_rank0=True, rank=rank)
+    return Path(index_dir)
+
+
+def _check_model(index_dir: str | Path, manifest: IndexManifest, model: str | None) -> str:
+    name = encoders.resolve(manifest.kind, model or manifest.model)
+    if model_fingerprint(name) != manifest.model_fingerprint:
+        raise EmbedkitError(f"{index_dir} was built with model {manifest.model!r}; {name!r} is a different model "
+                            "(or it changed since). Rebuild the index with this model.")
+    return name
 
 
 def open_index(index_dir: str | Path, model: str | None = None, batch_size: int = 64, unpadded: str = "auto",
                max_length: int | None = None, encoder: Any = None) -> Index:
     """Load an index with the model it was built with; a different ``model`` is refused."""
-    from embedkit.models.loading import resolve_model
+    from embedkit.config import EncodeSettings
 
     manifest = IndexManifest.load(index_dir)
-    backend = get_backend(manifest.kind)
-    name = resolve_model(model or manifest.model)
-    if model_fingerprint(name) != manifest.model_fingerprint:
-        raise EmbedkitError(f"{index_dir} was built with model {manifest.model!r}; {name!r} is a different model "
-                            "(or it changed since). Rebuild the index with this model.")
+    backend = get_backend(manifest.backend)
+    name = _check_model(index_dir, manifest, model)
     if encoder is None:
-        encoder = backend.load_encoder(name, batch_size, unpadded, max_length)
-    if manifest.settings.get("truncate_dim"):  # queries must be truncated like the documents were
-        from embedkit.models.dense import set_truncate_dim
-
-        set_truncate_dim(encoder, manifest.settings["truncate_dim"])
+        encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
+            batch_size=batch_size, max_length=max_length or manifest.settings.get("max_length"),
+            truncate_dim=manifest.settings.get("truncate_dim")), unpadded)
     return backend.open(Path(index_dir), encoder)
 
 
-def _plain(value: Any) -> Any:
-    return asdict(value) if hasattr(value, "__dataclass_fields__") else value
+def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,
+                  batch_size: int = 64, unpadded: str = "auto", encoder: Any = None) -> int:
+    """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) and add them; return the new document count."""
+    manifest = IndexManifest.load(index_dir)
+    return open_index(index_dir, model, batch_size=batch_size, unpadded=unpadded,
+                      max_length=manifest.settings.get("max_length"), encoder=encoder).add(documents)
+
+
+def delete_documents(index_dir: str | Path, ids: Iterable[str]) -> int:
+    """Remove documents by id (no model needed); return the new document count."""
+    manifest = IndexManifest.load(index_dir)
+    count = get_backend(manifest.backend).open(Path(index_dir), None).delete(ids)
+    logger.info("%s now holds %d documents", index_dir, count)
+    return count
 
 
 def _settings_differ(work: Path, settings: dict) -> bool:
-    from embedkit.artifacts import read_json
-
     states = list((work / "shards").glob("shards-rank*.json"))
     return any(read_json(p)["settings"] != settings for p in states)
 
 
-__all__ = ["BuildOptions", "build_index", "open_index", "detect_kind", "MANIFEST"]
+__all__ = ["build_index", "open_index", "add_documents", "delete_documents", "detect_kind", "MANIFEST"]

@@ -1,4 +1,4 @@
-"""Dense indexes with FAISS: exact inner product (default), HNSW, or IVF-PQ, from a factory string."""
+"""Dense indexes with FAISS: exact inner product (flat), HNSW, or IVF-PQ, from a factory string."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 
+from embedkit.config import FaissConfig, IndexSettings
 from embedkit.errors import EmbedkitError
 from embedkit.index.base import DocumentStore, Index, IndexManifest
 from embedkit.index.encode import Shard
@@ -20,14 +21,10 @@ FaissType = Literal["flat", "hnsw", "ivfpq"]
 
 
 @dataclass
-class FaissOptions:
+class FaissOptions(FaissConfig):
+    """The recipe's ``index.faiss`` options plus which FAISS index (the backend name)."""
+
     index_type: FaissType = "flat"
-    hnsw_m: int = 32
-    ef_search: int = 128
-    nlist: int | None = None        # IVF lists; default 4·sqrt(N), at most (training sample)/39
-    pq_m: int | None = None         # PQ sub-quantisers; default dim/4 rounded to a divisor of dim
-    nprobe: int = 32
-    train_sample: int = 200_000
 
     def factory(self, dim: int, num_vectors: int) -> str:
         if self.index_type == "flat":
@@ -39,7 +36,7 @@ class FaissOptions:
         nlist = self.nlist or max(1, min(int(4 * math.sqrt(num_vectors)), trained_on // 39 or 1))
         pq_m = self.pq_m or max(m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 4))
         if dim % pq_m:
-            raise EmbedkitError(f"--pq-m {pq_m} must divide the embedding size {dim}")
+            raise EmbedkitError(f"index.faiss.pq_m (--pq-m) {pq_m} must divide the embedding size {dim}")
         return f"IVF{nlist},PQ{pq_m}"
 
 
@@ -61,6 +58,8 @@ def build_faiss(shards: list[Shard], dim: int, options: FaissOptions, folder: Pa
     import faiss
 
     total = sum(s.count for s in shards)
+    if options.index_type == "ivfpq" and total < 256:  # 8-bit PQ codebooks need 256 training vectors
+        raise EmbedkitError(f"backend ivfpq needs at least 256 documents to train on, got {total}; use flat")
     factory = options.factory(dim, total)
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.try_extract_index_ivf(index)
@@ -86,8 +85,8 @@ class FaissIndex(Index):
 
         self.folder = Path(folder)
         self.manifest = IndexManifest.load(self.folder)
-        if self.manifest.kind != "dense":
-            raise EmbedkitError(f"{folder} is a {self.manifest.kind} index, not a dense (FAISS) one")
+        if self.manifest.backend not in ("flat", "hnsw", "ivfpq"):
+            raise EmbedkitError(f"{folder} is a {self.manifest.backend} index, not a FAISS one")
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:
             self.faiss = faiss.read_index(str(self.folder / "index.faiss"), flags)
@@ -116,3 +115,53 @@ class FaissIndex(Index):
         if self.encoder is None:
             raise EmbedkitError("this index was loaded without a model; pass one to search by text")
         return self.search_vectors(self.encoder.encode_queries(queries), k)
+
+
+def _vectors(index) -> np.ndarray:
+    """Every stored vector, in position order (IVF-PQ: as reconstructed from its codes)."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.make_direct_map()
+    return index.reconstruct_n(0, index.ntotal)  # (ntotal, dim)
+
+
+class FaissBackend:
+    """``flat``, ``hnsw`` or ``ivfpq``: dense vectors in one FAISS file."""
+
+    kind = "dense"
+
+    def __init__(self, name: FaissType):
+        self.name = name
+
+    def build(self, shards: list[Shard], folder: Path, settings: IndexSettings, dim: int) -> dict:
+        options = FaissOptions(**vars(settings.faiss), index_type=self.name)
+        return build_faiss(shards, dim, options, folder)
+
+    def open(self, folder: Path, encoder) -> FaissIndex:
+        return FaissIndex(folder, encoder, mmap=True)  # IVF lists stay on disk; Flat/HNSW load whole
+
+    def append(self, folder: Path, manifest: IndexManifest, vectors, store: DocumentStore) -> None:
+        import faiss
+
+        index = faiss.read_index(str(folder / "index.faiss"))
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))  # IVF-PQ keeps its trained quantisers
+        faiss.write_index(index, str(folder / "index.faiss"))
+
+    def remove(self, folder: Path, manifest: IndexManifest, positions: np.ndarray, store: DocumentStore) -> None:
+        """Rebuild from the kept vectors, so positions stay 0..n-1 in store order (FAISS ``remove_ids`` keeps
+        the old labels for IVF and is not supported by HNSW)."""
+        import faiss
+
+        index = faiss.read_index(str(folder / "index.faiss"))
+        kept = np.delete(_vectors(index), positions, axis=0)  # (n - len(positions), dim)
+        fresh = faiss.index_factory(index.d, manifest.settings["factory"], faiss.METRIC_INNER_PRODUCT)
+        if not fresh.is_trained:  # IVF-PQ: keep the trained quantisers
+            index.reset()
+            fresh = index
+        fresh.add(np.ascontiguousarray(kept, dtype=np.float32))
+        faiss.write_index(fresh, str(folder / "index.faiss"))
+
+
+FLAT, HNSW, IVFPQ = FaissBackend("flat"), FaissBackend("hnsw"), FaissBackend("ivfpq")

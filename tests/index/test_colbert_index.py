@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from embedkit.data.corpus import Corpus
-from embedkit.index.build import BuildOptions, build_index, open_index
-from embedkit.index.plaid_index import PlaidOptions
+from embedkit.config import IndexSettings, PlaidConfig
+from embedkit.index.build import build_index, open_index
 
 MAX_LENGTH = 64  # document tokens: short keeps MiniLM encoding of the fixture corpus to seconds
 # The shared MiniLM indexes take ~40 s to build on a loaded 2-core machine (encoded twice: PLAID and exact).
@@ -54,16 +54,16 @@ def small_corpus(tmp_path_factory, code_pairs) -> tuple[Path, Path, list]:
 @pytest.fixture(scope="module")
 def minilm_indexes(tmp_path_factory, minilm_path, small_corpus):
     """A PLAID and an exact index of the same corpus, built with one loaded encoder."""
-    from embedkit.index.build import get_backend
+    from embedkit.index.encoders import load_encoder
 
-    encoder = get_backend("colbert").load_encoder(minilm_path, 32, "off", MAX_LENGTH)
+    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH,
+                                    plaid=PlaidConfig(n_ivf_probe=16)) for name in ("plaid", "exact")}
+    encoder = load_encoder("colbert", minilm_path, settings["plaid"], unpadded="off")
     root = tmp_path_factory.mktemp("colbert-indexes")
     built = {}
     for name in ("plaid", "exact"):
-        options = BuildOptions(batch_size=32, max_length=MAX_LENGTH, progress=False, unpadded="off",
-                               backend_options=PlaidOptions(index_type=name, n_ivf_probe=16))
-        built[name] = build_index(minilm_path, Corpus(str(small_corpus[0])), root / name, kind="colbert",
-                                  options=options, encoder=encoder)
+        built[name] = build_index(minilm_path, Corpus(str(small_corpus[0])), root / name, settings[name],
+                                  kind="colbert", progress=False, encoder=encoder)
     return built, encoder
 
 
@@ -73,8 +73,7 @@ def test_plaid_top10_agrees_with_exact_maxsim(minilm_indexes, small_corpus):
     queries = [p.query for p in small_corpus[2][:30]]
     plaid = open_index(built["plaid"], encoder=encoder)
     exact = open_index(built["exact"], encoder=encoder)
-    assert plaid.manifest.backend == "plaid" and plaid.manifest.settings["index_type"] == "plaid"
-    assert exact.manifest.settings["index_type"] == "exact"
+    assert plaid.manifest.backend == "plaid" and exact.manifest.backend == "exact"
     vectors = encoder.encode_queries(queries)
     ps, pp = plaid.search_vectors(vectors, 10)
     es, ep = exact.search_vectors(vectors, 10)
@@ -108,7 +107,7 @@ def test_reload_gives_same_results_and_no_pickle(minilm_indexes, small_corpus):
 def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus, tmp_path, kind):
     import shutil
 
-    from embedkit.index.colbert_backend import add_documents
+    from embedkit.index.build import add_documents
 
     built, encoder = minilm_indexes
     copy = tmp_path / kind
@@ -127,6 +126,29 @@ def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus
         add_documents(copy, Corpus(str(small_corpus[1])), encoder=encoder)
 
 
+@SLOW
+@pytest.mark.parametrize("kind", ["plaid", "exact"])
+def test_delete_documents_renumbers_and_keeps_the_rest_searchable(minilm_indexes, small_corpus, tmp_path, kind):
+    import shutil
+
+    built, encoder = minilm_indexes
+    copy = tmp_path / kind
+    shutil.copytree(built[kind], copy)
+    index = open_index(copy, encoder=encoder)
+    pairs = small_corpus[2][:160]
+    gone = [p.id for p in pairs[:40:2]]  # every other one of the first 40: positions shift in between
+    assert index.delete(gone) == 140
+    assert index.manifest.num_documents == 140 and len(index.store.ids) == 140 and gone[0] not in index.store.ids
+    kept = [p for p in pairs[:40] if p.id not in gone] + pairs[150:160]
+    hits = index.search([p.code[:120] for p in kept], k=5, with_text=True)
+    assert not {h.id for row in hits for h in row} & set(gone)
+    found = sum(row[0].id == p.id for row, p in zip(hits, kept) if row)
+    assert found >= 0.8 * len(kept), found  # ids still point at the right vectors after renumbering
+    assert all(h.text == index.store.text(index.store.ids.index(h.id)) for h in hits[0])
+    with pytest.raises(Exception, match="no document with id"):
+        index.delete(["not-there"])
+
+
 def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_path, monkeypatch):
     from embedkit.cli import main
 
@@ -139,7 +161,8 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
         assert 0.0 <= result[key] <= 1.0
     assert result["kind"] == "colbert" and result["num_documents"] == 600
     # the index was cached under EMBEDKIT_CACHE, not ~/.cache
-    assert list((tmp_path / "cache" / "indexes").glob("colbert-default-*"))
+    assert list((tmp_path / "cache" / "indexes").glob("colbert-*"))
+    assert result["backend"] == "exact"  # auto: a small corpus is searched by exact MaxSim
 
 
 @SLOW  # three CLI runs, each loading torch, PyLate and the model
@@ -149,8 +172,8 @@ def test_cli_index_append_search(tiny_modernbert, small_corpus, tmp_path, capsys
     index_dir = tmp_path / "idx"
     common = ["--model", str(tiny_modernbert), "--index-dir", str(index_dir), "--kind", "colbert",
               "--max-length", "32", "--unpadded", "off"]
-    assert main(["index", "--corpus", str(small_corpus[0]), *common]) == 0
-    assert main(["index", "--corpus", str(small_corpus[1]), "--append", *common]) == 0
+    assert main(["index", "--corpus", str(small_corpus[0]), "--backend", "plaid", *common]) == 0
+    assert main(["index", "--corpus", str(small_corpus[1]), "--add", *common]) == 0
     assert "180 documents" in capsys.readouterr().out
     added = small_corpus[2][170]
     assert main(["search", "--index-dir", str(index_dir), "--json", "-k", "5", added.code[:100]]) == 0

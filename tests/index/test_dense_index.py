@@ -3,15 +3,15 @@ import pytest
 
 from embedkit.data.corpus import Corpus
 from embedkit.errors import EmbedkitError
-from embedkit.index.build import BuildOptions, build_index, open_index
-from embedkit.index.faiss_index import FaissOptions
+from embedkit.config import IndexSettings
+from embedkit.index.build import build_index, open_index
 
 
 @pytest.fixture(scope="module")
 def dense_index(tmp_path_factory, tiny_modernbert, code_beir):
     folder = tmp_path_factory.mktemp("idx") / "index"
     build_index(str(tiny_modernbert), Corpus(str(code_beir)), folder,
-                options=BuildOptions(batch_size=32, shard_size=128, progress=False))
+                IndexSettings(batch_size=32, shard_size=128), progress=False)
     return folder
 
 
@@ -54,9 +54,9 @@ def test_hnsw_finds_the_exact_top_hit(tmp_path, minilm_path, code_beir, code_pai
     """HNSW against exact search, with a pretrained model: a random tiny model maps many documents to
     near-identical vectors, where the exact top hit is a tie and the comparison is noise."""
     exact_dir, hnsw_dir = tmp_path / "flat", tmp_path / "hnsw"
-    build_index(minilm_path, Corpus(str(code_beir)), exact_dir, options=BuildOptions(progress=False))
+    build_index(minilm_path, Corpus(str(code_beir)), exact_dir, progress=False)
     build_index(minilm_path, Corpus(str(code_beir)), hnsw_dir,
-                options=BuildOptions(progress=False, backend_options=FaissOptions(index_type="hnsw")))
+                IndexSettings(backend="hnsw"), progress=False)
     hnsw, exact = open_index(hnsw_dir), open_index(exact_dir)
     queries = [p.query for p in code_pairs[:20]]
     agree = [h[0].id == e[0].id for h, e in zip(hnsw.search(queries, 1), exact.search(queries, 1))]

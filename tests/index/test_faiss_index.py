@@ -44,7 +44,7 @@ def data(tmp_path_factory):
 def build(folder: Path, shards: list[Shard], options: FaissOptions) -> Path:
     folder.mkdir()
     settings = build_faiss(shards, DIM, options, folder)
-    IndexManifest(kind="dense", backend="faiss", model="m", model_fingerprint="0", embedding_dim=DIM,
+    IndexManifest(kind="dense", backend=options.index_type, model="m", model_fingerprint="0", embedding_dim=DIM,
                   normalized=True, num_documents=NUM, corpus="c", settings=settings).save(folder)
     return folder
 
@@ -134,8 +134,8 @@ def test_default_nlist_is_capped_by_the_training_sample():
 def test_search_opens_ivf_indexes_memory_mapped(ivfpq):
     import faiss
 
-    from embedkit.index.dense_backend import BACKEND
+    from embedkit.index.registry import get_backend
 
-    index = BACKEND.open(ivfpq, encoder=None)  # what `embedkit search` / `eval` use
+    index = get_backend("ivfpq").open(ivfpq, encoder=None)  # what `embedkit search` / `eval` use
     lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index.faiss).invlists)
     assert type(lists).__name__ == "OnDiskInvertedLists"

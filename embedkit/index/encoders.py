@@ -1,0 +1,78 @@
+"""Encoders by kind: what turns texts into the vectors a backend stores (the only place models are loaded
+for indexing and evaluation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from embedkit.config import EncodeSettings
+from embedkit.index.registry import NO_MODEL
+
+
+@dataclass
+class LexicalEncoder:
+    """For backends that need no model (bm25): documents pass through as texts, with no vectors."""
+
+    dim: int = 0
+    normalize: bool = False
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return np.zeros((len(texts), 0), np.float32)  # (n, 0): the shard keeps the texts
+
+    def encode_queries(self, texts: list[str]) -> list[str]:
+        return texts
+
+
+def _dense(model: str, settings: EncodeSettings, unpadded: str) -> Any:
+    from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
+
+    st_model = load_dense_model(model)
+    if settings.max_length:
+        st_model.max_seq_length = settings.max_length
+    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=unpadded)
+    set_truncate_dim(encoder, settings.truncate_dim)  # Matryoshka: index and query with the first N dims
+    return encoder
+
+
+def _colbert(model: str, settings: EncodeSettings, unpadded: str) -> Any:
+    from embedkit.errors import EmbedkitError
+    from embedkit.models.colbert import ColbertEncoder, load_colbert_model
+
+    if settings.truncate_dim:
+        raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not colbert")
+    colbert = load_colbert_model(model)
+    if settings.max_length:
+        colbert.document_length = settings.max_length
+    return ColbertEncoder(colbert, batch_size=settings.batch_size, unpadded=unpadded)
+
+
+def _lexical(model: str, settings: EncodeSettings, unpadded: str) -> Any:
+    return LexicalEncoder()
+
+
+ENCODERS = {"dense": _dense, "colbert": _colbert, "lexical": _lexical}
+
+
+def _check(kind: str) -> None:
+    if kind not in ENCODERS:
+        from embedkit.errors import EmbedkitError
+
+        raise EmbedkitError(f"unknown encoder kind {kind!r}; embedkit knows {', '.join(ENCODERS)}")
+
+
+def resolve(kind: str, model: str | None) -> str:
+    """The model an index of ``kind`` records: a checked local folder or hub id, or ``bm25`` for none."""
+    _check(kind)
+    if kind == "lexical":
+        return NO_MODEL
+    from embedkit.models.loading import resolve_model
+
+    return resolve_model(model or "")
+
+
+def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto") -> Any:
+    _check(kind)
+    return ENCODERS[kind](model, settings or EncodeSettings(), unpadded)
