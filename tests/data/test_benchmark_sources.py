@@ -308,6 +308,6 @@ def test_unreachable_hub_is_detected_before_the_client_retries(tmp_path, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     start = time.perf_counter()
-    with pytest.raises(EmbedkitError, match=r"cannot connect to 127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
+    with pytest.raises(EmbedkitError, match=r"cannot reach http://127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
         sources.materialize(get_benchmark("csn/go"), tmp_path / "cache")
     assert time.perf_counter() - start < 10
