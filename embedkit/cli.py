@@ -94,14 +94,14 @@ def _eval(args: argparse.Namespace) -> int:
     options = EvalOptions(kind=args.kind, split=args.split, k=args.k, batch_size=args.batch_size, exact=args.exact,
                           use_cache=not args.no_cache, unpadded=args.unpadded, max_length=args.max_length,
                           truncate_dim=args.truncate_dim,
-                          long_documents=args.long_documents, per_query=args.per_query)
+                          long_documents=args.long_documents, per_query=args.per_query, protocol=args.protocol)
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
-        table = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
-                               data=args.data, mldr_setting=args.mldr_setting)
-        print(table)
-        return 0
+        run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
+                             data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite)
+        print(run.table)
+        return 1 if run.failed else 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file)
@@ -211,6 +211,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mldr-setting", choices=["ood", "id"], default="ood",
                    help="MLDR results: 'id' if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else 'ood'")
+    p.add_argument("--protocol", choices=["beir", "mteb"], default="beir",
+                   help="self-hits (query id == document id): 'beir' drops them on every set, 'mteb' only on the "
+                        "sets whose MTEB task opts in (ArguAna, Quora, FiQA, FEVER, MS MARCO)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --benchmark: score again datasets already scored with the same model and settings")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")

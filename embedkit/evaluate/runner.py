@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.artifacts import model_fingerprint, write_json
-from embedkit.data.beir import BeirData, check_qrels_documents, load_beir
-from embedkit.evaluate.chunking import ChunkedCorpus, base_id, max_pool
-from embedkit.evaluate.metrics import Run, drop_self_hits, evaluate_run, top_k, write_trec_run
+from embedkit.data.beir import BeirData, check_judged_documents, load_beir
+from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
+from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
 from embedkit.index.base import Index
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class EvalOptions:
     truncate_dim: int | None = None  # dense Matryoshka models: score with the first N dimensions
     long_documents: str = "truncate"
     per_query: bool = False
+    protocol: str = "beir"           # self-hits: beir drops them on every set, mteb on the tasks that opt in
 
 
 def _corpus_key(folder: Path) -> str:
@@ -47,7 +48,8 @@ def _corpus_key(folder: Path) -> str:
     return hashlib.sha256(f"{corpus.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
-def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False) -> Run:
+def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
+             drop_self: bool = True) -> Run:
     """Top-k per query, with self-hits (query id == document id) removed before cutting to k.
 
     ``chunked``: the index holds windows of documents; 4·k windows are fetched and each document
@@ -56,7 +58,7 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
     qids = list(queries)
     run: Run = {}
     ids = index.store.ids
-    depth = 4 * k if chunked else k + 1
+    depth = 4 * k if chunked else k + int(drop_self)
     for start in range(0, len(qids), batch):
         chunk = qids[start:start + batch]
         scores, positions = index.search_positions([queries[q] for q in chunk], depth)
@@ -64,7 +66,7 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
             run[qid] = {ids[p]: float(s) for s, p in zip(row_s, row_p) if p >= 0}
     if chunked:
         run = max_pool(run)
-    return top_k(drop_self_hits(run), k)
+    return top_k(drop_self_hits(run) if drop_self else run, k)
 
 
 def open_eval_index(model: str, data: BeirData, options: EvalOptions,
@@ -127,30 +129,35 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     """
     options = options or EvalOptions()
     data = load_beir(data_folder, options.split)
+    coverage = check_judged_documents(data)  # one pass over the corpus before any encoding
+    dataset = dataset_name or Path(data_folder).name
     scratch = cache_root() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
         index, seconds = open_eval_index(model, data, options, scratch)
         chunked = options.long_documents == "chunk-maxpool" and model != "bm25"
-        document_ids = {base_id(i) for i in index.store.ids} if chunked else set(index.store.ids)
-        check_qrels_documents(data, document_ids)
         start = time.perf_counter()
-        run = retrieve(index, data.queries, options.k, chunked=chunked)
+        run = retrieve(index, data.queries, options.k + 1, chunked=chunked, drop_self=False)
+        run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)
         seconds["search"] = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result: dict[str, Any] = evaluate_run(data.qrels, run, per_query=options.per_query)
     from embedkit import __version__
+    from embedkit.data.benchmark_sources import read_provenance
 
     result.update({
-        "model": model, "kind": index.manifest.kind, "dataset": dataset_name or Path(data_folder).name,
-        "split": options.split, "num_queries": len(data.queries), "num_documents": len(document_ids),
+        "model": model, "kind": index.manifest.kind, "dataset": dataset,
+        "split": options.split, "num_queries": len(data.queries), "num_documents": coverage.documents,
+        "judged_missing": len(coverage.missing), "protocol": options.protocol, "self_hits": self_hits,
+        "dataset_source": read_provenance(data.folder),
         "max_length": options.max_length,
         "long_documents": options.long_documents if model != "bm25" else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
     } | (labels or {}))
-    if output:
+    if run_file:
+        Path(run_file).parent.mkdir(parents=True, exist_ok=True)
+        write_trec_run(run, run_file)
+    if output:  # last: a results JSON that exists marks a finished dataset (benchmark runs resume on it)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         write_json(output, result)
-    if run_file:
-        write_trec_run(run, run_file)
     return result
