@@ -1,6 +1,6 @@
 """`embedkit eval --benchmark NAMES`: materialise each set, score it, save one JSON per dataset, average.
 
-A long run (``paper`` is 28 datasets) must survive the real data: each dataset is scored on its
+A long run (``paper`` is 34 result files) must survive the real data: each dataset is scored on its
 own, its results JSON written as soon as it is scored; a dataset that fails is logged in one line
 and the run goes on; the table marks it and :attr:`BenchmarkRun.failed` lets the CLI exit non-zero.
 Rerunning the same command skips every dataset whose JSON already holds the same model
@@ -140,7 +140,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     if model != "bm25":
         from embedkit.models.loading import resolve_model
 
-        model = resolve_model(model)  # a missing model is the user's error, not 28 failed datasets
+        model = resolve_model(model)  # a missing model is the user's error, not 34 failed datasets
     progress = _Progress(sum(len(entry.members) or 1 for entry in entries))
     run = BenchmarkRun()
     for entry, dataset, folder in _datasets(entries, data, cache_dir, run, progress):
