@@ -123,3 +123,12 @@ def test_mteb_protocol_keeps_self_hits_where_mteb_does(replicas, tmp_path):
 def test_paper_group_is_what_the_replicas_cover():
     assert set(PAPER) >= {"beir/arguana", "beir/fiqa", "mldr", "csn/python", "coir/stackoverflow-qa"}
     assert GROUPS["paper"][-1] == "coir/stackoverflow-qa"
+
+
+def test_qrels_are_checked_before_the_model_is_even_loaded(tmp_path, make_beir):
+    from embedkit.errors import EmbedkitError
+    from embedkit.evaluate.runner import evaluate
+
+    folder = make_beir(tmp_path / "wrong", [("d1", "text")], [("q1", "text")], [("q1", "elsewhere", 1)])
+    with pytest.raises(EmbedkitError, match="1 of the 1 judged document ids are not in the corpus"):
+        evaluate(str(tmp_path / "no-such-model"), folder)  # the model error would come later
