@@ -98,10 +98,11 @@ def _eval(args: argparse.Namespace) -> int:
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
-        table = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
-                               data=args.data, mldr_setting=args.mldr_setting)
-        print(table)
-        return 0
+        run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
+                             data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
+                             index=index, unpadded=args.unpadded)
+        print(run.table)
+        return 1 if run.failed else 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
@@ -216,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
     add_fields(p, EvalOptions, "eval")
     add_fields(p.add_argument_group("index backend"), IndexSettings, "index",
                skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)))
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --benchmark: score again datasets already scored with the same model and settings")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")

@@ -157,12 +157,16 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
             if Path(item).expanduser().is_dir():
                 results.append(_eval_one(recipe, name, kind, item, index_dir if name == model else "", overwrite,
                                          ran))
-            else:  # a benchmark name: one JSON per dataset under eval.output_dir
-                ran.append(True)
-                logger.info("%s", run_benchmarks(name, item, replace(recipe.eval, kind=kind),
-                                                 output_dir=recipe.eval.output_dir,
-                                                 cache_dir=recipe.eval.benchmark_cache,
-                                                 mldr_setting=recipe.eval.mldr_setting))
+            else:  # a benchmark name: one JSON per dataset under eval.output_dir, datasets done are skipped
+                run = run_benchmarks(name, item, replace(recipe.eval, kind=kind), output_dir=recipe.eval.output_dir,
+                                     cache_dir=recipe.eval.benchmark_cache, mldr_setting=recipe.eval.mldr_setting,
+                                     overwrite=overwrite, index=recipe.index, unpadded=recipe.model.unpadded)
+                logger.info("%s", run.table)
+                ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
+                results.extend(o.result for o in run.outcomes if o.result is not None)
+                if run.failed:
+                    raise EmbedkitError(f"eval: {len(run.failed)} benchmark dataset(s) failed: "
+                                        f"{', '.join(o.dataset for o in run.failed)}; rerun to retry them")
     return results, "ran" if ran else "skipped (done)"
 
 

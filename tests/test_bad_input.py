@@ -125,12 +125,20 @@ def test_qrels_naming_unknown_query_ids(tmp_path, capsys):
     assert_refused(code, err, "test.tsv", "query ids are not in queries.jsonl", "'q9'")
 
 
-def test_qrels_naming_unknown_document_ids(tmp_path, capsys):
-    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q1", "d404", 1)])
+def test_qrels_naming_mostly_unknown_document_ids(tmp_path, capsys):
+    data = write_beir(tmp_path / "data", DOCS, QUERIES, [("q1", "d404", 1), ("q2", "d405", 1), ("q2", "d2", 1)])
     output = tmp_path / "results.json"
     code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
-    assert_refused(code, err, "test.tsv", "document ids are not in the corpus", "'d404'")
+    assert_refused(code, err, "test.tsv", "2 of the 3 judged document ids are not in the corpus", "'d404'")
     assert not output.exists()
+
+
+def test_a_few_unknown_document_ids_are_kept_as_beir_keeps_them(tmp_path, capsys):
+    """ArguAna judges ids its corpus lacks: BEIR and MTEB keep them (unretrievable), so does embedkit."""
+    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q1", "d404", 1)])
+    output = tmp_path / "results.json"
+    code, _ = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
+    assert code == 0 and json.loads(output.read_text())["judged_missing"] == 1
 
 
 def test_malformed_queries_jsonl(tmp_path, capsys):

@@ -81,7 +81,7 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert err.startswith("embedkit: error:") and "Traceback" not in err
 
 
-@pytest.mark.parametrize("setting,column", [("id", "MLDR-ID"), ("ood", "MLDR-OOD")])
+@pytest.mark.parametrize("setting,column", [("id", "BM25 MLDR-ID"), ("ood", "BM25 MLDR-OOD")])
 def test_mldr_setting_reaches_the_report(tmp_path, code_beir, cache, capsys, setting, column):
     assert main(["eval", "--model", "bm25", "--benchmark", "mldr", "--data", str(code_beir),
                  "--output-dir", str(tmp_path / "res"), "--mldr-setting", setting]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,14 @@ from embedkit.data.corpus import Corpus
 from embedkit.data.records import iter_jsonl, iter_tsv, require_fields
 from embedkit.errors import EmbedkitError
 
+logger = logging.getLogger(__name__)
+
 Qrels = dict[str, dict[str, int]]
+
+# Above this share of judged ids missing from the corpus, the qrels and the corpus do not belong
+# together (a wrong folder, a truncated download); below it, missing ids are a known quirk of the
+# published data (ArguAna judges a few ids its corpus lacks) and are kept, as BEIR and MTEB keep them.
+MOSTLY_MISSING = 0.5
 
 
 @dataclass
@@ -89,12 +97,41 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
         raise EmbedkitError(f"{queries_path}: {len(empty)} judged queries have empty text (first: {empty[0]!r})")
     if not queries:
         raise EmbedkitError(f"{qrels_path}: no judged queries")
-    return BeirData(folder, Corpus(str(folder)), queries, qrels, split)
+    # Benchmark corpora keep their empty documents (encoded as empty text), as BEIR and MTEB do.
+    return BeirData(folder, Corpus(str(folder), skip_empty=False), queries, qrels, split)
 
 
-def check_qrels_documents(data: BeirData, document_ids: set[str]) -> None:
-    """Refuse qrels that name documents the corpus lacks (a wrong corpus or a broken download)."""
-    missing = sorted({did for docs in data.qrels.values() for did in docs if did not in document_ids})
+@dataclass(frozen=True)
+class JudgedCoverage:
+    """How many judged document ids the corpus holds; found by one pass over the corpus."""
+
+    judged: int                 # distinct document ids in the qrels
+    missing: tuple[str, ...]    # judged ids the corpus lacks, sorted
+    documents: int              # documents in the corpus (empty ones included)
+
+
+def check_judged_documents(data: BeirData) -> JudgedCoverage:
+    """Read the corpus once, before any encoding, and compare its ids with the judged ones.
+
+    Repeated document ids are refused (by the corpus reader). Judged ids missing from the corpus
+    are kept in the qrels, as BEIR and MTEB keep them: they count in the ideal DCG and can never be
+    retrieved. Their count and a few examples are logged. Only when most judged ids are missing
+    (files that do not belong together) is it an error, naming the qrels file.
+    """
+    judged = {did for docs in data.qrels.values() for did in docs}
+    remaining = set(judged)
+    documents = 0
+    for doc_id, _ in data.corpus:
+        documents += 1
+        remaining.discard(doc_id)
+    missing = tuple(sorted(remaining))
+    qrels_path = data.folder / "qrels" / f"{data.split}.tsv"
+    if judged and len(missing) > MOSTLY_MISSING * len(judged):
+        raise EmbedkitError(f"{qrels_path}: {len(missing)} of the {len(judged)} judged document ids are not in "
+                            f"the corpus of {data.folder} (first: {missing[0]!r}); the qrels and the corpus do "
+                            "not seem to belong together")
     if missing:
-        raise EmbedkitError(f"{data.folder / 'qrels' / (data.split + '.tsv')}: {len(missing)} judged document ids "
-                            f"are not in the corpus (first: {missing[0]!r})")
+        logger.warning("%s: %d of %d judged document ids are not in the corpus (e.g. %s); kept as unretrievable "
+                       "judgements, as BEIR and MTEB do", qrels_path, len(missing), len(judged),
+                       ", ".join(repr(m) for m in missing[:3]))
+    return JudgedCoverage(len(judged), missing, documents)

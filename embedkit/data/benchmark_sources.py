@@ -29,13 +29,13 @@ which is read without any network access.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import http.client
 import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 import urllib.error
@@ -76,6 +76,23 @@ def benchmark_folder(entry: Benchmark, cache_dir: str | Path | None = None) -> P
 
 def _root(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+def read_provenance(folder: str | Path) -> dict[str, Any]:
+    """Where a cached benchmark folder came from, for results JSON: source and pinned revision.
+
+    The revision is the hub commit for hub datasets and the zip's md5 for BEIR zips (their only
+    version marker); both None for a folder without ``benchmark.json`` (a user's own folder).
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {"source": None, "revision": None}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EmbedkitError(f"{path}: not valid JSON ({exc})") from None
+    revision = manifest.get("revision") or manifest.get("md5") or manifest.get("published_md5")
+    return {"source": manifest.get("source"), "revision": revision}
 
 
 def is_materialized(folder: Path, split: str) -> bool:
@@ -169,10 +186,12 @@ class _BeirWriter:
                 self.counts["queries"] += 1
 
     def write_qrels(self, rows: Iterable[tuple[str, str, int]]) -> None:
-        with open(self.folder / "qrels" / f"{self.split}.tsv", "w", encoding="utf-8") as out:
-            out.write("query-id\tcorpus-id\tscore\n")
+        """As BEIR writes them: csv, tab-separated, ``QUOTE_MINIMAL`` (an id with ``"`` is quoted)."""
+        with open(self.folder / "qrels" / f"{self.split}.tsv", "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+            writer.writerow(["query-id", "corpus-id", "score"])
             for qid, doc_id, score in rows:
-                out.write(f"{_clean_id(qid)}\t{_clean_id(doc_id)}\t{score}\n")
+                writer.writerow([_clean_id(qid), _clean_id(doc_id), score])
                 self.counts["qrels"] += 1
 
 
@@ -301,18 +320,23 @@ def _hub_offline() -> bool:
 
 
 def _probe_hub(entry: Benchmark, folder: Path) -> None:
-    """Fail in seconds when the Hub cannot be reached (the hub client itself retries for ~25 s)."""
+    """Fail in seconds when the Hub cannot be reached (its download calls retry for ~25 s).
+
+    The question is put to the hub client itself (``dataset_info`` at the pinned revision, with a
+    short time-out), so proxies (``HTTPS_PROXY``), ``HF_ENDPOINT`` and tokens are honoured exactly as
+    the download that follows will honour them; a missing revision is reported here too.
+    """
     if _hub_offline():
         return  # offline mode reads the Hugging Face cache only, and fails fast by itself
-    from huggingface_hub import constants
+    import httpx
+    from huggingface_hub import HfApi, constants
 
-    endpoint = urllib.parse.urlparse(constants.ENDPOINT)
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
-        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
-    except OSError as exc:
-        raise _offline_error(entry, folder, f"cannot connect to {host}:{port} ({exc})", hub=True) from None
+        HfApi(endpoint=constants.ENDPOINT).dataset_info(entry.source, revision=entry.revision,
+                                                        timeout=HUB_PROBE_TIMEOUT_S)
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        raise _offline_error(entry, folder, f"cannot reach {constants.ENDPOINT} "
+                             f"({type(exc).__name__}: {_first_line(exc)})", hub=True) from None
 
 
 def _hub_file(entry: Benchmark, folder: Path, filename: str) -> Path:

@@ -55,15 +55,21 @@ def _chunks(records: Iterable[tuple[str, str, str]], size: int) -> Iterator[list
 
 @dataclass
 class Corpus:
-    """A corpus that can be read more than once, in order, with ids checked and empty texts skipped.
+    """A corpus that can be read more than once, in order, with ids checked.
 
     ``source`` is a BEIR folder (``corpus.jsonl``), a ``.jsonl``/``.jsonl.gz`` or ``.parquet`` file, or a
     Hugging Face dataset id (``owner/name``, optionally ``subset`` and ``split``).
+
+    ``skip_empty`` drops documents whose title and text are both empty (counted in ``skipped_empty``
+    and logged), which suits a user corpus for ``embedkit index``. A benchmark corpus is read with
+    ``skip_empty=False``: BEIR and MTEB encode such documents (FiQA has five) as empty text, and
+    dropping them would change the corpus that is scored.
     """
 
     source: str
     subset: str | None = None
     split: str | None = None
+    skip_empty: bool = True
     skipped_empty: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +82,7 @@ class Corpus:
         for chunk in _chunks(self._reader(), ID_CHECK_BATCH):
             self._check_unique(chunk, hashes)
             for _, doc_id, text in chunk:
-                if not text:
+                if not text and self.skip_empty:
                     skipped += 1
                     continue
                 count += 1
@@ -85,7 +91,8 @@ class Corpus:
         if skipped:
             logger.warning("%s: skipped %d empty documents", self.source, skipped)
         if count == 0:
-            raise EmbedkitError(f"{self.source}: the corpus has no non-empty documents")
+            raise EmbedkitError(f"{self.source}: the corpus has no {'non-empty ' if self.skip_empty else ''}"
+                                "documents")
 
     def _check_unique(self, chunk: list[tuple[str, str, str]], hashes: IdHashes) -> None:
         """Refuse a repeated id, naming both places; ``hashes`` holds every id before ``chunk``."""

@@ -42,15 +42,22 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def iter_tsv(path: str | Path) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields) of a tab-separated file."""
+    """Yield (line number, fields) of a tab-separated file, parsed as BEIR writes and reads it.
+
+    BEIR's loader uses ``csv`` with ``QUOTE_MINIMAL``: a field that holds a quote is written as
+    ``"a""b"`` and must be read back as ``a"b`` to match its document id. The line number is the
+    file line on which the record ends.
+    """
     path = Path(path)
     if not path.is_file():
         raise EmbedkitError(f"file not found: {path}")
-    # QUOTE_NONE: one record per line, so reader.line_num is the file's line number
-    reader = csv.reader((line for _, line in _iter_lines(path)), delimiter="\t", quoting=csv.QUOTE_NONE)
-    for row in reader:
-        if row and any(cell.strip() for cell in row):
-            yield reader.line_num, row
+    reader = csv.reader((line for _, line in _iter_lines(path)), delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+    try:
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                yield reader.line_num, row
+    except csv.Error as exc:
+        raise EmbedkitError(f"{path}:{reader.line_num}: malformed TSV ({exc})") from None
 
 
 def require_fields(obj: dict[str, Any], where: str, options: dict[str, tuple[str, ...]]) -> dict[str, Any]:

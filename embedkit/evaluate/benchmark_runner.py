@@ -1,16 +1,32 @@
-"""`embedkit eval --benchmark NAMES`: materialise each set, score it, save one JSON per dataset, average."""
+"""`embedkit eval --benchmark NAMES`: materialise each set, score it, save one JSON per dataset, average.
+
+A long run (``paper`` is 34 result files) must survive the real data: each dataset is scored on its
+own, its results JSON written as soon as it is scored; a dataset that fails is logged in one line
+and the run goes on; the table marks it and :attr:`BenchmarkRun.failed` lets the CLI exit non-zero.
+Rerunning the same command skips every dataset whose JSON already holds the same model
+fingerprint and settings (``overwrite=True`` redoes them), so a run killed midway scores only the rest.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
-from dataclasses import replace
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
+from embedkit.config import IndexSettings, narrow
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.runner import EvalOptions, evaluate
 
 logger = logging.getLogger(__name__)
+
+# EvalOptions fields that change scores; batch size, cache use and padding do not.
+_SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol")
 
 
 def model_label(model: str) -> str:
@@ -21,18 +37,107 @@ def results_path(output_dir: str | Path, model: str, dataset: str) -> Path:
     return Path(output_dir) / model_label(model) / (dataset.replace("/", "__") + ".json")
 
 
+@dataclass
+class DatasetOutcome:
+    """What happened to one dataset: scored now, skipped (already scored alike), or failed."""
+
+    dataset: str
+    status: Literal["scored", "skipped", "failed"]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class BenchmarkRun:
+    """Every dataset's outcome, in order, and the markdown table of them."""
+
+    outcomes: list[DatasetOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[DatasetOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def table(self) -> str:
+        return results_table(self.outcomes)
+
+
+def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None = None,
+                 index: IndexSettings | None = None) -> dict[str, Any]:
+    """The model's fingerprint and every setting that changes a score (the index backend and its options
+    too): equal settings, equal scores."""
+    from embedkit.artifacts import model_fingerprint
+
+    fingerprint = "bm25" if model == "bm25" else model_fingerprint(model)
+    scored = {key: value for key, value in asdict(options).items() if key in _SCORED_OPTIONS}
+    backend = asdict(narrow(IndexSettings, index or IndexSettings()))
+    for key in ("batch_size", "shard_size", "max_length", "truncate_dim"):  # speed only, or set by the options
+        backend.pop(key, None)
+    return {"model_fingerprint": fingerprint, **scored, "index": backend, **(labels or {})}
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _already_scored(path: Path, key: str) -> dict[str, Any] | None:
+    """The saved result at ``path`` when it was made with the settings ``key``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None  # unreadable: score again
+    if isinstance(saved, dict) and saved.get("settings_key") == key and "ndcg@10" in saved:
+        return saved
+    logger.info("%s was made with other settings (or another model); scoring again", path)
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return first if isinstance(exc, EmbedkitError) else f"{type(exc).__name__}: {first}"
+
+
+class _Progress:
+    """``[n/N] dataset: ... (elapsed; ETA)`` lines; the ETA averages the datasets scored so far."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.scored, self.seconds = total, 0, 0, 0.0
+
+    def line(self, dataset: str, message: str, seconds: float | None = None) -> str:
+        self.done += 1
+        if seconds is not None:
+            self.scored += 1
+            self.seconds += seconds
+        remaining = self.total - self.done
+        eta = f"ETA {_duration(remaining * self.seconds / self.scored)}" if self.scored and remaining else ""
+        took = f"{_duration(seconds)}" if seconds is not None else ""
+        timing = "; ".join(t for t in (took, eta) if t)
+        return f"[{self.done}/{self.total}] {dataset}: {message}" + (f" ({timing})" if timing else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str | Path = "results",
                    data: str | None = None, cache_dir: str | Path | None = None,
-                   mldr_setting: str = "ood") -> str:
-    """Score ``model`` on every benchmark in ``spec``; return a markdown table with the group means.
+                   mldr_setting: str = "ood", overwrite: bool = False, index: IndexSettings | None = None,
+                   unpadded: str = "auto") -> BenchmarkRun:
+    """Score ``model`` on every benchmark in ``spec``, one isolated dataset at a time.
 
     ``data`` replaces the download for a single, non-aggregate benchmark (a local BEIR folder).
     Per-benchmark settings follow the paper: the scored split and the document length (8192 for MLDR)
     unless ``options.max_length`` is set. MLDR results record ``mldr_setting``: ``"id"`` when the model was
-    fine-tuned on MLDR's training split (the paper's MLDR-ID column), else ``"ood"``.
+    fine-tuned on MLDR's training split (the paper's MLDR-ID column), else ``"ood"``. A dataset whose
+    JSON under ``output_dir`` already holds the same settings is skipped unless ``overwrite``. ``index``
+    chooses the backend (default ``auto``) and ``unpadded`` the ModernBERT forward, as for ``evaluate``.
     """
-    from embedkit.data.benchmark_sources import materialize_all
-    from embedkit.evaluate.benchmarks import group_averages, resolve_benchmarks
+    from embedkit.evaluate.benchmarks import resolve_benchmarks
 
     if mldr_setting not in ("ood", "id"):
         raise EmbedkitError(f"mldr_setting must be 'ood' or 'id', got {mldr_setting!r}")
@@ -40,25 +145,85 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     if data and (len(entries) != 1 or entries[0].is_aggregate):
         raise EmbedkitError("--data with --benchmark names one local folder, so give exactly one non-aggregate "
                             "benchmark (e.g. --benchmark beir/scifact --data path/to/scifact)")
-    scores: dict[str, float] = {}
-    rows = []
-    for entry in entries:
-        sets = [(entry.name, Path(data))] if data else materialize_all(entry, cache_dir)
-        for dataset, folder in sets:
-            opts = replace(options, split=entry.split, max_length=options.max_length or entry.max_length)
-            out = results_path(output_dir, model, dataset)
-            labels = {"mldr_setting": mldr_setting} if entry.group == "mldr" else None
+    if model != "bm25":
+        from embedkit.models.loading import resolve_model
+
+        model = resolve_model(model)  # a missing model is the user's error, not 34 failed datasets
+    progress = _Progress(sum(len(entry.members) or 1 for entry in entries))
+    run = BenchmarkRun()
+    for entry, dataset, folder in _datasets(entries, data, cache_dir, run, progress):
+        opts = replace(options, split=entry.split, max_length=options.max_length or entry.max_length)
+        labels = {"mldr_setting": mldr_setting} if entry.group == "mldr" else {}
+        settings = run_settings(model, opts, labels, index)
+        key = settings_key(settings)
+        out = results_path(output_dir, model, dataset)
+        saved = None if overwrite else _already_scored(out, key)
+        if saved is not None:
+            run.outcomes.append(DatasetOutcome(dataset, "skipped", saved))
+            logger.info(progress.line(dataset, f"already scored, nDCG@10 {saved['ndcg@10']:.4f} (kept {out})"))
+            continue
+        start = time.perf_counter()
+        try:
             result = evaluate(model, folder, opts, output=out, run_file=out.with_suffix(".trec"),
-                              dataset_name=dataset, labels=labels)
-            scores[dataset] = result["ndcg@10"]
-            rows.append((dataset, result))
-            logger.info("%s: nDCG@10 %.4f (%s)", dataset, result["ndcg@10"], out)
-    lines = ["| dataset | nDCG@10 | Recall@100 | MRR@10 | queries | documents |", "|---|---|---|---|---|---|"]
-    for dataset, r in rows:
-        lines.append(f"| {dataset} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
-                     f"{r['num_queries']} | {r['num_documents']} |")
+                              dataset_name=dataset, labels={**labels, "settings": settings, "settings_key": key},
+                              index=index, unpadded=unpadded)
+        except Exception as exc:  # noqa: BLE001 - one dataset's failure must not end the run
+            _fail(run, progress, dataset, exc)
+            continue
+        run.outcomes.append(DatasetOutcome(dataset, "scored", result))
+        logger.info(progress.line(dataset, f"nDCG@10 {result['ndcg@10']:.4f} -> {out}",
+                                  time.perf_counter() - start))
+    failed = run.failed
+    if failed:
+        logger.error("%d of %d datasets failed: %s", len(failed), progress.total, ", ".join(o.dataset for o in failed))
+    return run
+
+
+def _fail(run: BenchmarkRun, progress: _Progress, dataset: str, exc: BaseException) -> None:
+    message = _describe(exc)
+    run.outcomes.append(DatasetOutcome(dataset, "failed", error=message))
+    logger.error(progress.line(dataset, f"FAILED: {message}"))
+    logger.debug("%s failed", dataset, exc_info=exc)
+
+
+def _datasets(entries: list[Any], data: str | None, cache_dir: str | Path | None, run: BenchmarkRun,
+              progress: _Progress) -> Iterator[tuple[Any, str, Path]]:
+    """``(entry, dataset name, BEIR folder)`` per set; a set whose download failed is reported here."""
+    from embedkit.data.benchmark_sources import materialize_all
+    from embedkit.evaluate.benchmarks import BENCHMARKS
+
+    for entry in entries:
+        if data:
+            yield entry, entry.name, Path(data)
+            continue
+        try:
+            sets = materialize_all(entry, cache_dir)
+        except Exception as exc:  # noqa: BLE001 - e.g. one source offline; the others go on
+            for member in entry.members or (entry.name,):
+                _fail(run, progress, member, exc)
+            continue
+        for dataset, folder in sets:
+            yield BENCHMARKS.get(dataset, entry), dataset, folder
+
+
+def results_table(outcomes: list[DatasetOutcome]) -> str:
+    """Markdown: one row per dataset (failures marked), then the paper's group means."""
+    from embedkit.evaluate.benchmarks import group_averages
+
+    lines = ["| dataset | nDCG@10 | Recall@100 | MRR@10 | queries | documents | judged missing |",
+             "|---|---|---|---|---|---|---|"]
+    scores: dict[str, float] = {}
+    for o in outcomes:
+        if o.result is None:
+            lines.append(f"| {o.dataset} | **FAILED** | {(o.error or '')[:160].replace('|', '/')} | | | | |")
+            continue
+        r = o.result
+        scores[o.dataset] = r["ndcg@10"]
+        note = " (kept)" if o.status == "skipped" else ""
+        lines.append(f"| {o.dataset}{note} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
+                     f"{r['num_queries']} | {r['num_documents']} | {r.get('judged_missing', 0)} |")
     for name, group in group_averages(scores).items():
         if group.found:
             note = "" if group.complete else f" ({len(group.found)}/{group.expected} sets)"
-            lines.append(f"| **{name} mean**{note} | {group.mean:.4f} | | | | |")
+            lines.append(f"| **{name} mean**{note} | {group.mean:.4f} | | | | | |")
     return "\n".join(lines)

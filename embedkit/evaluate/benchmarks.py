@@ -86,7 +86,9 @@ CSN_LANGUAGES: tuple[str, ...] = ("python", "javascript", "go", "ruby", "java", 
 # Test queries per language: the ``test`` split of CoIR-Retrieval/CodeSearchNet-<lang>-qrels.
 _CSN_SIZES = {"python": "14,918 q / 280K docs", "javascript": "3,291 q", "go": "8,122 q / 182K docs",
               "ruby": "1,261 q", "java": "see CoIR card", "php": "see CoIR card"}
-# Revisions pinned by MTEB's COIRCodeSearchNetRetrieval and StackOverflowQA tasks.
+# Revisions pinned by MTEB's MultiLongDocRetrieval (Shitao/MLDR), COIRCodeSearchNetRetrieval and
+# StackOverflowQA tasks, so a dataset update upstream cannot silently change scores.
+_MLDR_REVISION = "d67138e705d963e346253a80e59676ddb418810a"
 _CSN_REVISION = "4adc7bc41202b5c13543c9c886a25f340634dab3"
 _SQA_REVISION = "db8f169f3894c14a00251061f957b2063eef2bd5"
 
@@ -104,7 +106,8 @@ def _build_registry() -> dict[str, Benchmark]:
         entries.append(Benchmark(name, f"CQADupStack {forum}", "beir-zip", BEIR_URL.format(name="cqadupstack"),
                                  forum, "test", "one forum", "beir", md5=CQADUPSTACK_MD5))
     entries.append(Benchmark("mldr", "MLDR (English)", "mldr", "Shitao/MLDR", "en", "test",
-                             "800 q / 200K docs (avg 3,308 words)", "mldr", max_length=8192))
+                             "800 q / 200K docs (avg 3,308 words)", "mldr", max_length=8192,
+                             revision=_MLDR_REVISION))
     for lang in CSN_LANGUAGES:
         entries.append(Benchmark(f"csn/{lang}", f"CodeSearchNet {lang} (CoIR)", "coir", "CoIR-Retrieval/CodeSearchNet",
                                  lang, "test", _CSN_SIZES[lang], "csn", revision=_CSN_REVISION))

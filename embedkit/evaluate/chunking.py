@@ -29,7 +29,7 @@ class ChunkedCorpus(Corpus):
     def __init__(self, corpus: Corpus, tokenizer: Any, max_tokens: int, stride: int | None = None):
         self.source = f"{corpus.source}#chunks{max_tokens}"
         self.subset, self.split = corpus.subset, corpus.split
-        self.skipped_empty = 0
+        self.skip_empty, self.skipped_empty = corpus.skip_empty, 0
         self._inner = corpus
         self._tokenizer = tokenizer
         self._size = max(8, max_tokens - 2)  # room for [CLS] and [SEP]

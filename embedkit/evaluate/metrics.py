@@ -3,15 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from embedkit.errors import EmbedkitError
 
 Run = dict[str, dict[str, float]]
 
 METRIC_KEYS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
+Protocol = Literal["beir", "mteb"]
+PROTOCOLS: tuple[str, ...] = ("beir", "mteb")
+
+# Datasets whose MTEB task sets ``ignore_identical_ids = True`` (mteb 2.26: ArguAna, QuoraRetrieval,
+# FiQA2018, FEVER, MSMARCO); every other MTEB task scores a hit on the query's own id like any other.
+MTEB_IGNORES_IDENTICAL_IDS: frozenset[str] = frozenset({"arguana", "quora", "fiqa", "fever", "msmarco"})
+
+
+def drops_self_hits(protocol: str, dataset: str) -> bool:
+    """Whether hits on the query's own id are removed before scoring under ``protocol``.
+
+    ``beir`` (BEIR's ``EvaluateRetrieval``, the default) removes them on every set; ``mteb`` only on
+    the tasks that opt in. ``dataset`` is a registry name (``beir/arguana``) or a folder name.
+
+    >>> drops_self_hits("beir", "beir/scifact"), drops_self_hits("mteb", "beir/scifact")
+    (True, False)
+    >>> drops_self_hits("mteb", "beir/arguana")
+    True
+    """
+    if protocol not in PROTOCOLS:
+        raise EmbedkitError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return protocol == "beir" or PurePosixPath(dataset.lower()).name in MTEB_IGNORES_IDENTICAL_IDS
+
 
 def drop_self_hits(run: Run) -> Run:
-    """Remove hits whose document id equals the query id (ArguAna / Quora protocol)."""
+    """Remove hits whose document id equals the query id."""
     return {qid: {did: s for did, s in docs.items() if did != qid} for qid, docs in run.items()}
+
+
+def apply_self_hit_policy(run: Run, protocol: str, dataset: str, k: int) -> tuple[Run, dict[str, Any]]:
+    """Cut ``run`` (retrieved to depth ``k + 1``) to ``k`` hits per query under ``protocol``.
+
+    Returns the run and what the results JSON records: the protocol, whether self-hits were
+    dropped, and how many queries had their own id among the hits.
+
+    >>> apply_self_hit_policy({"q": {"q": 3.0, "a": 2.0, "b": 1.0}}, "beir", "x", 2)
+    ({'q': {'a': 2.0, 'b': 1.0}}, {'protocol': 'beir', 'dropped': True, 'queries_with_self_hit': 1})
+    """
+    drop = drops_self_hits(protocol, dataset)
+    info = {"protocol": protocol, "dropped": drop,
+            "queries_with_self_hit": sum(1 for qid, docs in run.items() if qid in docs)}
+    return top_k(drop_self_hits(run) if drop else run, k), info
 
 
 def top_k(run: Run, k: int) -> Run:

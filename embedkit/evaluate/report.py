@@ -7,7 +7,9 @@ mode): ``long_documents`` says whether documents longer than ``max_length`` were
 split into chunks scored by their best chunk (``chunk-maxpool``).
 
 MLDR scores go to the MLDR-OOD column unless the result carries ``"mldr_setting": "id"`` (a model
-fine-tuned on MLDR's training split, the paper's MLDR-ID setting).
+fine-tuned on MLDR's training split, the paper's MLDR-ID setting). BM25 results get their own
+columns (``BM25 BEIR``, ``BM25 MLDR-OOD``), never the DPR ones. The self-hit ``protocol`` a result
+was scored under (``beir`` or ``mteb``) is part of its row, so the two are never averaged together.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             if result is None:
                 continue
             key = (result["model"], result.get("kind"), result["dataset"], result.get("split"),
-                   result.get("long_documents"), result.get("mldr_setting"))
+                   result.get("long_documents"), result.get("mldr_setting"), _protocol(result))
             if key in found:
                 logger.warning("%s repeats %s (%s on %s); using the later file", path, found[key]["_file"],
                                result["model"], result["dataset"])
@@ -98,27 +100,37 @@ def _read_result(path: Path, default_model: str) -> dict[str, Any] | None:
     return {**obj, "model": str(obj.get("model") or default_model), "dataset": str(obj["dataset"]), "_file": str(path)}
 
 
+def _protocol(result: Mapping[str, Any]) -> str:
+    """Results written before the protocol was recorded dropped self-hits on every set: BEIR's."""
+    return str(result.get("protocol") or "beir")
+
+
+_FAMILIES = {"colbert": "ColBERT", "bm25": "BM25", "lexical": "BM25"}  # other kinds: single-vector (DPR)
+
+
 @dataclass
 class _Row:
     model: str
     kind: str
     long_documents: str
+    protocol: str
     scores: dict[str, float] = field(default_factory=dict)   # dataset (or "mldr#id") → nDCG@10 in [0, 1]
 
     @property
     def family(self) -> str:
-        return "ColBERT" if self.kind.lower() == "colbert" else "DPR"
+        return _FAMILIES.get(self.kind.lower(), "DPR")
 
 
 def _rows(results: Sequence[Mapping[str, Any]]) -> list[_Row]:
-    rows: dict[tuple[str, str, str], _Row] = {}
+    rows: dict[tuple[str, str, str, str], _Row] = {}
     for r in results:
-        key = (str(r["model"]), str(r.get("kind") or "?"), str(r.get("long_documents") or "truncate"))
+        key = (str(r["model"]), str(r.get("kind") or "?"), str(r.get("long_documents") or "truncate"),
+               _protocol(r))
         row = rows.setdefault(key, _Row(*key))
         dataset = str(r["dataset"]) + ("#id" if r.get("mldr_setting") == "id" else "")
         row.scores[dataset] = float(r[METRIC])
     return sorted(rows.values(), key=lambda row: (row.model, row.kind, row.long_documents != "truncate",
-                                                  row.long_documents))
+                                                  row.long_documents, row.protocol))
 
 
 def _cell(value: float | None, found: int = 1, expected: int = 1) -> str:
@@ -148,7 +160,9 @@ def _summary(row: _Row) -> dict[str, tuple[float | None, int, int]]:
 def _columns(rows: Sequence[_Row]) -> tuple[str, ...]:
     # The paper has no ColBERT MLDR-ID column; add one only when a result needs it.
     extra = ("ColBERT MLDR-ID",) if any(r.family == "ColBERT" and "mldr#id" in r.scores for r in rows) else ()
-    return COLUMNS[:5] + extra + COLUMNS[5:]
+    bm25: tuple[str, ...] = ("BM25 BEIR", "BM25 MLDR-OOD") if any(r.family == "BM25" for r in rows) else ()
+    bm25 += ("BM25 MLDR-ID",) if any(r.family == "BM25" and "mldr#id" in r.scores for r in rows) else ()
+    return COLUMNS[:5] + extra + bm25 + COLUMNS[5:]
 
 
 def _escape(text: str) -> str:
@@ -192,12 +206,12 @@ def render_markdown(results: Sequence[Mapping[str, Any]]) -> str:
     the n sets it should cover (not comparable with the paper's number)."""
     rows = _rows(results)
     columns = _columns(rows)
-    header = ["model", "kind", "long docs", *columns]
-    body = [[f"{name} (paper)", "paper", _DASH, *(_cell_paper(values.get(c)) for c in columns)]
+    header = ["model", "kind", "long docs", "protocol", *columns]
+    body = [[f"{name} (paper)", "paper", _DASH, _DASH, *(_cell_paper(values.get(c)) for c in columns)]
             for name, values in PAPER_TABLE_1.items()]
     for row in rows:
         summary = _summary(row)
-        body.append([row.model, row.kind, row.long_documents,
+        body.append([row.model, row.kind, row.long_documents, row.protocol,
                      *(_cell(*summary[c]) if c in summary else _DASH for c in columns)])
     lines = [
         "# Retrieval results",
@@ -206,14 +220,17 @@ def render_markdown(results: Sequence[Mapping[str, Any]]) -> str:
         "with CQADupStack first averaged over its 12 forums; CSN is the mean of CodeSearchNet's 6 languages "
         "(CoIR); SQA is CoIR StackOverflow-QA. `(k/n)` marks a mean over k of the n sets, not comparable with "
         "the paper. *long docs*: how documents longer than max_length were handled (`truncate`, or "
-        "`chunk-maxpool`: split into chunks, a document scores as its best chunk).",
+        "`chunk-maxpool`: split into chunks, a document scores as its best chunk). *protocol*: hits on the "
+        "query's own id dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`); the "
+        "paper's DPR rows come from MTEB, its ColBERT rows from PyLate (which never drops them).",
         "",
         *_table(header, body),
     ]
     datasets = _dataset_columns(rows)
     if datasets:
         lines += ["", "## Per dataset", "",
-                  *_table(["dataset", *(f"{row.model} · {row.kind} · {row.long_documents}" for row in rows)],
+                  *_table(["dataset", *(f"{row.model} · {row.kind} · {row.long_documents} · {row.protocol}"
+                                        for row in rows)],
                           ([name.replace("#id", " (MLDR-ID)"), *(_dataset_cell(row, name) for row in rows)]
                            for name in datasets))]
     return "\n".join(lines) + "\n"
@@ -237,7 +254,7 @@ def _chart_series(results: Sequence[Mapping[str, Any]]) -> tuple[list[str], list
                      for c, (mean, found, expected) in summary.items() if c in columns and mean is not None})
     used = [c for c in columns if any(c in b for b in bars)]
     series: list[tuple[str, list[_Bar | None], bool]] = [
-        (f"{row.model} [{row.kind}, {row.long_documents}]", [b.get(c) for c in used], False)
+        (f"{row.model} [{row.kind}, {row.long_documents}, {row.protocol}]", [b.get(c) for c in used], False)
         for row, b in zip(rows, bars)]
     for name in _CHART_REFERENCES:
         paper = PAPER_TABLE_1[name]

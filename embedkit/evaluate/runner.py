@@ -15,9 +15,9 @@ from typing import Any
 
 from embedkit.artifacts import cache_dir, model_fingerprint, write_json
 from embedkit.config import EvalOptions, IndexSettings, narrow
-from embedkit.data.beir import BeirData, check_qrels_documents, load_beir
-from embedkit.evaluate.chunking import ChunkedCorpus, base_id, max_pool
-from embedkit.evaluate.metrics import Run, drop_self_hits, evaluate_run, top_k, write_trec_run
+from embedkit.data.beir import BeirData, check_judged_documents, load_beir
+from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
+from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
 from embedkit.index.base import Index
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,8 @@ def _corpus_key(folder: Path) -> str:
 
 
 def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
-             protocol: str = "beir") -> Run:
-    """Top-k per query; with the ``beir`` protocol, self-hits (query id == document id) are removed before
-    cutting to k.
+             drop_self: bool = True) -> Run:
+    """Top-k per query, with self-hits (query id == document id) removed before cutting to k.
 
     ``chunked``: the index holds windows of documents; 4·k windows are fetched and each document
     keeps its best window's score.
@@ -43,7 +42,7 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
     qids = list(queries)
     run: Run = {}
     ids = index.store.ids
-    depth = 4 * k if chunked else k + 1
+    depth = 4 * k if chunked else k + int(drop_self)
     for start in range(0, len(qids), batch):
         chunk = qids[start:start + batch]
         scores, positions = index.search_positions([queries[q] for q in chunk], depth)
@@ -51,7 +50,7 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
             run[qid] = {ids[p]: float(s) for s, p in zip(row_s, row_p) if p >= 0}
     if chunked:
         run = max_pool(run)
-    return top_k(drop_self_hits(run) if protocol == "beir" else run, k)
+    return top_k(drop_self_hits(run) if drop_self else run, k)
 
 
 def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: Path,
@@ -107,24 +106,27 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     """
     options = options or EvalOptions()
     data = load_beir(data_folder, options.split)
+    coverage = check_judged_documents(data)  # one pass over the corpus before any encoding
+    dataset = dataset_name or Path(data_folder).name
     scratch = cache_dir() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
         found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir)
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
-        document_ids = {base_id(i) for i in found.store.ids} if chunked else set(found.store.ids)
-        check_qrels_documents(data, document_ids)
         start = time.perf_counter()
-        run = retrieve(found, data.queries, options.k, chunked=chunked, protocol=options.protocol)
+        run = retrieve(found, data.queries, options.k + 1, chunked=chunked, drop_self=False)
+        run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)
         seconds["search"] = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result: dict[str, Any] = evaluate_run(data.qrels, run, per_query=options.per_query)
     from embedkit import __version__
+    from embedkit.data.benchmark_sources import read_provenance
 
     result.update({
-        "model": model, "kind": found.manifest.kind, "backend": found.manifest.backend,
-        "dataset": dataset_name or Path(data_folder).name, "protocol": options.protocol,
-        "split": options.split, "num_queries": len(data.queries), "num_documents": len(document_ids),
+        "model": model, "kind": found.manifest.kind, "backend": found.manifest.backend, "dataset": dataset,
+        "split": options.split, "num_queries": len(data.queries), "num_documents": coverage.documents,
+        "judged_missing": len(coverage.missing), "protocol": options.protocol, "self_hits": self_hits,
+        "dataset_source": read_provenance(data.folder),
         "max_length": options.max_length,
         "long_documents": "chunk-maxpool" if chunked else "truncate" if found.manifest.embedding_dim else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
@@ -132,7 +134,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     if run_file:
         Path(run_file).parent.mkdir(parents=True, exist_ok=True)
         write_trec_run(run, run_file)
-    if output:  # last: a results JSON marks a finished evaluation (embedkit run skips it)
+    if output:  # last: a results JSON marks a finished evaluation (embedkit run and benchmark runs skip it)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         write_json(output, result)
     return result

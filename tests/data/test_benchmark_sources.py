@@ -32,14 +32,6 @@ def _zip(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-@pytest.fixture()
-def quiet_hf_cache(tmp_path, monkeypatch):
-    """Keep the datasets library's Arrow cache inside the test folder."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
-
-
 # ---------------------------------------------------------------------------- BEIR zips
 
 
@@ -204,25 +196,10 @@ def test_mldr_bad_row_names_file_and_line(tmp_path, mldr_repo):
 # ---------------------------------------------------------------------------- CoIR
 
 
-def _write_hub_repo(root: Path, configs: dict[str, dict[str, dict[str, list]]]) -> Path:
-    """A dataset repository as on the Hub: parquet per config/split, declared in README.md's YAML."""
-    import datasets
-
-    lines = ["---", "configs:"]
-    for config, splits in configs.items():
-        lines += [f"- config_name: {config}", "  data_files:"]
-        for split, columns in splits.items():
-            (root / config).mkdir(parents=True, exist_ok=True)
-            datasets.Dataset.from_dict(columns).to_parquet(str(root / config / f"{split}-00000-of-00001.parquet"))
-            lines += [f"  - split: {split}", f"    path: {config}/{split}-*"]
-    (root / "README.md").write_text("\n".join(lines + ["---", ""]), encoding="utf-8")
-    return root
-
-
 @pytest.fixture()
-def csn_repo(tmp_path) -> Path:
+def csn_repo(tmp_path, make_hub_repo) -> Path:
     """CoIR-Retrieval/CodeSearchNet in miniature: python-{corpus,queries,qrels} as MTEB reads them."""
-    return _write_hub_repo(tmp_path / "CodeSearchNet", {
+    return make_hub_repo(tmp_path / "CodeSearchNet", {
         "python-corpus": {"corpus": {"_id": ["c1", "c2", "c3"], "title": ["", "", ""],
                                      "text": ["Add two numbers.", "Parse a date.", "Open a file."]}},
         # every partition is in the queries config; only the judged test queries must be kept
@@ -232,7 +209,7 @@ def csn_repo(tmp_path) -> Path:
     })
 
 
-def test_codesearchnet_from_a_local_copy_of_the_repo(tmp_path, csn_repo, quiet_hf_cache):
+def test_codesearchnet_from_a_local_copy_of_the_repo(tmp_path, csn_repo, local_hf_datasets_cache):
     entry = dataclasses.replace(get_benchmark("csn/python"), source=str(csn_repo))
     folder = sources.materialize(entry, tmp_path / "cache")
     assert folder == tmp_path / "cache" / "csn" / "python"
@@ -243,7 +220,7 @@ def test_codesearchnet_from_a_local_copy_of_the_repo(tmp_path, csn_repo, quiet_h
     assert json.loads((folder / "benchmark.json").read_text())["counts"] == {"documents": 3, "queries": 2, "qrels": 2}
 
 
-def test_coir_through_the_hub_loading_call(tmp_path, csn_repo, quiet_hf_cache, monkeypatch):
+def test_coir_through_the_hub_loading_call(tmp_path, csn_repo, local_hf_datasets_cache, monkeypatch):
     import datasets
 
     real_load = datasets.load_dataset
@@ -262,8 +239,8 @@ def test_coir_through_the_hub_loading_call(tmp_path, csn_repo, quiet_hf_cache, m
     assert {p for p, *_ in seen} == {"CoIR-Retrieval/CodeSearchNet"} and {r for *_, r in seen} == {entry.revision}
 
 
-def test_stackoverflow_qa_mteb_layout(tmp_path, quiet_hf_cache):
-    repo = _write_hub_repo(tmp_path / "stackoverflow-qa", {
+def test_stackoverflow_qa_mteb_layout(tmp_path, local_hf_datasets_cache, make_hub_repo):
+    repo = make_hub_repo(tmp_path / "stackoverflow-qa", {
         "corpus": {"corpus": {"_id": ["a1", "a2"], "title": ["", ""], "text": ["Use a list.", "Use git rebase."]}},
         "queries": {"queries": {"_id": ["s1", "s2"], "text": ["How do I store items?", "How do I squash?"]}},
         "default": {"test": {"query-id": ["s2"], "corpus-id": ["a2"], "score": [1]}},
@@ -274,8 +251,8 @@ def test_stackoverflow_qa_mteb_layout(tmp_path, quiet_hf_cache):
     assert [json.loads(l)["_id"] for l in (folder / "queries.jsonl").read_text().splitlines()] == ["s2"]
 
 
-def test_coir_qrels_naming_missing_queries_leave_no_folder(tmp_path, quiet_hf_cache):
-    repo = _write_hub_repo(tmp_path / "so", {
+def test_coir_qrels_naming_missing_queries_leave_no_folder(tmp_path, local_hf_datasets_cache, make_hub_repo):
+    repo = make_hub_repo(tmp_path / "so", {
         "corpus": {"corpus": {"_id": ["a1"], "title": [""], "text": ["x"]}},
         "queries": {"queries": {"_id": ["s1"], "text": ["y"]}},
         "default": {"test": {"query-id": ["s1", "s404"], "corpus-id": ["a1", "a1"], "score": [1, 1]}},
@@ -291,7 +268,7 @@ def test_coir_qrels_naming_missing_queries_leave_no_folder(tmp_path, quiet_hf_ca
 
 
 @pytest.mark.parametrize("name", ["mldr", "csn/ruby", "coir/stackoverflow-qa"])
-def test_hub_sources_offline_fail_fast(tmp_path, monkeypatch, quiet_hf_cache, name):
+def test_hub_sources_offline_fail_fast(tmp_path, monkeypatch, local_hf_datasets_cache, name):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
     with pytest.raises(EmbedkitError) as excinfo:
@@ -308,6 +285,42 @@ def test_unreachable_hub_is_detected_before_the_client_retries(tmp_path, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     start = time.perf_counter()
-    with pytest.raises(EmbedkitError, match=r"cannot connect to 127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
+    with pytest.raises(EmbedkitError, match=r"cannot reach http://127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
         sources.materialize(get_benchmark("csn/go"), tmp_path / "cache")
     assert time.perf_counter() - start < 10
+
+
+def test_hub_reachability_goes_through_the_proxy(tmp_path, monkeypatch):
+    """HTTPS_PROXY is honoured: the probe asks the hub client, which tunnels through the proxy."""
+    import socketserver
+    import threading
+
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    seen: list[str] = []
+
+    class Proxy(socketserver.StreamRequestHandler):
+        def handle(self):
+            seen.append(self.rfile.readline().decode("latin-1").strip())
+            self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Proxy) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        proxy = f"http://127.0.0.1:{server.server_address[1]}"
+        for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        for var in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
+        huggingface_hub.close_session()  # the shared client reads proxy settings when it is made
+        try:
+            with pytest.raises(EmbedkitError, match=r"cannot reach https://huggingface\.co.*--data path/to/beir-folder"):
+                sources.materialize(get_benchmark("csn/go"), tmp_path / "cache")
+        finally:
+            server.shutdown()
+            huggingface_hub.close_session()
+    assert seen and seen[0].startswith("CONNECT huggingface.co:443")

@@ -68,3 +68,50 @@ def test_code_corpus_is_real_and_disjoint(code_pairs):
     assert pair.query and '"""' not in pair.code.split("\n")[1] and pair.code.lstrip().startswith(("def", "async", "@"))
     site = {p.query for p in iter_code_pairs(site_packages_root(), limit=300)}
     assert site and all("site-packages" not in p.id for p in code_pairs)
+
+
+def test_qrels_are_parsed_as_beir_writes_them(tmp_path, make_beir):
+    """BEIR writes and reads its TSVs with csv QUOTE_MINIMAL: an id holding a quote is quoted and doubled."""
+    import csv
+
+    from embedkit.data.beir import read_qrels
+
+    path = tmp_path / "qrels.tsv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        writer.writerows([["query-id", "corpus-id", "score"], ["q1", 'doc-"7"', 1], ["q2", "plain", 2]])
+    assert '"doc-""7"""' in path.read_text()
+    assert read_qrels(path) == {"q1": {'doc-"7"': 1}, "q2": {"plain": 2}}
+
+
+def test_judged_ids_missing_from_the_corpus_are_kept_and_counted(tmp_path, make_beir, caplog):
+    from embedkit.data.beir import check_judged_documents
+
+    corpus = [(f"d{i}", f"text {i}") for i in range(4)]
+    queries = [("q1", "one"), ("q2", "two")]
+    folder = make_beir(tmp_path / "arguana", corpus, queries,
+                       [("q1", "d1", 1), ("q2", "d2", 1), ("q2", "test-free-speech-debate-yfsdfkhbwu-con03b", 1)])
+    data = load_beir(folder)
+    with caplog.at_level("WARNING"):
+        coverage = check_judged_documents(data)
+    assert coverage.missing == ("test-free-speech-debate-yfsdfkhbwu-con03b",) and coverage.documents == 4
+    assert "1 of 3 judged document ids are not in the corpus" in caplog.text and "con03b" in caplog.text
+    assert data.qrels["q2"] == {"d2": 1, "test-free-speech-debate-yfsdfkhbwu-con03b": 1}  # still judged
+
+
+def test_mostly_missing_judged_ids_mean_the_wrong_corpus(tmp_path, make_beir):
+    from embedkit.data.beir import check_judged_documents
+
+    folder = make_beir(tmp_path / "mixed", [("d1", "x")], [("q1", "y")], [("q1", "a", 1), ("q1", "b", 1)])
+    with pytest.raises(EmbedkitError, match=r"qrels/test\.tsv: 2 of the 2 judged document ids are not in the corpus"):
+        check_judged_documents(load_beir(folder))
+
+
+def test_benchmark_corpora_keep_empty_documents_user_corpora_skip_them(tmp_path, make_beir, caplog):
+    folder = make_beir(tmp_path / "fiqa", [("d1", "text"), ("d2", ""), ("d3", "more")], [("q1", "text")],
+                       [("q1", "d1", 1)])
+    assert list(load_beir(folder).corpus) == [("d1", "text"), ("d2", ""), ("d3", "more")]
+    corpus = Corpus(str(folder))
+    with caplog.at_level("WARNING"):
+        assert [doc_id for doc_id, _ in corpus] == ["d1", "d3"]
+    assert corpus.skipped_empty == 1 and "skipped 1 empty documents" in caplog.text

@@ -48,3 +48,19 @@ def test_top_k_and_trec_file(tmp_path):
 def test_per_query_scores():
     result = evaluate_run({"q1": {"a": 1}, "q2": {"b": 1}}, {"q1": {"a": 1.0}, "q2": {"c": 1.0}}, per_query=True)
     assert result["per_query"]["ndcg@10"] == {"q1": 1.0, "q2": 0.0}
+
+
+def test_self_hit_protocols():
+    from embedkit.errors import EmbedkitError
+    from embedkit.evaluate.metrics import apply_self_hit_policy, drops_self_hits
+
+    run = {"q1": {"q1": 9.0, "a": 2.0, "b": 1.0}, "q2": {"c": 1.0}}
+    beir, info = apply_self_hit_policy(run, "beir", "beir/scifact", k=2)
+    assert beir == {"q1": {"a": 2.0, "b": 1.0}, "q2": {"c": 1.0}}
+    assert info == {"protocol": "beir", "dropped": True, "queries_with_self_hit": 1}
+    mteb, info = apply_self_hit_policy(run, "mteb", "beir/scifact", k=2)
+    assert mteb == {"q1": {"q1": 9.0, "a": 2.0}, "q2": {"c": 1.0}} and not info["dropped"]
+    assert all(drops_self_hits("mteb", name) for name in ("beir/arguana", "beir/quora", "arguana", "beir/fiqa"))
+    assert not drops_self_hits("mteb", "csn/python")
+    with pytest.raises(EmbedkitError, match="protocol must be one of beir, mteb"):
+        drops_self_hits("pylate", "beir/scifact")

@@ -43,7 +43,13 @@ def results_dirs(tmp_path) -> list[Path]:
         _result(colbert, f"cqa-{forum}", kind="colbert", dataset=f"beir/cqadupstack/{forum}", **{"ndcg@10": 0.44})
     _result(colbert, "sqa", kind="colbert", dataset="coir/stackoverflow-qa", **{"ndcg@10": 0.7})
     (colbert / "embedkit-index.json").write_text(json.dumps({"kind": "colbert"}))  # not a result: skipped
-    return [dpr, colbert]
+    # The same DPR model scored under MTEB's self-hit protocol: a row of its own, never averaged with BEIR's.
+    _result(dpr / "mteb", "scifact", **model, dataset="beir/scifact", protocol="mteb", **{"ndcg@10": 0.71})
+    bm25 = tmp_path / "bm25"  # BM25 gets its own columns, not the DPR ones
+    _result(bm25, "scifact", model="bm25", kind="bm25", dataset="beir/scifact", long_documents="whole",
+            protocol="beir", **{"ndcg@10": 0.665})
+    _result(bm25, "mldr", model="bm25", kind="bm25", dataset="mldr", long_documents="whole", **{"ndcg@10": 0.23})
+    return [dpr, colbert, bm25]
 
 
 EXPECTED = """\
@@ -52,41 +58,44 @@ EXPECTED = """\
 nDCG@10 ×100. Paper rows: ModernBERT paper (arXiv 2412.13663), Table 1. BEIR is the mean of 15 sets with \
 CQADupStack first averaged over its 12 forums; CSN is the mean of CodeSearchNet's 6 languages (CoIR); SQA is CoIR \
 StackOverflow-QA. `(k/n)` marks a mean over k of the n sets, not comparable with the paper. *long docs*: how \
-documents longer than max_length were handled (`truncate`, or `chunk-maxpool`: split into chunks, a document scores \
-as its best chunk).
+documents longer than max_length were handled (`truncate`, or `chunk-maxpool`: split into chunks, a document scores\
+ as its best chunk). *protocol*: hits on the query's own id dropped on every set (`beir`) or only where the MTEB \
+task opts in (`mteb`); the paper's DPR rows come from MTEB, its ColBERT rows from PyLate (which never drops them).
 
-| model | kind | long docs | DPR BEIR | DPR MLDR-OOD | DPR MLDR-ID | ColBERT BEIR | ColBERT MLDR-OOD | CSN | SQA |
-|---|---|---|---|---|---|---|---|---|---|
-| ModernBERT-base (paper) | paper | — | 41.6 | 27.4 | 44.0 | 51.3 | 80.2 | 56.4 | 73.6 |
-| ModernBERT-large (paper) | paper | — | 44.0 | 34.3 | 48.6 | 52.4 | 80.4 | 59.5 | 83.9 |
-| BERT-base (paper) | paper | — | 38.9 | 23.9 | 32.2 | 49.0 | 28.1 | 41.2 | 59.5 |
-| GTE-en-MLM-base (paper) | paper | — | 41.4 | 34.3 | 44.4 | 48.2 | 69.3 | 44.9 | 71.4 |
-| colbert-run | colbert | truncate | — | — | — | 49.6 | — | — | 70.0 |
-| runs/mb-dpr | dense | truncate | 51.6 (2/15) | 25.1 | — | — | — | 50.0 (1/6) | — |
-| runs/mb-dpr | dense | chunk-maxpool | — | 31.1 | — | — | — | — | — |
+| model | kind | long docs | protocol | DPR BEIR | DPR MLDR-OOD | DPR MLDR-ID | ColBERT BEIR | ColBERT MLDR-OOD | BM25 BEIR | BM25 MLDR-OOD | CSN | SQA |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| ModernBERT-base (paper) | paper | — | — | 41.6 | 27.4 | 44.0 | 51.3 | 80.2 | — | — | 56.4 | 73.6 |
+| ModernBERT-large (paper) | paper | — | — | 44.0 | 34.3 | 48.6 | 52.4 | 80.4 | — | — | 59.5 | 83.9 |
+| BERT-base (paper) | paper | — | — | 38.9 | 23.9 | 32.2 | 49.0 | 28.1 | — | — | 41.2 | 59.5 |
+| GTE-en-MLM-base (paper) | paper | — | — | 41.4 | 34.3 | 44.4 | 48.2 | 69.3 | — | — | 44.9 | 71.4 |
+| bm25 | bm25 | whole | beir | — | — | — | — | — | 66.5 (1/15) | 23.0 | — | — |
+| colbert-run | colbert | truncate | beir | — | — | — | 49.6 | — | — | — | — | 70.0 |
+| runs/mb-dpr | dense | truncate | beir | 51.6 (2/15) | 25.1 | — | — | — | — | — | 50.0 (1/6) | — |
+| runs/mb-dpr | dense | truncate | mteb | 71.0 (1/15) | — | — | — | — | — | — | — | — |
+| runs/mb-dpr | dense | chunk-maxpool | beir | — | 31.1 | — | — | — | — | — | — | — |
 
 ## Per dataset
 
-| dataset | colbert-run · colbert · truncate | runs/mb-dpr · dense · truncate | runs/mb-dpr · dense · chunk-maxpool |
-|---|---|---|---|
-| beir/nfcorpus | 50.0 | 33.1 | — |
-| beir/scifact | 50.0 | 70.2 | — |
-| beir/trec-covid | 50.0 | — | — |
-| beir/fiqa | 50.0 | — | — |
-| beir/arguana | 50.0 | — | — |
-| beir/climate-fever | 50.0 | — | — |
-| beir/dbpedia-entity | 50.0 | — | — |
-| beir/fever | 50.0 | — | — |
-| beir/hotpotqa | 50.0 | — | — |
-| beir/msmarco | 50.0 | — | — |
-| beir/nq | 50.0 | — | — |
-| beir/quora | 50.0 | — | — |
-| beir/scidocs | 50.0 | — | — |
-| beir/webis-touche2020 | 50.0 | — | — |
-| beir/cqadupstack | 44.0 | 40.0 (3/12) | — |
-| mldr | — | 25.1 | 31.1 |
-| csn/python | — | 50.0 | — |
-| coir/stackoverflow-qa | 70.0 | — | — |
+| dataset | bm25 · bm25 · whole · beir | colbert-run · colbert · truncate · beir | runs/mb-dpr · dense · truncate · beir | runs/mb-dpr · dense · truncate · mteb | runs/mb-dpr · dense · chunk-maxpool · beir |
+|---|---|---|---|---|---|
+| beir/nfcorpus | — | 50.0 | 33.1 | — | — |
+| beir/scifact | 66.5 | 50.0 | 70.2 | 71.0 | — |
+| beir/trec-covid | — | 50.0 | — | — | — |
+| beir/fiqa | — | 50.0 | — | — | — |
+| beir/arguana | — | 50.0 | — | — | — |
+| beir/climate-fever | — | 50.0 | — | — | — |
+| beir/dbpedia-entity | — | 50.0 | — | — | — |
+| beir/fever | — | 50.0 | — | — | — |
+| beir/hotpotqa | — | 50.0 | — | — | — |
+| beir/msmarco | — | 50.0 | — | — | — |
+| beir/nq | — | 50.0 | — | — | — |
+| beir/quora | — | 50.0 | — | — | — |
+| beir/scidocs | — | 50.0 | — | — | — |
+| beir/webis-touche2020 | — | 50.0 | — | — | — |
+| beir/cqadupstack | — | 44.0 | 40.0 (3/12) | — | — |
+| mldr | 23.0 | — | 25.1 | — | 31.1 |
+| csn/python | — | — | 50.0 | — | — |
+| coir/stackoverflow-qa | — | 70.0 | — | — | — |
 """
 
 
@@ -103,8 +112,8 @@ def test_paper_figures_are_table_1():
 
 def test_load_results_reads_dirs_and_files(results_dirs, tmp_path):
     results = load_results(results_dirs)
-    assert len(results) == 8 + 14 + 12 + 1
-    assert {r["model"] for r in results} == {"runs/mb-dpr", "colbert-run"}
+    assert len(results) == 8 + 1 + 14 + 12 + 1 + 2  # dpr (+ its mteb run), colbert, bm25
+    assert {r["model"] for r in results} == {"runs/mb-dpr", "colbert-run", "bm25"}
     assert all(Path(r["_file"]).suffix == ".json" for r in results)
     single = load_results([results_dirs[0] / "scifact.json"])
     assert [(r["dataset"], r["model"], r["ndcg@10"]) for r in single] == [("beir/scifact", "runs/mb-dpr", 0.702)]
