@@ -6,7 +6,7 @@ One run, one random-init model per config, the same inputs for every method:
   by length and pads every batch to its longest text);
 - ``hf_sdpa_sorted``: ``ModernBertModel`` with SDPA on length-sorted batches of at most ``--max-tokens``
   padded tokens, mean pooling;
-- ``embedkit_packed``: :func:`embedkit.models.modernbert_unpadded.encode_packed` (same token budget, no padding);
+- ``embedkit_packed``: :func:`embedkit.models.packed_encoding.encode_packed` (same token budget, no padding);
 - ``st_train`` / ``st_train_unpadded``: sentence-transformers MultipleNegativesRankingLoss steps
   (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_unpadded``; the
   Trainer's own overhead is left out as it is the same for both;
@@ -164,7 +164,7 @@ def timed(device: torch.device, fn, repeats: int = 1) -> tuple[float, object]:
 
 def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int, repeats: int,
                   rows: list[Row]) -> None:
-    from embedkit.models.modernbert_unpadded import encode_packed
+    from embedkit.models.packed_encoding import encode_packed
 
     device = st_model.device
     methods = {

@@ -85,10 +85,11 @@ class DenseEncoder:
         if prompt_name not in getattr(self.model, "prompts", {}):
             prompt_name = None
         if self.pack_batches and not getattr(self.model, "truncate_dim", None):
-            from embedkit.models.modernbert_unpadded import encode_packed
+            from embedkit.models.packed_encoding import encode_packed
 
             prompt = self.model.prompts.get(prompt_name) if prompt_name else None
-            return encode_packed(self.model, texts, normalize=self.normalize, prompt=prompt)
+            return encode_packed(self.model, texts, normalize=self.normalize, prompt=prompt,
+                                 strict=self.unpadded == "on")
         emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                 convert_to_numpy=True, normalize_embeddings=self.normalize,
                                 show_progress_bar=self.show_progress)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unpadded, enable_unpadded,
-                                                 encode_packed, is_modernbert, unpadded_forward)
+                                                 is_modernbert, unpadded_forward)
+from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packing import pack_by_token_budget, unpad
 
 MAX_LEN = 40  # > local_attention (8) of the tiny model, so the ±4 sliding window matters
