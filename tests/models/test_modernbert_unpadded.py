@@ -13,33 +13,7 @@ from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unp
 from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packing import pack_by_token_budget, unpad
 
-MAX_LEN = 40  # > local_attention (8) of the tiny model, so the ±4 sliding window matters
-QKV_SCALE = 10.0  # random init gives near-uniform attention, blind to RoPE (a wrong theta moves outputs by 5e-5)
-
-
-@pytest.fixture(scope="module")
-def sharp_modernbert(tiny_modernbert, tmp_path_factory):
-    """The tiny ModernBERT with ``Wqkv`` scaled up so attention is peaked and positions matter
-    (a wrong RoPE theta then moves outputs by ~5e-2, far above the 1e-4 tolerance)."""
-    from transformers import AutoTokenizer, ModernBertModel
-
-    model = ModernBertModel.from_pretrained(tiny_modernbert)
-    with torch.no_grad():
-        for layer in model.layers:
-            layer.attn.Wqkv.weight.mul_(QKV_SCALE)
-    path = tmp_path_factory.mktemp("sharp-modernbert")
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_modernbert).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def texts(code_pairs) -> list[str]:
-    """Short docstrings and long code, interleaved so that every batch mixes lengths."""
-    out = []
-    for p in code_pairs[:8]:
-        out += [p.query, p.code]
-    return out
+MAX_LEN = 40  # the max_seq_length of st_reference (conftest.py): > the tiny model's local_attention (8)
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +28,6 @@ def tokenizer(sharp_modernbert):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(sharp_modernbert)
-
-
-@pytest.fixture(scope="module")
-def st_reference(sharp_modernbert):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(sharp_modernbert), device="cpu")
-    model.max_seq_length = MAX_LEN
-    return model
 
 
 def _batch(tokenizer, texts, device="cpu"):
