@@ -291,3 +291,20 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
     assert (got * expected).sum(1).min() > 0.99  # cosine with the fp32 CPU reference
     got = packed.encode(texts, normalize_embeddings=True)  # fp32 weights, no autocast: bf16 attention only
     assert (got * expected).sum(1).min() > 0.995
+
+
+def test_packed_colbert_documents_match_pylate(sharp_modernbert, texts):
+    """Whole token-budget batches for ColBERT documents: PyLate's tokens ([D] prefix, truncation, skiplist)."""
+    pylate_models = pytest.importorskip("pylate.models")
+    from embedkit.models.colbert import ColbertEncoder
+    from embedkit.models.packed_encoding import encode_packed_documents
+
+    reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", document_length=MAX_LEN)
+    texts = texts + ["a, b. c; (d)!", "x" * 3]  # punctuation for the skiplist
+    expected = reference.encode(texts, is_query=False, batch_size=5)
+    got = encode_packed_documents(copy.deepcopy(reference), texts, max_tokens_per_batch=64)  # several batches
+    encoder = ColbertEncoder(copy.deepcopy(reference), unpadded="on")
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    for e, g, h in zip(expected, got, encoder.encode_documents(texts)):
+        np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(h, e, atol=1e-4, rtol=1e-4)
