@@ -185,15 +185,16 @@ def timed(device: torch.device, fn, repeats: int = 1) -> tuple[float, object]:
     return best, result
 
 
-def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int, repeats: int,
-                  rows: Results, compile: bool | None = None, cpu_bf16: bool = False) -> None:
+def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int | None, repeats: int,
+                  rows: Results, compile: bool | None = None, cpu_bf16: bool = False,
+                  skip: tuple[str, ...] = ()) -> None:
     from embedkit.models.packed_encoding import encode_packed
 
     device = st_model.device
     methods = {
         "st_encode_b32": lambda t: st_model.encode(t, batch_size=32, convert_to_numpy=True),
         "st_encode_b256": lambda t: st_model.encode(t, batch_size=256, convert_to_numpy=True),
-        "hf_sdpa_sorted": lambda t: hf_sdpa_sorted(st_model, t, max_tokens),
+        "hf_sdpa_sorted": lambda t: hf_sdpa_sorted(st_model, t, max_tokens or 16384),
         # what DenseEncoder (embedkit index / eval) runs on this device
         "embedkit_packed": lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens),
     }
@@ -203,6 +204,7 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
     if cpu_bf16 and device.type == "cpu":
         methods["embedkit_packed_cpu_bf16"] = (
             lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile, cpu_bf16=True))
+    methods = {k: v for k, v in methods.items() if k not in skip}  # st_encode_b32, the reference, cannot be skipped
     tok = st_model.tokenizer
     for texts in sets.values():  # warm every method on every length range before timing any of them
         for fn in methods.values():
@@ -368,7 +370,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", choices=["on", "off"],
                         help="also time encode_packed with torch.compile forced on/off (default: no extra row)")
     parser.add_argument("--cpu-bf16", action="store_true", help="CPU: also time encode_packed in bf16 autocast")
-    parser.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (packed and HF sorted)")
+    parser.add_argument("--max-tokens", type=int,
+                        help="token budget per batch, packed and HF sorted (default: embedkit's for the device)")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["st_encode_b256", "hf_sdpa_sorted"],
+                        help="inference methods to leave out (to fit a slow machine)")
+    parser.add_argument("--sets", nargs="+", choices=sorted(INPUT_SETS), help="input sets (default: all)")
     parser.add_argument("--train-batch", type=int, help="pairs per training step (default 64; 16 with --small)")
     parser.add_argument("--train-steps", type=int, help="timed training steps (default 10; 3 with --small; 0 skips)")
     parser.add_argument("--gradcache-batch", type=int,
@@ -399,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     words, tokenizer = make_vocabulary()
     specs = SMALL_INPUT_SETS if small else INPUT_SETS
     sets = {name: make_texts(words, num_long if name.startswith("long") else num_docs, spec, seed=i)
-            for i, (name, spec) in enumerate(specs.items())}
+            for i, (name, spec) in enumerate(specs.items()) if not args.sets or name in args.sets}
     index_texts = make_texts(words, index_docs, specs["short-variable"], seed=20)
     pairs = max(train_batch * (train_steps + 2), gradcache_batch + 2 * gradcache_mini)
     queries = make_texts(words, pairs, (32, 8, 8, 64), seed=10)
@@ -413,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
             "num_docs": num_docs, "num_long_docs": num_long, "index_docs": index_docs,
             "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
             "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "compile": args.compile,
-            "cpu_bf16": args.cpu_bf16, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
     rows = Results(args.out / f"throughput-{slug(name)}-{'-'.join(configs)}{'-small' if small else ''}.json", meta)
@@ -421,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             st_model = build_model(config, tokenizer, Path(folder), device, dtype)
             run_inference(config, st_model, sets, args.max_tokens, repeats, rows, compile=compile,
-                          cpu_bf16=args.cpu_bf16)
+                          cpu_bf16=args.cpu_bf16, skip=tuple(args.skip))
             if train_steps or gradcache_batch:
                 run_training(config, st_model, queries, passages, train_batch, train_steps, rows,
                              gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)

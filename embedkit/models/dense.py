@@ -74,8 +74,8 @@ class DenseEncoder:
             self._packed = enable_unpadded(self.model, mode=self.unpadded)
         if self._packed:
             logger.info("using the packed (unpadded) ModernBERT forward")
-        # On CUDA, also pack whole token-budget batches (no per-batch padding at all), not just each ST batch.
-        self.pack_batches = self._packed and str(getattr(self.model, "device", "cpu")).startswith("cuda")
+        # Pack whole token-budget batches, tokenised ahead (no padding at all), not just each ST batch.
+        self.pack_batches = self._packed
 
     @property
     def dim(self) -> int:

@@ -269,11 +269,11 @@ def _colbert_fallback_len(st_model: Any) -> int:
 def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
     """Swap the packed forward into a SentenceTransformer (or PyLate ColBERT) in place.
 
-    Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"``, or ``"auto"``
-    on a CUDA device. Returns whether the packed forward is in use. Saving afterwards writes the same
-    checkpoint as before (same state-dict keys, HF ``save_pretrained``). Its first forward on a device
-    checks itself against HF's (:mod:`embedkit.models.selfcheck`): ``"auto"`` falls back to the HF forward on
-    a mismatch, ``"on"`` raises.
+    Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
+    (on CPU too: packing skips the padding tokens' share of every GEMM, see README "Measured"). Returns
+    whether the packed forward is in use. Saving afterwards writes the same checkpoint as before (same
+    state-dict keys, HF ``save_pretrained``). Its first forward on a device checks itself against HF's
+    (:mod:`embedkit.models.selfcheck`): ``"auto"`` falls back to the HF forward on a mismatch, ``"on"`` raises.
     """
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"unpadded mode must be 'auto', 'on' or 'off', got {mode!r}")
@@ -290,8 +290,6 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
     from transformers import ModernBertModel
 
     if not isinstance(auto_model, ModernBertModel):
-        return False
-    if mode == "auto" and auto_model.device.type != "cuda":
         return False
     first.auto_model = UnpaddedModernBert(auto_model, padded_fallback_len=_colbert_fallback_len(st_model),
                                           strict=mode == "on")

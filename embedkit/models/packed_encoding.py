@@ -6,7 +6,8 @@
 - the texts are tokenised in a background thread, chunk by chunk, into packed batches
   (:mod:`embedkit.models.prefetch`), while the device computes the previous ones;
 - each batch goes to the device with a non-blocking copy from pinned memory (CUDA), through the packed
-  forward (compiled where that pays, :class:`~embedkit.models.modernbert_unpadded.PackedForward`), pooling and the modules after it;
+  forward (compiled where that pays, :class:`~embedkit.models.modernbert_unpadded.PackedForward`), pooling
+  and the modules after it;
 - embeddings stay on the device until the call is complete, then come back in one copy.
 
 The first batch on a device is preceded by the self-check against HF's forward

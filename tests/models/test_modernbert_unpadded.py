@@ -118,7 +118,8 @@ def test_wrapper_shares_weights_and_state_dict(hf_model):
 def test_enable_unpadded_modes(st_reference):
     model = copy.deepcopy(st_reference)
     assert enable_unpadded(model, mode="off") is False
-    assert enable_unpadded(model, mode="auto") is False  # CPU
+    assert enable_unpadded(model, mode="auto") is True  # CPU too
+    assert disable_unpadded(model)
     assert enable_unpadded(model, mode="on") is True
     assert isinstance(model[0].auto_model, UnpaddedModernBert)
     assert enable_unpadded(model, mode="on") is True  # idempotent
