@@ -215,6 +215,14 @@ class UnpaddedModernBert(nn.Module):
                 raise
             return getattr(hf_model, name)
 
+    def _packed_forward(self, device: torch.device) -> PackedForward:
+        """One :class:`PackedForward` per backend, kept, so a failed compilation is tried (and logged) once."""
+        backend = resolve_backend(device, next(self.hf_model.parameters()).dtype, self.backend)
+        forward = self.__dict__.get("_forward")
+        if forward is None or forward.backend != backend:
+            forward = self.__dict__["_forward"] = PackedForward(self.hf_model, backend, self.compile)
+        return forward
+
     def train(self, mode: bool = True) -> UnpaddedModernBert:
         super().train(mode)
         self.hf_model.training = mode
@@ -232,8 +240,7 @@ class UnpaddedModernBert(nn.Module):
         batch, seq_len = reference.shape[:2]
         if output_hidden_states is None:
             output_hidden_states = bool(self.hf_model.config.output_hidden_states)
-        weights = next(self.hf_model.parameters()).dtype
-        forward = PackedForward(self.hf_model, resolve_backend(reference.device, weights, self.backend), self.compile)
+        forward = self._packed_forward(reference.device)
         if seq_len <= self.padded_fallback_len or not packed_path_ok(self.hf_model, forward, strict=self.strict):
             return self.hf_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                  inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
