@@ -13,7 +13,7 @@ from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unp
 from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packing import pack_by_token_budget, unpad
 
-MAX_LEN = 40  # the max_seq_length of st_reference (conftest.py): > the tiny model's local_attention (8)
+MAX_LEN = 40  # the max_seq_length of st_reference (tests/conftest.py): > the tiny model's local_attention (8)
 
 
 @pytest.fixture(scope="module")
