@@ -22,7 +22,10 @@ def _no_rotary(x, cos, sin):
 
 @pytest.fixture
 def model(st_reference):
-    return copy.deepcopy(st_reference)  # the check's result is cached on the model: a fresh one per test
+    """A copy without a cached check result (other tests run the shared model through the packed path)."""
+    model = copy.deepcopy(st_reference)
+    model[0].auto_model.__dict__.pop(selfcheck._CACHE_ATTR, None)
+    return model
 
 
 @pytest.fixture
