@@ -43,7 +43,7 @@ class ModelConfig:
     document_prompt: str = _help("Text prepended to every document.", "")
     trust_remote_code: bool = _help("Run code shipped with a hub model. Off unless you trust it.", False)
     unpadded: Literal["auto", "on", "off"] = _help(
-        "Packed (unpadded) ModernBERT forward: auto uses it for ModernBERT on CUDA.", "auto")
+        "Packed (unpadded) ModernBERT forward: auto uses it for ModernBERT (checked against HF on first use).", "auto")
 
 
 @dataclass

@@ -6,7 +6,7 @@ One run, one random-init model per config, the same inputs for every method:
   by length and pads every batch to its longest text);
 - ``hf_sdpa_sorted``: ``ModernBertModel`` with SDPA on length-sorted batches of at most ``--max-tokens``
   padded tokens, mean pooling;
-- ``embedkit_packed``: :func:`embedkit.models.modernbert_unpadded.encode_packed` (same token budget, no padding);
+- ``embedkit_packed``: :func:`embedkit.models.packed_encoding.encode_packed` (same token budget, no padding);
 - ``st_train`` / ``st_train_unpadded``: sentence-transformers MultipleNegativesRankingLoss steps
   (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_unpadded``; the
   Trainer's own overhead is left out as it is the same for both;
@@ -35,7 +35,10 @@ import json
 import logging
 import platform
 import random
+import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -71,6 +74,26 @@ class Row:
     tokens_per_s: float | None = None
     status: str = "ok"
     extra: dict = field(default_factory=dict)
+
+
+class Results:
+    """The JSON file, rewritten (atomically) after every row, so a run cut short keeps what it measured."""
+
+    def __init__(self, path: Path, meta: dict):
+        self.path, self.meta, self.rows = path, meta, []
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        logger.info("%s / %s / %s: %s tokens/s %s", row.config, row.inputs, row.method,
+                    f"{row.tokens_per_s:,.0f}" if row.tokens_per_s else row.status, row.extra or "")
+        self.save()
+
+    def save(self, table: str | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"meta": self.meta, "rows": [asdict(r) for r in self.rows],
+                                   "table": table or markdown(self.rows)}, indent=2))
+        tmp.replace(self.path)
 
 
 def device_name(device: torch.device) -> str:
@@ -162,17 +185,26 @@ def timed(device: torch.device, fn, repeats: int = 1) -> tuple[float, object]:
     return best, result
 
 
-def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int, repeats: int,
-                  rows: list[Row]) -> None:
-    from embedkit.models.modernbert_unpadded import encode_packed
+def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int | None, repeats: int,
+                  rows: Results, compile: bool | None = None, cpu_bf16: bool = False,
+                  skip: tuple[str, ...] = ()) -> None:
+    from embedkit.models.packed_encoding import encode_packed
 
     device = st_model.device
     methods = {
         "st_encode_b32": lambda t: st_model.encode(t, batch_size=32, convert_to_numpy=True),
         "st_encode_b256": lambda t: st_model.encode(t, batch_size=256, convert_to_numpy=True),
-        "hf_sdpa_sorted": lambda t: hf_sdpa_sorted(st_model, t, max_tokens),
+        "hf_sdpa_sorted": lambda t: hf_sdpa_sorted(st_model, t, max_tokens or 16384),
+        # what DenseEncoder (embedkit index / eval) runs on this device
         "embedkit_packed": lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens),
     }
+    if compile is not None:
+        methods[f"embedkit_packed_{'compiled' if compile else 'eager'}"] = (
+            lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile))
+    if cpu_bf16 and device.type == "cpu":
+        methods["embedkit_packed_cpu_bf16"] = (
+            lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile, cpu_bf16=True))
+    methods = {k: v for k, v in methods.items() if k not in skip}  # st_encode_b32, the reference, cannot be skipped
     tok = st_model.tokenizer
     for texts in sets.values():  # warm every method on every length range before timing any of them
         for fn in methods.values():
@@ -195,7 +227,7 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
             except torch.cuda.OutOfMemoryError:
                 row.status = "OOM"
                 torch.cuda.empty_cache()
-            rows.append(row)
+            rows.add(row)
 
 
 @dataclass
@@ -208,7 +240,7 @@ class TrainPlan:
 
 
 def run_training(name: str, st_model, queries: list[str], passages: list[str], batch_size: int, steps: int,
-                 rows: list[Row], gradcache_batch: int = 0, gradcache_mini_batch: int = 0) -> None:
+                 rows: Results, gradcache_batch: int = 0, gradcache_mini_batch: int = 0) -> None:
     """MNRL steps at ``batch_size`` pairs, ST vs embedkit's packed forward; then, if ``gradcache_batch``, one
     CachedMNRL (GradCache) step of that many pairs in mini-batches of ``gradcache_mini_batch``, both ways.
 
@@ -220,13 +252,16 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     from embedkit.models.modernbert_unpadded import enable_unpadded
 
     device = st_model.device
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
+    cuda = device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
 
     def batches_of(size: int, count: int) -> list[tuple[list[str], list[str]]]:
         return [(queries[i:i + size], passages[i:i + size]) for i in range(0, size * count, size)]
 
-    stages = [("mnrl", "st_train", batch_size, batches_of(batch_size, steps + 2), 2)]  # (kind, method, pairs,
-    if gradcache_batch:                                                                  # batches, warm-up steps)
+    stages = []  # (kind, method, pairs, batches, warm-up steps)
+    if steps:
+        stages.append(("mnrl", "st_train", batch_size, batches_of(batch_size, steps + 2), 2))
+    if gradcache_batch:
         warm = batches_of(2 * gradcache_mini_batch, 1)
         stages.append(("gradcache", "st_gradcache", gradcache_batch, warm + batches_of(gradcache_batch, 1), 1))
     plans = {method + suffix: TrainPlan(kind, pairs, bool(suffix), batches, warmup)
@@ -234,6 +269,8 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     variants = {}
     for method, plan in plans.items():
         model = copy.deepcopy(st_model).float().train()
+        if cuda:  # as accelerate does in the Trainer: the forward itself runs under autocast, so GradCache's
+            model.forward = torch.autocast("cuda", dtype=torch.bfloat16)(model.forward)  # re-forward too
         if plan.unpadded:
             enable_unpadded(model, mode="on")
         loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=gradcache_mini_batch)
@@ -270,12 +307,35 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
         except torch.cuda.OutOfMemoryError:
             row.status = "OOM"
             torch.cuda.empty_cache()
-        rows.append(row)
+        rows.add(row)
         if plan.kind == "gradcache":  # free the big step's memory before the next variant
             variants.pop(method)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     variants.clear()
+
+
+def run_index(name: str, folder: Path, texts: list[str], tokens: int, rows: Results) -> None:
+    """``embedkit index`` of a JSONL corpus as a user runs it (a fresh process: start-up, model loading, reading,
+    tokenisation, encoding, compilation if any, FAISS), timed from outside."""
+    with tempfile.TemporaryDirectory() as work:
+        corpus = Path(work) / "corpus.jsonl"
+        with open(corpus, "w", encoding="utf-8") as f:
+            for i, text in enumerate(texts):
+                f.write(json.dumps({"_id": f"d{i}", "text": text}) + "\n")
+        command = [sys.executable, "-m", "embedkit", "index", "--model", str(folder), "--corpus", str(corpus),
+                   "--index-dir", str(Path(work) / "index"), "--unpadded", "auto"]
+        row = Row(name, "index-jsonl", "embedkit_index_cli", len(texts), tokens)
+        start = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        row.seconds = time.perf_counter() - start
+        if proc.returncode == 0:
+            row.tokens_per_s = tokens / row.seconds
+        else:
+            row.status = "failed"
+            row.extra["stderr"] = proc.stderr[-1000:]
+        rows.add(row)
 
 
 def markdown(rows: list[Row]) -> str:
@@ -298,71 +358,89 @@ def markdown(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="tiny model, few short docs (CPU smoke run)")
-    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), help="default: base large (tiny with --small)")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS),
+                        help="default: base (tiny with --small); run large as a separate call")
     parser.add_argument("--num-docs", type=int, help="docs per short input set (default 4096; 96 with --small)")
-    parser.add_argument("--num-long-docs", type=int, help="docs in the long set (default 512; 16 with --small)")
+    parser.add_argument("--num-long-docs", type=int, help="docs in the long set (default 128; 16 with --small)")
+    parser.add_argument("--index-docs", type=int,
+                        help="docs of the end-to-end `embedkit index` row (default 32768 on CUDA, else --num-docs; "
+                             "0 skips it)")
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
                         help="inference weights; auto = bf16 on CUDA, fp32 on CPU")
-    parser.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (packed and HF sorted)")
+    parser.add_argument("--compile", choices=["on", "off"],
+                        help="also time encode_packed with torch.compile forced on/off (default: no extra row)")
+    parser.add_argument("--cpu-bf16", action="store_true", help="CPU: also time encode_packed in bf16 autocast")
+    parser.add_argument("--max-tokens", type=int,
+                        help="token budget per batch, packed and HF sorted (default: embedkit's for the device)")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["st_encode_b256", "hf_sdpa_sorted"],
+                        help="inference methods to leave out (to fit a slow machine)")
+    parser.add_argument("--sets", nargs="+", choices=sorted(INPUT_SETS), help="input sets (default: all)")
     parser.add_argument("--train-batch", type=int, help="pairs per training step (default 64; 16 with --small)")
-    parser.add_argument("--train-steps", type=int, help="timed training steps (default 10; 3 with --small)")
+    parser.add_argument("--train-steps", type=int, help="timed training steps (default 10; 3 with --small; 0 skips)")
     parser.add_argument("--gradcache-batch", type=int,
                         help="pairs in the GradCache (CachedMNRL) step (default 4096; 64 with --small; 0 skips it)")
     parser.add_argument("--gradcache-mini-batch", type=int, help="GradCache mini-batch (default 256; 16 with --small)")
     parser.add_argument("--repeats", type=int,
-                        help="timed runs per inference method, best kept (default 3; 1 with --small)")
+                        help="timed runs per inference method, best kept (default 2; 1 with --small)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="folder for the JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     small = args.small
-    configs = args.configs or (["tiny"] if small else ["base", "large"])
+    configs = args.configs or (["tiny"] if small else ["base"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     num_docs = args.num_docs or (96 if small else 4096)
-    num_long = args.num_long_docs or (16 if small else 512)
-    repeats = args.repeats or (1 if small else 3)
-    train_batch, train_steps = args.train_batch or (16 if small else 64), args.train_steps or (3 if small else 10)
+    num_long = args.num_long_docs or (16 if small else 128)
+    index_docs = args.index_docs if args.index_docs is not None else (
+        32768 if device.type == "cuda" and not small else num_docs)
+    repeats = args.repeats or (1 if small else 2)
+    train_batch = args.train_batch or (16 if small else 64)
+    train_steps = (3 if small else 10) if args.train_steps is None else args.train_steps
     gradcache_batch = (64 if small else 4096) if args.gradcache_batch is None else args.gradcache_batch
     gradcache_mini = args.gradcache_mini_batch or (16 if small else 256)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    compile = {"on": True, "off": False}.get(args.compile)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(
         args.dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
 
     words, tokenizer = make_vocabulary()
     specs = SMALL_INPUT_SETS if small else INPUT_SETS
     sets = {name: make_texts(words, num_long if name.startswith("long") else num_docs, spec, seed=i)
-            for i, (name, spec) in enumerate(specs.items())}
+            for i, (name, spec) in enumerate(specs.items()) if not args.sets or name in args.sets}
+    index_texts = make_texts(words, index_docs, specs["short-variable"], seed=20)
     pairs = max(train_batch * (train_steps + 2), gradcache_batch + 2 * gradcache_mini)
     queries = make_texts(words, pairs, (32, 8, 8, 64), seed=10)
     passages = make_texts(words, pairs, specs["short-variable"], seed=11)
 
-    rows: list[Row] = []
-    for name in configs:
-        with tempfile.TemporaryDirectory() as folder:
-            st_model = build_model(name, tokenizer, Path(folder), device, dtype)
-            run_inference(name, st_model, sets, args.max_tokens, repeats, rows)
-            run_training(name, st_model, queries, passages, train_batch, train_steps, rows,
-                         gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)
-            del st_model
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-
-    table = markdown(rows)
-    print(table)
-    name = device_name(device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"throughput-{slug(name)}{'-small' if small else ''}.json"
     import sentence_transformers
     import transformers
 
+    name = device_name(device)
     meta = {"device": name, "dtype": str(dtype), "small": small, "max_tokens": args.max_tokens,
+            "num_docs": num_docs, "num_long_docs": num_long, "index_docs": index_docs,
             "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
-            "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "torch": torch.__version__,
+            "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "compile": args.compile,
+            "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows], "table": table}, indent=2))
-    tmp.replace(path)
-    logger.info("wrote %s", path)
+    rows = Results(args.out / f"throughput-{slug(name)}-{'-'.join(configs)}{'-small' if small else ''}.json", meta)
+    for config in configs:
+        with tempfile.TemporaryDirectory() as folder:
+            st_model = build_model(config, tokenizer, Path(folder), device, dtype)
+            run_inference(config, st_model, sets, args.max_tokens, repeats, rows, compile=compile,
+                          cpu_bf16=args.cpu_bf16, skip=tuple(args.skip))
+            if train_steps or gradcache_batch:
+                run_training(config, st_model, queries, passages, train_batch, train_steps, rows,
+                             gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)
+            del st_model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if index_docs:
+                tokens = sum(len(x) for x in tokenizer(index_texts, truncation=True, max_length=8192)["input_ids"])
+                run_index(config, Path(folder), index_texts, tokens, rows)
+    table = markdown(rows.rows)
+    print(table)
+    rows.save(table)
+    logger.info("wrote %s", rows.path)
 
 
 if __name__ == "__main__":

@@ -67,10 +67,12 @@ class ColbertEncoder:
 
     def __post_init__(self) -> None:
         self.normalize = True
+        self._packed = False
         if self.unpadded != "off":
             from embedkit.models.modernbert_unpadded import enable_unpadded
 
-            if enable_unpadded(self.model, mode=self.unpadded):
+            self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            if self._packed:
                 logger.info("using the packed (unpadded) ModernBERT forward")
 
     @property
@@ -85,6 +87,12 @@ class ColbertEncoder:
         return [np.ascontiguousarray(e, dtype=np.float32) for e in out]  # each (tokens_i, dim)
 
     def encode_documents(self, texts: list[str]) -> list[np.ndarray]:
+        if self._packed:
+            from embedkit.models.packed_encoding import encode_packed_documents
+
+            # whole token-budget batches, tokenised ahead; queries keep PyLate's path (expansion, fixed length)
+            return encode_packed_documents(self.model, texts, show_progress_bar=self.show_progress,
+                                           strict=self.unpadded == "on")
         return self._encode(texts, is_query=False)
 
     def encode_queries(self, texts: list[str]) -> list[np.ndarray]:

@@ -76,8 +76,8 @@ class DenseEncoder:
             self._packed = enable_unpadded(self.model, mode=self.unpadded)
         if self._packed:
             logger.info("using the packed (unpadded) ModernBERT forward")
-        # On CUDA, also pack whole token-budget batches (no per-batch padding at all), not just each ST batch.
-        self.pack_batches = self._packed and str(getattr(self.model, "device", "cpu")).startswith("cuda")
+        # Pack whole token-budget batches, tokenised ahead (no padding at all), not just each ST batch.
+        self.pack_batches = self._packed
 
     @property
     def dim(self) -> int:
@@ -87,10 +87,11 @@ class DenseEncoder:
         if prompt_name not in getattr(self.model, "prompts", {}):
             prompt_name = None
         if self.pack_batches and not getattr(self.model, "truncate_dim", None):
-            from embedkit.models.modernbert_unpadded import encode_packed
+            from embedkit.models.packed_encoding import encode_packed
 
             prompt = self.model.prompts.get(prompt_name) if prompt_name else None
-            return encode_packed(self.model, texts, normalize=self.normalize, prompt=prompt)
+            return encode_packed(self.model, texts, normalize=self.normalize, prompt=prompt,
+                                 strict=self.unpadded == "on")
         emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                 convert_to_numpy=True, normalize_embeddings=self.normalize,
                                 show_progress_bar=self.show_progress)

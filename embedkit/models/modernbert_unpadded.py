@@ -14,7 +14,8 @@ standard checkpoints load and save unchanged.
 - :class:`UnpaddedModernBert`: a drop-in ``auto_model`` for sentence-transformers / PyLate that takes
   ordinary padded batches, with the same state-dict keys and ``save_pretrained`` as the wrapped model.
 - :func:`enable_unpadded`: swap it into a SentenceTransformer (or PyLate ColBERT) in place.
-- :func:`encode_packed`: fast inference, token-budget batches of length-sorted packed texts.
+
+Fast inference over whole token-budget batches is :mod:`embedkit.models.packed_encoding`.
 
 Outputs at padding positions (``attention_mask == 0``) are zeros, where HF returns values that every
 pooling ignores. The one user of such outputs, PyLate query expansion without attention to the
@@ -23,18 +24,18 @@ expansion tokens, is routed to the original padded forward (see :func:`enable_un
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from embedkit.models.packing import (Backend, PackedLayout, cu_seqlens_from_lengths, pack_by_token_budget,
-                                     pick_backend, pool_packed, positions, repad, unpad, varlen_attention)
+from embedkit.models.packing import (Backend, PackedLayout, bucket_seqlen, pick_backend, positions, repad,
+                                     resolve_backend, unpad, varlen_attention)
+from embedkit.models.selfcheck import packed_path_ok
 
 if TYPE_CHECKING:
     from transformers import ModernBertModel
@@ -70,8 +71,9 @@ def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, si
     attn = layer.attn
     tokens = hidden.shape[0]
     qkv = attn.Wqkv(layer.attn_norm(hidden))  # (tokens, 3 * heads * head_dim)
-    q, k, v = qkv.view(tokens, 3, -1, attn.head_dim).unbind(dim=1)  # each (tokens, heads, head_dim)
-    q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+    qkv = qkv.view(tokens, 3, -1, attn.head_dim)  # (tokens, 3, heads, head_dim)
+    q, k = _rotate(qkv[:, :2], cos[:, None], sin[:, None]).unbind(dim=1)  # both in one pass; (tokens, heads, head_dim)
+    v = qkv[:, 2]  # (tokens, heads, head_dim)
     out = varlen_attention(q, k, v.contiguous(), cu_seqlens, max_seqlen, window=window,
                            dropout_p=attn.attention_dropout if layer.training else 0.0,
                            scale=attn.head_dim ** -0.5, backend=backend, layout=layout)  # (tokens, heads, head_dim)
@@ -130,6 +132,49 @@ def unpadded_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens
     return hidden
 
 
+def should_compile(device: torch.device) -> bool:
+    """Whether :class:`PackedForward` compiles by default: on CUDA. On CPU compiling costs minutes up front and
+    pays back only on large inputs (see README, "Measured"), so it is asked for explicitly there."""
+    return device.type == "cuda"
+
+
+@functools.cache
+def _compiled_forward_packed() -> Any:
+    # dynamic=True: the token count, the number of sequences and max_seqlen are symbolic, one graph serves
+    # every batch; parameters are inputs of the graph, so every model of the same architecture shares it too.
+    return torch.compile(_forward_packed, dynamic=True)
+
+
+class PackedForward:
+    """The packed forward of one model, compiled or eager, with the attention backend fixed up front.
+
+    ``torch.compile`` fuses the elementwise work around the GEMMs (rotary embedding of q and k, GeGLU,
+    residual adds, LayerNorms). If compiling fails (no C++ compiler, an op it cannot lower), one warning is
+    logged and the eager forward, the same math, is used from then on.
+    """
+
+    def __init__(self, model: Any, backend: Backend = "auto", compile: bool | None = None):
+        self.model, self.backend = _base_model(model), backend
+        self.compile = should_compile(next(self.model.parameters()).device) if compile is None else compile
+
+    def full(self, input_ids: torch.Tensor | None, cu_seqlens: torch.Tensor, max_seqlen: int,
+             inputs_embeds: torch.Tensor | None = None,
+             output_hidden_states: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:func:`_forward_packed`'s outputs: final hidden states ``(tokens, hidden)`` and the hidden-states list."""
+        args = (self.model, input_ids, cu_seqlens, max_seqlen, inputs_embeds, output_hidden_states, self.backend)
+        if self.compile:
+            try:
+                return _compiled_forward_packed()(*args)
+            except Exception as exc:  # the eager forward below is the same computation
+                self.compile = False
+                logger.warning("torch.compile of the packed ModernBERT forward failed (%s: %s); running eagerly",
+                               type(exc).__name__, (str(exc).splitlines() or [""])[0])
+        return _forward_packed(*args)
+
+    def __call__(self, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
+        return self.full(input_ids, cu_seqlens, max_seqlen)[0]
+
+
 class UnpaddedModernBert(nn.Module):
     """Drop-in ``auto_model`` that runs a ``ModernBertModel`` packed on ordinary padded batches.
 
@@ -142,9 +187,13 @@ class UnpaddedModernBert(nn.Module):
         padded_fallback_len: batches padded to at most this many tokens go through the original padded
             forward, whose outputs at masked positions are real (PyLate query expansion needs them).
         backend: attention backend for the packed path.
+        strict: a failed first-use self-check (:mod:`embedkit.models.selfcheck`) raises instead of falling
+            back to the HF forward.
+        compile: run the packed forward through ``torch.compile`` (``None``: :func:`should_compile`).
     """
 
-    def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, backend: Backend = "auto"):
+    def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, backend: Backend = "auto",
+                 strict: bool = False, compile: bool | None = None):
         super().__init__()
         model = _base_model(model)
         if list(model.parameters(recurse=False)) or list(model.buffers(recurse=False)):
@@ -154,6 +203,8 @@ class UnpaddedModernBert(nn.Module):
         object.__setattr__(self, "hf_model", model)  # not registered: no duplicate state-dict keys
         self.padded_fallback_len = padded_fallback_len
         self.backend = backend
+        self.strict = strict
+        self.compile = compile
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -163,6 +214,14 @@ class UnpaddedModernBert(nn.Module):
             if hf_model is None:
                 raise
             return getattr(hf_model, name)
+
+    def _packed_forward(self, device: torch.device) -> PackedForward:
+        """One :class:`PackedForward` per backend, kept, so a failed compilation is tried (and logged) once."""
+        backend = resolve_backend(device, next(self.hf_model.parameters()).dtype, self.backend)
+        forward = self.__dict__.get("_forward")
+        if forward is None or forward.backend != backend:
+            forward = self.__dict__["_forward"] = PackedForward(self.hf_model, backend, self.compile)
+        return forward
 
     def train(self, mode: bool = True) -> UnpaddedModernBert:
         super().train(mode)
@@ -181,7 +240,8 @@ class UnpaddedModernBert(nn.Module):
         batch, seq_len = reference.shape[:2]
         if output_hidden_states is None:
             output_hidden_states = bool(self.hf_model.config.output_hidden_states)
-        if seq_len <= self.padded_fallback_len:
+        forward = self._packed_forward(reference.device)
+        if seq_len <= self.padded_fallback_len or not packed_path_ok(self.hf_model, forward, strict=self.strict):
             return self.hf_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                  inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
                                  return_dict=return_dict, **kwargs)
@@ -190,12 +250,14 @@ class UnpaddedModernBert(nn.Module):
                              "position_ids are not supported")
         if attention_mask is None:
             attention_mask = torch.ones(batch, seq_len, dtype=torch.long, device=reference.device)
-        indices, cu_seqlens, max_seqlen = unpad(attention_mask)
+        # The flash kernels need only an upper bound on the longest sequence: the padded length, bucketed, costs
+        # no device->host sync (padded SDPA pads to max_seqlen, so it gets the exact one).
+        bound = None if forward.backend == "sdpa" else bucket_seqlen(seq_len)
+        indices, cu_seqlens, max_seqlen = unpad(attention_mask, max_seqlen=bound)
         packed_ids = input_ids.flatten()[indices] if input_ids is not None else None  # (tokens,)
         packed_embeds = inputs_embeds.flatten(0, 1)[indices] if inputs_embeds is not None else None
-        last, all_hidden = _forward_packed(self.hf_model, packed_ids, cu_seqlens.to(reference.device), max_seqlen,
-                                           inputs_embeds=packed_embeds, output_hidden_states=output_hidden_states,
-                                           backend=self.backend)
+        last, all_hidden = forward.full(packed_ids, cu_seqlens.to(reference.device), max_seqlen,
+                                        inputs_embeds=packed_embeds, output_hidden_states=output_hidden_states)
         output = BaseModelOutput(
             last_hidden_state=repad(last, indices, batch, seq_len),  # (batch, seq_len, hidden)
             hidden_states=tuple(repad(h, indices, batch, seq_len) for h in all_hidden) if output_hidden_states
@@ -214,9 +276,11 @@ def _colbert_fallback_len(st_model: Any) -> int:
 def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
     """Swap the packed forward into a SentenceTransformer (or PyLate ColBERT) in place.
 
-    Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"``, or ``"auto"``
-    on a CUDA device. Returns whether the packed forward is in use. Saving afterwards writes the same
-    checkpoint as before (same state-dict keys, HF ``save_pretrained``).
+    Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
+    (on CPU too: packing skips the padding tokens' share of every GEMM, see README "Measured"). Returns
+    whether the packed forward is in use. Saving afterwards writes the same checkpoint as before (same
+    state-dict keys, HF ``save_pretrained``). Its first forward on a device checks itself against HF's
+    (:mod:`embedkit.models.selfcheck`): ``"auto"`` falls back to the HF forward on a mismatch, ``"on"`` raises.
     """
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"unpadded mode must be 'auto', 'on' or 'off', got {mode!r}")
@@ -226,6 +290,7 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
         if mode == "off":
             disable_unpadded(st_model)
             return False
+        auto_model.strict = mode == "on"
         return True
     if mode == "off" or auto_model is None or not is_modernbert(auto_model):
         return False
@@ -233,9 +298,8 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
 
     if not isinstance(auto_model, ModernBertModel):
         return False
-    if mode == "auto" and auto_model.device.type != "cuda":
-        return False
-    first.auto_model = UnpaddedModernBert(auto_model, padded_fallback_len=_colbert_fallback_len(st_model))
+    first.auto_model = UnpaddedModernBert(auto_model, padded_fallback_len=_colbert_fallback_len(st_model),
+                                          strict=mode == "on")
     logger.info("packed (unpadded) ModernBERT forward enabled, attention backend on this device: %s",
                 pick_backend(torch.empty(0, device=auto_model.device)))
     return True
@@ -248,85 +312,3 @@ def disable_unpadded(st_model: Any) -> bool:
         first.auto_model = first.auto_model.hf_model
         return True
     return False
-
-
-def _pooling_module(st_model: Any) -> tuple[int, Any]:
-    """Index and module of the model's ``Pooling`` (``len(st_model), None`` when it has none)."""
-    from sentence_transformers.models import Pooling as PoolingModule
-
-    for i, module in enumerate(st_model):
-        if isinstance(module, PoolingModule):
-            return i, module
-    return len(st_model), None
-
-
-def _pooling_mode(module: Any) -> Pooling:
-    if module is None:
-        return "mean"
-    if not module.include_prompt:
-        raise ValueError("encode_packed does not support Pooling(include_prompt=False)")
-    mode = module.get_pooling_mode_str()
-    if mode not in ("mean", "cls"):
-        raise ValueError(f"encode_packed supports mean or cls pooling, the model has {mode!r}")
-    return mode
-
-
-def encode_packed(st_model: Any, texts: list[str], max_tokens_per_batch: int = 16384, pooling: Pooling | None = None,
-                  normalize: bool = False, *, prompt: str | None = None, show_progress_bar: bool = False,
-                  backend: Backend = "auto") -> np.ndarray:
-    """Embed ``texts`` with a ModernBERT SentenceTransformer, packed and length-sorted.
-
-    Tokenises as ``SentenceTransformer.encode`` does (strip, optional prompt prefix, truncation at
-    ``max_seq_length``) but without padding, packs the texts longest first into batches of at most
-    ``max_tokens_per_batch`` tokens, runs :func:`unpadded_forward`, pools every sequence and applies the
-    modules after the model's ``Pooling`` (e.g. ``Dense``, ``Normalize``). On CUDA runs under bf16 autocast.
-
-    Args:
-        pooling: ``"mean"`` or ``"cls"``; ``None`` takes the model's own ``Pooling`` mode.
-        normalize: L2-normalise the embeddings.
-
-    Returns:
-        ``(len(texts), dim)`` float32, in the input order.
-    """
-    from tqdm.auto import tqdm
-
-    transformer = st_model[0]
-    model = _base_model(transformer.auto_model)
-    if not is_modernbert(model):
-        raise ValueError(f"encode_packed needs a ModernBERT backbone, got {type(model).__name__}")
-    pooling_index, pooling_module = _pooling_module(st_model)
-    mode = pooling or _pooling_mode(pooling_module)
-    after = list(st_model)[pooling_index + 1:]  # e.g. Dense, Normalize
-    texts = [str((prompt or "") + t).strip() for t in texts]
-    if getattr(transformer, "do_lower_case", False):
-        texts = [t.lower() for t in texts]
-    ids = transformer.tokenizer(texts, padding=False, truncation="longest_first", max_length=transformer.max_seq_length,
-                                return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-    lengths = [len(x) for x in ids]
-    device = model.device
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
-    results: list[np.ndarray | None] = [None] * len(texts)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), autocast:
-            for batch in tqdm(pack_by_token_budget(lengths, max_tokens_per_batch), desc="encode (packed)",
-                              disable=not show_progress_bar):
-                packed = torch.tensor([t for i in batch for t in ids[i]], dtype=torch.long, device=device)
-                cu_seqlens, max_seqlen = cu_seqlens_from_lengths(torch.tensor([lengths[i] for i in batch]))
-                cu_seqlens = cu_seqlens.to(device)
-                hidden = unpadded_forward(model, packed, cu_seqlens, max_seqlen, backend=backend)
-                features = {"sentence_embedding": pool_packed(hidden, cu_seqlens, mode)}  # (n, hidden)
-                for module in after:
-                    features = module(features)
-                emb = features["sentence_embedding"].float()  # (n, dim)
-                if normalize:
-                    emb = F.normalize(emb, p=2, dim=-1)
-                for row, i in zip(emb.cpu().numpy(), batch):
-                    results[i] = row
-    finally:
-        model.train(was_training)
-    if not results:
-        return np.zeros((0, st_model.get_sentence_embedding_dimension()), dtype=np.float32)
-    return np.stack(results).astype(np.float32, copy=False)

@@ -44,12 +44,14 @@ def cu_seqlens_from_lengths(lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
     return cu_seqlens, int(lengths.max()) if lengths.numel() else 0
 
 
-def unpad(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+def unpad(attention_mask: torch.Tensor, max_seqlen: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Where the real tokens of a padded batch are.
 
     Args:
         attention_mask: ``(batch, seq_len)``, 1 for real tokens. Left or right padding both work,
             as long as each row's real tokens are contiguous.
+        max_seqlen: an upper bound on the longest row to report instead of computing it (which, on a GPU,
+            waits for the device).
 
     Returns:
         ``indices`` (``(total_tokens,)``, positions in the flattened ``(batch * seq_len,)`` batch),
@@ -60,8 +62,24 @@ def unpad(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int
     """
     mask = attention_mask.bool()
     indices = torch.nonzero(mask.flatten(), as_tuple=False).flatten()  # (total_tokens,)
-    cu_seqlens, max_seqlen = cu_seqlens_from_lengths(mask.sum(dim=1))
-    return indices, cu_seqlens, max_seqlen
+    lengths = mask.sum(dim=1)  # (batch,)
+    if max_seqlen is not None:
+        return indices, F.pad(torch.cumsum(lengths, dim=0, dtype=torch.int32), (1, 0)), max_seqlen
+    cu_seqlens, longest = cu_seqlens_from_lengths(lengths)
+    return indices, cu_seqlens, longest
+
+
+def bucket_seqlen(max_seqlen: int, minimum: int = 64) -> int:
+    """Round ``max_seqlen`` up to a power of two (at least ``minimum``): the flash kernels only need an upper
+    bound, and a few buckets keep a compiled graph from specialising on every batch's longest sequence.
+
+    >>> [bucket_seqlen(n) for n in (3, 64, 65, 300, 4097)]
+    [64, 64, 128, 512, 8192]
+    """
+    bucket = minimum
+    while bucket < max_seqlen:
+        bucket *= 2
+    return bucket
 
 
 def repad(packed: torch.Tensor, indices: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
@@ -184,6 +202,23 @@ def _warn_once(message: str) -> None:
     logger.warning(message)
 
 
+FP32_ON_CUDA = "fp32 inputs on CUDA: packed attention runs in bf16 (projections and MLP stay fp32)"
+SDPA_ON_CUDA = "packed attention falls back to padded SDPA on this GPU (flash kernels need sm80+)"
+
+
+def resolve_backend(device: torch.device, dtype: torch.dtype, backend: Backend = "auto") -> Backend:
+    """The backend for inputs of ``dtype`` on ``device``, with its warnings logged here, before (and outside)
+    any compiled code; pass the result as ``backend`` so that nothing is decided inside the forward."""
+    if torch.is_autocast_enabled(device.type):
+        dtype = torch.get_autocast_dtype(device.type)
+    chosen = pick_backend(torch.empty(0, device=device, dtype=dtype), backend)
+    if device.type == "cuda" and chosen in ("flash_attn", "varlen") and dtype == torch.float32:
+        _warn_once(FP32_ON_CUDA)
+    if device.type == "cuda" and chosen == "sdpa" and backend == "auto":
+        _warn_once(SDPA_ON_CUDA)
+    return chosen
+
+
 class PackedLayout:
     """What the SDPA fallback needs to pad a packed batch, computed once per forward and shared by all layers."""
 
@@ -266,7 +301,8 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
     if chosen in ("flash_attn", "varlen") and q.dtype == torch.float32:
         # The kernels take fp16/bf16 only; an fp32 model (e.g. SentenceTransformer.encode without autocast)
         # runs just the attention product in bf16 rather than losing the kernels to the padded fallback.
-        _warn_once("fp32 inputs on CUDA: packed attention runs in bf16 (projections and MLP stay fp32)")
+        if not torch.compiler.is_compiling():
+            _warn_once(FP32_ON_CUDA)
         out = varlen_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), cu_seqlens, max_seqlen, window=window,
                                dropout_p=dropout_p, scale=scale, backend=chosen)
         return out.float()
@@ -285,8 +321,8 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
                            window_size=window_size)
     if chosen != "sdpa":
         raise ValueError(f"unknown attention backend {backend!r}")
-    if q.is_cuda and backend == "auto":
-        _warn_once("packed attention falls back to padded SDPA on this GPU (flash kernels need sm80+)")
+    if q.is_cuda and backend == "auto" and not torch.compiler.is_compiling():
+        _warn_once(SDPA_ON_CUDA)
     if layout is None:
         layout = PackedLayout(cu_seqlens, max_seqlen, q.shape[0])
     return _sdpa(q, k, v, layout, window, dropout_p, scale)

@@ -1,5 +1,6 @@
 """eval/throughput.py is a benchmark, not a test: here it only has to run in its CI-sized form."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,12 +17,29 @@ def test_small_throughput_run_writes_a_table_and_json(tmp_path):
                            "--gradcache-batch", "32", "--gradcache-mini-batch", "8", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for method in ("st_encode_b32", "embedkit_packed", "st_train_unpadded", "st_gradcache_unpadded"):
+    for method in ("st_encode_b32", "embedkit_packed", "st_train_unpadded", "st_gradcache_unpadded",
+                   "embedkit_index_cli"):
         assert f"| {method} |" in proc.stdout, method
     (result,) = list(tmp_path.glob("throughput-*.json"))
     rows = json.loads(result.read_text())["rows"]
     assert all(r["status"] == "ok" and r["tokens_per_s"] > 0 for r in rows)
     packed = [r for r in rows if r["method"] == "embedkit_packed"]
     assert len(packed) == 3 and all(r["extra"]["min_cosine_vs_st_b32"] > 0.999 for r in packed)
+    (index,) = [r for r in rows if r["method"] == "embedkit_index_cli"]
+    assert index["docs"] == 24 and index["tokens"] > 24
     gradcache = [r for r in rows if r["inputs"].startswith("gradcache")]
     assert {r["docs"] for r in gradcache} == {32} and all(r["extra"]["mini_batch"] == 8 for r in gradcache)
+
+
+def test_rows_are_on_disk_as_soon_as_measured(tmp_path, monkeypatch):
+    """A run cut short (a 10-minute GPU session) keeps every row measured before the cut."""
+    spec = importlib.util.spec_from_file_location("throughput_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    results = module.Results(tmp_path / "t.json", {"device": "test"})
+    results.add(module.Row("base", "short-variable", "st_encode_b32", 2, 10, 1.0, 10.0))
+    results.add(module.Row("base", "short-variable", "embedkit_packed", 2, 10, 0.5, 20.0))
+    saved = json.loads((tmp_path / "t.json").read_text())
+    assert [r["method"] for r in saved["rows"]] == ["st_encode_b32", "embedkit_packed"]
+    assert "| embedkit_packed |" in saved["table"] and "2.00" in saved["table"]  # ratio to st_encode_b32

@@ -9,36 +9,11 @@ import pytest
 import torch
 
 from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unpadded, enable_unpadded,
-                                                 encode_packed, is_modernbert, unpadded_forward)
+                                                 is_modernbert, unpadded_forward)
+from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packing import pack_by_token_budget, unpad
 
-MAX_LEN = 40  # > local_attention (8) of the tiny model, so the ±4 sliding window matters
-QKV_SCALE = 10.0  # random init gives near-uniform attention, blind to RoPE (a wrong theta moves outputs by 5e-5)
-
-
-@pytest.fixture(scope="module")
-def sharp_modernbert(tiny_modernbert, tmp_path_factory):
-    """The tiny ModernBERT with ``Wqkv`` scaled up so attention is peaked and positions matter
-    (a wrong RoPE theta then moves outputs by ~5e-2, far above the 1e-4 tolerance)."""
-    from transformers import AutoTokenizer, ModernBertModel
-
-    model = ModernBertModel.from_pretrained(tiny_modernbert)
-    with torch.no_grad():
-        for layer in model.layers:
-            layer.attn.Wqkv.weight.mul_(QKV_SCALE)
-    path = tmp_path_factory.mktemp("sharp-modernbert")
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_modernbert).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def texts(code_pairs) -> list[str]:
-    """Short docstrings and long code, interleaved so that every batch mixes lengths."""
-    out = []
-    for p in code_pairs[:8]:
-        out += [p.query, p.code]
-    return out
+MAX_LEN = 40  # the max_seq_length of st_reference (tests/conftest.py): > the tiny model's local_attention (8)
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +28,6 @@ def tokenizer(sharp_modernbert):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(sharp_modernbert)
-
-
-@pytest.fixture(scope="module")
-def st_reference(sharp_modernbert):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(sharp_modernbert), device="cpu")
-    model.max_seq_length = MAX_LEN
-    return model
 
 
 def _batch(tokenizer, texts, device="cpu"):
@@ -152,7 +118,8 @@ def test_wrapper_shares_weights_and_state_dict(hf_model):
 def test_enable_unpadded_modes(st_reference):
     model = copy.deepcopy(st_reference)
     assert enable_unpadded(model, mode="off") is False
-    assert enable_unpadded(model, mode="auto") is False  # CPU
+    assert enable_unpadded(model, mode="auto") is True  # CPU too
+    assert disable_unpadded(model)
     assert enable_unpadded(model, mode="on") is True
     assert isinstance(model[0].auto_model, UnpaddedModernBert)
     assert enable_unpadded(model, mode="on") is True  # idempotent
@@ -325,3 +292,20 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
     assert (got * expected).sum(1).min() > 0.99  # cosine with the fp32 CPU reference
     got = packed.encode(texts, normalize_embeddings=True)  # fp32 weights, no autocast: bf16 attention only
     assert (got * expected).sum(1).min() > 0.995
+
+
+def test_packed_colbert_documents_match_pylate(sharp_modernbert, texts):
+    """Whole token-budget batches for ColBERT documents: PyLate's tokens ([D] prefix, truncation, skiplist)."""
+    pylate_models = pytest.importorskip("pylate.models")
+    from embedkit.models.colbert import ColbertEncoder
+    from embedkit.models.packed_encoding import encode_packed_documents
+
+    reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", document_length=MAX_LEN)
+    texts = texts + ["a, b. c; (d)!", "x" * 3]  # punctuation for the skiplist
+    expected = reference.encode(texts, is_query=False, batch_size=5)
+    got = encode_packed_documents(copy.deepcopy(reference), texts, max_tokens_per_batch=64)  # several batches
+    encoder = ColbertEncoder(copy.deepcopy(reference), unpadded="on")
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    for e, g, h in zip(expected, got, encoder.encode_documents(texts)):
+        np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(h, e, atol=1e-4, rtol=1e-4)
