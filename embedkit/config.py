@@ -117,12 +117,34 @@ class TrainingConfig:
 
 
 @dataclass
+class RetrieveConfig:
+    fuse_with: list[str] = _help("Other indexes over the same corpus to fuse with the searched one: index folders, "
+                                 "or 'bm25' (built in memory from the index's own documents).", factory=list)
+    fusion: Literal["rrf", "weighted"] = _help(
+        "rrf: reciprocal rank fusion; weighted: min-max normalised scores, weighted sum.", "rrf")
+    rrf_k: int = _help("RRF constant k in 1/(k + rank) (60 in Cormack et al. 2009).", 60)
+    weights: list[float] | None = _help("Weighted fusion: one weight per index, the searched one first; "
+                                        "null = equal weights (eval: chosen on a dev split of the queries).", None)
+    fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100)
+    rerank: Literal["none", "colbert", "cross-encoder"] = _help(
+        "Second stage over the first stage's top rerank_top_n: ColBERT MaxSim or a CrossEncoder.", "none")
+    rerank_model: str | None = _help("Reranker model: a PyLate folder (colbert) or a CrossEncoder; colbert "
+                                     "defaults to rerank_index's model.", None)
+    rerank_index: str | None = _help("colbert: an exact (--exact) colbert index over the same corpus whose "
+                                     "stored token vectors are read instead of encoding documents per query.", None)
+    rerank_top_n: int = _help("First-stage candidates reranked per query.", 100)
+    rerank_batch_size: int = _help("Batch size of the reranker's encoding / scoring.", 32)
+
+
+@dataclass
 class EvalConfig:
     data: list[str] = _help("BEIR-format folders or benchmark names scored after training.", factory=list)
     split: str = _help("qrels split to score.", "test")
     during_training: str | None = _help("Small BEIR-format folder scored while training (nDCG@10 logged, "
                                         "best checkpoint kept).", None)
     batch_size: int = _help("Encoding batch size.", 64)
+    retrieve: RetrieveConfig = _help("Fusion and reranking applied to the evaluated index.",
+                                     factory=RetrieveConfig)
 
 
 @dataclass
