@@ -66,12 +66,13 @@ def maxsim(query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
 
     if not documents:
         return np.zeros(0, np.float32)
-    docs = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(d) for d in documents], batch_first=True)
-    mask = torch.zeros(docs.shape[:2], dtype=torch.bool)  # (num_documents, longest)
-    for i, d in enumerate(documents):
-        mask[i, :len(d)] = True
+    longest = max(len(d) for d in documents)
+    # Pad by repeating a document's own first token: a copy never changes a max, whereas zero padding (what
+    # PyLate's documents_mask amounts to) would win over a document whose similarities are all negative.
+    docs = torch.from_numpy(np.stack([np.concatenate([d, np.repeat(d[:1], longest - len(d), axis=0)])
+                                      for d in documents]))  # (num_documents, longest, dim)
     with torch.inference_mode():
-        scores = colbert_scores(torch.from_numpy(query)[None], docs, documents_mask=mask)  # (1, num_documents)
+        scores = colbert_scores(torch.from_numpy(query)[None], docs)  # (1, num_documents)
     return scores[0].float().numpy()
 
 
@@ -134,7 +135,9 @@ def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_siz
     name = resolve_model(model or stored.manifest.model)
     if stored is not None and model_fingerprint(name) != stored.manifest.model_fingerprint:
         raise EmbedkitError(f"{tokens_index} holds vectors of {stored.manifest.model!r}, not of {name!r}")
-    encoder = BACKEND.load_encoder(name, batch_size, "auto")
+    # documents encoded now are cut where the stored ones were (the index's max_length), if any
+    max_length = stored.manifest.settings.get("max_length") if stored else None
+    encoder = BACKEND.load_encoder(name, batch_size, "auto", max_length)
     return ColbertReranker(encoder, stored, batch_size)
 
 

@@ -1,0 +1,96 @@
+"""Rerankers on real encoders: ColBERT MaxSim from stored vectors equals MaxSim of vectors encoded at query
+time and the exact index's own scores; a CrossEncoder's order is its predicted order."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embedkit.config import RetrieveConfig
+from embedkit.errors import EmbedkitError
+from embedkit.retrieve.rerank import ColbertReranker, CrossEncoderReranker, StoredTokens, load_reranker, maxsim
+from embedkit.retrieve.retriever import RerankedIndex, compose, method_name
+
+
+def test_maxsim_pads_documents_of_different_lengths():
+    from embedkit.index.maxsim import maxsim_scores
+
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(4, 8)).astype(np.float32)
+    docs = [rng.normal(size=(n, 8)).astype(np.float32) for n in (1, 5, 3)]
+    expected = maxsim_scores(query[None], np.concatenate(docs), np.array([1, 5, 3]))[0]
+    np.testing.assert_allclose(maxsim(query, docs), expected, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_indexes(tmp_path_factory, tiny_modernbert, code_pairs):
+    """Over 80 stdlib functions: a dense (FAISS flat) and an exact ColBERT index of the tiny ModernBERT."""
+    from embedkit.data.corpus import Corpus
+    from embedkit.index.build import BuildOptions, build_index
+    from embedkit.index.plaid_index import PlaidOptions
+
+    root = tmp_path_factory.mktemp("rerank")
+    corpus_path = root / "corpus.jsonl"
+    with open(corpus_path, "w", encoding="utf-8") as f:
+        for p in code_pairs[:80]:
+            f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
+    dense = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "dense", kind="dense",
+                        options=BuildOptions(batch_size=16, max_length=64, progress=False))
+    colbert = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "colbert", kind="colbert",
+                          options=BuildOptions(batch_size=16, max_length=64, progress=False,
+                                               backend_options=PlaidOptions(index_type="exact")))
+    return dense, colbert
+
+
+def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, code_pairs):
+    from embedkit.index.build import get_backend, open_index
+
+    dense_dir, colbert_dir = tiny_indexes
+    dense = open_index(dense_dir, batch_size=16)
+    colbert = open_index(colbert_dir, batch_size=16)
+    queries = [p.query for p in code_pairs[:3]]
+    stored = compose(dense, RetrieveConfig(rerank="colbert", rerank_index=str(colbert_dir), rerank_top_n=20))
+    encoder = get_backend("colbert").load_encoder(str(tiny_modernbert), 8, "auto", 64)  # as the index was built
+    encoded = RerankedIndex(dense, ColbertReranker(encoder, None, batch_size=8), top_n=20)
+    assert method_name(stored) == "colbert-rerank(dense)"
+    s_scores, s_pos = stored.search_positions(queries, 20)
+    e_scores, e_pos = encoded.search_positions(queries, 20)
+    np.testing.assert_allclose(s_scores, e_scores, rtol=2e-2, atol=2e-2)  # stored vectors are float16
+    # the reranked order is the exact ColBERT index's order restricted to the dense top 20
+    full_scores, full_pos = colbert.search_positions(queries, 80)
+    for row in range(len(queries)):
+        candidates = set(s_pos[row].tolist())
+        exact = [p for p in full_pos[row].tolist() if p in candidates]
+        ranked = s_pos[row].tolist()
+        assert sorted(ranked) == sorted(candidates)
+        top = {p: s for p, s in zip(full_pos[row], full_scores[row])}
+        np.testing.assert_allclose([top[p] for p in ranked], s_scores[row], rtol=1e-4, atol=1e-4)
+        assert ranked[0] == exact[0]
+    assert len(StoredTokens(colbert_dir)) == 80
+
+
+def test_cross_encoder_order_is_its_prediction(tiny_indexes, tiny_modernbert, code_pairs):
+    from sentence_transformers import CrossEncoder
+
+    from embedkit.index.build import open_index
+
+    dense = open_index(tiny_indexes[0], batch_size=16)
+    model = CrossEncoder(str(tiny_modernbert), num_labels=1)  # random head: any order, but its own
+    reranked = RerankedIndex(dense, CrossEncoderReranker(model, batch_size=8), top_n=10)
+    query = code_pairs[5].query
+    hits = reranked.search([query], k=10)[0]
+    predicted = model.predict([(query, h.text) for h in hits])
+    assert list(np.argsort(-predicted, kind="stable")) == list(range(10))
+    np.testing.assert_allclose([h.score for h in hits], predicted, rtol=1e-4, atol=1e-5)
+
+
+def test_reranker_errors(tiny_indexes):
+    dense_dir, _ = tiny_indexes
+    with pytest.raises(EmbedkitError, match="unknown reranker"):
+        load_reranker("monot5")
+    with pytest.raises(EmbedkitError, match="needs rerank_model"):
+        load_reranker("colbert")
+    with pytest.raises(EmbedkitError, match="built with --exact"):
+        StoredTokens(dense_dir)
