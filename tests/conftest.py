@@ -94,3 +94,24 @@ def train_jsonl(tmp_path, code_pairs) -> Path:
 def make_beir():
     """The BEIR folder writer, for tests that need their own layout."""
     return write_beir
+
+
+@pytest.fixture(scope="session")
+def tiny_indexes(tmp_path_factory, tiny_modernbert, code_pairs):
+    """Over 80 stdlib functions: a dense (FAISS flat) and an exact ColBERT index of the tiny ModernBERT,
+    as (dense folder, colbert folder)."""
+    from embedkit.data.corpus import Corpus
+    from embedkit.index.build import BuildOptions, build_index
+    from embedkit.index.plaid_index import PlaidOptions
+
+    root = tmp_path_factory.mktemp("tiny-indexes")
+    corpus_path = root / "corpus.jsonl"
+    with open(corpus_path, "w", encoding="utf-8") as f:
+        for p in code_pairs[:80]:
+            f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
+    dense = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "dense", kind="dense",
+                        options=BuildOptions(batch_size=16, max_length=64, progress=False))
+    colbert = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "colbert", kind="colbert",
+                          options=BuildOptions(batch_size=16, max_length=64, progress=False,
+                                               backend_options=PlaidOptions(index_type="exact")))
+    return dense, colbert

@@ -3,7 +3,6 @@ time and the exact index's own scores; a CrossEncoder's order is its predicted o
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -22,26 +21,6 @@ def test_maxsim_pads_documents_of_different_lengths():
     docs = [rng.normal(size=(n, 8)).astype(np.float32) for n in (1, 5, 3)]
     expected = maxsim_scores(query[None], np.concatenate(docs), np.array([1, 5, 3]))[0]
     np.testing.assert_allclose(maxsim(query, docs), expected, rtol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def tiny_indexes(tmp_path_factory, tiny_modernbert, code_pairs):
-    """Over 80 stdlib functions: a dense (FAISS flat) and an exact ColBERT index of the tiny ModernBERT."""
-    from embedkit.data.corpus import Corpus
-    from embedkit.index.build import BuildOptions, build_index
-    from embedkit.index.plaid_index import PlaidOptions
-
-    root = tmp_path_factory.mktemp("rerank")
-    corpus_path = root / "corpus.jsonl"
-    with open(corpus_path, "w", encoding="utf-8") as f:
-        for p in code_pairs[:80]:
-            f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
-    dense = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "dense", kind="dense",
-                        options=BuildOptions(batch_size=16, max_length=64, progress=False))
-    colbert = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "colbert", kind="colbert",
-                          options=BuildOptions(batch_size=16, max_length=64, progress=False,
-                                               backend_options=PlaidOptions(index_type="exact")))
-    return dense, colbert
 
 
 def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, code_pairs):
