@@ -70,10 +70,19 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(args: argparse.Namespace) -> int:
-    from embedkit.index.build import open_index
+def _retrieve_config(args: argparse.Namespace):
+    from embedkit.config import RetrieveConfig
 
-    index = open_index(args.index_dir, args.model, batch_size=args.batch_size)
+    return RetrieveConfig(fuse_with=args.fuse_with or [], fusion=args.fusion, rrf_k=args.rrf_k, weights=args.weights,
+                          fusion_depth=args.fusion_depth, rerank=args.rerank, rerank_model=args.rerank_model,
+                          rerank_index=args.rerank_index, rerank_top_n=args.rerank_top_n,
+                          rerank_batch_size=args.rerank_batch_size)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from embedkit.retrieve.retriever import open_retriever
+
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size)
     queries = args.query
     results = index.search(queries, k=args.k)
     if args.json:
@@ -85,6 +94,20 @@ def _search(args: argparse.Namespace) -> int:
         for rank, hit in enumerate(hits, start=1):
             snippet = " ".join((hit.text or "").split())[:100]
             print(f"{rank:3d}. {hit.score:8.4f}  {hit.id}  {snippet}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from embedkit.serve import serve
+    except ImportError:
+        raise EmbedkitError("embedkit serve needs FastAPI and uvicorn: pip install 'embedkit[serve]'") from None
+    from embedkit.retrieve.retriever import open_retriever
+
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size)
+    print(f"serving {args.index_dir} on http://{args.host}:{args.port} (POST /search, GET /health, GET /info)")
+    serve(index, args.index_dir, host=args.host, port=args.port, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms)
     return 0
 
 
@@ -151,6 +174,26 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exact", action="store_true", help="colbert: brute-force MaxSim instead of PLAID")
 
 
+def _add_retrieve_options(p: argparse.ArgumentParser) -> None:
+    """Flags of RetrieveConfig (the recipe's eval.retrieve section), one per field."""
+    from embedkit.config import RetrieveConfig
+
+    d = RetrieveConfig()
+    g = p.add_argument_group("fusion and reranking")
+    g.add_argument("--fuse-with", nargs="+", default=None, metavar="INDEX",
+                   help="fuse with other indexes of the same corpus: index folders or 'bm25'")
+    g.add_argument("--fusion", choices=["rrf", "weighted"], default=d.fusion)
+    g.add_argument("--rrf-k", type=int, default=d.rrf_k)
+    g.add_argument("--weights", type=float, nargs="+", default=None, help="weighted fusion: one per index")
+    g.add_argument("--fusion-depth", type=int, default=d.fusion_depth, help="candidates per fused index")
+    g.add_argument("--rerank", choices=["none", "colbert", "cross-encoder"], default=d.rerank)
+    g.add_argument("--rerank-model", default=None, help="PyLate model (colbert) or CrossEncoder")
+    g.add_argument("--rerank-index", default=None,
+                   help="colbert: an --exact colbert index of the same corpus whose token vectors are reused")
+    g.add_argument("--rerank-top-n", type=int, default=d.rerank_top_n)
+    g.add_argument("--rerank-batch-size", type=int, default=d.rerank_batch_size)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedkit", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -188,7 +231,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="must be the model the index was built with")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true")
+    _add_retrieve_options(p)
     p.set_defaults(func=_search)
+
+    p = sub.add_parser("serve", help="HTTP search API over an index (POST /search, GET /health, GET /info)")
+    p.add_argument("--index-dir", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None, help="must be the model the index was built with")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-batch", type=int, default=64, help="queries searched together from concurrent requests")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits for others to batch")
+    _add_retrieve_options(p)
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("eval", help="score a model (or bm25) on a BEIR folder or a named benchmark")
     p.add_argument("--model", required=True, help="model folder, hub id, or 'bm25'")

@@ -3,6 +3,8 @@ time and the exact index's own scores; a CrossEncoder's order is its predicted o
 
 from __future__ import annotations
 
+import json
+
 
 import numpy as np
 import pytest
@@ -73,3 +75,16 @@ def test_reranker_errors(tiny_indexes):
         load_reranker("colbert")
     with pytest.raises(EmbedkitError, match="built with --exact"):
         StoredTokens(dense_dir)
+
+
+def test_search_cli_fuses_and_reranks(tiny_indexes, code_pairs, capsys):
+    from embedkit.cli import main
+
+    dense_dir, colbert_dir = tiny_indexes
+    argv = ["search", "--index-dir", str(dense_dir), "--json", "-k", "4", "--fuse-with", "bm25",
+            "--rerank", "colbert", "--rerank-index", str(colbert_dir), "--rerank-top-n", "8", code_pairs[2].query]
+    assert main(argv) == 0
+    hits = json.loads(capsys.readouterr().out)[0]["hits"]
+    assert len(hits) == 4 and hits[0]["score"] >= hits[-1]["score"]
+    assert main(["search", "--index-dir", str(dense_dir), "q", "--fuse-with", "nowhere"]) == 2
+    assert "neither 'bm25' nor an index folder" in capsys.readouterr().err
