@@ -117,7 +117,8 @@ def _eval(args: argparse.Namespace) -> int:
     options = EvalOptions(kind=args.kind, split=args.split, k=args.k, batch_size=args.batch_size, exact=args.exact,
                           use_cache=not args.no_cache, unpadded=args.unpadded, max_length=args.max_length,
                           truncate_dim=args.truncate_dim,
-                          long_documents=args.long_documents, per_query=args.per_query)
+                          long_documents=args.long_documents, per_query=args.per_query,
+                          retrieve=_retrieve_config(args))
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
@@ -129,8 +130,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file)
     keys = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+    extra = {k: result[k] for k in ("method", "chosen_weights") if k in result}
     print(json.dumps({k: round(result[k], 4) for k in keys} | {"num_queries": result["num_queries"],
-                                                                 "num_documents": result["num_documents"]}))
+                                                                 "num_documents": result["num_documents"]} | extra))
     return 0
 
 
@@ -266,6 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mldr-setting", choices=["ood", "id"], default="ood",
                    help="MLDR results: 'id' if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else 'ood'")
+    _add_retrieve_options(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")

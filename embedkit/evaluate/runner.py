@@ -38,6 +38,7 @@ class EvalOptions:
     truncate_dim: int | None = None  # dense Matryoshka models: score with the first N dimensions
     long_documents: str = "truncate"
     per_query: bool = False
+    retrieve: Any = None              # embedkit.config.RetrieveConfig: fusion / reranking of the evaluated index
 
 
 def _corpus_key(folder: Path) -> str:
@@ -133,21 +134,29 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         chunked = options.long_documents == "chunk-maxpool" and model != "bm25"
         document_ids = {base_id(i) for i in index.store.ids} if chunked else set(index.store.ids)
         check_qrels_documents(data, document_ids)
+        queries, retrieve_info = data.queries, {}
+        if options.retrieve is not None:
+            from embedkit.retrieve.evaluation import is_plain, retriever_for_eval
+
+            if not is_plain(options.retrieve):
+                index, queries, retrieve_info = retriever_for_eval(index, options.retrieve, data.queries, data.qrels,
+                                                                   options.batch_size)
         start = time.perf_counter()
-        run = retrieve(index, data.queries, options.k, chunked=chunked)
+        run = retrieve(index, queries, options.k, chunked=chunked)
         seconds["search"] = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result: dict[str, Any] = evaluate_run(data.qrels, run, per_query=options.per_query)
+    qrels = {q: data.qrels[q] for q in queries if q in data.qrels} if retrieve_info else data.qrels
+    result: dict[str, Any] = evaluate_run(qrels, run, per_query=options.per_query)
     from embedkit import __version__
 
     result.update({
         "model": model, "kind": index.manifest.kind, "dataset": dataset_name or Path(data_folder).name,
-        "split": options.split, "num_queries": len(data.queries), "num_documents": len(document_ids),
+        "split": options.split, "num_queries": len(queries), "num_documents": len(document_ids),
         "max_length": options.max_length,
         "long_documents": options.long_documents if model != "bm25" else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
-    } | (labels or {}))
+    } | retrieve_info | (labels or {}))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         write_json(output, result)
