@@ -27,6 +27,18 @@ def _check_weights(runs: Sequence[Run], weights: Sequence[float] | None) -> list
     return [float(w) for w in weights]
 
 
+def _weighted_sum(runs: Sequence[Run], weights: Sequence[float] | None,
+                  per_query: Callable[[Mapping[Hashable, float]], dict[Hashable, float]]) -> FusedRun:
+    """``sum_i w_i * per_query(run_i[q])[d]`` for every query and document any run returned."""
+    fused: FusedRun = {}
+    for run, weight in zip(runs, _check_weights(runs, weights)):
+        for qid, docs in run.items():
+            out = fused.setdefault(qid, {})
+            for doc, value in per_query(docs).items():
+                out[doc] = out.get(doc, 0.0) + weight * value
+    return fused
+
+
 def rrf(runs: Sequence[Run], k: float = 60, weights: Sequence[float] | None = None) -> FusedRun:
     """Reciprocal rank fusion (Cormack et al. 2009): ``score(d) = sum_i w_i / (k + rank_i(d))``.
 
@@ -37,14 +49,7 @@ def rrf(runs: Sequence[Run], k: float = 60, weights: Sequence[float] | None = No
     >>> {d: round(s, 4) for d, s in fused["q"].items()}
     {'a': 0.5, 'b': 0.8333, 'c': 0.3333}
     """
-    weights = _check_weights(runs, weights)
-    fused: FusedRun = {}
-    for run, weight in zip(runs, weights):
-        for qid, docs in run.items():
-            out = fused.setdefault(qid, {})
-            for rank, doc in enumerate(_ranked(docs), start=1):
-                out[doc] = out.get(doc, 0.0) + weight / (k + rank)
-    return fused
+    return _weighted_sum(runs, weights, lambda docs: {d: 1 / (k + r) for r, d in enumerate(_ranked(docs), start=1)})
 
 
 def minmax(docs: Mapping[Hashable, float]) -> dict[Hashable, float]:
@@ -70,24 +75,20 @@ def weighted(runs: Sequence[Run], weights: Sequence[float] | None = None) -> Fus
     >>> {d: round(s, 4) for d, s in fused["q"].items()}
     {'a': 0.3, 'b': 0.7, 'c': 0.0}
     """
-    weights = _check_weights(runs, weights)
-    fused: FusedRun = {}
-    for run, weight in zip(runs, weights):
-        for qid, docs in run.items():
-            out = fused.setdefault(qid, {})
-            for doc, score in minmax(docs).items():
-                out[doc] = out.get(doc, 0.0) + weight * score
-    return fused
+    return _weighted_sum(runs, weights, minmax)
 
 
-FUSIONS: dict[str, Callable[..., FusedRun]] = {"rrf": rrf, "weighted": weighted}
+# name -> fuse(runs, weights, rrf_k): the one place a fusion method is chosen by name
+FUSIONS: dict[str, Callable[[Sequence[Run], Sequence[float] | None, float], FusedRun]] = {
+    "rrf": lambda runs, weights, rrf_k: rrf(runs, rrf_k, weights),
+    "weighted": lambda runs, weights, rrf_k: weighted(runs, weights),
+}
 
 
 def fuse(method: str, runs: Sequence[Run], weights: Sequence[float] | None = None, rrf_k: float = 60) -> FusedRun:
-    """The one place a fusion method is chosen by name."""
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion {method!r}; use one of {', '.join(FUSIONS)}")
-    return rrf(runs, k=rrf_k, weights=weights) if method == "rrf" else weighted(runs, weights)
+    return FUSIONS[method](runs, weights, rrf_k)
 
 
 def weight_grid(num_runs: int, step: float = 0.1) -> list[tuple[float, ...]]:
