@@ -194,9 +194,15 @@ class Server:
         self.proc.wait(timeout=60)
 
     def search(self, texts: list[str], k: int):
-        reply = self.client.post(f"{self.url}/search", json={"queries": texts, "k": k, "with_text": True})
-        reply.raise_for_status()
-        return [[(h["id"], h["score"]) for h in r["hits"]] for r in reply.json()["results"]]
+        from embedkit.serve import MAX_QUERIES
+
+        out = []
+        for start in range(0, len(texts), MAX_QUERIES):  # the server takes at most MAX_QUERIES per request
+            reply = self.client.post(f"{self.url}/search", json={"queries": texts[start:start + MAX_QUERIES],
+                                                                 "k": k, "with_text": True})
+            reply.raise_for_status()
+            out += [[(h["id"], h["score"]) for h in r["hits"]] for r in reply.json()["results"]]
+        return out
 
     def concurrent_qps(self, texts: list[str], k: int, threads: int = 8) -> float:
         from concurrent.futures import ThreadPoolExecutor
