@@ -69,10 +69,17 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(args: argparse.Namespace) -> int:
-    from embedkit.index.build import open_index
+def _retrieve_config(args: argparse.Namespace):
+    from embedkit.cli_fields import from_args
+    from embedkit.config import RetrieveConfig
 
-    index = open_index(args.index_dir, args.model, batch_size=args.batch_size)
+    return from_args(args, RetrieveConfig, "retrieve")
+
+
+def _search(args: argparse.Namespace) -> int:
+    from embedkit.retrieve.retriever import open_retriever
+
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size)
     queries = args.query
     results = index.search(queries, k=args.k)
     if args.json:
@@ -84,6 +91,20 @@ def _search(args: argparse.Namespace) -> int:
         for rank, hit in enumerate(hits, start=1):
             snippet = " ".join((hit.text or "").split())[:100]
             print(f"{rank:3d}. {hit.score:8.4f}  {hit.id}  {snippet}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from embedkit.serve import serve
+    except ImportError:
+        raise EmbedkitError("embedkit serve needs FastAPI and uvicorn: pip install 'embedkit[serve]'") from None
+    from embedkit.retrieve.retriever import open_retriever
+
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size)
+    print(f"serving {args.index_dir} on http://{args.host}:{args.port} (POST /search, GET /health, GET /info)")
+    serve(index, args.index_dir, host=args.host, port=args.port, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms)
     return 0
 
 
@@ -108,8 +129,9 @@ def _eval(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
                       unpadded=args.unpadded)
     keys = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+    extra = {k: result[k] for k in ("method", "chosen_weights") if k in result}
     print(json.dumps({k: round(result[k], 4) for k in keys} | {"num_queries": result["num_queries"],
-                                                                 "num_documents": result["num_documents"]}))
+                                                                 "num_documents": result["num_documents"]} | extra))
     return 0
 
 
@@ -157,6 +179,14 @@ data and named benchmarks (BEIR, MLDR, CodeSearchNet), with a report next to the
 Every sub-command has --help; -v shows the libraries' own logs and warnings."""
 
 
+def _add_retrieve_options(p: argparse.ArgumentParser) -> None:
+    """Flags of RetrieveConfig (the recipe's eval.retrieve section), one per field."""
+    from embedkit.cli_fields import add_fields
+    from embedkit.config import RetrieveConfig
+
+    add_fields(p.add_argument_group("fusion and reranking"), RetrieveConfig, "retrieve")
+
+
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
     from embedkit.config import EncodeSettings, EvalOptions, IndexConfig, IndexSettings
@@ -201,7 +231,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="must be the model the index was built with")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true")
+    _add_retrieve_options(p)
     p.set_defaults(func=_search)
+
+    p = sub.add_parser("serve", help="HTTP search API over an index (POST /search, GET /health, GET /info)")
+    p.add_argument("--index-dir", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None, help="must be the model the index was built with")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-batch", type=int, default=64, help="queries searched together from concurrent requests")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits for others to batch")
+    _add_retrieve_options(p)
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("eval", help="score a model (or bm25) on a BEIR folder or a named benchmark")
     p.add_argument("--model", required=True, help="model folder, hub id, or 'bm25'")

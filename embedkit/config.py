@@ -174,6 +174,28 @@ class IndexConfig(IndexSettings):
 
 
 @dataclass
+class RetrieveConfig:
+    """Fusion of several indexes and a second-stage reranker over any index (search, eval and serve)."""
+
+    fuse_with: list[str] = _help("Other indexes over the same corpus to fuse with the searched one: index folders, "
+                                 "or 'bm25' (built in memory from the index's own documents).", factory=list)
+    fusion: Literal["rrf", "weighted"] = _help(
+        "rrf: reciprocal rank fusion; weighted: min-max normalised scores, weighted sum.", "rrf")
+    rrf_k: int = _help("RRF constant k in 1/(k + rank) (60 in Cormack et al. 2009).", 60)
+    weights: list[float] | None = _help("Weighted fusion: one weight per index, the searched one first; "
+                                        "null = equal weights (eval: chosen on a dev split of the queries).", None)
+    fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100)
+    rerank: Literal["none", "colbert", "cross-encoder"] = _help(
+        "Second stage over the first stage's top rerank_top_n: ColBERT MaxSim or a CrossEncoder.", "none")
+    rerank_model: str | None = _help("Reranker model: a PyLate folder (colbert) or a CrossEncoder; colbert "
+                                     "defaults to rerank_index's model.", None)
+    rerank_index: str | None = _help("colbert: an exact-MaxSim colbert index (backend exact) over the same corpus whose "
+                                     "stored token vectors are read instead of encoding documents per query.", None)
+    rerank_top_n: int = _help("First-stage candidates reranked per query.", 100)
+    rerank_batch_size: int = _help("Batch size of the reranker's encoding / scoring.", 32)
+
+
+@dataclass
 class EvalOptions(EncodeSettings):
     """How one model is scored on one dataset (``embedkit eval`` flags and the recipe's ``eval:``)."""
 
@@ -181,13 +203,15 @@ class EvalOptions(EncodeSettings):
                               None)
     split: str = _help("qrels split to score.", "test")
     protocol: Literal["beir", "mteb"] = _help(
-        "beir: a document whose id equals the query id is dropped from the ranking (BEIR's evaluation); mteb: "
-        "MTEB's self-hit policy.", "beir")
+        "Self-hits (query id == document id): beir drops them on every set, as BEIR does; mteb only on the "
+        "sets whose MTEB task opts in (ArguAna, Quora, FiQA, FEVER, MS MARCO in mteb 2.26).", "beir")
     k: int = _help("Documents retrieved per query.", 100, flag="-k")
     long_documents: Literal["truncate", "chunk-maxpool"] = _help(
         "truncate at the model's length, or split into windows and keep each document's best window.", "truncate")
     use_cache: bool = _help("Keep corpus indexes under the cache folder and reuse them.", True, flag="--no-cache")
     per_query: bool = _help("Include per-query scores in the results JSON.", False)
+    retrieve: RetrieveConfig = _help("Fusion and reranking applied to the evaluated index.",
+                                     factory=RetrieveConfig)
 
 
 @dataclass

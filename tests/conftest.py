@@ -283,3 +283,24 @@ def st_reference(sharp_modernbert):
     return model
 
 
+
+
+@pytest.fixture(scope="session")
+def tiny_indexes(tmp_path_factory, tiny_modernbert, code_pairs):
+    """Over 80 stdlib functions: a dense (FAISS flat) and an exact ColBERT index of the tiny ModernBERT,
+    as (dense folder, colbert folder)."""
+    from embedkit.data.corpus import Corpus
+    from embedkit.config import IndexSettings
+    from embedkit.index.build import build_index
+
+    root = tmp_path_factory.mktemp("tiny-indexes")
+    corpus_path = root / "corpus.jsonl"
+    with open(corpus_path, "w", encoding="utf-8") as f:
+        for p in code_pairs[:80]:
+            f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
+    dense = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "dense",
+                        IndexSettings(backend="flat", batch_size=16, max_length=64), progress=False)
+    colbert = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "colbert",
+                          IndexSettings(backend="exact", batch_size=16, max_length=64), kind="colbert",
+                          progress=False)
+    return dense, colbert

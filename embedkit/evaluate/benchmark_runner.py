@@ -26,7 +26,7 @@ from embedkit.evaluate.runner import EvalOptions, evaluate
 logger = logging.getLogger(__name__)
 
 # EvalOptions fields that change scores; batch size, cache use and padding do not.
-_SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol")
+_SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol", "retrieve")
 
 
 def model_label(model: str) -> str:

@@ -112,25 +112,33 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     try:
         found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir)
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
+        searcher, queries, retrieve_info = found, data.queries, {}
+        if options.retrieve is not None:
+            from embedkit.retrieve.evaluation import is_plain, retriever_for_eval
+
+            if not is_plain(options.retrieve):
+                searcher, queries, retrieve_info = retriever_for_eval(found, options.retrieve, data.queries,
+                                                                      data.qrels, options.batch_size)
         start = time.perf_counter()
-        run = retrieve(found, data.queries, options.k + 1, chunked=chunked, drop_self=False)
+        run = retrieve(searcher, queries, options.k + 1, chunked=chunked, drop_self=False)
         run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)
         seconds["search"] = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result: dict[str, Any] = evaluate_run(data.qrels, run, per_query=options.per_query)
+    qrels = {q: data.qrels[q] for q in queries if q in data.qrels} if retrieve_info else data.qrels
+    result: dict[str, Any] = evaluate_run(qrels, run, per_query=options.per_query)
     from embedkit import __version__
     from embedkit.data.benchmark_sources import read_provenance
 
     result.update({
         "model": model, "kind": found.manifest.kind, "backend": found.manifest.backend, "dataset": dataset,
-        "split": options.split, "num_queries": len(data.queries), "num_documents": coverage.documents,
+        "split": options.split, "num_queries": len(queries), "num_documents": coverage.documents,
         "judged_missing": len(coverage.missing), "protocol": options.protocol, "self_hits": self_hits,
         "dataset_source": read_provenance(data.folder),
         "max_length": options.max_length,
         "long_documents": "chunk-maxpool" if chunked else "truncate" if found.manifest.embedding_dim else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
-    } | (labels or {}))
+    } | retrieve_info | (labels or {}))
     if run_file:
         Path(run_file).parent.mkdir(parents=True, exist_ok=True)
         write_trec_run(run, run_file)

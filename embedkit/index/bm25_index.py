@@ -6,6 +6,7 @@ deleting documents rebuilds the term statistics from the store (seconds for a mi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ import numpy as np
 from embedkit.config import IndexSettings
 from embedkit.index.base import DocumentStore, Index, IndexManifest
 from embedkit.index.encode import Shard
+from embedkit.index.registry import NO_MODEL
 
 BM25_DIR = "bm25"
+K1, B, STOPWORDS = 1.5, 0.75, "en"
 
 
 class BM25Index(Index):
@@ -28,20 +31,39 @@ class BM25Index(Index):
         self._bm25s = bm25s
         self.retriever = bm25s.BM25.load(str(self.folder / BM25_DIR), mmap=True, show_progress=False)
 
+    @classmethod
+    def over(cls, index: Index) -> "BM25Index":
+        """BM25 in memory over another index's own documents (its store, so the same positions and ids):
+        a lexical part to fuse with that index, with no folder of its own."""
+        import bm25s
+
+        self = cls.__new__(cls)
+        self.folder, self.encoder, self._bm25s = None, None, bm25s
+        self.store = index.store
+        self.manifest = replace(index.manifest, kind="lexical", backend="bm25", model=NO_MODEL,
+                                model_fingerprint=NO_MODEL, embedding_dim=0, normalized=False,
+                                settings={"k1": K1, "b": B, "stopwords": STOPWORDS})
+        self.retriever = _bm25(_store_texts(index.store))
+        return self
+
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self.store.ids))
-        tokens = self._bm25s.tokenize(queries, stopwords="en", show_progress=False)
+        tokens = self._bm25s.tokenize(queries, stopwords=STOPWORDS, show_progress=False)
         positions, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
         positions = np.where(scores > 0, positions, -1)  # (num_queries, k); no term overlap = no hit
         return scores, positions
 
 
-def _write(folder: Path, texts: list[str]) -> None:
+def _bm25(texts: list[str]):
     import bm25s
 
-    retriever = bm25s.BM25(k1=1.5, b=0.75)
-    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
-    retriever.save(str(folder / BM25_DIR), show_progress=False)
+    retriever = bm25s.BM25(k1=K1, b=B)
+    retriever.index(bm25s.tokenize(texts, stopwords=STOPWORDS, show_progress=False), show_progress=False)
+    return retriever
+
+
+def _write(folder: Path, texts: list[str]) -> None:
+    _bm25(texts).save(str(folder / BM25_DIR), show_progress=False)
 
 
 def _store_texts(store: DocumentStore) -> list[str]:
@@ -54,7 +76,7 @@ class BM25Backend:
 
     def build(self, shards: list[Shard], folder: Path, settings: IndexSettings, dim: int) -> dict:
         _write(folder, [text for shard in shards for _, text in shard.documents()])
-        return {"k1": 1.5, "b": 0.75, "stopwords": "en"}
+        return {"k1": K1, "b": B, "stopwords": STOPWORDS}
 
     def open(self, folder: Path, encoder) -> BM25Index:
         return BM25Index(folder, encoder)

@@ -1,0 +1,178 @@
+"""Retrievers composed from indexes: fusion of several indexes and first stage + reranker.
+
+Each is an :class:`~embedkit.index.base.Index` (``search_positions`` / ``search``, ``store``, ``manifest``),
+so ``embedkit search``, ``embedkit eval`` and ``embedkit serve`` run one retrieve path whatever it is made of.
+Positions are the first index's document positions: fused indexes must hold the same documents in the
+same order (indexes built from one corpus do; BM25 built from an index's own store does by construction).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedkit.config import RetrieveConfig
+from embedkit.errors import EmbedkitError
+from embedkit.index.base import Index
+from embedkit.retrieve.fusion import fuse
+from embedkit.retrieve.rerank import Reranker, load_reranker
+
+logger = logging.getLogger(__name__)
+
+
+def describe(index: Index) -> dict[str, Any]:
+    """What answers a search, for results JSON, reports and ``GET /info``."""
+    if hasattr(index, "description"):
+        return index.description()
+    m = index.manifest
+    method = m.backend if m.kind == "lexical" else m.kind  # a model-free index is named by its backend: bm25
+    return {"method": method, "model": m.model, "backend": m.backend, "num_documents": m.num_documents}
+
+
+def method_name(index: Index) -> str:
+    """A short label: ``dense``, ``rrf(bm25,dense)``, ``colbert-rerank(dense)``."""
+    return _label(describe(index))
+
+
+def _label(d: dict[str, Any]) -> str:
+    if "parts" in d:
+        return f"{d['method']}({','.join(_label(p) for p in d['parts'])})"
+    if "first_stage" in d:
+        return f"{d['method']}({_label(d['first_stage'])})"
+    return d["method"]
+
+
+def _to_arrays(rows: list[dict[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    positions = np.full((len(rows), k), -1, dtype=np.int64)
+    for i, row in enumerate(rows):
+        best = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        for j, (pos, score) in enumerate(best):
+            scores[i, j], positions[i, j] = score, pos
+    return scores, positions  # each (num_queries, k)
+
+
+def _rows(scores: np.ndarray, positions: np.ndarray) -> list[dict[int, float]]:
+    return [{int(p): float(s) for s, p in zip(rs, rp) if p >= 0} for rs, rp in zip(scores, positions)]
+
+
+def _same_documents(first: Sequence[str], other: Sequence[str]) -> bool:
+    return len(first) == len(other) and all(a == b for a, b in zip(first, other))
+
+
+class FusedIndex(Index):
+    """Several indexes over one corpus searched together and fused (RRF or weighted normalised scores)."""
+
+    def __init__(self, parts: Sequence[Index], method: str = "rrf", weights: Sequence[float] | None = None,
+                 rrf_k: float = 60, depth: int = 100):
+        if len(parts) < 2:
+            raise EmbedkitError("fusion needs at least two indexes")
+        if weights is not None and len(weights) != len(parts):
+            raise EmbedkitError(f"fusion weights: {len(weights)} given for {len(parts)} indexes "
+                                "(one per index, the searched one first)")
+        for part in parts[1:]:
+            if not _same_documents(parts[0].store.ids, part.store.ids):
+                raise EmbedkitError(f"cannot fuse {method_name(parts[0])} with {method_name(part)}: they do not hold "
+                                    "the same documents in the same order (build both from the same corpus)")
+        self.parts = list(parts)
+        self.method, self.weights, self.rrf_k, self.depth = method, weights, rrf_k, depth
+        self.store = parts[0].store
+        self.manifest = parts[0].manifest
+
+    def description(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"method": self.method, "parts": [describe(p) for p in self.parts],
+                             "depth": self.depth}
+        d |= {"k": self.rrf_k} if self.method == "rrf" else {}
+        return d | ({"weights": list(self.weights)} if self.weights is not None else {})
+
+    def part_runs(self, queries: list[str], depth: int) -> list[dict[int, dict[int, float]]]:
+        """Each part's top-``depth`` as a run keyed by query number, then document position."""
+        return [dict(enumerate(_rows(*part.search_positions(queries, depth)))) for part in self.parts]
+
+    def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        runs = self.part_runs(queries, max(k, self.depth))
+        fused = fuse(self.method, runs, self.weights, self.rrf_k)
+        return _to_arrays([fused.get(i, {}) for i in range(len(queries))], k)
+
+
+class RerankedIndex(Index):
+    """A first stage's top ``top_n`` rescored by a reranker.
+
+    When more than ``top_n`` hits are asked for, the rest follow in first-stage order with scores below
+    every reranked one, so a deep run (Recall@100) keeps its tail.
+    """
+
+    def __init__(self, first: Index, reranker: Reranker, top_n: int = 100):
+        if top_n < 1:
+            raise EmbedkitError(f"rerank_top_n must be at least 1, got {top_n}")
+        self.first, self.reranker, self.top_n = first, reranker, top_n
+        self.store = first.store
+        self.manifest = first.manifest
+
+    def description(self) -> dict[str, Any]:
+        return {"method": f"{self.reranker.name}-rerank", "first_stage": describe(self.first), "top_n": self.top_n}
+
+    def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, positions = self.first.search_positions(queries, max(k, self.top_n))
+        head = [row[row >= 0][:self.top_n] for row in positions]
+        new_scores = self.reranker.score(queries, head, self.store)
+        rows = []
+        for cand, rescored, row_p in zip(head, new_scores, positions):
+            row = {int(p): float(s) for p, s in zip(cand, rescored)}
+            floor = min(row.values(), default=0.0) - 1.0
+            tail = [int(p) for p in row_p[len(cand):] if p >= 0]
+            row |= {p: floor - i for i, p in enumerate(tail)}
+            rows.append(row)
+        return _to_arrays(rows, k)
+
+
+def bm25_over(index: Index) -> Index:
+    from embedkit.index.bm25_index import BM25Index
+
+    return BM25Index.over(index)
+
+
+def open_part(spec: str, first: Index, batch_size: int = 64) -> Index:
+    """``bm25`` (in memory, from ``first``'s documents) or an index folder (opened with its own model)."""
+    if spec == "bm25":
+        return bm25_over(first)
+    if not Path(spec).is_dir():
+        raise EmbedkitError(f"fuse_with: {spec!r} is neither 'bm25' nor an index folder")
+    from embedkit.index.build import open_index
+
+    return open_index(spec, batch_size=batch_size)
+
+
+def compose(first: Index, options: RetrieveConfig, batch_size: int = 64,
+            parts: Sequence[Index] | None = None) -> Index:
+    """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked."""
+    index = first
+    if options.fuse_with or parts:
+        parts = list(parts) if parts is not None else [open_part(s, first, batch_size) for s in options.fuse_with]
+        index = FusedIndex([first, *parts], options.fusion, options.weights, options.rrf_k, options.fusion_depth)
+    if options.rerank != "none":
+        reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size)
+        stored = getattr(reranker, "stored", None)
+        if stored is not None and not _same_documents(first.store.ids, stored_ids(options.rerank_index)):
+            raise EmbedkitError(f"rerank_index {options.rerank_index}: not the same documents as the searched index")
+        index = RerankedIndex(index, reranker, options.rerank_top_n)
+    return index
+
+
+def stored_ids(folder: str | Path) -> Sequence[str]:
+    from embedkit.index.base import DocumentStore
+
+    return DocumentStore(Path(folder)).ids
+
+
+def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None, model: str | None = None,
+                   batch_size: int = 64) -> Index:
+    """The searched index with fusion and reranking as configured: what search, eval and serve query."""
+    from embedkit.index.build import open_index
+
+    first = open_index(index_dir, model, batch_size=batch_size)
+    return compose(first, options or RetrieveConfig(), batch_size)
