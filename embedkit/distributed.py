@@ -62,13 +62,15 @@ def world_size() -> int:
     return world()[1]
 
 
-def run_everywhere(step, *args, only_rank0: bool = False, rank: int = 0, **kwargs) -> Any:
-    """Run ``step`` on every rank (or rank 0 only); if it fails anywhere, every rank raises."""
+def run_everywhere(step, *args, only_rank0: bool = False, **kwargs) -> Any:
+    """Run ``step(*args, **kwargs)`` on every rank (or rank 0 only); if it fails anywhere, every rank raises.
+
+    Every keyword goes to ``step`` (a ``rank=`` too: this process's rank is read here, from torchrun)."""
     from embedkit.errors import EmbedkitError
 
     error: BaseException | None = None
     result = None
-    if rank == 0 or not only_rank0:
+    if world()[0] == 0 or not only_rank0:
         try:
             result = step(*args, **kwargs)
         except Exception as exc:  # re-raised below, after every rank knows

@@ -101,7 +101,7 @@ def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, s
     run_everywhere(build_index, model, corpus, index_dir, settings, kind=kind, unpadded=unpadded,
                    overwrite=overwrite, encoder=encoder, rank=rank, world_size=world_size)
     run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, settings, overwrite=overwrite,
-                   only_rank0=True, rank=rank)
+                   only_rank0=True)
     return Path(index_dir)
 
 
