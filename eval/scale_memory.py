@@ -50,7 +50,7 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
             " 'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n")
     cmd = [sys.executable, "-c", code, sys.executable, "-m", "embedkit", "index", "--model", str(model),
            "--corpus", str(corpus), "--index-dir", str(index_dir), "--shard-size", str(shard_size),
-           "--batch-size", str(batch_size), "--index-type", index_type]
+           "--batch-size", str(batch_size), "--backend", index_type]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads))
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:

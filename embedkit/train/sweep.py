@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import shutil
 import time
@@ -32,6 +31,7 @@ from typing import Literal
 
 from embedkit.artifacts import read_json, versions, write_json
 from embedkit.config import Recipe, load_recipe
+from embedkit.distributed import world_size
 from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def run_sweep(recipe_path: str | Path, grid_specs: list[str], overrides: list[st
               overwrite: bool = False, sweep_dir: str | Path | None = None) -> SweepResult:
     """Train every grid variant not yet finished (or only those in ``only``), then, once all are
     finished, pick the best mean nDCG@10 on the selection sets and write the table."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world_size() > 1:
         raise EmbedkitError("embedkit sweep under torchrun is not supported: run one sweep process per GPU "
                             "(CUDA_VISIBLE_DEVICES=i) with --only-index, then once more to write the table")
     overrides = list(overrides or [])
