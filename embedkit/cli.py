@@ -179,11 +179,15 @@ data and named benchmarks (BEIR, MLDR, CodeSearchNet), with a report next to the
 Every sub-command has --help; -v shows the libraries' own logs and warnings."""
 
 
-def _add_retrieve_options(p: argparse.ArgumentParser) -> None:
-    """Flags of RetrieveConfig (the recipe's eval.retrieve section), one per field."""
+def _add_searcher_options(p: argparse.ArgumentParser) -> None:
+    """What ``search`` and ``serve`` open: an index, its model, and RetrieveConfig's flags (the recipe's
+    eval.retrieve section), one per field."""
     from embedkit.cli_fields import add_fields
     from embedkit.config import RetrieveConfig
 
+    p.add_argument("--index-dir", required=True)
+    p.add_argument("--model", default=None, help="must be the model the index was built with")
+    p.add_argument("--batch-size", type=int, default=64)
     add_fields(p.add_argument_group("fusion and reranking"), RetrieveConfig, "retrieve")
 
 
@@ -225,24 +229,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_index)
 
     p = sub.add_parser("search", help="search an index by query text")
-    p.add_argument("--index-dir", required=True)
     p.add_argument("query", nargs="+")
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--model", default=None, help="must be the model the index was built with")
-    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true")
-    _add_retrieve_options(p)
+    _add_searcher_options(p)
     p.set_defaults(func=_search)
 
     p = sub.add_parser("serve", help="HTTP search API over an index (POST /search, GET /health, GET /info)")
-    p.add_argument("--index-dir", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", default=None, help="must be the model the index was built with")
-    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=64, help="queries searched together from concurrent requests")
     p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits for others to batch")
-    _add_retrieve_options(p)
+    _add_searcher_options(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("eval", help="score a model (or bm25) on a BEIR folder or a named benchmark")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from typing import Any, Literal
 
@@ -50,8 +51,8 @@ def add_fields(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: t
             kwargs["action"] = "store_const"
             kwargs["const"] = not default  # --per-query turns on, --no-cache turns off
         else:
-            inner = ([a for a in typing.get_args(tp) if a is not type(None)] or [tp])[0] \
-                if typing.get_origin(tp) is not Literal else tp  # int | None → int
+            optional = typing.get_origin(tp) in (typing.Union, types.UnionType)
+            inner = [a for a in typing.get_args(tp) if a is not type(None)][0] if optional else tp  # int | None → int
             if typing.get_origin(inner) is Literal:
                 kwargs["choices"] = list(typing.get_args(inner))
             elif typing.get_origin(inner) is list:

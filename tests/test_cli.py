@@ -128,6 +128,20 @@ def test_index_and_eval_flags_are_the_recipe_fields(capsys):
         from_args(args, IndexConfig, "index")
 
 
+def test_list_fields_take_several_values():
+    """A list-typed field is one flag with several values, on eval (nested eval.retrieve) and on search."""
+    from embedkit.cli import _parser, _retrieve_config
+    from embedkit.cli_fields import from_args
+    from embedkit.config import EvalOptions
+
+    args = _parser().parse_args(["eval", "--model", "m", "--fuse-with", "bm25", "other-index",
+                                 "--fusion", "weighted", "--weights", "0.3", "0.7"])
+    retrieve = from_args(args, EvalOptions, "eval").retrieve
+    assert (retrieve.fuse_with, retrieve.fusion, retrieve.weights) == (["bm25", "other-index"], "weighted", [0.3, 0.7])
+    args = _parser().parse_args(["search", "a query", "--index-dir", "ix", "--fuse-with", "bm25", "b"])
+    assert _retrieve_config(args).fuse_with == ["bm25", "b"]
+
+
 @pytest.mark.slow  # two fresh processes that import torch and load a model
 def test_quiet_by_default_verbose_with_v(tmp_path, tiny_modernbert, code_beir):
     """The dependencies' notices (here sentence-transformers' 'Creating a new one with mean pooling' for a raw
