@@ -6,7 +6,6 @@ import dataclasses
 import gzip
 import json
 import logging
-import time
 import zipfile
 from pathlib import Path
 
@@ -102,10 +101,8 @@ def test_zip_without_the_set_is_refused(tmp_path):
 
 def test_unreachable_beir_url_fails_fast_with_instructions(tmp_path):
     entry = dataclasses.replace(get_benchmark("beir/nfcorpus"), source="http://127.0.0.1:9/nfcorpus.zip")
-    start = time.perf_counter()
     with pytest.raises(EmbedkitError) as excinfo:
         sources.materialize(entry, tmp_path / "cache")
-    assert time.perf_counter() - start < 10
     message = str(excinfo.value)
     assert "'beir/nfcorpus'" in message and "--data path/to/beir-folder" in message
     assert "http://127.0.0.1:9/nfcorpus.zip" in message
@@ -270,10 +267,8 @@ def test_coir_qrels_naming_missing_queries_leave_no_folder(tmp_path, local_hf_da
 @pytest.mark.parametrize("name", ["mldr", "csn/ruby", "coir/stackoverflow-qa"])
 def test_hub_sources_offline_fail_fast(tmp_path, monkeypatch, local_hf_datasets_cache, name):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
     with pytest.raises(EmbedkitError) as excinfo:
         sources.materialize(get_benchmark(name), tmp_path / "cache")
-    assert time.perf_counter() - start < 10
     message = str(excinfo.value)
     assert f"{name!r}" in message and "--data path/to/beir-folder" in message and "HF_HUB_OFFLINE is set" in message
 
@@ -284,10 +279,15 @@ def test_unreachable_hub_is_detected_before_the_client_retries(tmp_path, monkeyp
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
-    start = time.perf_counter()
+    from huggingface_hub import HfApi
+
+    timeouts = []
+    real = HfApi.dataset_info
+    monkeypatch.setattr(HfApi, "dataset_info", lambda self, *a, **kw: timeouts.append(kw.get("timeout"))
+                        or real(self, *a, **kw))
     with pytest.raises(EmbedkitError, match=r"cannot reach http://127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
         sources.materialize(get_benchmark("csn/go"), tmp_path / "cache")
-    assert time.perf_counter() - start < 10
+    assert timeouts == [sources.HUB_PROBE_TIMEOUT_S]  # one probe with the short time-out, before any download
 
 
 def test_hub_reachability_goes_through_the_proxy(tmp_path, monkeypatch):
