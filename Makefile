@@ -32,7 +32,7 @@ throughput-cpu: $(STAMP)
 		--skip st_encode_b256 hf_sdpa_sorted --cpu-bf16 --repeats 1 --train-batch 8 --train-steps 2 \
 		--gradcache-batch 0 --index-docs 48
 
-# Wheels for eval/gpu_session.sh on the lent GPU machine (Python 3.12 there, other library versions).
+# Wheels for eval/gpu_session.sh on a GPU machine without this environment (Python 3.12, other library versions).
 GPU_WHEELS := transformers==5.3.0 tokenizers==0.22.2 sentence-transformers==5.3.0
 gpu-wheels:
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
