@@ -35,7 +35,10 @@ def dist_context() -> Iterator[tuple[int, int]]:
         yield rank, world_size
     finally:
         if created:
-            dist.destroy_process_group()
+            try:
+                dist.barrier()  # leave together: a rank tearing gloo down while another still talks to it aborts
+            finally:
+                dist.destroy_process_group()
 
 
 def barrier() -> None:
