@@ -29,6 +29,8 @@ which is read without any network access.
 
 from __future__ import annotations
 
+import importlib
+
 import csv
 import hashlib
 import http.client
@@ -319,6 +321,17 @@ def _hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
+def _http_errors() -> tuple[type[Exception], ...]:
+    """The transport errors of the hub client: httpx before huggingface_hub 2, httpx2 from it."""
+    errors = []
+    for name in ("httpx", "httpx2"):
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except ImportError:
+            continue
+    return tuple(errors)
+
+
 def _probe_hub(entry: Benchmark, folder: Path) -> None:
     """Fail in seconds when the Hub cannot be reached (its download calls retry for ~25 s).
 
@@ -328,13 +341,12 @@ def _probe_hub(entry: Benchmark, folder: Path) -> None:
     """
     if _hub_offline():
         return  # offline mode reads the Hugging Face cache only, and fails fast by itself
-    import httpx
     from huggingface_hub import HfApi, constants
 
     try:
         HfApi(endpoint=constants.ENDPOINT).dataset_info(entry.source, revision=entry.revision,
                                                         timeout=HUB_PROBE_TIMEOUT_S)
-    except (OSError, ValueError, httpx.HTTPError) as exc:
+    except (OSError, ValueError, *_http_errors()) as exc:
         raise _offline_error(entry, folder, f"cannot reach {constants.ENDPOINT} "
                              f"({type(exc).__name__}: {_first_line(exc)})", hub=True) from None
 
