@@ -46,6 +46,7 @@ def _index(args: argparse.Namespace) -> int:
     from embedkit.index.build import add_documents, build_index, build_index_distributed, delete_documents
 
     cfg = from_args(args, IndexConfig, "index")
+    library = _colbert_library(args)
     if args.delete:
         num = delete_documents(cfg.output_dir, args.delete)
         print(f"index {cfg.output_dir} now holds {num} documents")
@@ -54,14 +55,15 @@ def _index(args: argparse.Namespace) -> int:
         raise EmbedkitError("index needs --corpus (or --delete ID...)")
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     if args.add:
-        num = add_documents(cfg.output_dir, corpus, args.model, batch_size=cfg.batch_size, unpadded=args.unpadded)
+        num = add_documents(cfg.output_dir, corpus, args.model, batch_size=cfg.batch_size, unpadded=args.unpadded,
+                            colbert_library=library)
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
     if not args.model and cfg.backend != "bm25":
         raise EmbedkitError("index needs --model (only --backend bm25 needs none)")
     with dist_context() as (rank, world_size):
         common = dict(kind=args.kind, unpadded=args.unpadded, overwrite=args.overwrite, rank=rank,
-                      world_size=world_size)
+                      world_size=world_size, colbert_library=library)
         build = build_index_distributed if world_size > 1 else build_index
         path = build(args.model, corpus, cfg.output_dir, cfg, **common)
     if rank == 0:
@@ -76,10 +78,25 @@ def _retrieve_config(args: argparse.Namespace):
     return from_args(args, RetrieveConfig, "retrieve")
 
 
+def _colbert_library(args: argparse.Namespace) -> str:
+    """``--colbert-library`` (the recipe's colbert.library). An explicit choice is checked before any work (an
+    unknown name, or a library this environment cannot use, is one clear error); ``auto`` only when a colbert
+    model is loaded, so dense and bm25 work needs no ColBERT library."""
+    from embedkit.cli_fields import from_args
+    from embedkit.config import ColbertConfig
+    from embedkit.models.colbert.registry import AUTO, check_library
+
+    library = from_args(args, ColbertConfig, "colbert").library
+    if library != AUTO:
+        check_library(library)
+    return library
+
+
 def _search(args: argparse.Namespace) -> int:
     from embedkit.retrieve.retriever import open_retriever
 
-    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size)
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size,
+                           colbert_library=_colbert_library(args))
     queries = args.query
     results = index.search(queries, k=args.k)
     if args.json:
@@ -101,7 +118,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise EmbedkitError("embedkit serve needs FastAPI and uvicorn: pip install 'embedkit[serve]'") from None
     from embedkit.retrieve.retriever import open_retriever
 
-    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size)
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size,
+                           colbert_library=_colbert_library(args))
     print(f"serving {args.index_dir} on http://{args.host}:{args.port} (POST /search, GET /health, GET /info)")
     serve(index, args.index_dir, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms)
@@ -114,6 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
     from embedkit.evaluate.runner import evaluate
 
     options = from_args(args, EvalOptions, "eval")
+    library = _colbert_library(args)
     index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
                                                           for k in ("batch_size", "max_length", "truncate_dim")})
     if args.benchmark:
@@ -121,13 +140,13 @@ def _eval(args: argparse.Namespace) -> int:
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
-                             index=index, unpadded=args.unpadded)
+                             index=index, unpadded=args.unpadded, colbert_library=library)
         print(run.table)
         return 1 if run.failed else 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
-                      unpadded=args.unpadded)
+                      unpadded=args.unpadded, colbert_library=library)
     keys = ("ndcg@10", "recall@100", "mrr@10", "map@100")
     extra = {k: result[k] for k in ("method", "chosen_weights") if k in result}
     print(json.dumps({k: round(result[k], 4) for k in keys} | {"num_queries": result["num_queries"],
@@ -159,6 +178,15 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _colbert_library_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--colbert-library``: the recipe's colbert.library field as a flag (its help, default and checks)."""
+    from embedkit.cli_fields import add_fields
+    from embedkit.config import ColbertConfig
+
+    add_fields(p, ColbertConfig, "colbert", skip=tuple(f.name for f in dataclasses.fields(ColbertConfig)
+                                                         if f.name != "library"))
+
+
 def _unpadded_flag(p: argparse.ArgumentParser) -> None:
     from embedkit.config import ModelConfig
 
@@ -188,6 +216,7 @@ def _add_searcher_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", required=True)
     p.add_argument("--model", default=None, help="must be the model the index was built with")
     p.add_argument("--batch-size", type=int, default=64)
+    _colbert_library_flag(p)
     add_fields(p.add_argument_group("fusion and reranking"), RetrieveConfig, "retrieve")
 
 
@@ -221,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model folder or hub id (not needed for --backend bm25)")
     p.add_argument("--kind", choices=["dense", "colbert"], default=None, help="default: from the model folder")
     _unpadded_flag(p)
+    _colbert_library_flag(p)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--add", "--append", dest="add", action="store_true",
                    help="add the corpus's documents to the existing --index-dir")
@@ -254,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="MLDR results: 'id' if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else 'ood'")
     _unpadded_flag(p)
+    _colbert_library_flag(p)
     add_fields(p, EvalOptions, "eval")
     add_fields(p.add_argument_group("index backend"), IndexSettings, "index",
                skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)))

@@ -46,14 +46,33 @@ class ModelConfig:
         "Packed (unpadded) ModernBERT forward: auto uses it for ModernBERT (checked against HF on first use).", "auto")
 
 
+# What a fresh ColBERT (a backbone or a dense sentence-transformers model) gets for each ColbertConfig field left
+# null; a ColBERT checkpoint keeps its own values (PyLate's and ColBERT's classic settings).
+COLBERT_FRESH_DEFAULTS = {"embedding_dim": 128, "query_length": 32, "document_length": 180,
+                          "query_prefix": "[Q] ", "document_prefix": "[D] "}
+
+
 @dataclass
 class ColbertConfig:
-    embedding_dim: int = _help("Size of the per-token projection.", 128)
-    query_length: int = _help("Query length in tokens, padded with [MASK] (query expansion).", 32)
-    document_length: int = _help("Document length in tokens (up to the backbone's limit, 8192 for ModernBERT).",
-                                 180)
-    query_prefix: str = _help("Marker prepended to queries.", "[Q] ")
-    document_prefix: str = _help("Marker prepended to documents.", "[D] ")
+    library: str = _help(
+        "ColBERT library: sentence-transformers (MultiVectorEncoder, sentence-transformers >= 6) or pylate "
+        "(PyLate, in an environment with embedkit[pylate]); auto: sentence-transformers when it has "
+        "MultiVectorEncoder, else pylate.", "auto", flag="--colbert-library")
+    embedding_dim: int | None = _help("Size of the per-token projection; null = the checkpoint's own (128 for a "
+                                      "fresh projection).", None)
+    query_length: int | None = _help("Query length in tokens, padded with [MASK] (query expansion); null = the "
+                                     "checkpoint's own (32 for a backbone).", None)
+    document_length: int | None = _help("Document length in tokens (up to the backbone's limit, 8192 for "
+                                        "ModernBERT); null = the checkpoint's own (180 for a backbone).", None)
+    query_prefix: str | None = _help("Marker prepended to queries; null = the checkpoint's own ('[Q] ' for a "
+                                     "backbone).", None)
+    document_prefix: str | None = _help("Marker prepended to documents; null = the checkpoint's own ('[D] ' for a "
+                                        "backbone).", None)
+
+    def for_fresh_model(self) -> ColbertConfig:
+        """This config with every null field set to what a fresh ColBERT gets (``COLBERT_FRESH_DEFAULTS``)."""
+        return dataclasses.replace(self, **{k: v for k, v in COLBERT_FRESH_DEFAULTS.items()
+                                            if getattr(self, k) is None})
 
 
 @dataclass
@@ -187,7 +206,7 @@ class RetrieveConfig:
     fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100)
     rerank: Literal["none", "colbert", "cross-encoder"] = _help(
         "Second stage over the first stage's top rerank_top_n: ColBERT MaxSim or a CrossEncoder.", "none")
-    rerank_model: str | None = _help("Reranker model: a PyLate folder (colbert) or a CrossEncoder; colbert "
+    rerank_model: str | None = _help("Reranker model: a ColBERT model (colbert) or a CrossEncoder; colbert "
                                      "defaults to rerank_index's model.", None)
     rerank_index: str | None = _help("colbert: an exact-MaxSim colbert index (backend exact) over the same corpus whose "
                                      "stored token vectors are read instead of encoding documents per query.", None)
@@ -389,6 +408,18 @@ def validate(recipe: Recipe) -> Recipe:
         raise EmbedkitError(f"training.learning_rate: must be positive, got {recipe.training.learning_rate}")
     if not 0 <= recipe.training.warmup_ratio < 1:
         raise EmbedkitError(f"training.warmup_ratio: must be in [0, 1), got {recipe.training.warmup_ratio}")
+    for name, value in [("colbert.embedding_dim", recipe.colbert.embedding_dim),
+                        ("colbert.query_length", recipe.colbert.query_length),
+                        ("colbert.document_length", recipe.colbert.document_length)]:
+        if value is not None and value < 1:
+            raise EmbedkitError(f"{name}: must be at least 1 (or null: the checkpoint's own), got {value}")
+    if recipe.kind == "colbert":
+        from embedkit.models.colbert.registry import check_library  # a leaf: the one list of library names
+
+        try:
+            check_library(recipe.colbert.library)
+        except EmbedkitError as exc:
+            raise EmbedkitError(f"colbert.library: {exc}") from None
     if recipe.loss.matryoshka_dims and recipe.kind != "dense":
         raise EmbedkitError("loss.matryoshka_dims: Matryoshka training is for kind: dense")
     return recipe

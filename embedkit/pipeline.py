@@ -105,7 +105,8 @@ def _index(recipe: Recipe, model: str, overwrite: bool) -> tuple[str, str]:
     folder = Path(cfg.output_dir)
     if not overwrite and _index_done(folder, model, corpus.source, cfg):
         return str(folder), "skipped (done)"
-    build_index(model, corpus, folder, cfg, kind=recipe.kind, unpadded=recipe.model.unpadded, overwrite=True)
+    build_index(model, corpus, folder, cfg, kind=recipe.kind, unpadded=recipe.model.unpadded, overwrite=True,
+                colbert_library=recipe.colbert.library)
     manifest = IndexManifest.load(folder)  # record what the stage was asked for, to skip it next time
     manifest.settings["stage_key"] = _key(asdict(cfg))
     manifest.save(folder)
@@ -141,7 +142,8 @@ def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_d
     reuse = index_dir if _index_fits(recipe, index_dir, folder) else None
     ran.append(True)
     return evaluate(model, data, options, output=out, run_file=out.with_suffix(".trec"), dataset_name=data.name,
-                    labels={"stage_key": key}, index=recipe.index, unpadded=recipe.model.unpadded, index_dir=reuse)
+                    labels={"stage_key": key}, index=recipe.index, unpadded=recipe.model.unpadded, index_dir=reuse,
+                    colbert_library=recipe.colbert.library)
 
 
 def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[list[dict[str, Any]], str]:
@@ -160,7 +162,8 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
             else:  # a benchmark name: one JSON per dataset under eval.output_dir, datasets done are skipped
                 run = run_benchmarks(name, item, replace(recipe.eval, kind=kind), output_dir=recipe.eval.output_dir,
                                      cache_dir=recipe.eval.benchmark_cache, mldr_setting=recipe.eval.mldr_setting,
-                                     overwrite=overwrite, index=recipe.index, unpadded=recipe.model.unpadded)
+                                     overwrite=overwrite, index=recipe.index, unpadded=recipe.model.unpadded,
+                                     colbert_library=recipe.colbert.library)
                 logger.info("%s", run.table)
                 ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
                 results.extend(o.result for o in run.outcomes if o.result is not None)

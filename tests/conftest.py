@@ -304,3 +304,73 @@ def tiny_indexes(tmp_path_factory, tiny_modernbert, code_pairs):
                           IndexSettings(backend="exact", batch_size=16, max_length=64), kind="colbert",
                           progress=False)
     return dense, colbert
+
+
+# ColBERT tests run in both environments (sentence-transformers >= 6 and PyLate's): the library is this
+# environment's, and reloading or batching goes through that library's own public API, not through embedkit.
+
+
+@pytest.fixture(scope="session")
+def colbert_library():
+    """The ColBERT library ``auto`` picks here: sentence-transformers' MultiVectorEncoder, or PyLate."""
+    from embedkit.models.colbert import get_library
+
+    return get_library("auto")
+
+
+class NativeColbert:
+    """A saved ColBERT model opened with its library's own class (``MultiVectorEncoder`` or
+    ``pylate.models.ColBERT``), as a user of that library would."""
+
+    def __init__(self, library_name: str, path):
+        self.library_name = library_name
+        if library_name == "sentence-transformers":
+            from sentence_transformers import MultiVectorEncoder
+
+            self.model = MultiVectorEncoder(str(path), device="cpu")
+            backbone = self.model[0]
+            expansion = backbone.query_expansion
+            self.query_length = expansion["length"] if expansion else backbone.query_length
+            self.document_length = backbone.document_length
+        else:
+            from pylate import models
+
+            self.model = models.ColBERT(model_name_or_path=str(path), device="cpu")
+            self.query_length, self.document_length = self.model.query_length, self.model.document_length
+
+    def encode_queries(self, texts: list[str]) -> list:
+        if self.library_name == "sentence-transformers":
+            return self.model.encode_query(texts, convert_to_numpy=True)
+        return self.model.encode(texts, is_query=True, convert_to_numpy=True)
+
+    def encode_documents(self, texts: list[str]) -> list:
+        if self.library_name == "sentence-transformers":
+            return self.model.encode_document(texts, convert_to_numpy=True)
+        return self.model.encode(texts, is_query=False, convert_to_numpy=True)
+
+
+def collate_colbert_features(library_name: str, model, rows: list[dict]) -> list[dict]:
+    """Tokenised training features per column (query first), as the library's trainer hands them to a loss."""
+    columns = list(rows[0])
+    if library_name == "sentence-transformers":
+        from sentence_transformers.multi_vector_encoder import MultiVectorEncoderDataCollator
+
+        prompts = {c: model.prompts["query"] if i == 0 else model.prompts["document"] for i, c in enumerate(columns)}
+        batch = MultiVectorEncoderDataCollator(preprocess_fn=model.preprocess, prompts=prompts)(rows)
+    else:
+        from pylate import utils
+
+        batch = utils.ColBERTCollator(tokenize_fn=model.tokenize)(rows)
+    return [{k[len(c) + 1:]: v for k, v in batch.items() if k.startswith(c + "_")} for c in columns]
+
+
+@pytest.fixture(scope="session")
+def native_colbert(colbert_library):
+    """Open a saved ColBERT folder with this environment's library's own class."""
+    return lambda path: NativeColbert(colbert_library.name, path)
+
+
+@pytest.fixture(scope="session")
+def colbert_features(colbert_library):
+    """Batch rows into per-column training features with this environment's library's collator."""
+    return lambda model, rows: collate_colbert_features(colbert_library.name, model, rows)

@@ -127,7 +127,7 @@ def _duration(seconds: float) -> str:
 def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str | Path = "results",
                    data: str | None = None, cache_dir: str | Path | None = None,
                    mldr_setting: str = "ood", overwrite: bool = False, index: IndexSettings | None = None,
-                   unpadded: str = "auto") -> BenchmarkRun:
+                   unpadded: str = "auto", colbert_library: str = "auto") -> BenchmarkRun:
     """Score ``model`` on every benchmark in ``spec``, one isolated dataset at a time.
 
     ``data`` replaces the download for a single, non-aggregate benchmark (a local BEIR folder).
@@ -166,7 +166,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
         try:
             result = evaluate(model, folder, opts, output=out, run_file=out.with_suffix(".trec"),
                               dataset_name=dataset, labels={**labels, "settings": settings, "settings_key": key},
-                              index=index, unpadded=unpadded)
+                              index=index, unpadded=unpadded, colbert_library=colbert_library)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure must not end the run
             _fail(run, progress, dataset, exc)
             continue

@@ -55,7 +55,7 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
 
 def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: Path,
                     index: IndexSettings | None = None, unpadded: str = "auto",
-                    index_dir: str | Path | None = None) -> tuple[Index, dict[str, float]]:
+                    index_dir: str | Path | None = None, colbert_library: str = "auto") -> tuple[Index, dict[str, float]]:
     """An index of ``data``'s corpus for ``model`` (or ``bm25``): ``index_dir`` if given and built already,
     else built once per (model, corpus, settings) under the cache (under ``scratch``, deleted by the caller,
     when the cache is off). The backend comes from ``index`` (default ``auto``)."""
@@ -70,7 +70,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
                        truncate_dim=options.truncate_dim)
     kind = encoder_kind(settings, model, options.kind)
     model = encoders.resolve(kind, model)
-    encoder = encoders.load_encoder(kind, model, settings, unpadded)
+    encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
     corpus = data.corpus
     chunk_tokens = None
     if options.long_documents == "chunk-maxpool" and hasattr(encoder, "model"):
@@ -98,11 +98,12 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
              output: str | Path | None = None, run_file: str | Path | None = None,
              dataset_name: str | None = None, labels: dict[str, Any] | None = None,
              index: IndexSettings | None = None, unpadded: str = "auto",
-             index_dir: str | Path | None = None) -> dict[str, Any]:
+             index_dir: str | Path | None = None, colbert_library: str = "auto") -> dict[str, Any]:
     """nDCG@10, Recall@100, MRR@10, MAP@100 of ``model`` (or ``"bm25"``) on a BEIR folder.
 
     ``index`` chooses the backend (default ``auto``); ``index_dir`` reuses an index of this corpus built by
     the index stage. ``labels`` are stored in the result as given (e.g. ``{"mldr_setting": "id"}``).
+    ``colbert_library`` loads a colbert model (and a colbert reranker's).
     """
     options = options or EvalOptions()
     data = load_beir(data_folder, options.split)
@@ -110,7 +111,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     dataset = dataset_name or Path(data_folder).name
     scratch = cache_dir() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir)
+        found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir, colbert_library)
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
         searcher, queries, retrieve_info = found, data.queries, {}
         if options.retrieve is not None:
@@ -118,7 +119,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
 
             if not is_plain(options.retrieve):
                 searcher, queries, retrieve_info = retriever_for_eval(found, options.retrieve, data.queries,
-                                                                      data.qrels, options.batch_size)
+                                                                      data.qrels, options.batch_size, colbert_library)
         start = time.perf_counter()
         run = retrieve(searcher, queries, options.k + 1, chunked=chunked, drop_self=False)
         run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)

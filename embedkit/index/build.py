@@ -33,13 +33,13 @@ def _encode_settings(kind: str, model: str, corpus: Corpus, settings: IndexSetti
 
 def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settings: IndexSettings | None = None,
                 kind: str | None = None, unpadded: str = "auto", overwrite: bool = False, progress: bool = True,
-                encoder: Any = None, rank: int = 0, world_size: int = 1) -> Path:
+                encoder: Any = None, rank: int = 0, world_size: int = 1, colbert_library: str = "auto") -> Path:
     """Encode ``corpus`` with ``model`` and publish the index at ``index_dir`` atomically.
 
     Work happens in ``<index_dir>.partial``; if the run is killed, the same call resumes from the shards
     already encoded there. ``encoder`` reuses an already loaded encoder of ``model``. ``model`` is None (or
     ``bm25``) for backends that need none. Under torchrun every rank encodes its shards and returns the work
-    folder; ``finalize_index`` (rank 0) then merges them.
+    folder; ``finalize_index`` (rank 0) then merges them. ``colbert_library`` loads a colbert model.
     """
     settings = settings or IndexSettings()
     kind = encoder_kind(settings, model or "bm25", kind)
@@ -48,7 +48,7 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     if index_dir.exists() and not overwrite:
         raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
     if encoder is None:
-        encoder = encoders.load_encoder(kind, model, settings, unpadded)
+        encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
     shard_settings = _encode_settings(kind, model, corpus, settings)
     work = partial_path(index_dir)
     if rank == 0 and overwrite and work.exists() and _settings_differ(work, shard_settings):
@@ -75,7 +75,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
         backend_settings = backend.build(shards, folder, settings, int(encoder.dim))
         num = DocumentStore.write(folder, (doc for shard in shards for doc in shard.documents()))
         backend_settings.update(max_length=settings.max_length, truncate_dim=settings.truncate_dim,
-                                requested_backend=settings.backend)
+                                requested_backend=settings.backend, **getattr(encoder, "manifest", {}))
         IndexManifest(kind=kind, backend=backend.name, model=str(model), model_fingerprint=model_fingerprint(model),
                       embedding_dim=int(encoder.dim), normalized=bool(getattr(encoder, "normalize", False)),
                       num_documents=num, corpus=corpus.source, settings=backend_settings,
@@ -87,7 +87,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
 
 def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, settings: IndexSettings,
                             kind: str | None = None, unpadded: str = "auto", overwrite: bool = False,
-                            rank: int = 0, world_size: int = 1) -> Path:
+                            rank: int = 0, world_size: int = 1, colbert_library: str = "auto") -> Path:
     """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index.
 
     The work folder (``<index_dir>.partial``) is shared, so the ranks must see one file system. A killed
@@ -97,7 +97,7 @@ def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, s
 
     kind = encoder_kind(settings, model, kind)
     model = encoders.resolve(kind, model)
-    encoder = encoders.load_encoder(kind, model, settings, unpadded)
+    encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
     run_everywhere(build_index, model, corpus, index_dir, settings, kind=kind, unpadded=unpadded,
                    overwrite=overwrite, encoder=encoder, rank=rank, world_size=world_size)
     run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, settings, overwrite=overwrite,
@@ -114,7 +114,7 @@ def _check_model(index_dir: str | Path, manifest: IndexManifest, model: str | No
 
 
 def open_index(index_dir: str | Path, model: str | None = None, batch_size: int = 64, unpadded: str = "auto",
-               max_length: int | None = None, encoder: Any = None) -> Index:
+               max_length: int | None = None, encoder: Any = None, colbert_library: str = "auto") -> Index:
     """Load an index with the model it was built with; a different ``model`` is refused."""
     from embedkit.config import EncodeSettings
 
@@ -124,16 +124,18 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
     if encoder is None:
         encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
             batch_size=batch_size, max_length=max_length or manifest.settings.get("max_length"),
-            truncate_dim=manifest.settings.get("truncate_dim")), unpadded)
+            truncate_dim=manifest.settings.get("truncate_dim")), unpadded, colbert_library)
     return backend.open(Path(index_dir), encoder)
 
 
 def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,
-                  batch_size: int = 64, unpadded: str = "auto", encoder: Any = None) -> int:
+                  batch_size: int = 64, unpadded: str = "auto", encoder: Any = None,
+                  colbert_library: str = "auto") -> int:
     """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) and add them; return the new document count."""
     manifest = IndexManifest.load(index_dir)
     return open_index(index_dir, model, batch_size=batch_size, unpadded=unpadded,
-                      max_length=manifest.settings.get("max_length"), encoder=encoder).add(documents)
+                      max_length=manifest.settings.get("max_length"), encoder=encoder,
+                      colbert_library=colbert_library).add(documents)
 
 
 def delete_documents(index_dir: str | Path, ids: Iterable[str]) -> int:

@@ -26,7 +26,7 @@ class LexicalEncoder:
         return texts
 
 
-def _dense(model: str, settings: EncodeSettings, unpadded: str) -> Any:
+def _dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
 
     st_model = load_dense_model(model)
@@ -37,19 +37,20 @@ def _dense(model: str, settings: EncodeSettings, unpadded: str) -> Any:
     return encoder
 
 
-def _colbert(model: str, settings: EncodeSettings, unpadded: str) -> Any:
+def _colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
     from embedkit.errors import EmbedkitError
     from embedkit.models.colbert import ColbertEncoder, load_colbert_model
 
     if settings.truncate_dim:
         raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not colbert")
-    colbert = load_colbert_model(model)
+    encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
+                             unpadded=unpadded)
     if settings.max_length:
-        colbert.document_length = settings.max_length
-    return ColbertEncoder(colbert, batch_size=settings.batch_size, unpadded=unpadded)
+        encoder.set_document_length(settings.max_length)
+    return encoder
 
 
-def _lexical(model: str, settings: EncodeSettings, unpadded: str) -> Any:
+def _lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
     return LexicalEncoder()
 
 
@@ -73,6 +74,9 @@ def resolve(kind: str, model: str | None) -> str:
     return resolve_model(model or "")
 
 
-def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto") -> Any:
+def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto",
+                 colbert_library: str = "auto") -> Any:
+    """The encoder of ``kind`` for ``model``; ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT
+    library that loads a colbert model."""
     _check(kind)
-    return ENCODERS[kind](model, settings or EncodeSettings(), unpadded)
+    return ENCODERS[kind](model, settings or EncodeSettings(), unpadded, colbert_library)

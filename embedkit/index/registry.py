@@ -52,13 +52,13 @@ def get_backend(name: str) -> Backend:
 
 
 def detect_kind(model: str) -> str:
-    """colbert for PyLate folders (their modules.json names a pylate module), lexical for ``bm25``, else dense."""
+    """colbert for ColBERT folders (PyLate, sentence-transformers MultiVectorEncoder or Stanford-NLP saves),
+    lexical for ``bm25``, else dense. Only local folders are read: a hub id is dense unless told (``--kind``)."""
     if model == NO_MODEL:
         return "lexical"
-    modules = Path(model) / "modules.json"
-    if modules.is_file() and "pylate" in modules.read_text(encoding="utf-8"):
-        return "colbert"
-    return "dense"
+    from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
+
+    return "colbert" if is_colbert_checkpoint(model, local_only=True) else "dense"
 
 
 def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -> str:

@@ -21,7 +21,7 @@ def is_plain(options: RetrieveConfig | None) -> bool:
 
 
 def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str, str],
-                       qrels: dict[str, dict[str, int]], batch_size: int = 64
+                       qrels: dict[str, dict[str, int]], batch_size: int = 64, colbert_library: str = "auto"
                        ) -> tuple[Index, dict[str, str], dict[str, Any]]:
     """(retriever, the queries to score, what to record in the results JSON).
 
@@ -32,7 +32,7 @@ def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str,
     info: dict[str, Any] = {}
     tune = options.fusion == "weighted" and options.weights is None and bool(options.fuse_with)
     if tune:
-        fused = compose(index, replace(options, rerank="none"), batch_size)
+        fused = compose(index, replace(options, rerank="none"), batch_size, colbert_library=colbert_library)
         assert isinstance(fused, FusedIndex)
         dev_ids, test_ids = split_queries([q for q in queries if q in qrels])
         ids = index.store.ids
@@ -48,6 +48,6 @@ def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str,
         parts = fused.parts[1:]
     else:
         parts = None
-    retriever = compose(index, options, batch_size, parts=parts)
+    retriever = compose(index, options, batch_size, parts=parts, colbert_library=colbert_library)
     info = {"method": method_name(retriever), "retriever": describe(retriever)} | info
     return retriever, queries, info

@@ -1,5 +1,5 @@
-"""Second-stage scorers for a first stage's top-N: ColBERT MaxSim (PyLate's ``colbert_scores``) or a
-sentence-transformers ``CrossEncoder``.
+"""Second-stage scorers for a first stage's top-N: ColBERT MaxSim (the ColBERT library's own scoring function)
+or a sentence-transformers ``CrossEncoder``.
 
 A reranker scores (query, candidate positions) pairs; it never searches. Candidate texts come from the
 first stage's document store; ColBERT token vectors are either encoded at query time or read from an
@@ -52,32 +52,8 @@ class StoredTokens:
         return [np.asarray(self.tokens[self.starts[p]:self.ends[p]], dtype=np.float32) for p in positions]
 
 
-def maxsim(query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
-    """ColBERT scores of one query against several documents with PyLate's ``colbert_scores``.
-
-    Args:
-        query: (query_tokens, dim); documents: each (tokens_i, dim)
-
-    Returns:
-        (num_documents,) float32
-    """
-    import torch
-    from pylate.scores import colbert_scores
-
-    if not documents:
-        return np.zeros(0, np.float32)
-    longest = max(len(d) for d in documents)
-    # Pad by repeating a document's own first token: a copy never changes a max, whereas zero padding (what
-    # PyLate's documents_mask amounts to) would win over a document whose similarities are all negative.
-    docs = torch.from_numpy(np.stack([np.concatenate([d, np.repeat(d[:1], longest - len(d), axis=0)])
-                                      for d in documents]))  # (num_documents, longest, dim)
-    with torch.inference_mode():
-        scores = colbert_scores(torch.from_numpy(query)[None], docs)  # (1, num_documents)
-    return scores[0].float().numpy()
-
-
 class ColbertReranker:
-    """MaxSim with a PyLate model; document vectors from ``stored`` when given, else encoded now."""
+    """MaxSim by the ColBERT model's library; document vectors from ``stored`` when given, else encoded now."""
 
     name = "colbert"
 
@@ -98,7 +74,7 @@ class ColbertReranker:
         query_vectors = self.encoder.encode_queries(queries)  # each (query_length, dim)
         unique = sorted({int(p) for row in candidates for p in row})  # a document shared by queries: encoded once
         docs = self._documents(unique, store)
-        return [maxsim(q, [docs[int(p)] for p in row]) for q, row in zip(query_vectors, candidates)]
+        return [self.encoder.maxsim(q, [docs[int(p)] for p in row]) for q, row in zip(query_vectors, candidates)]
 
 
 class CrossEncoderReranker:
@@ -122,7 +98,8 @@ class CrossEncoderReranker:
         return list(np.split(flat, bounds))
 
 
-def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_size: int) -> ColbertReranker:
+def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_size: int,
+                          colbert_library: str = "auto") -> ColbertReranker:
     """``tokens_index``: an exact colbert index whose stored vectors are reused (its model by default)."""
     from embedkit.artifacts import model_fingerprint
     from embedkit.config import EncodeSettings
@@ -131,18 +108,20 @@ def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_siz
 
     stored = StoredTokens(tokens_index) if tokens_index else None
     if model is None and stored is None:
-        raise EmbedkitError("ColBERT reranking needs rerank_model (a PyLate model) or rerank_index "
+        raise EmbedkitError("ColBERT reranking needs rerank_model (a ColBERT model) or rerank_index "
                             "(a colbert index built with --backend exact)")
     name = resolve_model(model or stored.manifest.model)
     if stored is not None and model_fingerprint(name) != stored.manifest.model_fingerprint:
         raise EmbedkitError(f"{tokens_index} holds vectors of {stored.manifest.model!r}, not of {name!r}")
     # documents encoded now are cut where the stored ones were (the index's max_length), if any
     max_length = stored.manifest.settings.get("max_length") if stored else None
-    encoder = load_encoder("colbert", name, EncodeSettings(batch_size=batch_size, max_length=max_length), "auto")
+    encoder = load_encoder("colbert", name, EncodeSettings(batch_size=batch_size, max_length=max_length), "auto",
+                           colbert_library)
     return ColbertReranker(encoder, stored, batch_size)
 
 
-def load_cross_encoder(model: str | None, tokens_index: str | None, batch_size: int) -> CrossEncoderReranker:
+def load_cross_encoder(model: str | None, tokens_index: str | None, batch_size: int,
+                       colbert_library: str = "auto") -> CrossEncoderReranker:
     from sentence_transformers import CrossEncoder
 
     from embedkit.models.loading import resolve_model
@@ -158,8 +137,8 @@ RERANKERS = {"colbert": load_colbert_reranker, "cross-encoder": load_cross_encod
 
 
 def load_reranker(kind: str, model: str | None = None, tokens_index: str | None = None,
-                  batch_size: int = 32) -> Reranker:
-    """The one place a reranker is chosen by name."""
+                  batch_size: int = 32, colbert_library: str = "auto") -> Reranker:
+    """The one place a reranker is chosen by name; ``colbert_library`` loads a colbert reranker's model."""
     if kind not in RERANKERS:
         raise EmbedkitError(f"unknown reranker {kind!r}; use one of {', '.join(RERANKERS)}")
-    return RERANKERS[kind](model, tokens_index, batch_size)
+    return RERANKERS[kind](model, tokens_index, batch_size, colbert_library)

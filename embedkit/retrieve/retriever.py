@@ -136,7 +136,7 @@ def bm25_over(index: Index) -> Index:
     return BM25Index.over(index)
 
 
-def open_part(spec: str, first: Index, batch_size: int = 64) -> Index:
+def open_part(spec: str, first: Index, batch_size: int = 64, colbert_library: str = "auto") -> Index:
     """``bm25`` (in memory, from ``first``'s documents) or an index folder (opened with its own model)."""
     if spec == "bm25":
         return bm25_over(first)
@@ -144,18 +144,21 @@ def open_part(spec: str, first: Index, batch_size: int = 64) -> Index:
         raise EmbedkitError(f"fuse_with: {spec!r} is neither 'bm25' nor an index folder")
     from embedkit.index.build import open_index
 
-    return open_index(spec, batch_size=batch_size)
+    return open_index(spec, batch_size=batch_size, colbert_library=colbert_library)
 
 
 def compose(first: Index, options: RetrieveConfig, batch_size: int = 64,
-            parts: Sequence[Index] | None = None) -> Index:
-    """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked."""
+            parts: Sequence[Index] | None = None, colbert_library: str = "auto") -> Index:
+    """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked;
+    ``colbert_library`` loads the colbert models of fused indexes and of a colbert reranker."""
     index = first
     if options.fuse_with or parts:
-        parts = list(parts) if parts is not None else [open_part(s, first, batch_size) for s in options.fuse_with]
+        parts = list(parts) if parts is not None else [open_part(s, first, batch_size, colbert_library)
+                                                         for s in options.fuse_with]
         index = FusedIndex([first, *parts], options.fusion, options.weights, options.rrf_k, options.fusion_depth)
     if options.rerank != "none":
-        reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size)
+        reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size,
+                                 colbert_library)
         stored = getattr(reranker, "stored", None)
         if stored is not None and not _same_documents(first.store.ids, stored_ids(options.rerank_index)):
             raise EmbedkitError(f"rerank_index {options.rerank_index}: not the same documents as the searched index")
@@ -170,9 +173,9 @@ def stored_ids(folder: str | Path) -> Sequence[str]:
 
 
 def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None, model: str | None = None,
-                   batch_size: int = 64) -> Index:
+                   batch_size: int = 64, colbert_library: str = "auto") -> Index:
     """The searched index with fusion and reranking as configured: what search, eval and serve query."""
     from embedkit.index.build import open_index
 
-    first = open_index(index_dir, model, batch_size=batch_size)
-    return compose(first, options or RetrieveConfig(), batch_size)
+    first = open_index(index_dir, model, batch_size=batch_size, colbert_library=colbert_library)
+    return compose(first, options or RetrieveConfig(), batch_size, colbert_library=colbert_library)

@@ -1,4 +1,5 @@
-"""sentence-transformers training arguments from a recipe (PyLate uses the same trainer)."""
+"""sentence-transformers training arguments from a recipe (every kind and ColBERT library trains on a
+sentence-transformers trainer; the kind names the arguments class)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from embedkit.distributed import world
 
 
 def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str] | None = None,
-                       best_metric: str | None = None, **extra: Any) -> Any:
-    """``best_metric`` is the evaluator's primary metric; with it, the best checkpoint is kept."""
+                       best_metric: str | None = None, arguments_class: type | None = None, **extra: Any) -> Any:
+    """``best_metric`` is the evaluator's primary metric; with it, the best checkpoint is kept.
+    ``arguments_class``: default ``SentenceTransformerTrainingArguments``."""
     import torch
     import transformers
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -61,7 +63,7 @@ def training_arguments(recipe: Recipe, checkpoints: Path, prompts: dict[str, str
     if int(transformers.__version__.split(".")[0]) < 5:
         args["logging_dir"] = str(tensorboard_dir(checkpoints))
     args.update(extra)
-    return SentenceTransformerTrainingArguments(**args)
+    return (arguments_class or SentenceTransformerTrainingArguments)(**args)
 
 
 def tensorboard_dir(checkpoints: Path) -> Path:

@@ -1,5 +1,6 @@
-"""The ColBERT (multi-vector) parts of training with PyLate: model, collator, and the distillation data
-layout (queries / documents / train with teacher scores). The driver (embedkit.train.run) does the rest."""
+"""The ColBERT (multi-vector) parts of training: model, trainer, collator and prompts, and the distillation data
+layout (queries / documents / train with teacher scores), each from the ColBERT library the recipe's
+``colbert.library`` picks (embedkit.models.colbert). The driver (embedkit.train.run) does the rest."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from embedkit.train.evaluators import colbert_evaluator
 KD_SUBSETS = ("queries", "documents", "train")  # the layout of lightonai/ms-marco-en-bge
 KD_COLUMNS = {"queries": ("query_id", "text"), "documents": ("document_id", "text"),
               "train": ("query_id", "document_ids", "scores")}
-N_WAYS = 32  # documents per query kept from the teacher's list (PyLate's KDProcessing default)
+N_WAYS = 32  # documents per query kept from the teacher's list, first as stored (PyLate's KDProcessing default)
 
 
 # --------------------------------------------------------------------------- distillation data
@@ -39,10 +40,8 @@ def _kd_part(cfg: DataConfig, subset: str):
     return data
 
 
-def load_distillation_data(cfg: DataConfig, seed: int) -> Any:
-    """Rows (query_id, document_ids, scores) resolved lazily into (query, documents, scores) by PyLate."""
-    from pylate import utils
-
+def load_distillation_data(cfg: DataConfig, library: Any) -> Any:
+    """Rows (query_id, document_ids, scores) resolved lazily by ``library`` into its distillation rows."""
     if not cfg.train:
         raise EmbedkitError("data.train: no training data given")
     if cfg.mix:
@@ -51,15 +50,24 @@ def load_distillation_data(cfg: DataConfig, seed: int) -> Any:
     if cfg.max_samples is not None:
         train = train.select(range(min(cfg.max_samples, len(train))))
     train = train.select_columns(list(KD_COLUMNS["train"]))
-    train.set_transform(utils.KDProcessing(queries=queries, documents=documents, n_ways=N_WAYS).transform)
-    return train
+    return library.distillation_rows(train, queries, documents, N_WAYS)
+
+
+def _columns(recipe: Recipe, train_data: Any) -> list[str]:
+    """The columns batches hold: distillation rows are resolved when read (query, document_1..n); pairs as
+    loaded (a mix: its sources' union)."""
+    if recipe.data.format == "distillation":
+        return ["query", *(f"document_{i}" for i in range(1, N_WAYS + 1))]
+    parts = train_data.values() if hasattr(train_data, "keys") else [train_data]
+    return list(dict.fromkeys(c for part in parts for c in part.column_names))
 
 
 # --------------------------------------------------------------------------- the kind's parts of training
 
 class ColbertTraining:
-    """PyLate: backbone + a seeded projection (or a PyLate model as is), its collator, pairs or distillation
-    rows. PyLate trains on the sentence-transformers trainer, so one driver serves both kinds."""
+    """A ColBERT of the recipe's library: backbone + a seeded projection (or a ColBERT checkpoint as is), the
+    library's trainer, collator and markers, pairs or distillation rows. Both libraries train on a
+    sentence-transformers trainer, so one driver serves every kind."""
 
     evaluator = staticmethod(colbert_evaluator)
 
@@ -70,18 +78,30 @@ class ColbertTraining:
 
     def training_data(self, recipe: Recipe) -> Any:
         if recipe.data.format == "distillation":
-            return load_distillation_data(recipe.data, recipe.training.seed)
+            from embedkit.models.colbert import get_library
+
+            return load_distillation_data(recipe.data, get_library(recipe.colbert.library))
         return load_training_data(recipe.data, recipe.training.seed)
 
-    def arguments(self, recipe: Recipe, train_data: Any) -> dict[str, Any]:
-        if recipe.data.format != "distillation":
-            return {}
-        from sentence_transformers.training_args import BatchSamplers
+    def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
+        from embedkit.models.colbert import library_of
 
-        # Rows hold lists of documents: the no-duplicates sampler cannot hash them (and KD rows are unique).
-        return {"batch_sampler": BatchSamplers.BATCH_SAMPLER, "remove_unused_columns": False}
+        return library_of(model).training_arguments(model, _columns(recipe, train_data),
+                                                    distillation=recipe.data.format == "distillation")
+
+    def trainer_classes(self, model: Any) -> tuple[type, type]:
+        from embedkit.models.colbert import library_of
+
+        return library_of(model).trainer_classes()
 
     def trainer_arguments(self, model: Any) -> dict[str, Any]:
-        from pylate import utils
+        from embedkit.models.colbert import library_of
 
-        return {"data_collator": utils.ColBERTCollator(tokenize_fn=model.tokenize)}
+        return library_of(model).trainer_arguments(model)
+
+    def manifest(self, model: Any) -> dict[str, Any]:
+        """The library (and version) that trained the model, for the model folder's manifest."""
+        from embedkit.models.colbert import library_of
+        from embedkit.models.colbert.registry import describe
+
+        return describe(library_of(model))

@@ -31,10 +31,18 @@ class DenseTraining:
     def training_data(self, recipe: Recipe) -> Any:
         return load_training_data(recipe.data, recipe.training.seed)
 
-    def arguments(self, recipe: Recipe, train_data: Any) -> dict[str, Any]:
+    def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
         first = train_data if not hasattr(train_data, "keys") else next(iter(train_data.values()))
         prompts = column_prompts(recipe, first.column_names)
         return {"prompts": prompts} if prompts else {}
 
+    def trainer_classes(self, model: Any) -> tuple[type, type]:
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+        return SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
     def trainer_arguments(self, model: Any) -> dict[str, Any]:
+        return {}
+
+    def manifest(self, model: Any) -> dict[str, Any]:
         return {}

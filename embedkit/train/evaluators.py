@@ -1,7 +1,7 @@
 """Evaluation during training: nDCG@10 on a small BEIR folder, logged beside the loss.
 
-One evaluator per kind (sentence-transformers' for dense, PyLate's for ColBERT); each training kind names
-its own (embedkit.train.run.KINDS), so nothing here branches on the kind.
+One evaluator per kind (sentence-transformers' for dense, the ColBERT library's for ColBERT); each training kind
+names its own (embedkit.train.run.KINDS), so nothing here branches on the kind.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ def dense_evaluator(recipe: Recipe, queries: dict[str, str], corpus: dict[str, s
 
 def colbert_evaluator(recipe: Recipe, queries: dict[str, str], corpus: dict[str, str],
                       relevant: dict[str, set[str]]) -> Any:
-    """PyLate's IR evaluator (exact MaxSim over the whole small corpus); primary metric maxsim_ndcg@10."""
-    from pylate.evaluation import PyLateInformationRetrievalEvaluator
-    from pylate.scores import colbert_scores
+    """The ColBERT library's IR evaluator (exact MaxSim over the whole small corpus, with the library's scoring
+    function); primary metric maxsim_ndcg@10."""
+    from embedkit.models.colbert import get_library
 
-    evaluator = PyLateInformationRetrievalEvaluator(
-        queries=queries, corpus=corpus, relevant_docs=relevant, name="", **METRICS,
-        score_functions={"maxsim": colbert_scores}, batch_size=recipe.eval.batch_size, show_progress_bar=False)
-    evaluator.primary_metric = "maxsim_ndcg@10"
+    evaluator = get_library(recipe.colbert.library).ir_evaluator(queries, corpus, relevant,
+                                                                 batch_size=recipe.eval.batch_size, metrics=METRICS)
+    evaluator.primary_metric = "maxsim_ndcg@10"  # known before the first evaluation, as for dense
     return evaluator
 
 

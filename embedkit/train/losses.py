@@ -55,35 +55,26 @@ def _cached_mnrl(model: Any, cfg: LossConfig, world_size: int) -> Any:
                                               gather_across_devices=_gather(cfg, world_size))
 
 
-def _contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
-    from pylate import losses
+# ColBERT losses come from the model's own library (embedkit.models.colbert: sentence-transformers'
+# MultiVectorEncoder losses, or PyLate's), whichever the recipe's colbert.library built the model with.
 
-    return losses.Contrastive(model=model, gather_across_devices=_gather(cfg, world_size))
+def _contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
+    from embedkit.models.colbert import library_of
+
+    return library_of(model).contrastive_loss(model, gather=_gather(cfg, world_size))  # in-batch negatives, MaxSim
 
 
 def _cached_contrastive(model: Any, cfg: LossConfig, world_size: int) -> Any:
-    from pylate import losses
+    from embedkit.models.colbert import library_of
 
-    class CachedContrastive(losses.CachedContrastive):
-        """PyLate 1.6 back-propagates the *summed* per-row losses but returns their mean, so its gradients are
-        batch_size times those of ``Contrastive`` on the same batch (tests/train/test_colbert.py checks this).
-        Dividing the cached embedding gradients by the batch size makes the two losses equivalent."""
-
-        def calculate_loss_and_cache_gradients(self, reps, masks):
-            loss = super().calculate_loss_and_cache_gradients(reps, masks)
-            if self.size_average:
-                rows = sum(r.shape[0] for r in reps[0])  # anchors in the whole batch
-                self.cache = [[None if g is None else g / rows for g in grads] for grads in self.cache]
-            return loss
-
-    return CachedContrastive(model=model, mini_batch_size=cfg.mini_batch_size,
-                             gather_across_devices=_gather(cfg, world_size))
+    return library_of(model).cached_contrastive_loss(model, mini_batch_size=cfg.mini_batch_size,
+                                                     gather=_gather(cfg, world_size))
 
 
 def _distillation(model: Any, cfg: LossConfig, world_size: int) -> Any:
-    from pylate import losses
+    from embedkit.models.colbert import library_of
 
-    return losses.Distillation(model=model)  # KL(teacher || student) over each query's scored documents
+    return library_of(model).distillation_loss(model)  # KL(teacher || student) over each query's scored documents
 
 
 LOSSES: dict[str, LossSpec] = {

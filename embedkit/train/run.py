@@ -29,7 +29,8 @@ MANIFEST = "embedkit.json"
 
 
 class TrainingKind(Protocol):
-    """The kind-specific parts of training (both kinds train on the sentence-transformers trainer)."""
+    """The kind-specific parts of training (every kind trains on a sentence-transformers trainer: its own for
+    dense and sentence-transformers ColBERT models, ``SentenceTransformerTrainer`` for PyLate's)."""
 
     evaluator: EvaluatorFactory  # builds the during-training evaluator from a small BEIR folder
 
@@ -37,11 +38,17 @@ class TrainingKind(Protocol):
 
     def training_data(self, recipe: Recipe) -> Any: ...
 
-    def arguments(self, recipe: Recipe, train_data: Any) -> dict[str, Any]:
-        """Extra SentenceTransformerTrainingArguments (prompts, batch sampler)."""
+    def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
+        """Extra training arguments (prompts, batch sampler)."""
+
+    def trainer_classes(self, model: Any) -> tuple[type, type]:
+        """(trainer, training arguments) classes for ``model``."""
 
     def trainer_arguments(self, model: Any) -> dict[str, Any]:
-        """Extra SentenceTransformerTrainer keyword arguments (a data collator)."""
+        """Extra trainer keyword arguments (a data collator)."""
+
+    def manifest(self, model: Any) -> dict[str, Any]:
+        """What the model folder's manifest records beyond the recipe (the ColBERT library and its version)."""
 
 
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining()}
@@ -50,8 +57,6 @@ KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTr
 def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     """Train per ``recipe`` with checkpoints under ``work/checkpoints`` (resumed from the last one when
     ``training.resume``); rank 0 saves the model into ``work``. Returns the model and the trainer's log."""
-    from sentence_transformers import SentenceTransformerTrainer
-
     kind = KINDS[recipe.kind]
     model = kind.build_model(recipe)
     if recipe.model.unpadded != "off":
@@ -61,12 +66,13 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     train_data = kind.training_data(recipe)
     checkpoints = work / "checkpoints"
     evaluator = during_training_evaluator(recipe, kind.evaluator)
+    trainer_class, arguments_class = kind.trainer_classes(model)
     args = training_arguments(recipe, checkpoints, best_metric=evaluator.primary_metric if evaluator else None,
-                              **kind.arguments(recipe, train_data))
+                              arguments_class=arguments_class, **kind.arguments(recipe, train_data, model))
     with tensorboard_logging(checkpoints):
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data,
-                                             loss=build_loss(model, recipe.loss, world()[1]), evaluator=evaluator,
-                                             **kind.trainer_arguments(model))
+        trainer = trainer_class(model=model, args=args, train_dataset=train_data,
+                                loss=build_loss(model, recipe.loss, world()[1]), evaluator=evaluator,
+                                **kind.trainer_arguments(model))
     resume = last_checkpoint(checkpoints) if recipe.training.resume else None
     if resume:
         logger.info("resuming from %s", resume)
@@ -103,7 +109,8 @@ def evaluate_model(recipe: Recipe, folder: Path) -> dict[str, dict]:
     for data in recipe.eval.data:
         result = evaluate(str(folder), data, EvalOptions(kind=recipe.kind, split=recipe.eval.split,
                                                         batch_size=recipe.eval.batch_size, use_cache=False,
-                                                        retrieve=recipe.eval.retrieve))
+                                                        retrieve=recipe.eval.retrieve),
+                          colbert_library=recipe.colbert.library)
         metrics[data] = {k: result[k] for k in ("ndcg@10", "recall@100", "mrr@10", "map@100")}
         logger.info("%s: nDCG@10 %.4f", data, metrics[data]["ndcg@10"])
     return metrics
@@ -135,7 +142,7 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
         return final
     with publish_dir(final, overwrite=overwrite) as work:
         (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-        _model, history = fit(recipe, work)
+        model, history = fit(recipe, work)
         write_json(work / "train_log.json", history)
         metrics = evaluate_model(recipe, work) if recipe.eval.data else {}
         write_json(work / "metrics.json", metrics)
@@ -143,7 +150,8 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
         existing = card.read_text(encoding="utf-8") if card.exists() else f"# {final.name}\n"
         card.write_text(existing + _card_section(recipe, metrics, history), encoding="utf-8")
         write_json(work / MANIFEST, {"kind": recipe.kind, "recipe": recipe.to_dict(), "metrics": metrics,
-                                     "train_seconds": round(time.time() - start, 1), "versions": versions()})
+                                     "train_seconds": round(time.time() - start, 1), "versions": versions(),
+                                     **KINDS[recipe.kind].manifest(model)})
         if not keep_checkpoints:
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
     barrier()  # under torchrun the other ranks return once the folder is published

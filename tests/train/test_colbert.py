@@ -1,5 +1,7 @@
-"""ColBERT training with PyLate: a tiny random ModernBERT learns (loss falls), saves, reloads in PyLate;
-the distillation layout (queries / documents / train with teacher scores) trains too."""
+"""ColBERT training with this environment's ColBERT library (sentence-transformers' MultiVectorEncoder, or
+PyLate): a tiny random ModernBERT learns (loss falls), saves, reloads in the library's own class with the
+same token vectors as embedkit's encoder; the distillation layout (queries / documents / train with teacher
+scores) trains too; the cached loss is the plain one with less memory."""
 
 from __future__ import annotations
 
@@ -42,11 +44,13 @@ def pairs_jsonl(tmp_path, code_pairs) -> Path:
     return path
 
 
+@pytest.mark.colbert
 @pytest.mark.slow  # ~14 s alone on 2 cores, 40+ s when the machine is shared
-def test_contrastive_training_lowers_loss_and_reloads_in_pylate(tiny_modernbert, pairs_jsonl, tmp_path,
-                                                                 monkeypatch):
-    from pylate import models
+def test_contrastive_training_lowers_loss_and_reloads_in_its_library(tiny_modernbert, pairs_jsonl, tmp_path,
+                                                                     monkeypatch, colbert_library, native_colbert):
+    import numpy as np
 
+    from embedkit.index.encoders import load_encoder
     from embedkit.train.run import train
 
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
@@ -58,13 +62,20 @@ def test_contrastive_training_lowers_loss_and_reloads_in_pylate(tiny_modernbert,
     assert losses[-1] < 0.7 * losses[0], losses
     manifest = json.loads((out / "embedkit.json").read_text())
     assert manifest["kind"] == "colbert"
+    assert manifest["colbert_library"] == colbert_library.name and manifest["colbert_library_version"]
 
-    reloaded = models.ColBERT(model_name_or_path=str(out), device="cpu")
+    reloaded = native_colbert(out)  # MultiVectorEncoder(out) or pylate.models.ColBERT(out)
     assert reloaded.query_length == 16 and reloaded.document_length == 48
-    query = reloaded.encode(["read a file"], is_query=True)[0]
-    doc = reloaded.encode(["def read(path):\n    return open(path).read()"], is_query=False)[0]
+    texts = ["def read(path):\n    return open(path).read()", "class Stack:\n    def push(self, x): ..."]
+    query = reloaded.encode_queries(["read a file"])[0]
+    docs = reloaded.encode_documents(texts)
     assert query.shape == (16, 16)        # [MASK]-expanded to query_length, 16-d projection
-    assert doc.shape[1] == 16 and doc.shape[0] < 48
+    assert docs[0].shape[1] == 16 and docs[0].shape[0] < 48
+    # the library's own class and embedkit's encoder give the same token vectors
+    ours = load_encoder("colbert", str(out), unpadded="off")
+    np.testing.assert_allclose(ours.encode_queries(["read a file"])[0], query, atol=1e-5)
+    for got, want in zip(ours.encode_documents(texts), docs):
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
     from embedkit.index.build import detect_kind
 
@@ -93,6 +104,7 @@ def kd_folder(tmp_path, code_pairs) -> Path:
     return folder
 
 
+@pytest.mark.colbert
 @pytest.mark.slow  # ~12 s alone on 2 cores, 35+ s when the machine is shared
 def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path, monkeypatch):
     from embedkit.train.run import train
@@ -106,7 +118,26 @@ def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path, m
     assert losses[-1] < losses[0], losses
 
 
-def test_distillation_folder_missing_subset_names_it(tiny_modernbert, kd_folder, tmp_path):
+@pytest.mark.colbert
+def test_distillation_rows_hold_the_teacher_scores_in_order(tiny_modernbert, kd_folder, tmp_path, colbert_library):
+    """Rows resolved from ids: the query's text, its documents' texts in the teacher's order, the scores."""
+    from embedkit.train.colbert import load_distillation_data
+
+    raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "x", data={"format": "distillation"},
+                  loss={"name": "distillation"})
+    rows = load_distillation_data(recipe_from_dict(raw).data, colbert_library)
+    row = rows[1]
+    queries = {json.loads(line)["query_id"]: json.loads(line)["text"] for line in open(kd_folder / "queries.jsonl")}
+    documents = {json.loads(line)["document_id"]: json.loads(line)["text"]
+                 for line in open(kd_folder / "documents.jsonl")}
+    assert row["query"] == queries["q1"]
+    texts = row["documents"] if "documents" in row else [row[f"document_{i}"] for i in range(1, 5)]
+    assert texts == [documents[d] for d in ("d1", "d2", "d6", "d10")]
+    assert row["scores"] == pytest.approx([0.95, 0.3, 0.2, 0.1])
+
+
+@pytest.mark.colbert
+def test_distillation_folder_missing_subset_names_it(tiny_modernbert, kd_folder, tmp_path, colbert_library):
     from embedkit.errors import EmbedkitError
     from embedkit.train.colbert import load_distillation_data
 
@@ -114,7 +145,7 @@ def test_distillation_folder_missing_subset_names_it(tiny_modernbert, kd_folder,
     raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "x", data={"format": "distillation"},
                   loss={"name": "distillation"})
     with pytest.raises(EmbedkitError, match="documents"):
-        load_distillation_data(recipe_from_dict(raw).data, 0)
+        load_distillation_data(recipe_from_dict(raw).data, colbert_library)
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("recipes/*colbert*.yaml")))
@@ -127,6 +158,7 @@ def test_colbert_recipes_load(path):
 
 
 
+@pytest.mark.colbert
 def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp_path, monkeypatch, code_pairs):
     from conftest import write_beir
 
@@ -145,10 +177,11 @@ def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
 
 
-def test_cached_contrastive_matches_contrastive(tiny_modernbert, code_pairs):
-    """GradCache changes memory, not the objective: same loss and same gradients as the plain loss."""
+@pytest.mark.colbert
+def test_cached_contrastive_matches_contrastive(tiny_modernbert, code_pairs, colbert_features):
+    """GradCache changes memory, not the objective: same loss and same gradients as the plain loss (PyLate 1.6's
+    cached loss needs embedkit's gradient scaling for this; sentence-transformers' matches as it is)."""
     import torch
-    from pylate import utils
 
     from embedkit.config import ColbertConfig, LossConfig, ModelConfig
     from embedkit.models.colbert import build_colbert_model
@@ -158,9 +191,7 @@ def test_cached_contrastive_matches_contrastive(tiny_modernbert, code_pairs):
                                 ColbertConfig(embedding_dim=16, query_length=16, document_length=32), device="cpu")
     rows = [{"query": p.query, "positive": p.code, "negative_1": q.code}
             for p, q in zip(code_pairs[400:408], code_pairs[410:418])]
-    batch = utils.ColBERTCollator(tokenize_fn=model.tokenize)(rows)
-    features = [{k[len(c) + 1:]: v for k, v in batch.items() if k.startswith(c + "_")}
-                for c in ("query", "positive", "negative_1")]
+    features = colbert_features(model, rows)
     results = []
     for name in ("contrastive", "cached_contrastive"):
         model.zero_grad()

@@ -1,0 +1,103 @@
+"""ColBERT models from a recipe or a folder, in the library the registry picks, and the encoder indexes use."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedkit.config import ColbertConfig, ModelConfig
+from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
+from embedkit.models.colbert.registry import ColbertLibrary, describe, get_library, library_of
+from embedkit.models.loading import hub_error, remote_code_error, resolve_model
+
+logger = logging.getLogger(__name__)
+
+PROJECTION_SEED = 0  # a fresh projection (raw backbone or dense model) is seeded: "base" rows are repeatable
+
+
+def build_colbert_model(model: ModelConfig, colbert: ColbertConfig, device: str | None = None) -> Any:
+    """A ColBERT model in ``colbert.library``: a ColBERT checkpoint (any library's format) with the recipe's
+    non-null ``colbert`` fields applied, or a backbone / dense model with a fresh, seeded projection and the
+    markers, lengths and query expansion of ``colbert`` (null fields: ``COLBERT_FRESH_DEFAULTS``)."""
+    import torch
+
+    library = get_library(colbert.library)  # before anything is loaded: an unusable choice fails here
+    name = resolve_model(model.name)
+    fresh = not is_colbert_checkpoint(name)
+    settings = colbert.for_fresh_model() if fresh else colbert
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(PROJECTION_SEED)
+            built = library.build(name, settings, fresh, device, model.trust_remote_code)
+    except OSError as exc:
+        raise hub_error(model.name, exc) from None
+    except ValueError as exc:
+        raise remote_code_error(model.name, exc) or exc from None
+    if fresh:
+        logger.info("%s: a ColBERT of this backbone with a fresh %d-d projection (%s)", model.name,
+                    settings.embedding_dim, library.name)
+    return built
+
+
+def load_colbert_model(name: str, device: str | None = None, trust_remote_code: bool = False,
+                       library: str = "auto") -> Any:
+    """Load for encoding: a ColBERT checkpoint as it is; anything else gets a seeded, untrained projection."""
+    return build_colbert_model(ModelConfig(name=name, trust_remote_code=trust_remote_code),
+                               ColbertConfig(library=library), device)
+
+
+@dataclass
+class ColbertEncoder:
+    """Token embeddings (L2-normalised) for documents and queries, through the model's own library.
+
+    Queries are [MASK]-expanded to the model's query length; documents never are (PyLate's ``encode``
+    defaults to query mode: the library entries always say which one they encode).
+    """
+
+    model: Any
+    batch_size: int = 64
+    show_progress: bool = False
+    unpadded: str = "auto"
+    library: ColbertLibrary | None = field(default=None, repr=False)  # default: the one the model belongs to
+
+    def __post_init__(self) -> None:
+        self.library = self.library or library_of(self.model)
+        self.normalize = True
+        self._packed = False
+        if self.unpadded != "off":
+            from embedkit.models.modernbert_unpadded import enable_unpadded
+
+            self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            if self._packed:
+                logger.info("using the packed (unpadded) ModernBERT forward")
+
+    @property
+    def dim(self) -> int:
+        return self.library.dim(self.model)
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        """What an index manifest records about the encoder: the ColBERT library and its version."""
+        return describe(self.library)
+
+    def set_document_length(self, length: int) -> None:
+        self.library.set_document_length(self.model, length)
+
+    def encode_documents(self, texts: list[str]) -> list[np.ndarray]:
+        if self._packed:
+            # whole token-budget batches, tokenised ahead; queries keep the library's path (expansion, fixed length)
+            return self.library.packed_documents(self.model, texts, show_progress=self.show_progress,
+                                                 strict=self.unpadded == "on")
+        return self.library.encode(self.model, texts, query=False, batch_size=self.batch_size,
+                                   show_progress=self.show_progress)  # each (tokens_i, dim)
+
+    def encode_queries(self, texts: list[str]) -> list[np.ndarray]:
+        return self.library.encode(self.model, texts, query=True, batch_size=self.batch_size,
+                                   show_progress=self.show_progress)  # each (query_length, dim)
+
+    def maxsim(self, query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
+        """(num_documents,) ColBERT scores of one query against documents, by the library's scoring function."""
+        return self.library.maxsim(query, documents)
