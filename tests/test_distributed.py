@@ -108,8 +108,10 @@ def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, m
     assert load_dense_model(str(output)).encode(["def f(): pass"]).shape == (1, 64)
 
 
+@pytest.mark.colbert
 @pytest.mark.slow  # two training processes (gloo), a few steps of a tiny ColBERT
-def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
+def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch, colbert_library,
+                                              native_colbert):
     """The same driver as dense: every rank trains, rank 0 alone saves, publishes and writes the manifest."""
     import json
 
@@ -123,7 +125,6 @@ def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_
     })
     manifest = json.loads((output / "embedkit.json").read_text())
     assert manifest["kind"] == "colbert" and manifest["recipe"]["loss"]["name"] == "contrastive"
-    from pylate import models
-
-    reloaded = models.ColBERT(model_name_or_path=str(output), device="cpu")
-    assert reloaded.encode(["def f(): pass"], is_query=False)[0].shape[1] == 16
+    assert manifest["colbert_library"] == colbert_library.name
+    reloaded = native_colbert(output)  # the library's own class
+    assert reloaded.encode_documents(["def f(): pass"])[0].shape[1] == 16

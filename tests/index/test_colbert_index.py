@@ -1,5 +1,6 @@
-"""Multi-vector indexes: exact MaxSim against PyLate's scorer, PLAID against exact MaxSim (pretrained
-MiniLM as the ColBERT backbone, so that agreement means something), reload, append, and the CLI."""
+"""Multi-vector indexes: exact MaxSim against the ColBERT library's scorer, PLAID against exact MaxSim
+(pretrained MiniLM as the ColBERT backbone, so that agreement means something), reload, append, and the CLI.
+Every test here runs in both environments (sentence-transformers' MultiVectorEncoder, PyLate)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,10 @@ from embedkit.index.build import build_index, open_index
 MAX_LENGTH = 64  # document tokens: short keeps MiniLM encoding of the fixture corpus to seconds
 # The shared MiniLM indexes take ~40 s to build on a loaded 2-core machine (encoded twice: PLAID and exact).
 SLOW = pytest.mark.slow
+pytestmark = pytest.mark.colbert
 
 
-def test_exact_maxsim_matches_pylate_colbert_scores():
-    import torch
-    from pylate.scores import colbert_scores
-
+def test_exact_maxsim_matches_the_library_scoring(colbert_library):
     from embedkit.index.maxsim import exact_topk, maxsim_scores
 
     rng = np.random.default_rng(0)
@@ -29,9 +28,9 @@ def test_exact_maxsim_matches_pylate_colbert_scores():
     docs = [rng.normal(size=(n, 8)).astype(np.float32) for n in lengths]
     queries = rng.normal(size=(5, 4, 8)).astype(np.float32)
     ours = maxsim_scores(queries, np.concatenate(docs), lengths)  # (5, 23)
-    # one document at a time: no padding, so PyLate's masking convention plays no part
-    ref = np.concatenate([colbert_scores(torch.from_numpy(queries), torch.from_numpy(d)[None]).numpy()
-                          for d in docs], axis=1)  # (5, 23)
+    # the library's own scoring function (sentence-transformers' maxsim, PyLate's colbert_scores), documents of
+    # different lengths, some with all similarities negative (padding must not win a max)
+    ref = np.stack([colbert_library.maxsim(q, docs) for q in queries])  # (5, 23)
     np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
     # chunked top-k (tiny chunks: documents are split across many reads) equals the full sort
     scores, positions = exact_topk(queries, np.concatenate(docs), lengths, k=30, chunk_tokens=7)
@@ -149,7 +148,7 @@ def test_delete_documents_renumbers_and_keeps_the_rest_searchable(minilm_indexes
         index.delete(["not-there"])
 
 
-def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_path, monkeypatch):
+def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_path, monkeypatch, colbert_library):
     from embedkit.cli import main
 
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
@@ -161,8 +160,12 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
         assert 0.0 <= result[key] <= 1.0
     assert result["kind"] == "colbert" and result["num_documents"] == 600
     # the index was cached under EMBEDKIT_CACHE, not ~/.cache
-    assert list((tmp_path / "cache" / "indexes").glob("colbert-*"))
+    cached = list((tmp_path / "cache" / "indexes").glob("colbert-*"))
+    assert cached
     assert result["backend"] == "exact"  # auto: a small corpus is searched by exact MaxSim
+    # its manifest records the ColBERT library that encoded it
+    settings = json.loads((cached[0] / "embedkit-index.json").read_text())["settings"]
+    assert settings["colbert_library"] == colbert_library.name and settings["colbert_library_version"]
 
 
 @SLOW  # three CLI runs, each loading torch, PyLate and the model

@@ -10,20 +10,23 @@ import pytest
 
 from embedkit.config import RetrieveConfig
 from embedkit.errors import EmbedkitError
-from embedkit.retrieve.rerank import ColbertReranker, CrossEncoderReranker, StoredTokens, load_reranker, maxsim
+from embedkit.retrieve.rerank import ColbertReranker, CrossEncoderReranker, StoredTokens, load_reranker
 from embedkit.retrieve.retriever import RerankedIndex, compose, method_name
 
 
-def test_maxsim_pads_documents_of_different_lengths():
+@pytest.mark.colbert
+def test_library_maxsim_pads_documents_of_different_lengths(colbert_library):
+    """The rerankers' MaxSim (the ColBERT library's scoring) on documents of 1, 5 and 3 tokens."""
     from embedkit.index.maxsim import maxsim_scores
 
     rng = np.random.default_rng(0)
     query = rng.normal(size=(4, 8)).astype(np.float32)
     docs = [rng.normal(size=(n, 8)).astype(np.float32) for n in (1, 5, 3)]
     expected = maxsim_scores(query[None], np.concatenate(docs), np.array([1, 5, 3]))[0]
-    np.testing.assert_allclose(maxsim(query, docs), expected, rtol=1e-5)
+    np.testing.assert_allclose(colbert_library.maxsim(query, docs), expected, rtol=1e-5)
 
 
+@pytest.mark.colbert
 def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, code_pairs):
     from embedkit.config import EncodeSettings
     from embedkit.index.build import open_index
@@ -34,7 +37,8 @@ def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, cod
     colbert = open_index(colbert_dir, batch_size=16)
     queries = [p.query for p in code_pairs[:3]]
     stored = compose(dense, RetrieveConfig(rerank="colbert", rerank_index=str(colbert_dir), rerank_top_n=20))
-    encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64))  # as built
+    encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64),  # as built
+                           unpadded="off")  # as built (the packed MultiVectorEncoder documents are not wired in yet)
     encoded = RerankedIndex(dense, ColbertReranker(encoder, None, batch_size=8), top_n=20)
     assert method_name(stored) == "colbert-rerank(dense)"
     s_scores, s_pos = stored.search_positions(queries, 20)
@@ -79,6 +83,7 @@ def test_reranker_errors(tiny_indexes):
         StoredTokens(dense_dir)
 
 
+@pytest.mark.colbert
 def test_search_cli_fuses_and_reranks(tiny_indexes, code_pairs, capsys):
     from embedkit.cli import main
 
