@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The second environment: PyLate 1.6 and the older stack it pins (constraints/pylate.txt say why pinned).
+PYLATE_VENV := .venv-pylate
+PYLATE_BIN := $(PYLATE_VENV)/bin
+PYLATE_STAMP := $(PYLATE_VENV)/.installed-$(shell cat pyproject.toml constraints/pylate.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install quickstart test test-fast throughput throughput-cpu gpu-wheels clean
+.PHONY: install install-pylate quickstart test test-fast test-pylate throughput throughput-cpu gpu-wheels clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(PYLATE_STAMP): pyproject.toml constraints/pylate.txt
+	test -x $(PYLATE_BIN)/python || $(PYTHON) -m venv $(PYLATE_VENV)
+	$(PYLATE_BIN)/python -m pip install -q --upgrade pip
+	$(PYLATE_BIN)/python -m pip install -q -e '.[dev,pylate]' -c constraints/pylate.txt
+	rm -f $(PYLATE_VENV)/.installed-* && touch $@
+
+install-pylate: $(PYLATE_STAMP)
+
 quickstart: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/embedkit quickstart
 
@@ -22,6 +34,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+# The ColBERT and packed-forward tests again in PyLate's environment; the tests that need both stacks run the
+# default environment's Python (EMBEDKIT_ST_PYTHON) as a subprocess, so .venv is installed first.
+test-pylate: $(PYLATE_STAMP) $(STAMP)
+	HF_HUB_OFFLINE=1 EMBEDKIT_ST_PYTHON=$(abspath $(BIN)/python) $(PYLATE_BIN)/python -m pytest -q -m "colbert or packed"
 
 throughput: $(STAMP)
 	$(BIN)/python eval/throughput.py --small
@@ -40,4 +57,4 @@ gpu-wheels:
 		-d .whl $(GPU_WHEELS)
 
 clean:
-	rm -rf $(VENV) runs indexes .pytest_cache
+	rm -rf $(VENV) $(PYLATE_VENV) runs indexes .pytest_cache

@@ -154,6 +154,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from embedkit.models.colbert.export import export_model
+
+    path = export_model(args.model, args.output, args.format, overwrite=args.overwrite)
+    print(f"{args.format} model written to {path}")
+    return 0
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     from embedkit.quickstart import run_quickstart
 
@@ -291,6 +299,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="with --benchmark: score again datasets already scored with the same model and settings")
     p.set_defaults(func=_eval)
+
+    from embedkit.models.colbert.export import EXPORTS
+
+    p = sub.add_parser(
+        "export", help="write a ColBERT model in another library's format (PyLate)",
+        description="Convert a ColBERT model saved by sentence-transformers' MultiVectorEncoder (what embedkit "
+                    "trains with colbert.library: sentence-transformers) into PyLate's folder layout, file by file "
+                    "(runs in either environment, loads no model). PyLate folders need no export: "
+                    "MultiVectorEncoder reads them as they are.",
+        epilog="example: embedkit export --format pylate runs/my-colbert runs/my-colbert-pylate")
+    p.add_argument("model", help="a MultiVectorEncoder model folder")
+    p.add_argument("output", help="the folder to write (it must not exist, unless --overwrite)")
+    p.add_argument("--format", choices=list(EXPORTS), default="pylate",
+                   help="the format to write: pylate = pylate.models.ColBERT (PyLate 1.6) (default: 'pylate')")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")
     p.add_argument("--workdir", default="runs/quickstart")
