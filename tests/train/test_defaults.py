@@ -68,8 +68,11 @@ def _minimal(kind: str, model: str, data: Path, out: Path):
                              "training": {"batch_size": 4, "max_steps": 2, "save_steps": 1000}})
 
 
+KINDS = ["dense", pytest.param("colbert", marks=pytest.mark.colbert)]
+
+
 @pytest.mark.slow  # four short trainings, two of them of the 22M-parameter MiniLM
-@pytest.mark.parametrize("kind", ["dense", "colbert"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("backbone", ["tiny_modernbert", "minilm_path"])
 def test_minimal_recipe_trains(kind, backbone, request, pairs, tmp_path, monkeypatch):
     from embedkit.index.build import detect_kind
@@ -88,18 +91,24 @@ def test_minimal_recipe_trains(kind, backbone, request, pairs, tmp_path, monkeyp
         assert SentenceTransformer(str(out), device="cpu").max_seq_length == expected
 
 
-@pytest.mark.parametrize("kind", ["dense", "colbert"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_only_the_main_process_saves(kind, tiny_modernbert, pairs, tmp_path, monkeypatch):
     """Under torchrun every rank runs the driver; the others must not write the model into the shared folder."""
-    from sentence_transformers import SentenceTransformerTrainer
+    from embedkit.train.run import KINDS, fit
 
-    from embedkit.train.run import fit
+    parts = KINDS[kind]
+    trainer_classes = parts.trainer_classes  # the kind's (and ColBERT library's) trainer
 
-    class OtherRank(SentenceTransformerTrainer):
-        def is_world_process_zero(self) -> bool:
-            return False
+    def other_rank(model):
+        trainer, arguments = trainer_classes(model)
 
-    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer", OtherRank)
+        class OtherRank(trainer):
+            def is_world_process_zero(self) -> bool:
+                return False
+
+        return OtherRank, arguments
+
+    monkeypatch.setattr(parts, "trainer_classes", other_rank)
     recipe = _minimal(kind, str(tiny_modernbert), pairs, tmp_path / "model")
     recipe.training.max_steps = 1
     work = tmp_path / "work"
