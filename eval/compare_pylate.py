@@ -10,9 +10,11 @@ folder, or ``--model``), same PLAID settings (4-bit residuals, 8 probes, 4,096 f
 - a second PyLate PLAID build from the same vectors: fast-plaid's k-means is not reproducible across builds
   (same seed), so its score shows how far two PLAID rows differ by build noise alone.
 
-Prints nDCG@10 and wall time side by side and writes ``eval/results/compare_pylate.json``.
+Prints nDCG@10 and wall time side by side and writes ``eval/results/compare_pylate.json``. PyLate pins an
+older stack, so this runs in the PyLate environment (``make install-pylate``), where embedkit's side uses
+PyLate as its ColBERT library too (``colbert.library: pylate``):
 
-    python eval/compare_pylate.py [--docs 10000] [--queries 500] [--model FOLDER]
+    .venv-pylate/bin/python eval/compare_pylate.py [--docs 10000] [--queries 500] [--model FOLDER]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compare_st import build_folder, machine, save  # noqa: E402
 
 N_FULL_SCORES = 4096  # embedkit's default; PyLate's is 8192, set equal so both do the same work
+LIBRARY = "pylate"  # embedkit's ColBERT library here: the comparison is with PyLate's own pipeline
 
 
 def pylate_pipeline(model_path: str, folder: Path, work: Path, k: int = 100) -> tuple[float, float, float]:
@@ -82,7 +85,7 @@ def main() -> None:
         model = args.model
         if model is None:
             model = str(tmp / "minilm-colbert")
-            load_colbert_model(packaged_minilm(), device="cpu").save(model)
+            load_colbert_model(packaged_minilm(), device="cpu", library=LIBRARY).save(model)
         folder = build_folder(tmp / "code", args.docs, args.queries)
         timings, scores = {}, {}
         scores["pylate"], timings["pylate"], scores["pylate_second_build"] = pylate_pipeline(
@@ -90,7 +93,7 @@ def main() -> None:
         for name, backend in (("embedkit_plaid", "plaid"), ("embedkit_exact", "exact")):
             start = time.perf_counter()
             result = evaluate(model, folder, EvalOptions(kind="colbert", use_cache=False),
-                              index=IndexSettings(backend=backend))
+                              index=IndexSettings(backend=backend), colbert_library=LIBRARY)
             timings[name] = time.perf_counter() - start
             scores[name] = result["ndcg@10"]
     row = {"docs": result["num_documents"], "queries": result["num_queries"],
