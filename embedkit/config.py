@@ -413,13 +413,12 @@ def validate(recipe: Recipe) -> Recipe:
                         ("colbert.document_length", recipe.colbert.document_length)]:
         if value is not None and value < 1:
             raise EmbedkitError(f"{name}: must be at least 1 (or null: the checkpoint's own), got {value}")
-    if recipe.kind == "colbert":
-        from embedkit.models.colbert.registry import check_library  # a leaf: the one list of library names
+    from embedkit.models.colbert.registry import check_library  # a leaf: the one list of library names
 
-        try:
-            check_library(recipe.colbert.library)
-        except EmbedkitError as exc:
-            raise EmbedkitError(f"colbert.library: {exc}") from None
+    try:  # a colbert recipe needs a library this environment can use; any recipe, a known name
+        check_library(recipe.colbert.library, usable=recipe.kind == "colbert")
+    except EmbedkitError as exc:
+        raise EmbedkitError(f"colbert.library: {exc}") from None
     if recipe.loss.matryoshka_dims and recipe.kind != "dense":
         raise EmbedkitError("loss.matryoshka_dims: Matryoshka training is for kind: dense")
     return recipe

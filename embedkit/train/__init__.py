@@ -1,1 +1,2 @@
-"""Training: data loading, losses by name, the dense (sentence-transformers) and ColBERT (PyLate) drivers."""
+"""Training: data loading, losses by name, the dense (sentence-transformers) and ColBERT (the recipe's ColBERT
+library) parts of the one driver."""

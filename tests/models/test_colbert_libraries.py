@@ -51,8 +51,10 @@ def test_an_explicit_library_this_environment_lacks_fails_before_any_work(tmp_pa
         assert not index_dir.exists() and not index_dir.with_name(index_dir.name + ".partial").exists()
     with pytest.raises(EmbedkitError, match="unknown ColBERT library 'colbert-ir'"):
         recipe_from_dict({"kind": "colbert", "colbert": {"library": "colbert-ir"}})
-    # a dense recipe does not need a ColBERT library at all
+    # a dense recipe does not need a ColBERT library at all (but a misspelt name is still caught)
     assert recipe_from_dict({"colbert": {"library": unusable[0][0]}}).kind == "dense"
+    with pytest.raises(EmbedkitError, match="colbert.library: unknown ColBERT library 'pylates'"):
+        recipe_from_dict({"colbert": {"library": "pylates"}})
 
 
 def test_auto_is_the_first_usable_library_in_registry_order(colbert_library):

@@ -89,11 +89,15 @@ def _load(name: str) -> ColbertLibrary:
     return getattr(importlib.import_module(module), attr)
 
 
+def check_name(name: str) -> None:
+    if name != AUTO and name not in LIBRARIES:
+        raise EmbedkitError(f"unknown ColBERT library {name!r}; use {AUTO}, {', '.join(LIBRARIES)}")
+
+
 def get_library(name: str = AUTO) -> ColbertLibrary:
     """The library ``name`` stands for in this environment (``auto``: the first available one). An explicit
     choice that this environment cannot honour, or none available, is one clear error naming what to install."""
-    if name != AUTO and name not in LIBRARIES:
-        raise EmbedkitError(f"unknown ColBERT library {name!r}; use {AUTO}, {', '.join(LIBRARIES)}")
+    check_name(name)
     if name != AUTO:
         library = _load(name)
         reason = library.unavailable()
@@ -110,8 +114,12 @@ def get_library(name: str = AUTO) -> ColbertLibrary:
     raise EmbedkitError("no ColBERT library is usable here (" + "; ".join(reasons) + ")")
 
 
-def check_library(name: str) -> str:
-    """The name ``name`` resolves to here (what recipe validation calls: cheap, imports no library)."""
+def check_library(name: str, usable: bool = True) -> str | None:
+    """Check ``name`` (and with ``usable``, that this environment can use it) without importing any library:
+    what recipe validation calls. Returns the name it resolves to here, when checked."""
+    if not usable:
+        check_name(name)
+        return None
     return get_library(name).name
 
 
