@@ -1,8 +1,24 @@
 """Multi-vector (ColBERT) models: a registry of libraries (sentence-transformers' ``MultiVectorEncoder``, PyLate),
-models built or loaded through the chosen one, the encoder indexes use, and the export to PyLate's format."""
+models built or loaded through the chosen one, the encoder indexes use, and the export to PyLate's format.
 
-from embedkit.models.colbert.encoder import ColbertEncoder, build_colbert_model, load_colbert_model
-from embedkit.models.colbert.registry import AUTO, LIBRARIES, ColbertLibrary, get_library, library_of
+Names are imported on first use (PEP 562), so that recipe validation can read ``registry`` without loading
+the rest.
+"""
 
-__all__ = ["AUTO", "LIBRARIES", "ColbertEncoder", "ColbertLibrary", "build_colbert_model", "get_library",
-           "library_of", "load_colbert_model"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ColbertEncoder": "encoder", "build_colbert_model": "encoder", "load_colbert_model": "encoder",
+    "AUTO": "registry", "LIBRARIES": "registry", "ColbertLibrary": "registry", "get_library": "registry",
+    "library_of": "registry",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
