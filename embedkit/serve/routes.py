@@ -27,7 +27,8 @@ def _state(request: Request) -> ServeState:
     return request.app.state.embedkit
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], summary="Liveness (no API key needed)")
+@router.get("/health", summary="Liveness (no API key needed)")
+@router.head("/health", include_in_schema=False)
 async def health(request: Request) -> Response:
     return json_response(dumps({"status": "ok", "num_documents": len(_state(request).index.store.ids)}))
 
