@@ -3,7 +3,8 @@
 A request is a :class:`Job`: a list of texts (queries, inputs or documents) for one kind of work. The worker
 takes up to ``max_batch`` texts from the queued jobs of one kind and key and computes them in one call on its
 own thread; a job larger than that is computed in slices, and a sliced job goes behind the others (round
-robin), so one big request cannot hold the model while small ones wait. The queue is bounded (``max_queue``
+robin: it rejoins the queue after requests that arrived while its slice was computed), so one big request
+cannot hold the model while small ones wait. The queue is bounded (``max_queue``
 texts: :class:`Busy` beyond it). A job whose client went away or timed out is cancelled and its texts not yet
 computed are dropped. When a batch fails, its requests are computed again one by one, so only the request
 that fails gets the error.
@@ -86,6 +87,7 @@ class MicroBatcher:
         self.texts_computed = 0
         self._rate = 0.0           # texts per second of recent batches (for Retry-After)
         self._queue: deque[Job] = deque()
+        self._behind: list[Job] = []  # sliced jobs of the running batch
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedkit-model")
 
@@ -125,7 +127,6 @@ class MicroBatcher:
         pieces: list[Piece] = []
         budget, chosen = self.max_batch, None
         keep: deque[Job] = deque()
-        behind: list[Job] = []
         for job in self._queue:
             if job.cancelled or job.next >= len(job.texts):
                 continue
@@ -137,10 +138,9 @@ class MicroBatcher:
                 budget -= take
                 self.queued -= take
                 if job.next < len(job.texts):
-                    behind.append(job)
+                    self._behind.append(job)  # queued again after this batch, behind requests that came meanwhile
             else:
                 keep.append(job)
-        keep.extend(behind)
         self._queue = keep
         return (chosen[0] if chosen else None), pieces
 
@@ -166,6 +166,9 @@ class MicroBatcher:
                     if not piece.job.future.done():
                         piece.job.future.set_exception(RuntimeError("internal error while computing this request"))
                         self.cancel(piece.job)
+            finally:
+                self._queue.extend(self._behind)  # round robin: one slice per request per turn
+                self._behind.clear()
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, work: str, pieces: list[Piece]) -> None:
         start = time.perf_counter()
