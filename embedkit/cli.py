@@ -175,7 +175,7 @@ data and named benchmarks (BEIR, MLDR, CodeSearchNet), with a report next to the
 Every sub-command has --help; -v shows the libraries' own logs and warnings."""
 
 
-def _add_searcher_options(p: argparse.ArgumentParser) -> None:
+def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batch_help: str = "") -> None:
     """What ``search`` and ``serve`` open: an index, its model, and RetrieveConfig's flags (the recipe's
     eval.retrieve section), one per field."""
     from embedkit.cli_fields import add_fields
@@ -183,7 +183,8 @@ def _add_searcher_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--index-dir", required=True)
     p.add_argument("--model", default=None, help="must be the model the index was built with")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"texts per forward pass of the encoder{batch_help} (default: {batch_size})")
     add_fields(p.add_argument_group("fusion and reranking"), RetrieveConfig, "retrieve")
 
 
@@ -254,7 +255,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="HTTP API over an index: /search, /v1/embeddings, /rerank, /metrics",
                        description=SERVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_searcher_options(p)
+    _add_searcher_options(p, batch_size=8, batch_help=": the texts of a micro-batch are sorted by length and run "
+                          "in passes of this size, so short queries are not padded to the longest one (8 gave "
+                          "2-3x the throughput of 64 on stdlib docstring queries with MiniLM)")
     _add_serve_options(p.add_argument_group("server (address, security, limits, batching, threads)"))
     p.set_defaults(func=_serve)
 
