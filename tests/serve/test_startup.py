@@ -140,3 +140,11 @@ def test_cli_serve_subprocess(minilm_index, code_pairs):
     assert f"serving weighted(dense,bm25) (model minilm) on http://127.0.0.1:{port}" in text
     assert '"POST /search" 401' in text and '"POST /search" 200' in text  # the access log
     assert "k-123" not in text
+
+
+def test_readme_documents_every_serve_flag():
+    import dataclasses
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    flags = [f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in dataclasses.fields(ServeConfig)]
+    assert [flag for flag in flags if f"`{flag}" not in readme] == []
