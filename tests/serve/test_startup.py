@@ -148,3 +148,15 @@ def test_readme_documents_every_serve_flag():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     flags = [f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in dataclasses.fields(ServeConfig)]
     assert [flag for flag in flags if f"`{flag}" not in readme] == []
+
+
+def test_set_threads(monkeypatch):
+    import torch
+
+    from embedkit.serve.startup import set_threads
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
+        monkeypatch.setenv(name, "x")
+    set_threads(1)  # the serve package's tests already run with one thread: nothing to restore
+    assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # the tokenizer keeps one thread
