@@ -37,7 +37,8 @@ throughput-cpu: $(STAMP)
 infinity-env: $(STAMP)
 	test -x .venv-infinity/bin/infinity_emb || $(BIN)/python eval/serve_bench.py --setup-infinity
 
-# The README's serving table: embedkit serve next to Infinity at 1, 4, 16, 64 clients (about 15 min on an idle 2-core machine, the index included).
+# The README's serving table: embedkit serve next to Infinity at 1, 4, 16, 64 clients
+# (about 15 min on an idle 2-core machine, the index included).
 serve-bench: infinity-env
 	$(BIN)/python eval/serve_bench.py
 
