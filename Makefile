@@ -8,7 +8,7 @@ PYLATE_VENV := .venv-pylate
 PYLATE_BIN := $(PYLATE_VENV)/bin
 PYLATE_STAMP := $(PYLATE_VENV)/.installed-$(shell cat pyproject.toml constraints/pylate.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install install-pylate quickstart test test-fast test-pylate throughput throughput-cpu gpu-wheels clean
+.PHONY: install install-pylate quickstart test test-fast test-pylate throughput throughput-cpu serve-bench infinity-env gpu-wheels clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ throughput-cpu: $(STAMP)
 		--skip st_encode_b256 hf_sdpa_sorted --cpu-bf16 --repeats 3 --train-batch 8 --train-steps 8 \
 		--gradcache-batch 0 --index-docs 48
 
+# eval/serve_bench.py's reference server: Infinity (infinity-emb) in .venv-infinity (it pins numpy<2 and
+# sentence-transformers 3); it borrows .venv's torch through a .pth file instead of downloading another.
+infinity-env: $(STAMP)
+	test -x .venv-infinity/bin/infinity_emb || $(BIN)/python eval/serve_bench.py --setup-infinity
+
+# The README's serving table: embedkit serve next to Infinity at 1, 4, 16, 64 clients
+# (about 15 min on an idle 2-core machine, the index included).
+serve-bench: infinity-env
+	$(BIN)/python eval/serve_bench.py
+
 # Wheels for eval/gpu_session.sh on a GPU machine without this environment (Python 3.12, other library versions).
 GPU_WHEELS := transformers==5.3.0 tokenizers==0.22.2 sentence-transformers==5.3.0
 gpu-wheels:
@@ -57,4 +67,4 @@ gpu-wheels:
 		-d .whl $(GPU_WHEELS)
 
 clean:
-	rm -rf $(VENV) $(PYLATE_VENV) runs indexes .pytest_cache
+	rm -rf $(VENV) $(PYLATE_VENV) .venv-infinity runs indexes .pytest_cache

@@ -250,6 +250,67 @@ class ReportConfig:
                                  factory=list)
 
 
+API_KEY_ENV = "EMBEDKIT_API_KEY"
+
+
+@dataclass
+class ServeConfig:
+    """``embedkit serve``: address, security, limits, batching and threads (one flag per field; not a recipe
+    section). Limits left at null follow the served model and index (see the README's serve section)."""
+
+    host: str = _help("Address to bind. 127.0.0.1 (loopback) is reachable from this machine only; 0.0.0.0 or a "
+                      "public address exposes the server: set an API key.", "127.0.0.1")
+    port: int = _help("TCP port; it is bound before the model loads, so a port in use fails at once.", 8000)
+    api_key: str | None = _help(f"Bearer token every route but /health requires (Authorization: Bearer KEY). "
+                                f"Prefer the {API_KEY_ENV} environment variable: a flag shows in `ps`.", None)
+    allowed_hosts: list[str] = _help(
+        "Host header values accepted besides the bound address (port ignored). Bound to loopback, only "
+        "localhost, 127.0.0.1, [::1] and these are served (a DNS-rebinding page sends its own name); elsewhere "
+        "any Host is served unless this is set. '*' turns the check off.", factory=list, flag="--allowed-host")
+    cors_origins: list[str] = _help("Browser origins allowed to call the API (CORS), e.g. https://app.example; "
+                                    "none: no CORS headers, browsers on other origins cannot read replies.",
+                                    factory=list, flag="--cors-origin")
+    docs: bool = _help("Serve the interactive API docs and schema (/docs, /redoc, /openapi.json).", False)
+    served_model_name: str | None = _help(
+        "Model id of /v1/models and the 'model' field clients send; null = the model folder's name or hub id.",
+        None)
+    threads: int = _help(
+        "Threads for torch and FAISS (the tokenizer keeps one). 1 keeps single-query latency stable on a machine "
+        "shared with other work (with more, torch's threads wait for busy cores: 15 ms queries took up to 0.5 s "
+        "in our measurements); raise it on a machine the server has to itself.", 1)
+    max_batch: int = _help("Texts (queries, inputs, documents) computed together from concurrent requests; a "
+                           "larger request is computed in slices of this size, in turn with the others.", 64)
+    max_wait_ms: float = _help("How long a batch waits for more requests to join it, only while others are "
+                               "already queued (a lone request starts at once).", 2.0)
+    max_queue: int = _help("Texts waiting for the model across all requests; a request that would exceed it "
+                           "gets 503 with Retry-After.", 2048)
+    request_timeout: float = _help("Seconds a request may take (reading its body, waiting, computing) before "
+                                   "it is answered 503 (or 408 for a slow body) and its work dropped.", 30.0)
+    max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024)
+    max_texts: int = _help("Texts per request: /search queries, /v1/embeddings inputs, /rerank documents.", 1024)
+    max_chars: int | None = _help("Characters per text; null = 10 per token of the model's max_seq_length "
+                                  "(all-MiniLM-L6-v2: 256 tokens, 2560 characters), past which it reads nothing.",
+                                  None)
+    max_k: int = _help("Largest k of /search.", 1000)
+    max_hits: int | None = _help("Largest queries × k of one /search request; null = what keeps a reply with "
+                                 "texts near 8 MB at the index's mean document size (1,000 to 100,000).", None)
+    access_log: bool = _help("Log one line per request (client, method, path, status, milliseconds, bytes) at "
+                             "info level on stderr.", True, flag="--no-access-log")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise EmbedkitError(f"serve port: must be 0-65535, got {self.port}")
+        for name in ("threads", "max_batch", "max_queue", "max_body_bytes", "max_texts", "max_k", "max_chars",
+                     "max_hits"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise EmbedkitError(f"serve {name}: must be at least 1, got {value}")
+        if self.max_wait_ms < 0 or self.request_timeout <= 0:
+            raise EmbedkitError("serve max_wait_ms must be >= 0 and request_timeout > 0")
+        if self.api_key is not None and (not self.api_key.strip() or not self.api_key.isprintable()):
+            raise EmbedkitError("serve api_key: must be printable text, not empty")
+
+
 @dataclass
 class Recipe:
     kind: Kind = _help("dense (one vector per text, FAISS) or colbert (one vector per token, PLAID).", "dense")

@@ -170,7 +170,9 @@ class Server:
         sock.close()
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         self.proc = subprocess.Popen([sys.executable, "-m", "embedkit", "serve", "--index-dir", str(index_dir),
-                                      "--port", str(self.port), *extra], env=env, stdout=subprocess.DEVNULL)
+                                      "--port", str(self.port), "--threads", os.environ.get("OMP_NUM_THREADS", "1"),
+                                      "--no-access-log", *extra],
+                                     env=env, stdout=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
@@ -195,11 +197,11 @@ class Server:
         self.proc.wait(timeout=60)
 
     def search(self, texts: list[str], k: int):
-        from embedkit.serve import MAX_QUERIES
-
+        limits = self.client.get(f"{self.url}/info").json()["limits"]
+        per_request = max(1, min(limits["max_texts"], limits["max_hits"] // k))  # what one request may ask
         out = []
-        for start in range(0, len(texts), MAX_QUERIES):  # the server takes at most MAX_QUERIES per request
-            reply = self.client.post(f"{self.url}/search", json={"queries": texts[start:start + MAX_QUERIES],
+        for start in range(0, len(texts), per_request):
+            reply = self.client.post(f"{self.url}/search", json={"queries": texts[start:start + per_request],
                                                                  "k": k, "with_text": True})
             reply.raise_for_status()
             out += [[(h["id"], h["score"]) for h in r["hits"]] for r in reply.json()["results"]]

@@ -1,0 +1,218 @@
+"""What the model thread computes for each route, on pieces of several requests at once (see batcher.py):
+search hits, embeddings with their token counts, and rerank scores. Nothing here touches HTTP."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedkit.index.base import Index
+from embedkit.serve.batcher import Piece
+
+
+def first_index(index: Index) -> Index:
+    """The searched index under fusion and reranking: the one whose model the server holds."""
+    while True:
+        if hasattr(index, "first"):
+            index = index.first
+        elif hasattr(index, "parts"):
+            index = index.parts[0]
+        else:
+            return index
+
+
+@dataclass
+class ServedModel:
+    """The model of the searched index, as the other routes use it."""
+
+    kind: str                  # dense | colbert | lexical (no model)
+    name: str                  # what /v1/models lists and clients send as "model"
+    encoder: Any
+    max_tokens: int | None     # what it reads of a text
+    dim: int | None
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(getattr(self.encoder, "model", None), "tokenizer", None)
+
+
+def _max_tokens(model: Any) -> int | None:
+    lengths = [getattr(model, a, None) for a in ("max_seq_length", "document_length", "query_length")]
+    lengths = [int(n) for n in lengths if isinstance(n, int) and n > 0]
+    return max(lengths) if lengths else None
+
+
+def served_model(index: Index, name: str | None = None) -> ServedModel:
+    first = first_index(index)
+    manifest = first.manifest
+    if not name:
+        model = manifest.model
+        name = Path(model).name if Path(model).is_absolute() or Path(model).exists() else model
+    encoder = getattr(first, "encoder", None)
+    if manifest.kind == "lexical" or encoder is None:
+        return ServedModel("lexical", name, None, None, None)
+    return ServedModel(manifest.kind, name, encoder, _max_tokens(getattr(encoder, "model", None)),
+                       int(encoder.dim) if hasattr(encoder, "dim") else None)
+
+
+def count_tokens(model: ServedModel, texts: list[str], prompt: str = "") -> list[int]:
+    """Tokens the model reads of each text (special tokens included, cut at its length): the ``usage``."""
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        return [len(t.split()) for t in texts]
+    ids = tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=model.max_tokens is not None,
+                    max_length=model.max_tokens, return_attention_mask=False)["input_ids"]
+    return [len(row) for row in ids]
+
+
+# ---------------------------------------------------------------------------------------------- search
+
+@dataclass
+class SearchParams:
+    k: int
+    with_text: bool
+
+
+class SearchWork:
+    """One search of every query of the batch at the largest k; each request keeps its own k."""
+
+    def __init__(self, index: Index):
+        self.index = index
+
+    def run(self, pieces: list[Piece]) -> list[list[list[dict[str, Any]]]]:
+        queries = [q for p in pieces for q in p.texts]
+        scores, positions = self.index.search_positions(queries, max(p.params.k for p in pieces))  # (n, k) each
+        ids, store = self.index.store.ids, self.index.store
+        out, row = [], 0
+        for p in pieces:
+            per_query = []
+            for _ in range(p.stop - p.start):
+                hits = []
+                for s, pos in zip(scores[row][:p.params.k], positions[row][:p.params.k]):
+                    if pos < 0:
+                        continue
+                    hit = {"id": ids[int(pos)], "score": float(s) if math.isfinite(s) else None}
+                    if p.params.with_text:
+                        hit["text"] = store.text(int(pos))
+                    hits.append(hit)
+                per_query.append(hits)
+                row += 1
+            out.append(per_query)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- embeddings
+
+class EmbedWork:
+    """Dense vectors with the index's own encoder (same prompts, length and truncation as the index); the
+    batch key is the input type, so a batch shares one prompt."""
+
+    def __init__(self, model: ServedModel):
+        self.model = model
+
+    def run(self, pieces: list[Piece]) -> list[list[tuple[np.ndarray, int]]]:
+        texts = [t for p in pieces for t in p.texts]
+        input_type = pieces[0].params
+        encoder = self.model.encoder
+        vectors = encoder.encode_queries(texts) if input_type == "query" else encoder.encode_documents(texts)
+        vectors = np.asarray(vectors, dtype=np.float32)  # (n, dim)
+        prompts = getattr(encoder.model, "prompts", None) or {}
+        tokens = count_tokens(self.model, texts, prompts.get(input_type or "document", ""))
+        out, start = [], 0
+        for p in pieces:
+            n = p.stop - p.start
+            out.append(list(zip(vectors[start:start + n], tokens[start:start + n])))
+            start += n
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- rerank
+
+Scorer = Callable[[list[str], list[list[str]]], list[np.ndarray]]
+
+
+class _Texts:
+    """A request's documents as a document store (what a Reranker reads candidate texts from)."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+
+    def text(self, position: int) -> str:
+        return self.texts[int(position)]
+
+
+def reranker_scorer(reranker: Any) -> Scorer:
+    """Scores from an embedkit Reranker (retrieve/rerank.py) over texts sent in the request."""
+    if getattr(reranker, "stored", None) is not None:
+        # stored token vectors belong to the index's documents; a request's documents are encoded now
+        reranker = type(reranker)(reranker.encoder, None, reranker.batch_size)
+
+    def score(queries: list[str], documents: list[list[str]]) -> list[np.ndarray]:
+        flat = [d for docs in documents for d in docs]
+        bounds = np.cumsum([0] + [len(docs) for docs in documents])
+        candidates = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [np.asarray(s, dtype=np.float32) for s in reranker.score(queries, candidates, _Texts(flat))]
+
+    return score
+
+
+def dense_scorer(encoder: Any) -> Scorer:
+    """Inner product of query and document vectors: the index's own score (cosine for normalised models)."""
+
+    def score(queries: list[str], documents: list[list[str]]) -> list[np.ndarray]:
+        unique = list(dict.fromkeys(queries))
+        query_vectors = np.asarray(encoder.encode_queries(unique), dtype=np.float32)  # (unique queries, dim)
+        doc_vectors = np.asarray(encoder.encode_documents([d for docs in documents for d in docs]),
+                                 dtype=np.float32)  # (all documents, dim)
+        out, start = [], 0
+        for query, docs in zip(queries, documents):
+            out.append(doc_vectors[start:start + len(docs)] @ query_vectors[unique.index(query)])
+            start += len(docs)
+        return out
+
+    return score
+
+
+def choose_scorer(index: Index, model: ServedModel) -> tuple[Scorer | None, str]:
+    """The configured reranker, else the served model itself (dense: cosine / inner product; ColBERT: MaxSim)."""
+    reranker = getattr(index, "reranker", None)
+    if reranker is not None:
+        return reranker_scorer(reranker), f"{reranker.name} (the configured reranker)"
+    if model.kind == "dense":
+        return dense_scorer(model.encoder), "dense inner product (the served model)"
+    if model.kind == "colbert":
+        from embedkit.retrieve.rerank import ColbertReranker
+
+        return reranker_scorer(ColbertReranker(model.encoder, None)), "colbert MaxSim (the served model)"
+    return None, "none (a BM25 index has no model)"
+
+
+@dataclass
+class RerankParams:
+    query: str
+
+
+class RerankWork:
+    def __init__(self, scorer: Scorer, model: ServedModel):
+        self.scorer = scorer
+        self.model = model
+
+    def run(self, pieces: list[Piece]) -> list[Sequence[tuple[float, int]]]:
+        documents = [p.texts for p in pieces]
+        queries = [p.params.query for p in pieces]
+        scores = self.scorer(queries, documents)
+        tokens = count_tokens(self.model, [d for docs in documents for d in docs])
+        query_tokens = count_tokens(self.model, queries)
+        out, start = [], 0
+        for piece, piece_scores, docs, q_tokens in zip(pieces, scores, documents, query_tokens):
+            counts = tokens[start:start + len(docs)]
+            if piece.start == 0:  # a request's query counts once, with its first document
+                counts[0] += q_tokens
+            out.append([(float(s), n) for s, n in zip(piece_scores, counts)])
+            start += len(docs)
+        return out

@@ -1,0 +1,1 @@
+"""Tests of embedkit.serve (a package, so its conftest and module names do not clash with the others)."""

@@ -1,0 +1,135 @@
+"""The micro-batcher alone, on a work that records what it computes: slicing and turn-taking, isolation of a
+failing request, cancelled work never computed, the bounded queue, and no wait for a lone request."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from embedkit.serve.batcher import Busy, MicroBatcher
+
+
+class Upper:
+    """Upper-cases texts; fails any batch holding "bad"; records each call's pieces as (job tag, texts)."""
+
+    def __init__(self):
+        self.calls: list[list[tuple[str, list[str]]]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def run(self, pieces):
+        assert self.gate.wait(30)
+        self.calls.append([(p.params, p.texts) for p in pieces])
+        if any("bad" in t for p in pieces for t in p.texts):
+            raise ValueError("bad text")
+        return [[t.upper() for t in p.texts] for p in pieces]
+
+
+def _run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def _with_worker(batcher, body):
+    worker = asyncio.create_task(batcher.run())
+    try:
+        return await body()
+    finally:
+        worker.cancel()
+        batcher.close()
+
+
+def test_concurrent_jobs_share_a_batch_and_keep_their_results():
+    work = Upper()
+    batcher = MicroBatcher({"up": work}, max_batch=8, max_wait_ms=50)
+
+    async def body():
+        jobs = [batcher.submit("up", [f"{i}a", f"{i}b"], params=i) for i in range(3)]
+        return await asyncio.gather(*(j.future for j in jobs))
+
+    assert _run(_with_worker(batcher, body)) == [["0A", "0B"], ["1A", "1B"], ["2A", "2B"]]
+    assert len(work.calls) == 1 and [tag for tag, _ in work.calls[0]] == [0, 1, 2]
+
+
+def test_a_big_job_is_sliced_and_takes_turns_with_small_ones():
+    work = Upper()
+    work.gate.clear()
+    batcher = MicroBatcher({"up": work}, max_batch=4, max_wait_ms=0)
+
+    async def body():
+        big = batcher.submit("up", [f"big{i}" for i in range(10)], params="big")
+        await asyncio.sleep(0.05)  # the worker holds the first slice of the big job
+        small = batcher.submit("up", ["small"], params="small")
+        work.gate.set()
+        return await asyncio.gather(big.future, small.future)
+
+    big, small = _run(_with_worker(batcher, body))
+    assert big == [f"BIG{i}" for i in range(10)] and small == ["SMALL"]
+    order = [[tag for tag, _ in call] for call in work.calls]
+    # slice 1 of the big job, then the small job joins the next batch before the big job's last slice
+    assert order[0] == ["big"] and "small" in order[1] and order.index(["big"], 1) >= 1
+    assert all(sum(len(texts) for _, texts in call) <= 4 for call in work.calls)
+
+
+def test_a_failing_request_fails_alone():
+    work = Upper()
+    batcher = MicroBatcher({"up": work}, max_batch=16, max_wait_ms=50)
+
+    async def body():
+        jobs = [batcher.submit("up", texts, params=i) for i, texts in enumerate([["ok"], ["a bad one"], ["fine"]])]
+        return await asyncio.gather(*(j.future for j in jobs), return_exceptions=True)
+
+    good, bad, other = _run(_with_worker(batcher, body))
+    assert good == ["OK"] and other == ["FINE"]
+    assert isinstance(bad, ValueError) and str(bad) == "bad text"
+    assert len(work.calls[0]) == 3 and [len(c) for c in work.calls[1:]] == [1, 1, 1]  # together, then alone
+
+
+def test_cancelled_jobs_are_never_computed():
+    work = Upper()
+    work.gate.clear()
+    batcher = MicroBatcher({"up": work}, max_batch=4, max_wait_ms=0)
+
+    async def body():
+        first = batcher.submit("up", ["first"], params="first")
+        await asyncio.sleep(0.05)  # held in the model thread
+        gone = batcher.submit("up", ["x"] * 6, params="gone")
+        stays = batcher.submit("up", ["y"], params="stays")
+        assert batcher.queued == 7
+        batcher.cancel(gone)
+        assert batcher.queued == 1
+        work.gate.set()
+        return await asyncio.gather(first.future, stays.future)
+
+    assert _run(_with_worker(batcher, body)) == [["FIRST"], ["Y"]]
+    assert "gone" not in [tag for call in work.calls for tag, _ in call]
+
+
+def test_the_queue_is_bounded():
+    batcher = MicroBatcher({"up": Upper()}, max_batch=4, max_queue=5)
+
+    async def body():
+        batcher.submit("up", ["a"] * 4)
+        with pytest.raises(Busy) as busy:
+            batcher.submit("up", ["b"] * 2)
+        assert busy.value.retry_after >= 1
+        batcher.submit("up", ["c"])  # still fits
+
+    _run(body())
+    alone = MicroBatcher({"up": Upper()}, max_batch=4, max_queue=5)
+
+    async def big_alone():
+        alone.submit("up", ["d"] * 9)  # larger than the queue, but alone in it: accepted
+
+    _run(big_alone())
+
+
+def test_a_lone_request_does_not_wait_for_company():
+    """With a 10-minute batching wait, a lone request still completes (well within the test's bound)."""
+    batcher = MicroBatcher({"up": Upper()}, max_batch=8, max_wait_ms=600_000)
+
+    async def body():
+        return await batcher.submit("up", ["alone"]).future
+
+    assert _run(_with_worker(batcher, body)) == ["ALONE"]
