@@ -38,7 +38,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if changes and not args.overwrite:
         raise refuse_retraining(recipe, changes)
-    path = train(recipe, overwrite=args.overwrite or changes is not None, keep_checkpoints=args.keep_checkpoints)
+    path = train(recipe, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints)
     logger.info("model saved to %s", path)
     print(path)
     return 0

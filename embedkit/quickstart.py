@@ -142,4 +142,5 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
     print(table)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     (workdir / "results.md").write_text(table + "\n", encoding="utf-8")
+    logger.info("table saved to %s", workdir / "results.md")
     return rows

@@ -78,7 +78,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
     if index_dir is not None and options.long_documents == "truncate" and fingerprint:
         changes = index_differences(index_dir, model, data.corpus, settings, kind, fingerprint=fingerprint)
         if changes == []:
-            logger.info("%s: searching the index %s (same documents, model and settings)", data.folder.name,
+            logger.debug("%s: searching the index %s (same documents, model and settings)", data.folder.name,
                         index_dir)
             return open_index(index_dir, model, batch_size=options.batch_size, unpadded=unpadded), seconds
         if changes:

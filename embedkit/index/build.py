@@ -170,7 +170,7 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     if rank == 0 and not (work / "shards").exists():
         adopted = _adopt_shards(index_dir, work, shard_settings)
         if adopted:
-            logger.info("%s: %d encoded shards kept from its previous build are reused", index_dir, adopted)
+            logger.debug("%s: %d encoded shards kept from its previous build are linked in", index_dir, adopted)
     if world_size > 1:
         from embedkit.distributed import barrier
 
@@ -202,7 +202,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
                       versions=versions()).save(folder)
         if not settings.keep_shards:
             shutil.rmtree(folder / "shards", ignore_errors=True)
-    logger.info("index ready: %s (%s, %d documents)", index_dir, backend.name, num)
+    logger.debug("index ready: %s (%s, %d documents)", index_dir, backend.name, num)
     return index_dir
 
 

@@ -122,7 +122,7 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
     done: dict[str, int] = state["done"]
     digests: dict[str, str] = state.setdefault("digests", {})
     if done:
-        logger.info("%d encoded shards found; only the rest is encoded", len(done))
+        logger.info("%d shard(s) already encoded: only the rest is encoded", len(done))
     total = estimate_size(corpus)
     total = -(-total // world_size) if total else None  # this rank's share
     bar = tqdm(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
