@@ -173,7 +173,7 @@ def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
 def _train(recipe: Recipe, overwrite: bool) -> tuple[str, str]:
     """The model later stages use, and the stage status."""
     if not recipe.data.train:
-        return recipe.model.name, "off (no data.train: model.name is used as it is)"
+        return recipe.model.name, "off (no data.train)"
     from embedkit.train.run import train
 
     wanted = training_recipe(recipe)
@@ -323,8 +323,8 @@ def run_pipeline(recipe: Recipe, stages: Sequence[str] = STAGES, overwrite: bool
         if on_stage:
             on_stage(done)
         where = f" -> {done.artefact}" if done.artefact else ""
-        logger.info("[%d/%d] %s: %s (%.0f s)%s", chosen.index(stage) + 1, len(chosen), stage, status,
-                    done.seconds, where)
+        took = "" if status.startswith("off") else f" ({done.seconds:.0f} s)"
+        logger.info("[%d/%d] %s: %s%s%s", chosen.index(stage) + 1, len(chosen), stage, status, took, where)
         return value
 
     trained = timed("train", lambda: _train(recipe, overwrite), lambda v: v if recipe.data.train else "")

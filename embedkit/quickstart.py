@@ -92,12 +92,13 @@ def quickstart_recipe(recipe_path: Path, workdir: Path, name: str, train_path: P
 
 
 def _rows(run: RunResult, names: dict[str, str]) -> list[Row]:
+    """One row per result: the baselines first, as the recipe lists them, then the recipe's own model."""
     from embedkit.evaluate.metrics import depth_of
 
     train_seconds = sum(s.seconds for s in run.stages if s.stage == "train")
     index_seconds = sum(s.seconds for s in run.stages if s.stage == "index")
     rows = []
-    for r in run.results:
+    for r in sorted(run.results, key=lambda r: r["model"] == run.model):
         own = r["model"] == run.model  # its index came from the index stage: count that stage's time
         seconds = sum(r.get("seconds", {}).values()) + (train_seconds + index_seconds if own else 0.0)
         label = names.get(r["model"], r["model"]).format(backend=r.get("backend", ""))
