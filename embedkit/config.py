@@ -545,7 +545,7 @@ def with_run_paths(recipe: Recipe) -> Recipe:
 # --------------------------------------------------------------------------- what training depends on
 
 # Recipe sections training does not read (evaluation after training is the eval stage's job); of eval:,
-# only the keys of eval.during_training count.
+# only eval.during_training and, when it is set, the split and batch size it is scored with.
 _NOT_TRAINING = ("output_dir", "index", "report")
 _TRAINING_EVAL_KEYS = ("during_training", "split", "batch_size")
 
@@ -556,7 +556,8 @@ def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
     raw = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)
     kept = {key: value for key, value in raw.items() if key not in _NOT_TRAINING and key != "eval"}
     evaluation = raw.get("eval") or {}
-    kept["eval"] = {key: evaluation.get(key) for key in _TRAINING_EVAL_KEYS}
+    during = evaluation.get("during_training")  # split and batch size count only when something is scored
+    kept["eval"] = {key: evaluation.get(key) for key in _TRAINING_EVAL_KEYS} if during else {"during_training": None}
     return kept
 
 
