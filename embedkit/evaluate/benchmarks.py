@@ -272,10 +272,11 @@ def group_averages(scores: Mapping[str, float]) -> dict[str, GroupScore]:
 
 
 def list_benchmarks_table(include_forums: bool = False) -> str:
-    """A plain-text table of the registry (name, source, split, size, metric, max_length) and groups."""
-    header = ("name", "source", "split", "size", "metric", "max_length")
+    """A plain-text table of the registry (name, source, split, size, metric, max_length, document text) and
+    groups."""
+    header = ("name", "source", "split", "size", "metric", "max_length", "documents")
     rows = [(b.name, b.source if b.loader != "beir-zip" else b.source.rsplit("/", 1)[-1] + " (BEIR)",
-             b.split, b.size, b.metric, str(b.max_length))
+             b.split, b.size, b.metric, str(b.max_length), b.document_text)
             for b in BENCHMARKS.values() if include_forums or not _is_forum(b.name)]
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
 
@@ -286,6 +287,8 @@ def list_benchmarks_table(include_forums: bool = False) -> str:
     if not include_forums:
         out.append("beir/cqadupstack averages its 12 forums, each also a name: beir/cqadupstack/<forum> "
                    f"({', '.join(CQADUPSTACK_FORUMS)}).")
+    out.append("documents: what a document is under the default protocol (beir); --protocol mteb joins title and "
+               "text on every set.")
     out.append("BEIR zips come from " + BEIR_URL.format(name="<name>"))
     for group, members in GROUPS.items():
         out.append(f"group {group}: {len(members)} sets" + (f" ({', '.join(members)})" if len(members) <= 6 else ""))
