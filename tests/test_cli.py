@@ -150,7 +150,10 @@ def test_quiet_by_default_verbose_with_v(tmp_path, tiny_modernbert, code_beir):
     import subprocess
     import sys
 
-    env = dict(os.environ, EMBEDKIT_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    quieting = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
+                "TRANSFORMERS_NO_ADVISORY_WARNINGS")  # set in this process by earlier in-process main() calls
+    env = {k: v for k, v in os.environ.items() if k not in quieting}
+    env.update(EMBEDKIT_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "embedkit", "eval", "--model", str(tiny_modernbert), "--data", str(code_beir),
            "-k", "10", "--no-cache", "--unpadded", "off"]
     quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
