@@ -15,7 +15,6 @@ Usage: python eval/encode_once.py [--docs 10000] [--queries 500] [--out eval/res
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
