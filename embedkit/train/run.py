@@ -97,11 +97,15 @@ def _quiet_trainer(trainer: Any) -> None:
 def _no_widget_bar() -> Iterator[None]:
     """sentence-transformers computes model-card widget examples when the trainer is built, under a progress
     bar of its own ("Computing widget examples"); hidden unless ``-v``."""
-    try:
-        from sentence_transformers.base import model_card
-    except ImportError:  # another layout of sentence-transformers: leave its bar alone
-        yield
-        return
+    import importlib
+
+    model_card = None
+    for name in ("sentence_transformers.base.model_card", "sentence_transformers.model_card"):  # ST 6, ST 5
+        try:
+            model_card = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
     real = getattr(model_card, "tqdm", None)
     if real is None or logger.isEnabledFor(logging.DEBUG):
         yield
