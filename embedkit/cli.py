@@ -223,105 +223,6 @@ def _report(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 
-DESCRIPTION = """\
-embedkit turns an encoder (ModernBERT, MiniLM, any sentence-transformers model) into a retriever:
-fine-tune a dense (one vector per text) or ColBERT (one vector per token) model from a YAML recipe,
-index a corpus (FAISS flat/HNSW/IVF-PQ, PLAID, exact MaxSim, or BM25), and score it on BEIR-format
-data and named benchmarks (BEIR, MLDR, CodeSearchNet), with a report next to the ModernBERT paper.
-
-  embedkit run recipe.yaml          all stages of a recipe: train, index, eval, report (each skipped
-                                    when done, resumed when interrupted)
-  embedkit quickstart               offline demo on Python code search, a few minutes on a CPU
-
-Every sub-command has --help; -v shows the libraries' own logs and warnings. Results go to stdout,
-progress and messages to stderr."""
-
-# (description, examples) per sub-command.
-HELP: dict[str, tuple[str, str]] = {
-    "run": ("Run a recipe's stages in order: train (when data.train is set) → index (when index.corpus is "
-            "set) → eval (eval.data) → report. A stage whose output already exists with the same settings is "
-            "skipped; an interrupted stage resumes. The model goes to output_dir; the index, results and report "
-            "to the run folder beside it (<output_dir>-run/). A model trained with other settings is never "
-            "replaced unless --overwrite. Prints a table of the stages and the scores.",
-            "embedkit run recipes/quickstart.yaml\n"
-            "embedkit run recipe.yaml --stages index,eval --set index.backend=hnsw\n"
-            "embedkit run recipe.yaml --set eval.k=10 --set report.metric=recall@k"),
-    "train": ("Fine-tune a retriever from a YAML recipe and write the model folder (output_dir). A folder that "
-              "already holds the model this recipe trains is kept as it is; one trained with other settings is "
-              "refused unless --overwrite. An interrupted run resumes from its last checkpoint.",
-              "embedkit train recipes/modernbert-base-dpr-msmarco.yaml\n"
-              "embedkit train recipe.yaml --set training.learning_rate=5e-5 --set output_dir=runs/lr5e-5\n"
-              "embedkit train recipe.yaml --dry-run"),
-    "index": ("Encode a corpus and build an index folder (the recipe's index: section as flags). The same "
-              "command run again keeps an index built from the same documents with the same model and "
-              "settings, and refuses to replace another one unless --overwrite. --add and --delete change an "
-              "existing index.",
-              "embedkit index --model runs/minilm --corpus data/corpus.jsonl --index-dir indexes/code\n"
-              "embedkit index --model runs/minilm --corpus more.jsonl --index-dir indexes/code --add\n"
-              "embedkit index --index-dir indexes/code --delete doc-17 doc-42\n"
-              "embedkit index --backend bm25 --corpus data --index-dir indexes/code-bm25"),
-    "search": ("Search an index by query text and print the hits (rank, score, id, text).",
-               "embedkit search --index-dir indexes/code \"how do I parse a date\" -k 5\n"
-               "embedkit search --index-dir indexes/code \"parse a date\" --fuse-with bm25 --json"),
-    "serve": ("An HTTP search API over an index: the index and its model are loaded once, concurrent requests "
-              "are batched (POST /search, GET /health, GET /info).",
-              "embedkit serve --index-dir indexes/code --port 8000\n"
-              "curl -s localhost:8000/search -H 'content-type: application/json' -d '{\"query\": \"parse a date\"}'"),
-    "eval": ("Score a model (or bm25) on a BEIR-format folder, or on named benchmarks (embedkit benchmarks "
-             "lists them). Prints nDCG@10, recall and MAP at the depth -k, and MRR@10 as JSON; --output keeps "
-             "every setting that shapes a number in a results JSON that embedkit report reads.",
-             "embedkit eval --model runs/minilm --data data/code --output results/minilm/code.json\n"
-             "embedkit eval --model bm25 --data data/code -k 10\n"
-             "embedkit eval --model runs/minilm --benchmark beir-dev4,csn/python --output-dir results"),
-    "quickstart": ("The offline demo: extract docstring → code pairs from the installed packages, fine-tune the "
-                   "packaged all-MiniLM-L6-v2 on them, index Python stdlib functions, and compare it with BM25 and "
-                   "the untrained model (dense, then ColBERT). Reruns skip what is done.",
-                   "embedkit quickstart\n"
-                   "embedkit quickstart --train-size 500 --eval-size 500 --max-steps 10 --no-colbert"),
-    "benchmarks": ("List the named benchmarks: their source, the split scored, their size and metric, and the "
-                   "groups (beir, beir-dev4, csn, paper).",
-                   "embedkit benchmarks"),
-    "report": ("Write report.md and report.png from results JSON files: each dataset's score, model by model, "
-               "and, for the ModernBERT paper's sets, the means beside the paper's Table 1. Prints the markdown.",
-               "embedkit report runs/minilm-run/eval --output report\n"
-               "embedkit report results/* --output report --metric recall@k"),
-    "mine": ("Add hard negatives to (query, positive) training data, mined with a dense model or BM25.",
-             "embedkit mine --model bm25 --data pairs.jsonl --output mined.jsonl --num-negatives 3"),
-    "sweep": ("Train a recipe over a grid of settings (the product of every --set-grid), score each variant "
-              "on eval.data and keep the best by mean nDCG@10.",
-              "embedkit sweep recipe.yaml --set-grid training.learning_rate=1e-5,3e-5,8e-5"),
-}
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions wrapped as paragraphs, examples kept as written."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        import textwrap
-
-        if text.startswith("examples:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return "\n".join(textwrap.fill(part, width, initial_indent=indent, subsequent_indent=indent)
-                         if not part.startswith("  ") else part for part in text.split("\n"))
-
-
-def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
-    description, examples = HELP[name]
-    epilog = "examples:\n" + "".join(f"  {line}\n" for line in examples.splitlines())
-    return sub.add_parser(name, help=summary, description=description, epilog=epilog, formatter_class=_Formatter)
-
-
-def _describe_existing(sub: argparse._SubParsersAction, name: str) -> None:
-    """Description and examples for a sub-command whose flags another module registers (mine, sweep)."""
-    parser = sub.choices.get(name)
-    if parser is None or name not in HELP:
-        return
-    description, examples = HELP[name]
-    parser.description = description
-    parser.epilog = "examples:\n" + "".join(f"  {line}\n" for line in examples.splitlines())
-    parser.formatter_class = _Formatter
-
-
 def _unpadded_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     from embedkit.config import ModelConfig
 
@@ -347,6 +248,7 @@ def _add_searcher_options(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
+    from embedkit.cli_help import DESCRIPTION, command, describe_existing
     from embedkit.config import EncodeSettings, EvalOptions, IndexConfig, IndexSettings, ReportConfig
 
     parser = argparse.ArgumentParser(prog="embedkit", description=DESCRIPTION,
@@ -358,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     overrides = dict(action="append", metavar="KEY=VALUE",
                      help="Override a recipe key, e.g. --set training.learning_rate=5e-5 (repeatable).")
 
-    p = _command(sub, "run", "run a recipe's stages: train → index → eval → report")
+    p = command(sub, "run", "run a recipe's stages: train → index → eval → report")
     p.add_argument("recipe", help="The YAML recipe (recipes/ holds examples).")
     p.add_argument("--stages", default=None, metavar="LIST",
                    help="Comma-separated stages to run, of train,index,eval,report (default: all, in that order).")
@@ -368,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
                         "settings.")
     p.set_defaults(func=_run)
 
-    p = _command(sub, "train", "fine-tune a retriever from a YAML recipe")
+    p = command(sub, "train", "fine-tune a retriever from a YAML recipe")
     p.add_argument("recipe", help="The YAML recipe (recipes/ holds examples).")
     p.add_argument("--set", **overrides)
     p.add_argument("--overwrite", action="store_true",
@@ -378,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="Print the resolved recipe and stop.")
     p.set_defaults(func=_train)
 
-    p = _command(sub, "index", "encode a corpus and build an index folder")
+    p = command(sub, "index", "encode a corpus and build an index folder")
     p.add_argument("--model", default=None,
                    help="The model folder or Hugging Face id that encodes the documents (none for --backend bm25).")
     p.add_argument("--kind", choices=["dense", "colbert"], default=None,
@@ -394,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     add_fields(p, IndexConfig, "index", group="encoding")
     p.set_defaults(func=_index)
 
-    p = _command(sub, "search", "search an index by query text")
+    p = command(sub, "search", "search an index by query text")
     p.add_argument("query", nargs="+", help="One or more queries (quote each).")
     p.add_argument("-k", type=int, default=10, help="Hits to show per query (default: 10).")
     p.add_argument("--json", action="store_true",
@@ -402,7 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_searcher_options(p)
     p.set_defaults(func=_search)
 
-    p = _command(sub, "serve", "HTTP search API over an index (POST /search, GET /health, GET /info)")
+    p = command(sub, "serve", "HTTP search API over an index (POST /search, GET /health, GET /info)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", type=int, default=64, help="queries searched together from concurrent requests")
@@ -410,7 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_searcher_options(p)
     p.set_defaults(func=_serve)
 
-    p = _command(sub, "eval", "score a model (or bm25) on a BEIR folder or a named benchmark")
+    p = command(sub, "eval", "score a model (or bm25) on a BEIR folder or a named benchmark")
     p.add_argument("--model", required=True, help="The model folder, a Hugging Face id, or bm25.")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); with one "
@@ -432,7 +334,7 @@ def _parser() -> argparse.ArgumentParser:
                skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)) + ("shard_size", "keep_shards"))
     p.set_defaults(func=_eval)
 
-    p = _command(sub, "quickstart", "offline demo: fine-tune MiniLM on code search and compare with BM25")
+    p = command(sub, "quickstart", "offline demo: fine-tune MiniLM on code search and compare with BM25")
     p.add_argument("--workdir", default="runs/quickstart", metavar="DIR",
                    help="Where the data, models, indexes and reports go (default: runs/quickstart).")
     p.add_argument("--train-size", type=int, default=2000, metavar="INT",
@@ -444,10 +346,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-colbert", action="store_true", help="Run the dense recipe only, not the ColBERT one.")
     p.set_defaults(func=_quickstart)
 
-    p = _command(sub, "benchmarks", "list the named benchmarks")
+    p = command(sub, "benchmarks", "list the named benchmarks")
     p.set_defaults(func=_benchmarks)
 
-    p = _command(sub, "report", "markdown + PNG of results, per dataset and next to the paper")
+    p = command(sub, "report", "markdown + PNG of results, per dataset and next to the paper")
     p.add_argument("results", nargs="+", help="Results folders (searched recursively) or JSON files.")
     add_fields(p, ReportConfig, "report", skip=("baselines",))
     p.set_defaults(func=_report)
@@ -456,7 +358,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register(sub)
     for name in ("mine", "sweep"):
-        _describe_existing(sub, name)
+        describe_existing(sub, name)
     return parser
 
 
