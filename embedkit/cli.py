@@ -1,4 +1,8 @@
-"""The ``embedkit`` command: one thin function per sub-command; the library does the work."""
+"""The ``embedkit`` command: one thin function per sub-command; the library does the work.
+
+Each sub-command checks its input paths before it loads anything, prints its results on stdout (tables,
+JSON with ``--json``) and everything else (progress, where artefacts went) on stderr.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,30 @@ from embedkit.errors import EmbedkitError
 logger = logging.getLogger("embedkit")
 
 
+# --------------------------------------------------------------------------- sub-commands
+
 def _train(args: argparse.Namespace) -> int:
     from embedkit.config import load_recipe
+    from embedkit.pipeline import check_inputs, refuse_retraining, trained_differences
     from embedkit.train.run import train
 
     recipe = load_recipe(args.recipe, args.set or [])
     if args.dry_run:
         print(recipe.to_yaml(), end="")
         return 0
+    check_inputs(recipe, ("train",))
+    if not recipe.data.train:
+        raise EmbedkitError(f"{args.recipe}: data.train is not set: there is nothing to train on")
+    changes = trained_differences(recipe)
+    if changes == [] and not args.overwrite:
+        logger.info("%s already holds the model this recipe trains (--overwrite trains it again)", recipe.output_dir)
+        print(recipe.output_dir)
+        return 0
+    if changes and not args.overwrite:
+        raise refuse_retraining(recipe, changes)
     path = train(recipe, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints)
-    print(f"model saved to {path}")
+    logger.info("model saved to %s", path)
+    print(path)
     return 0
 
 
@@ -32,8 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.set or [])
     stages = parse_stages(args.stages)
-    result = run_pipeline(recipe, stages, overwrite=args.overwrite,
-                          on_stage=lambda s: logger.info("%s: %s (%.0f s)", s.stage, s.status, s.seconds))
+    result = run_pipeline(recipe, stages, overwrite=args.overwrite)
     print(result.table())
     return 0
 
@@ -41,33 +58,53 @@ def _run(args: argparse.Namespace) -> int:
 def _index(args: argparse.Namespace) -> int:
     from embedkit.cli_fields import from_args
     from embedkit.config import IndexConfig
-    from embedkit.data.corpus import Corpus
-    from embedkit.distributed import dist_context
-    from embedkit.index.build import add_documents, build_index, build_index_distributed, delete_documents
+    from embedkit.data.inputs import check_local, check_local_or_hub
 
     cfg = from_args(args, IndexConfig, "index")
     library = _colbert_library(args)
     if args.delete:
+        check_local(cfg.output_dir, "--index-dir", "folder")
+        from embedkit.index.build import delete_documents
+
         num = delete_documents(cfg.output_dir, args.delete)
+        logger.info("deleted %d documents", len(set(args.delete)))
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
     if not cfg.corpus:
         raise EmbedkitError("index needs --corpus (or --delete ID...)")
+    check_local_or_hub(cfg.corpus, "--corpus", "dataset")
+    if args.add:
+        check_local(cfg.output_dir, "--index-dir", "folder")
+    elif not args.model and cfg.backend != "bm25":
+        raise EmbedkitError("index needs --model (only --backend bm25 needs none)")
+    if args.model and args.model != "bm25":
+        check_local_or_hub(args.model, "--model", "model")
+    from embedkit.data.corpus import Corpus
+    from embedkit.distributed import dist_context
+    from embedkit.index.build import (add_documents, build_index, build_index_distributed, index_differences)
+
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     if args.add:
         num = add_documents(cfg.output_dir, corpus, args.model, batch_size=cfg.batch_size, unpadded=args.unpadded,
                             colbert_library=library)
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
-    if not args.model and cfg.backend != "bm25":
-        raise EmbedkitError("index needs --model (only --backend bm25 needs none)")
+    changes = None if args.overwrite else index_differences(cfg.output_dir, args.model, corpus, cfg, args.kind)
+    if changes == []:
+        logger.info("%s already holds this index: same documents, model and settings (--overwrite rebuilds it)",
+                    cfg.output_dir)
+        print(cfg.output_dir)
+        return 0
+    if changes:
+        raise EmbedkitError(f"{cfg.output_dir} already holds another index ({'; '.join(changes[:6])}); pass "
+                            "--overwrite to replace it, or choose another --index-dir")
     with dist_context() as (rank, world_size):
         common = dict(kind=args.kind, unpadded=args.unpadded, overwrite=args.overwrite, rank=rank,
                       world_size=world_size, colbert_library=library)
         build = build_index_distributed if world_size > 1 else build_index
         path = build(args.model, corpus, cfg.output_dir, cfg, **common)
     if rank == 0:
-        print(f"index written to {path}")
+        print(path)
     return 0
 
 
@@ -93,6 +130,11 @@ def _colbert_library(args: argparse.Namespace) -> str:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from embedkit.data.inputs import check_local, check_local_or_hub
+
+    check_local(args.index_dir, "--index-dir", "folder")
+    if args.model:
+        check_local_or_hub(args.model, "--model", "model")
     from embedkit.retrieve.retriever import open_retriever
 
     index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size,
@@ -125,27 +167,41 @@ def _serve(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from embedkit.cli_fields import from_args
     from embedkit.config import EvalOptions, IndexSettings
-    from embedkit.evaluate.runner import evaluate
+    from embedkit.data.inputs import check_local, check_local_or_hub
 
     options = from_args(args, EvalOptions, "eval")
     library = _colbert_library(args)
     index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
                                                           for k in ("batch_size", "max_length", "truncate_dim")})
+    if args.model != "bm25":
+        check_local_or_hub(args.model, "--model", "model")
+    if args.data:
+        check_local(args.data, "--data", "folder")
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
                              index=index, unpadded=args.unpadded, colbert_library=library)
+        logger.info("results in %s", args.output_dir)
         print(run.table)
         return 1 if run.failed else 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
+    from embedkit.evaluate.runner import evaluate
+
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
                       unpadded=args.unpadded, colbert_library=library)
-    keys = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+    for what, path in (("results", args.output), ("run file", args.run_file)):
+        if path:
+            logger.info("%s written to %s", what, path)
+    if not args.output:
+        logger.info("results not saved (pass --output FILE to keep them)")
+    from embedkit.evaluate.metrics import metric_keys
+
+    keys = metric_keys(options.k)
     extra = {k: result[k] for k in ("method", "chosen_weights") if k in result}
-    print(json.dumps({k: round(result[k], 4) for k in keys} | {"num_queries": result["num_queries"],
+    print(json.dumps({k: round(result[k], 4) for k in keys} | {"k": options.k, "num_queries": result["num_queries"],
                                                                  "num_documents": result["num_documents"]} | extra))
     return 0
 
@@ -174,11 +230,17 @@ def _benchmarks(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from embedkit.cli_fields import from_args
+    from embedkit.config import ReportConfig
+    from embedkit.data.inputs import check_local
     from embedkit.evaluate.report import write_report
 
-    md_path, png_path = write_report(args.results, args.output)
-    print(md_path.read_text(encoding="utf-8"))
-    print(f"wrote {md_path} and {png_path}")
+    cfg = from_args(args, ReportConfig, "report")
+    for path in args.results:
+        check_local(path, "results")
+    md_path, png_path = write_report(args.results, cfg.output_dir, cfg.metric)
+    logger.info("wrote %s and %s", md_path, png_path)
+    print(md_path.read_text(encoding="utf-8"), end="")
     return 0
 
 
@@ -191,45 +253,31 @@ def _colbert_library_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
                                                          if f.name != "library"))
 
 
-def _unpadded_flag(p: argparse.ArgumentParser) -> None:
+# --------------------------------------------------------------------------- parser
+
+def _unpadded_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     from embedkit.config import ModelConfig
 
-    help_text = next(f.metadata["help"] for f in dataclasses.fields(ModelConfig) if f.name == "unpadded")
-    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto", help=help_text)
+    from embedkit.cli_fields import field_help
 
-
-DESCRIPTION = """\
-embedkit turns an encoder (ModernBERT, MiniLM, any sentence-transformers model) into a retriever:
-fine-tune a dense (one vector per text) or ColBERT (one vector per token) model from a YAML recipe,
-index a corpus (FAISS flat/HNSW/IVF-PQ, PLAID, exact MaxSim, or BM25), and score it on BEIR-format
-data and named benchmarks (BEIR, MLDR, CodeSearchNet), with a report next to the ModernBERT paper.
-
-  embedkit run recipe.yaml          all stages of a recipe: train, index, eval, report (each skipped
-                                    when done, resumed when interrupted)
-  embedkit quickstart               offline demo on Python code search, a few minutes on a CPU
-
-Every sub-command has --help; -v shows the libraries' own logs and warnings."""
+    field = next(f for f in dataclasses.fields(ModelConfig) if f.name == "unpadded")
+    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto", help=field_help(field))
 
 
 def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batch_help: str = "") -> None:
     """What ``search`` and ``serve`` open: an index, its model, and RetrieveConfig's flags (the recipe's
-    eval.retrieve section), one per field."""
+    eval.retrieve section), one per field, in the fusion and reranking groups."""
     from embedkit.cli_fields import add_fields
     from embedkit.config import RetrieveConfig
 
-    p.add_argument("--index-dir", required=True)
-    p.add_argument("--model", default=None, help="must be the model the index was built with")
-    p.add_argument("--batch-size", type=int, default=batch_size,
-                   help=f"texts per forward pass of the encoder{batch_help} (default: {batch_size})")
+    p.add_argument("--index-dir", required=True, metavar="DIR", help="The index folder to search.")
+    p.add_argument("--model", default=None, help="The model that encodes queries. Default: the one the index was "
+                   "built with (another model is refused).")
+    p.add_argument("--batch-size", type=int, default=batch_size, metavar="INT",
+                   help=f"Query encoding batch size{batch_help} (default: {batch_size}).")
     _colbert_library_flag(p)
-    add_fields(p.add_argument_group("fusion and reranking"), RetrieveConfig, "retrieve")
+    add_fields(p, RetrieveConfig, "retrieve")
 
-
-SERVE_DESCRIPTION = """\
-Serve an index and its model over HTTP: POST /search, POST /v1/embeddings and GET /v1/models (OpenAI-
-compatible), POST /rerank (Infinity / Cohere shape), GET /metrics (Prometheus), GET|HEAD /health, GET /info.
-Loopback only by default; to expose it, bind --host 0.0.0.0 and set EMBEDKIT_API_KEY (every route but
-/health then needs 'Authorization: Bearer KEY'). Limits left unset follow the model and the index."""
 
 # Given as typed, never read as YAML: a key like 0123 or 'yes' must stay the text it is.
 _RAW_TEXT_FIELDS = ("api_key", "served_model_name")
@@ -248,111 +296,128 @@ def _add_serve_options(group: argparse._ArgumentGroup) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
-    from embedkit.config import EncodeSettings, EvalOptions, IndexConfig, IndexSettings
+    from embedkit.cli_help import DESCRIPTION, command, describe_existing
+    from embedkit.config import EncodeSettings, EvalOptions, IndexConfig, IndexSettings, ReportConfig
 
     parser = argparse.ArgumentParser(prog="embedkit", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, including the dependencies' load reports and warnings")
+                        help="Debug logging, including the dependencies' load reports, warnings and the trainer's "
+                             "log lines.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    overrides = dict(action="append", metavar="KEY=VALUE",
+                     help="Override a recipe key, e.g. --set training.learning_rate=5e-5 (repeatable).")
 
-    p = sub.add_parser("run", help="run a recipe's stages: train → index → eval → report")
-    p.add_argument("recipe")
+    p = command(sub, "run", "run a recipe's stages: train → index → eval → report")
+    p.add_argument("recipe", help="The YAML recipe (recipes/ holds examples).")
     p.add_argument("--stages", default=None, metavar="LIST",
-                   help="comma list of train,index,eval,report (default: all, in that order)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="rerun stages whose artefacts are already done")
+                   help="Comma-separated stages to run, of train,index,eval,report (default: all, in that order).")
+    p.add_argument("--set", **overrides)
+    p.add_argument("--overwrite", action="store_true",
+                   help="Run every stage again, replacing what exists, including a model trained with other "
+                        "settings.")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("train", help="fine-tune a retriever from a YAML recipe")
-    p.add_argument("recipe")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output_dir")
-    p.add_argument("--keep-checkpoints", action="store_true")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and stop")
+    p = command(sub, "train", "fine-tune a retriever from a YAML recipe")
+    p.add_argument("recipe", help="The YAML recipe (recipes/ holds examples).")
+    p.add_argument("--set", **overrides)
+    p.add_argument("--overwrite", action="store_true",
+                   help="Train again and replace output_dir, even when it holds a model (of this or another recipe).")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="Keep the intermediate checkpoints in output_dir/checkpoints once training has finished.")
+    p.add_argument("--dry-run", action="store_true", help="Print the resolved recipe and stop.")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("index", help="encode a corpus and build an index (the recipe's index: section as flags)")
-    p.add_argument("--model", default=None, help="model folder or hub id (not needed for --backend bm25)")
-    p.add_argument("--kind", choices=["dense", "colbert"], default=None, help="default: from the model folder")
-    _unpadded_flag(p)
-    _colbert_library_flag(p)
-    p.add_argument("--overwrite", action="store_true")
+    p = command(sub, "index", "encode a corpus and build an index folder")
+    p.add_argument("--model", default=None,
+                   help="The model folder or Hugging Face id that encodes the documents (none for --backend bm25).")
+    p.add_argument("--kind", choices=["dense", "colbert"], default=None,
+                   help="dense or colbert. Default: read from the model folder.")
+    p.add_argument("--overwrite", action="store_true", help="Replace an index that --index-dir already holds.")
     p.add_argument("--add", "--append", dest="add", action="store_true",
-                   help="add the corpus's documents to the existing --index-dir")
-    p.add_argument("--delete", nargs="+", metavar="ID", default=None, help="remove these document ids")
-    add_fields(p, IndexConfig, "index")
+                   help="Add the corpus's documents to the existing --index-dir.")
+    p.add_argument("--delete", nargs="+", metavar="ID", default=None,
+                   help="Remove these document ids from --index-dir (no model needed).")
+    p.add_argument_group("corpus and index folder")
+    encoding = p.add_argument_group("encoding")
+    _unpadded_flag(encoding)
+    _colbert_library_flag(encoding)
+    add_fields(p, IndexConfig, "index", group="encoding")
     p.set_defaults(func=_index)
 
-    p = sub.add_parser("search", help="search an index by query text")
-    p.add_argument("query", nargs="+")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--json", action="store_true")
+    p = command(sub, "search", "search an index by query text")
+    p.add_argument("query", nargs="+", help="One or more queries (quote each).")
+    p.add_argument("-k", type=int, default=10, help="Hits to show per query (default: 10).")
+    p.add_argument("--json", action="store_true",
+                   help="Print the hits as JSON (query, then id, score and text of each hit).")
     _add_searcher_options(p)
     p.set_defaults(func=_search)
 
-    p = sub.add_parser("serve", help="HTTP API over an index: /search, /v1/embeddings, /rerank, /metrics",
-                       description=SERVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "serve", "HTTP API over an index: /search, /v1/embeddings, /rerank, /metrics")
     _add_searcher_options(p, batch_size=8, batch_help=": the texts of a micro-batch are sorted by length and run "
                           "in passes of this size, so short queries are not padded to the longest one (8 gave "
                           "2-3x the throughput of 64 on stdlib docstring queries with MiniLM)")
     _add_serve_options(p.add_argument_group("server (address, security, limits, batching, threads)"))
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("eval", help="score a model (or bm25) on a BEIR folder or a named benchmark")
-    p.add_argument("--model", required=True, help="model folder, hub id, or 'bm25'")
-    p.add_argument("--data", default=None, help="BEIR-format folder")
-    p.add_argument("--benchmark", default=None, help="e.g. beir, beir/scifact, mldr, csn/python (comma list)")
-    p.add_argument("--output", default=None, help="results JSON")
-    p.add_argument("--output-dir", default="results", help="with --benchmark: one JSON per dataset")
-    p.add_argument("--run-file", default=None, help="also write a TREC run file")
+    p = command(sub, "eval", "score a model (or bm25) on a BEIR folder or a named benchmark")
+    p.add_argument("--model", required=True, help="The model folder, a Hugging Face id, or bm25.")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); with one "
+                        "--benchmark name, a local copy of that benchmark.")
+    p.add_argument("--benchmark", default=None, metavar="NAMES",
+                   help="Comma-separated benchmark names or groups, e.g. beir/scifact,csn/python or beir-dev4.")
+    p.add_argument("--output", default=None, metavar="FILE", help="Write the results JSON here (with --data).")
+    p.add_argument("--output-dir", default="results", metavar="DIR",
+                   help="With --benchmark: the folder of one results JSON per dataset (default: results).")
+    p.add_argument("--run-file", default=None, metavar="FILE", help="Also write the ranking as a TREC run file.")
     p.add_argument("--mldr-setting", choices=["ood", "id"], default="ood",
-                   help="MLDR results: 'id' if the model was fine-tuned on MLDR's training split (the paper's "
-                        "MLDR-ID column), else 'ood'")
+                   help="MLDR results: id if the model was fine-tuned on MLDR's training split (the paper's "
+                        "MLDR-ID column), else ood (default: ood).")
+    p.add_argument("--overwrite", action="store_true",
+                   help="With --benchmark: score again the datasets already scored with the same model and settings.")
     _unpadded_flag(p)
     _colbert_library_flag(p)
     add_fields(p, EvalOptions, "eval")
-    add_fields(p.add_argument_group("index backend"), IndexSettings, "index",
-               skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)))
-    p.add_argument("--overwrite", action="store_true",
-                   help="with --benchmark: score again datasets already scored with the same model and settings")
+    add_fields(p, IndexSettings, "index", group="index backend",
+               skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)) + ("shard_size", "keep_shards"))
     p.set_defaults(func=_eval)
 
     from embedkit.models.colbert.export import EXPORTS
 
-    p = sub.add_parser(
-        "export", help="write a ColBERT model in another library's format (PyLate)",
-        description="Convert a ColBERT model saved by sentence-transformers' MultiVectorEncoder (what embedkit "
-                    "trains with colbert.library: sentence-transformers) into PyLate's folder layout, file by file "
-                    "(runs in either environment, loads no model). PyLate folders need no export: "
-                    "MultiVectorEncoder reads them as they are.",
-        epilog="example: embedkit export --format pylate runs/my-colbert runs/my-colbert-pylate")
-    p.add_argument("model", help="a MultiVectorEncoder model folder")
-    p.add_argument("output", help="the folder to write (it must not exist, unless --overwrite)")
+    p = command(sub, "export", "write a ColBERT model in another library's format (PyLate)")
+    p.add_argument("model", help="A MultiVectorEncoder model folder.")
+    p.add_argument("output", help="The folder to write (it must not exist, unless --overwrite).")
     p.add_argument("--format", choices=list(EXPORTS), default="pylate",
-                   help="the format to write: pylate = pylate.models.ColBERT (PyLate 1.6) (default: 'pylate')")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+                   help="The format to write: pylate = pylate.models.ColBERT (PyLate 1.6) (default: pylate).")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("quickstart", help="offline demo: fine-tune MiniLM on code search and compare with BM25")
-    p.add_argument("--workdir", default="runs/quickstart")
-    p.add_argument("--train-size", type=int, default=2000)
-    p.add_argument("--eval-size", type=int, default=2000)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--no-colbert", action="store_true")
+    p = command(sub, "quickstart", "offline demo: fine-tune MiniLM on code search and compare with BM25")
+    p.add_argument("--workdir", default="runs/quickstart", metavar="DIR",
+                   help="Where the data, models, indexes and reports go (default: runs/quickstart).")
+    p.add_argument("--train-size", type=int, default=2000, metavar="INT",
+                   help="Training pairs extracted from the installed packages (default: 2000).")
+    p.add_argument("--eval-size", type=int, default=2000, metavar="INT",
+                   help="Python stdlib functions in the scored corpus (default: 2000; 500 of them are queried).")
+    p.add_argument("--max-steps", type=int, default=None, metavar="INT",
+                   help="Stop training after this many updates (default: the recipes' own).")
+    p.add_argument("--no-colbert", action="store_true", help="Run the dense recipe only, not the ColBERT one.")
     p.set_defaults(func=_quickstart)
 
-    p = sub.add_parser("benchmarks", help="list the named benchmarks")
+    p = command(sub, "benchmarks", "list the named benchmarks")
     p.set_defaults(func=_benchmarks)
 
-    p = sub.add_parser("report", help="markdown table + PNG chart of results next to the paper's")
-    p.add_argument("results", nargs="+", help="results folders or JSON files")
-    p.add_argument("--output", default="report")
+    p = command(sub, "report", "markdown + PNG of results, per dataset and next to the paper")
+    p.add_argument("results", nargs="+", help="Results folders (searched recursively) or JSON files.")
+    add_fields(p, ReportConfig, "report", skip=("baselines",))
     p.set_defaults(func=_report)
 
     from embedkit.train.commands import register  # mine, sweep
 
     register(sub)
+    for name in ("mine", "sweep"):
+        describe_existing(sub, name)
     return parser
 
 
@@ -369,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("embedkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout piped into a reader that stopped early (| head): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

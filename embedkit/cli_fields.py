@@ -2,7 +2,8 @@
 
 ``--batch-size`` on ``embedkit eval`` is ``EvalOptions.batch_size``: same type check, same choices, same
 help text and default as the recipe key ``eval.batch_size``. Nested sections (``index.faiss.nprobe``) become
-flat flags (``--nprobe``); a field may name its own flag (``output_dir`` of the index is ``--index-dir``).
+flat flags (``--nprobe``) listed in the section's option group; a field may name its own flag (``output_dir``
+of the index is ``--index-dir``), its own help for the flag (``--no-cache``) and its option group.
 """
 
 from __future__ import annotations
@@ -15,38 +16,73 @@ from typing import Any, Literal
 
 import yaml
 
-from embedkit.config import _build, _type_name
+from embedkit.config import _build, _type_name, default_of
 
 
 def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _walk(cls: type, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dataclasses.Field, Any]]:
+def _walk(cls: type, path: tuple[str, ...] = (), group: str | None = None
+          ) -> list[tuple[tuple[str, ...], dataclasses.Field, Any, str | None]]:
+    """(path, field, type, option group) of every leaf field; a section's ``group`` holds all its fields."""
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            rows.extend(_walk(tp, path + (f.name,)))
+            rows.extend(_walk(tp, path + (f.name,), f.metadata.get("group") or group))
         else:
-            rows.append((path + (f.name,), f, tp))
+            rows.append((path + (f.name,), f, tp, f.metadata.get("group") or group))
     return rows
 
 
-def add_fields(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, dest: str,
-               skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per (nested) field of ``cls``; values land in ``args.<dest>`` as a raw mapping."""
-    for path, f, tp in _walk(cls):
+def shown_default(value: Any) -> str | None:
+    """A default as a user types it on the command line; None when there is nothing to show (no value, an
+    empty list, a switch).
+
+    >>> [shown_default(v) for v in ("auto", None, [], [0.5, 0.5], 8e-05, 100, False)]
+    ['auto', None, None, '0.5 0.5', '8e-05', '100', None]
+    """
+    if value is None or isinstance(value, bool) or value == [] or value == "":
+        return None
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def field_help(f: dataclasses.Field) -> str:
+    """The flag's help: the field's prose and, where there is one to show, its default."""
+    text = f.metadata.get("flag_help")
+    if text:
+        return text
+    text = f.metadata.get("help", "")
+    default = shown_default(default_of(f))
+    if default is None:
+        return text
+    return f"{text[:-1]} (default: {default})." if text.endswith(".") else f"{text} (default: {default})"
+
+
+def add_fields(parser: argparse.ArgumentParser, cls: type, dest: str, skip: tuple[str, ...] = (),
+               group: str | None = None) -> None:
+    """Add one flag per (nested) field of ``cls``; values land in ``args.<dest>`` as a raw mapping.
+
+    Flags go in the option group their field (or section) names, else in ``group``, else among the
+    parser's options; groups are made once per title.
+    """
+    groups: dict[str, Any] = {g.title: g for g in parser._action_groups if g.title}
+    for path, f, tp, field_group in _walk(cls):
         if f.name in skip:
             continue
-        flag = _flag(f)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
-        if tp is bool and default:
-            help_text = f"turn off: {help_text}"
+        title = field_group or group
+        target = parser
+        if title:
+            if title not in groups:
+                groups[title] = parser.add_argument_group(title)
+            target = groups[title]
+        default = default_of(f)
         kwargs: dict[str, Any] = {"dest": f"{dest}.{'.'.join(path)}", "default": argparse.SUPPRESS,
-                                  "help": help_text}
+                                  "help": field_help(f)}
         if tp is bool:
             kwargs["action"] = "store_const"
             kwargs["const"] = not default  # --per-query turns on, --no-cache turns off
@@ -57,11 +93,12 @@ def add_fields(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: t
                 kwargs["choices"] = list(typing.get_args(inner))
             elif typing.get_origin(inner) is list:
                 kwargs["nargs"] = "+"
-                kwargs["metavar"] = _type_name(typing.get_args(inner)[0]).upper()
+                kwargs["metavar"] = f.metadata.get("metavar") or _type_name(typing.get_args(inner)[0]).upper()
             else:
                 kwargs["type"] = _parse_scalar
-                kwargs["metavar"] = _type_name(inner).upper()
-        parser.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
+                kwargs["metavar"] = f.metadata.get("metavar") or (f.name.upper() if inner is str
+                                                                  else _type_name(inner).upper())
+        target.add_argument(_flag(f), **{k: v for k, v in kwargs.items() if v is not None})
 
 
 def _parse_scalar(text: str) -> Any:

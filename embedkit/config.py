@@ -2,7 +2,13 @@
 
 Every recipe key is one dataclass field below; defaults live only here. Unknown keys fail with the
 list of valid ones, wrong types name the field, and ``--set a.b=value`` overrides go through the same
-validation as the file.
+validation as the file. A field's ``help`` is prose for both the recipe reference and the command-line
+help; ``flag_help`` replaces it for a flag whose meaning is the field's opposite (``--no-cache``), and
+``group`` names the option group a flag is listed under.
+
+Where a recipe's stages write: the model in ``output_dir``; the index, results and report in relative
+``index.output_dir``, ``eval.output_dir`` and ``report.output_dir`` under one run folder beside it
+(:func:`run_folder`), so that two recipes never share, or overwrite, each other's outputs.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ Kind = Literal["dense", "colbert"]
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
-          flag: str | None = None) -> Any:
-    """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do."""
-    metadata = {"help": text, **({"flag": flag} if flag else {})}
+          flag: str | None = None, flag_help: str | None = None, group: str | None = None,
+          metavar: str | None = None) -> Any:
+    """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do,
+    ``flag_help`` is the flag's own help where it differs (a flag that turns a default-on setting off),
+    ``group`` the option group of the flag (on a section: of all its flags), ``metavar`` its value's name."""
+    options = (("flag", flag), ("flag_help", flag_help), ("group", group), ("metavar", metavar))
+    metadata = {"help": text, **{k: v for k, v in options if v}}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -34,8 +44,8 @@ def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclas
 class ModelConfig:
     name: str = _help("Hub id or local path of the backbone or of a sentence-transformers/PyLate model.",
                       "answerdotai/ModernBERT-base")
-    max_seq_length: int | None = _help("Longest input in tokens (dense); longer texts are truncated. "
-                                       "null = the model's own limit (all-MiniLM-L6-v2: 256).", None)
+    max_seq_length: int | None = _help("Longest input in tokens (dense); longer texts are truncated. Default: "
+                                       "the model's own limit (all-MiniLM-L6-v2: 256).", None)
     pooling: Literal["mean", "cls"] = _help("How token vectors become one vector (dense, raw backbones).",
                                             "mean")
     similarity: Literal["cosine", "dot"] = _help("Score function; cosine normalises embeddings.", "cosine")
@@ -80,7 +90,7 @@ class ColumnsConfig:
     query: str = _help("Column holding the query / anchor text.", "query")
     positive: str = _help("Column holding the relevant document.", "positive")
     negatives: list[str] | None = _help(
-        "Columns holding hard negatives; default: every column whose name starts with 'negative'.", None)
+        "Columns holding hard negatives. Default: every column whose name starts with 'negative'.", None)
 
 
 @dataclass
@@ -105,15 +115,15 @@ class DataConfig(SourceConfig):
 
 @dataclass
 class LossConfig:
-    name: str | None = _help("mnrl, cached_mnrl (dense); contrastive, cached_contrastive, distillation "
-                             "(colbert). null = the kind's default: mnrl (dense), contrastive (colbert), "
-                             "distillation (data.format: distillation).", None)
+    name: str | None = _help("The training loss: mnrl or cached_mnrl for dense models; contrastive, "
+                             "cached_contrastive or distillation for colbert. Default: mnrl for dense, contrastive "
+                             "for colbert, distillation when data.format is distillation.", None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
                                  32)
     scale: float = _help("Inverse temperature of the in-batch softmax (dense).", 20.0)
     gather_across_devices: bool = _help("Share in-batch negatives across processes under torchrun.", True)
-    matryoshka_dims: list[int] = _help("Also train these truncated sizes (Matryoshka); empty = off.",
-                                       factory=list)
+    matryoshka_dims: list[int] = _help("Also train these truncated embedding sizes (Matryoshka). Default: none, "
+                                       "the full size only.", factory=list)
 
 
 @dataclass
@@ -123,7 +133,7 @@ class TrainingConfig:
     gradient_accumulation_steps: int = _help("Steps accumulated before an update (negatives are not shared "
                                              "across them: prefer a cached loss).", 1)
     epochs: float = _help("Passes over the training data.", 1.0)
-    max_steps: int = _help("Stop after this many updates; -1 = run all epochs.", -1)
+    max_steps: int = _help("Stop after this many updates; -1 runs every epoch.", -1)
     warmup_ratio: float = _help("Fraction of updates spent warming the learning rate up.", 0.05)
     weight_decay: float = _help("AdamW weight decay.", 0.01)
     scheduler: Literal["linear", "cosine", "constant_with_warmup"] = _help("Learning-rate schedule.", "linear")
@@ -131,7 +141,7 @@ class TrainingConfig:
     seed: int = _help("Seed for shuffling and initialisation.", 42)
     logging_steps: int = _help("Log the loss every N updates.", 10)
     save_steps: int = _help("Checkpoint every N updates (kept until training finishes).", 500)
-    eval_steps: int = _help("Score eval.during_training every N updates; 0 = only at the end.", 0)
+    eval_steps: int = _help("Score eval.during_training every N updates; 0 scores it once, at the end.", 0)
     resume: bool = _help("Continue from the last checkpoint of an interrupted run in the same output_dir.",
                          True)
     dataloader_num_workers: int = _help("Worker processes feeding batches.", 0)
@@ -143,9 +153,11 @@ IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"
 @dataclass
 class FaissConfig:
     hnsw_m: int = _help("hnsw: graph neighbours per node.", 32)
-    ef_search: int = _help("hnsw: candidates kept while searching (higher = better recall, slower).", 128)
-    nlist: int | None = _help("ivfpq: inverted lists; default 4·sqrt(N), capped by the training sample.", None)
-    pq_m: int | None = _help("ivfpq: PQ sub-quantisers (must divide the dimension); default dim/4.", None)
+    ef_search: int = _help("hnsw: candidates kept while searching; higher finds more, slower.", 128)
+    nlist: int | None = _help("ivfpq: inverted lists. Default: 4·sqrt(documents), capped by the training sample.",
+                              None)
+    pq_m: int | None = _help("ivfpq: product-quantiser parts (must divide the dimension). Default: dimension / 4.",
+                             None)
     nprobe: int = _help("ivfpq: lists probed per query.", 32)
     train_sample: int = _help("ivfpq: vectors the quantisers are trained on.", 200_000)
 
@@ -154,8 +166,8 @@ class FaissConfig:
 class PlaidConfig:
     nbits: int = _help("Bits per residual dimension.", 4)
     kmeans_niters: int = _help("k-means iterations for the centroids.", 4)
-    n_ivf_probe: int = _help("Search: centroids probed per query token.", 8)
-    n_full_scores: int = _help("Search: candidates scored in full (decompressed MaxSim).", 4096)
+    n_ivf_probe: int = _help("Centroids probed per query token when searching.", 8)
+    n_full_scores: int = _help("Candidates scored in full (decompressed MaxSim) when searching.", 4096)
     seed: int = _help("k-means seed.", 42)
 
 
@@ -164,7 +176,7 @@ class EncodeSettings:
     """How texts are encoded for an index (the index stage, and the indexes evaluation builds)."""
 
     batch_size: int = _help("Encoding batch size.", 64)
-    max_length: int | None = _help("Document length in tokens; default: the model's own.", None)
+    max_length: int | None = _help("Document length in tokens. Default: the model's own.", None)
     truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None)
 
 
@@ -173,23 +185,36 @@ class IndexSettings(EncodeSettings):
     """How an index is built: the backend and its options."""
 
     backend: IndexBackend = _help(
-        "flat | hnsw | ivfpq (dense, FAISS); plaid | exact (colbert: PLAID or brute-force MaxSim); bm25 (no "
-        "model); auto: flat for dense, exact MaxSim for colbert up to index.auto_exact_max_documents, then "
-        "plaid.", "auto")
+        "How the index is searched: flat (exact), hnsw or ivfpq for dense models (FAISS); plaid or exact "
+        "(brute-force MaxSim) for colbert models; bm25 needs no model. auto is flat for dense models and, for "
+        "colbert, exact up to index.auto_exact_max_documents documents and plaid above.", "auto",
+        group="index backend")
     auto_exact_max_documents: int = _help(
-        "colbert, backend auto: largest corpus searched by exact MaxSim (measured crossover, see README).", 10_000)
+        "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "
+        "crossover, see the README).", 10_000, group="index backend")
     shard_size: int = _help("Documents per resumable shard.", 8192)
-    faiss: FaissConfig = _help("FAISS options (flat, hnsw, ivfpq).", factory=FaissConfig)
-    plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig)
+    keep_shards: bool = _help(
+        "Keep the encoded vectors in the index folder (shards/), so that a rebuild with another backend or "
+        "other backend options encodes nothing; they take about the disk space of a flat index.", True,
+        flag="--drop-shards", flag_help="Delete the encoded vectors (shards/) once the index is built: less disk, "
+        "but a rebuild with another backend encodes the corpus again.")
+    faiss: FaissConfig = _help("FAISS options.", factory=FaissConfig,
+                               group="FAISS options (dense models: backends flat, hnsw, ivfpq)")
+    plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig,
+                               group="PLAID options (colbert models: backend plaid)")
 
 
 @dataclass
 class IndexConfig(IndexSettings):
-    corpus: str | None = _help("Corpus to index: BEIR folder, .jsonl/.parquet file or hub dataset id; none = "
-                               "skip the index stage.", None)
-    subset: str | None = _help("Hub dataset configuration of the corpus.", None)
-    split: str | None = _help("Hub dataset split of the corpus.", None)
-    output_dir: str = _help("Where the index folder is written.", "runs/index", flag="--index-dir")
+    corpus: str | None = _help("The corpus to index: a BEIR folder, a .jsonl or .parquet file, or a Hugging Face "
+                               "dataset id. Without one, embedkit run has no index stage.", None,
+                               group="corpus and index folder", metavar="PATH")
+    subset: str | None = _help("Hugging Face dataset configuration of the corpus.", None,
+                               group="corpus and index folder")
+    split: str | None = _help("Hugging Face dataset split of the corpus.", None, group="corpus and index folder")
+    output_dir: str = _help("Where the index folder is written; a relative path lies in the run folder.", "index",
+                            flag="--index-dir", flag_help="The index folder to write (or, with --add and --delete, "
+                            "to change); default: index.", group="corpus and index folder", metavar="DIR")
 
 
 @dataclass
@@ -197,37 +222,48 @@ class RetrieveConfig:
     """Fusion of several indexes and a second-stage reranker over any index (search, eval and serve)."""
 
     fuse_with: list[str] = _help("Other indexes over the same corpus to fuse with the searched one: index folders, "
-                                 "or 'bm25' (built in memory from the index's own documents).", factory=list)
+                                 "or bm25 (built in memory from the index's own documents).", factory=list,
+                                 group="fusion", metavar="INDEX")
     fusion: Literal["rrf", "weighted"] = _help(
-        "rrf: reciprocal rank fusion; weighted: min-max normalised scores, weighted sum.", "rrf")
-    rrf_k: int = _help("RRF constant k in 1/(k + rank) (60 in Cormack et al. 2009).", 60)
-    weights: list[float] | None = _help("Weighted fusion: one weight per index, the searched one first; "
-                                        "null = equal weights (eval: chosen on a dev split of the queries).", None)
-    fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100)
+        "rrf: reciprocal rank fusion; weighted: a weighted sum of min-max normalised scores.", "rrf", group="fusion")
+    rrf_k: int = _help("The constant k of RRF's 1/(k + rank) (60 in Cormack et al. 2009).", 60, group="fusion")
+    weights: list[float] | None = _help("Weighted fusion: one weight per index, the searched one first. Default: "
+                                        "equal weights (in eval: chosen on half of the queries, scored on the "
+                                        "other half).", None, group="fusion")
+    fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100, group="fusion")
     rerank: Literal["none", "colbert", "cross-encoder"] = _help(
-        "Second stage over the first stage's top rerank_top_n: ColBERT MaxSim or a CrossEncoder.", "none")
-    rerank_model: str | None = _help("Reranker model: a ColBERT model (colbert) or a CrossEncoder; colbert "
-                                     "defaults to rerank_index's model.", None)
-    rerank_index: str | None = _help("colbert: an exact-MaxSim colbert index (backend exact) over the same corpus whose "
-                                     "stored token vectors are read instead of encoding documents per query.", None)
-    rerank_top_n: int = _help("First-stage candidates reranked per query.", 100)
-    rerank_batch_size: int = _help("Batch size of the reranker's encoding / scoring.", 32)
+        "A second stage over the first stage's top rerank_top_n: ColBERT MaxSim or a CrossEncoder.", "none",
+        group="reranking")
+    rerank_model: str | None = _help("The reranker: a ColBERT model (colbert) or a CrossEncoder. Default for "
+                                     "colbert: the model of rerank_index.", None, group="reranking", metavar="MODEL")
+    rerank_index: str | None = _help("colbert: an exact-MaxSim colbert index (backend exact) over the same corpus, "
+                                     "whose stored token vectors are read instead of encoding documents per query.",
+                                     None, group="reranking", metavar="DIR")
+    rerank_top_n: int = _help("First-stage candidates reranked per query.", 100, group="reranking")
+    rerank_batch_size: int = _help("Batch size of the reranker's encoding and scoring.", 32, group="reranking")
 
 
 @dataclass
 class EvalOptions(EncodeSettings):
     """How one model is scored on one dataset (``embedkit eval`` flags and the recipe's ``eval:``)."""
 
-    kind: Kind | None = _help("dense | colbert; default: from the model folder (the recipe's kind in a run).",
-                              None)
-    split: str = _help("qrels split to score.", "test")
+    kind: Kind | None = _help("dense or colbert. Default: read from the model folder (in embedkit run: the "
+                              "recipe's kind).", None)
+    split: str = _help("The qrels split to score.", "test")
     protocol: Literal["beir", "mteb"] = _help(
-        "Self-hits (query id == document id): beir drops them on every set, as BEIR does; mteb only on the "
-        "sets whose MTEB task opts in (ArguAna, Quora, FiQA, FEVER, MS MARCO in mteb 2.26).", "beir")
-    k: int = _help("Documents retrieved per query.", 100, flag="-k")
+        "Whose conventions to score by. beir: hits on the query's own id are dropped on every set, as BEIR does, "
+        "and CoIR sets (CodeSearchNet, StackOverflow-QA) read a document's text without its title, as CoIR and "
+        "the ModernBERT paper do. mteb: self-hits are dropped only where the MTEB task opts in (ArguAna, Quora, "
+        "FiQA, FEVER, MS MARCO in mteb 2.26) and titles are always joined to the text.", "beir")
+    k: int = _help("Documents retrieved per query: recall and MAP are measured at this depth (recall@k, map@k), "
+                   "nDCG and MRR at 10 (at k when k is smaller).", 100, flag="-k")
     long_documents: Literal["truncate", "chunk-maxpool"] = _help(
-        "truncate at the model's length, or split into windows and keep each document's best window.", "truncate")
-    use_cache: bool = _help("Keep corpus indexes under the cache folder and reuse them.", True, flag="--no-cache")
+        "truncate documents at the model's length, or split them into windows and keep each document's best "
+        "window.", "truncate")
+    use_cache: bool = _help("Keep the corpus indexes evaluation builds in embedkit's cache folder and reuse them.",
+                            True, flag="--no-cache", flag_help="Build the corpus index in a temporary folder and "
+                            "delete it afterwards, instead of keeping it in embedkit's cache folder for the next "
+                            "run.")
     per_query: bool = _help("Include per-query scores in the results JSON.", False)
     retrieve: RetrieveConfig = _help("Fusion and reranking applied to the evaluated index.",
                                      factory=RetrieveConfig)
@@ -235,19 +271,31 @@ class EvalOptions(EncodeSettings):
 
 @dataclass
 class EvalConfig(EvalOptions):
-    data: list[str] = _help("BEIR-format folders or benchmark names scored after training.", factory=list)
-    during_training: str | None = _help("Small BEIR-format folder scored while training (nDCG@10 logged, "
+    data: list[str] = _help("BEIR-format folders or benchmark names (embedkit benchmarks lists them) scored by "
+                            "the eval stage.", factory=list)
+    during_training: str | None = _help("A small BEIR-format folder scored while training (nDCG@10 logged, the "
                                         "best checkpoint kept).", None)
-    mldr_setting: Literal["ood", "id"] = _help("MLDR results: id if the model was fine-tuned on MLDR train.", "ood")
-    output_dir: str = _help("Where one results JSON (and TREC run) per dataset is written.", "runs/eval")
-    benchmark_cache: str | None = _help("Folder of downloaded benchmark sets; default: the cache folder.", None)
+    mldr_setting: Literal["ood", "id"] = _help("MLDR results: id if the model was fine-tuned on MLDR's training "
+                                               "split (the paper's MLDR-ID column), else ood.", "ood")
+    output_dir: str = _help("Where one results JSON (and TREC run) per model and dataset is written; a relative "
+                            "path lies in the run folder.", "eval")
+    benchmark_cache: str | None = _help("Folder of downloaded benchmark sets. Default: benchmarks/ in embedkit's "
+                                        "cache folder.", None)
+
+
+ReportMetric = Literal["ndcg@10", "recall@k", "mrr@10"]
 
 
 @dataclass
 class ReportConfig:
-    output_dir: str = _help("Where report.md and report.png are written.", "runs/report")
-    baselines: list[str] = _help("Also score these models on eval.data (e.g. bm25, a base model) for the table.",
-                                 factory=list)
+    output_dir: str = _help("Where report.md and report.png are written; a relative path lies in the run folder.",
+                            "report", flag="--output", flag_help="The folder report.md and report.png are "
+                            "written to (default: report).", metavar="DIR")
+    metric: ReportMetric = _help("The metric the report compares: nDCG@10, recall at the depth each result was "
+                                 "retrieved to (recall@k), or MRR@10. The paper comparison is nDCG@10 only.",
+                                 "ndcg@10")
+    baselines: list[str] = _help("Also score these models on eval.data for the report: bm25, a base model's folder "
+                                 "or Hugging Face id.", factory=list)
 
 
 API_KEY_ENV = "EMBEDKIT_API_KEY"
@@ -314,7 +362,8 @@ class ServeConfig:
 @dataclass
 class Recipe:
     kind: Kind = _help("dense (one vector per text, FAISS) or colbert (one vector per token, PLAID).", "dense")
-    output_dir: str = _help("Where the trained model folder is written.", "runs/model")
+    output_dir: str = _help("Where the trained model folder is written; the run folder, <output_dir>-run, lies "
+                            "beside it.", "runs/model")
     model: ModelConfig = _help("Backbone and encoding.", factory=ModelConfig)
     colbert: ColbertConfig = _help("Multi-vector settings (kind: colbert).", factory=ColbertConfig)
     data: DataConfig = _help("Training data.", factory=DataConfig)
@@ -338,14 +387,14 @@ def narrow(cls: type, obj: Any) -> Any:
 
 # --------------------------------------------------------------------------- validation
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: Any, quote: bool = True) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
+        return " | ".join(repr(a) if quote else str(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+        return " or ".join(_type_name(a, quote) for a in typing.get_args(tp))
     if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
+        return f"list of {_type_name(typing.get_args(tp)[0], quote)}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     if tp is type(None):
@@ -516,8 +565,22 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return recipe_from_dict(raw or {}, overrides, source=str(path))
 
 
+def yaml_value(value: Any) -> str:
+    """A value as a recipe writes it: ``auto``, ``null``, ``true``, ``[]``, ``[bm25, base]``, ``8.0e-05``.
+
+    >>> [yaml_value(v) for v in ("auto", None, True, [], ["a", "b"], 8e-05, "")]
+    ['auto', 'null', 'true', '[]', '[a, b]', '8.0e-05', "''"]
+    """
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, str]]:
-    """(key, type, default, help) for every recipe key: the source of the README's recipe reference."""
+    """(key, type, default, help) for every recipe key, types and defaults as a recipe writes them: the source
+    of the README's recipe reference."""
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -526,8 +589,7 @@ def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, 
         if dataclasses.is_dataclass(tp):
             rows.extend(describe(tp, key + "."))
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append((key, _type_name(tp), repr(default), f.metadata.get("help", "")))
+        rows.append((key, _type_name(tp, quote=False), yaml_value(default_of(f)), f.metadata.get("help", "")))
     return rows
 
 
@@ -537,3 +599,70 @@ def reference_markdown() -> str:
     for key, tp, default, text in describe():
         lines.append(f"| `{key}` | {tp.replace(' | ', ' / ')} | `{default}` | {text.replace('|', '/')} |")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- where a run writes
+
+def run_folder(recipe: Recipe) -> Path:
+    """The folder beside the model folder that holds a run's relative outputs: ``runs/minilm`` (the model) and
+    ``runs/minilm-run/{index,eval,report}``.
+
+    >>> run_folder(Recipe(output_dir="runs/minilm")).as_posix()
+    'runs/minilm-run'
+    """
+    model = Path(recipe.output_dir)
+    return model.with_name(model.name + "-run")
+
+
+def with_run_paths(recipe: Recipe) -> Recipe:
+    """The recipe with relative ``index.output_dir``, ``eval.output_dir`` and ``report.output_dir`` placed in
+    the run folder; absolute ones are kept as they are.
+
+    >>> r = with_run_paths(Recipe(output_dir="runs/m"))
+    >>> [Path(p).as_posix() for p in (r.index.output_dir, r.eval.output_dir, r.report.output_dir)]
+    ['runs/m-run/index', 'runs/m-run/eval', 'runs/m-run/report']
+    """
+    folder = run_folder(recipe)
+
+    def place(path: str) -> str:
+        return path if Path(path).expanduser().is_absolute() else str(folder / path)
+
+    return dataclasses.replace(
+        recipe, index=dataclasses.replace(recipe.index, output_dir=place(recipe.index.output_dir)),
+        eval=dataclasses.replace(recipe.eval, output_dir=place(recipe.eval.output_dir)),
+        report=dataclasses.replace(recipe.report, output_dir=place(recipe.report.output_dir)))
+
+
+# --------------------------------------------------------------------------- what training depends on
+
+# Recipe sections training does not read (evaluation after training is the eval stage's job); of eval:,
+# only eval.during_training and, when it is set, the split and batch size it is scored with.
+_NOT_TRAINING = ("output_dir", "index", "report")
+_TRAINING_EVAL_KEYS = ("during_training", "split", "batch_size")
+
+
+def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
+    """The part of a recipe (or of a saved recipe's dict) that decides the trained model: two recipes with
+    equal training settings train the same model, whatever their index, eval and report sections say."""
+    raw = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)
+    kept = {key: value for key, value in raw.items() if key not in _NOT_TRAINING and key != "eval"}
+    evaluation = raw.get("eval") or {}
+    during = evaluation.get("during_training")  # split and batch size count only when something is scored
+    kept["eval"] = {key: evaluation.get(key) for key in _TRAINING_EVAL_KEYS} if during else {"during_training": None}
+    return kept
+
+
+def setting_differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two recipe dicts.
+
+    >>> setting_differences({"training": {"learning_rate": 1e-4}}, {"training": {"learning_rate": 5e-5}})
+    ['training.learning_rate: 0.0001 -> 5.0e-05']
+    """
+    changes = []
+    for key in sorted(set(before) | set(after), key=lambda k: (k not in before, str(k))):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += setting_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append(f"{prefix}{key}: {yaml_value(old)} -> {yaml_value(new)}")
+    return changes

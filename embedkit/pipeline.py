@@ -2,8 +2,13 @@
 with the same settings, each resumable after a kill (the stages write to ``.partial`` folders and shards).
 
 Stages read the previous stage's files only: the model folder (or ``model.name`` when the recipe has no
-training data), the index folder, the results JSONs. Changing a recipe section reruns its stage and the
-stages after it that depend on what changed (their settings include the model's fingerprint).
+training data), the index folder, the results JSONs. Every input path is checked before any model loads.
+Outputs go where :func:`embedkit.config.with_run_paths` puts them: the model in ``output_dir``, the rest in
+the run folder beside it. A changed index, eval or report setting reruns that stage (an index rebuilt with
+another backend reuses its encoded shards); a trained model is never replaced unless ``overwrite``: a changed
+training setting is refused with the list of differences. The eval stage searches the index stage's index
+whenever it holds the same documents encoded the same way (a corpus file and its BEIR folder match), so a
+corpus is encoded once.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import model_fingerprint, read_json, write_json
-from embedkit.config import EvalConfig, EvalOptions, IndexConfig, IndexSettings, Recipe, ReportConfig, narrow
+from embedkit.artifacts import read_json, write_json
+from embedkit.config import (EvalConfig, EvalOptions, IndexConfig, Recipe, ReportConfig, narrow, run_folder,
+                             setting_differences, training_settings, with_run_paths)
 from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +36,7 @@ RUN_MANIFEST = "embedkit-run.json"
 @dataclass
 class StageResult:
     stage: str
-    status: str                 # ran | skipped (done) | off (not configured)
+    status: str                 # ran | skipped (done) | off (...)
     seconds: float = 0.0
     artefact: str = ""
 
@@ -40,15 +46,38 @@ class RunResult:
     stages: list[StageResult] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)  # one per (model, dataset) scored
     model: str = ""
+    run_folder: str = ""
 
     def table(self) -> str:
+        """The stages (status, seconds, what each wrote), the run folder, and every score."""
         lines = ["| stage | status | seconds | artefact |", "|---|---|---|---|"]
         lines += [f"| {s.stage} | {s.status} | {s.seconds:.0f} | {s.artefact} |" for s in self.stages]
+        if self.run_folder and any(s.artefact.startswith(self.run_folder) for s in self.stages):
+            lines += ["", f"run folder: {self.run_folder}"]
         if self.results:
-            lines += ["", "| model | dataset | backend | nDCG@10 | Recall@100 | MRR@10 |", "|---|---|---|---|---|---|"]
-            lines += [f"| {r['model']} | {r['dataset']} | {r.get('backend', '')} | {r['ndcg@10']:.4f} | "
-                      f"{r['recall@100']:.4f} | {r['mrr@10']:.4f} |" for r in self.results]
+            lines += ["", *scores_table(self.results)]
         return "\n".join(lines)
+
+
+def scores_table(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per (model, dataset): nDCG@10, recall at the depth retrieved, MRR@10 (only the metrics there)."""
+    from embedkit.evaluate.metrics import depth_of
+
+    depths = {depth_of(r) for r in results}
+    ndcg = next((k for k in results[0] if k.startswith("ndcg@")), "ndcg@10") if len(depths) == 1 else "ndcg@10"
+    mrr = ndcg.replace("ndcg", "mrr")
+    recall = f"Recall@{depths.pop()}" if len(depths) == 1 else "Recall@k"
+    header = ["model", "dataset", "backend", f"nDCG@{ndcg[5:]}", recall, f"MRR@{mrr[4:]}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        k = depth_of(r)
+        cells = [r.get(ndcg), r.get(f"recall@{k}"), r.get(mrr)]
+        text = [f"{v:.4f}" if isinstance(v, (int, float)) else "—" for v in cells]
+        if recall == "Recall@k":
+            text[1] += f" (k={k})"
+        lines.append(f"| {r.get('model_name') or r['model']} | {r['dataset']} | {r.get('backend', '')} | "
+                     + " | ".join(text) + " |")
+    return lines
 
 
 def _key(*parts: Any) -> str:
@@ -63,92 +92,163 @@ def training_recipe(recipe: Recipe) -> Recipe:
     return replace(recipe, index=IndexConfig(), eval=keep, report=ReportConfig())
 
 
+def trained_differences(recipe: Recipe) -> list[str] | None:
+    """How the model in ``recipe.output_dir`` was trained differently from ``recipe``: None when there is no
+    folder, ``[]`` when its training settings are the recipe's."""
+    from embedkit.train.run import MANIFEST
+
+    folder = Path(recipe.output_dir)
+    if not folder.exists():
+        return None
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return [f"{folder} holds no {MANIFEST}: it is not a model embedkit trained"]
+    saved = read_json(manifest).get("recipe")
+    if not isinstance(saved, dict):
+        return [f"{manifest} records no recipe"]
+    return setting_differences(training_settings(saved), training_settings(recipe))
+
+
+def refuse_retraining(recipe: Recipe, changes: list[str]) -> EmbedkitError:
+    """The error for an output_dir that holds something else than the model ``recipe`` trains."""
+    from embedkit.train.run import MANIFEST
+
+    if not (Path(recipe.output_dir) / MANIFEST).is_file():
+        return EmbedkitError(f"output_dir {recipe.output_dir} already exists and holds no model embedkit trained; "
+                             "pass --overwrite to replace it, or set output_dir to another folder")
+    shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+    return EmbedkitError(f"output_dir {recipe.output_dir} holds a model trained with other settings ({shown}); "
+                         "pass --overwrite to train again and replace it, or set output_dir to keep both")
+
+
+# --------------------------------------------------------------------------- inputs
+
+def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
+    """Every input path the stages will read, checked before any model loads: a path that does not exist
+    locally is reported first as such (and, for a Hub-id-shaped one, why the Hub could not supply it)."""
+    from embedkit.data.inputs import check_local, check_local_or_hub
+    from embedkit.evaluate.benchmarks import resolve_benchmarks
+
+    trains = "train" in stages and bool(recipe.data.train)
+    if trains:
+        check_local_or_hub(recipe.model.name, "model.name", "model")
+        check_local_or_hub(recipe.data.train, "data.train", "dataset")
+        for number, source in enumerate(recipe.data.mix):
+            if source.train:
+                check_local_or_hub(source.train, f"data.mix[{number}].train", "dataset")
+        if recipe.eval.during_training:
+            check_local(recipe.eval.during_training, "eval.during_training", "folder")
+    later = [s for s in ("index", "eval") if s in stages]
+    if later and not recipe.data.train and recipe.model.name != "bm25":
+        check_local_or_hub(recipe.model.name, "model.name", "model")
+    if later and recipe.data.train and not trains and not Path(recipe.output_dir).is_dir():
+        raise EmbedkitError(f"{recipe.output_dir} holds no trained model yet: run the train stage first")
+    if "index" in stages and recipe.index.corpus:
+        check_local_or_hub(recipe.index.corpus, "index.corpus", "dataset")
+    if "eval" in stages:
+        for number, item in enumerate(recipe.eval.data):
+            if Path(item).expanduser().exists():
+                check_local(item, f"eval.data[{number}]", "folder")
+                continue
+            try:
+                resolve_benchmarks(item)
+            except EmbedkitError:
+                raise EmbedkitError(f"eval.data[{number}]: no such local path: {item}, and no benchmark of that "
+                                    "name (embedkit benchmarks lists them)") from None
+        for number, baseline in enumerate(recipe.report.baselines):
+            if baseline != "bm25":
+                check_local_or_hub(baseline, f"report.baselines[{number}]", "model")
+        retrieve = recipe.eval.retrieve
+        for number, other in enumerate(retrieve.fuse_with):
+            if other != "bm25":
+                check_local(other, f"eval.retrieve.fuse_with[{number}]", "folder")
+        if retrieve.rerank_index:
+            check_local(retrieve.rerank_index, "eval.retrieve.rerank_index", "folder")
+        if retrieve.rerank_model:
+            check_local_or_hub(retrieve.rerank_model, "eval.retrieve.rerank_model", "model")
+
+
 # --------------------------------------------------------------------------- stages
 
 def _train(recipe: Recipe, overwrite: bool) -> tuple[str, str]:
     """The model later stages use, and the stage status."""
     if not recipe.data.train:
-        return recipe.model.name, "off"
-    from embedkit.train.run import MANIFEST, train
+        return recipe.model.name, "off (no data.train)"
+    from embedkit.train.run import train
 
     wanted = training_recipe(recipe)
-    folder = Path(recipe.output_dir)
-    if not overwrite and (folder / MANIFEST).is_file() and read_json(folder / MANIFEST).get("recipe") == wanted.to_dict():
-        return str(folder), "skipped (done)"
-    if folder.exists():
-        logger.warning("%s was trained with other settings: training again", folder)
+    changes = trained_differences(recipe)
+    if changes == [] and not overwrite:
+        return recipe.output_dir, "skipped (done)"
+    if changes and not overwrite:
+        raise refuse_retraining(recipe, changes)
     return str(train(wanted, overwrite=True)), "ran"
-
-
-def _index_done(folder: Path, model: str, corpus_source: str, settings: IndexConfig) -> bool:
-    from embedkit.index.base import MANIFEST, IndexManifest
-
-    if not (folder / MANIFEST).is_file():
-        return False
-    try:
-        manifest = IndexManifest.load(folder)
-    except EmbedkitError:
-        return False  # an older format: rebuild
-    return (manifest.model_fingerprint == model_fingerprint(model) and manifest.corpus == corpus_source
-            and manifest.settings.get("stage_key") == _key(asdict(settings)))
 
 
 def _index(recipe: Recipe, model: str, overwrite: bool) -> tuple[str, str]:
     cfg = recipe.index
     if not cfg.corpus:
-        return "", "off"
+        return "", "off (no index.corpus)"
     from embedkit.data.corpus import Corpus
-    from embedkit.index.build import build_index
-    from embedkit.index.base import IndexManifest
+    from embedkit.index.build import build_index, index_differences
 
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     folder = Path(cfg.output_dir)
-    if not overwrite and _index_done(folder, model, corpus.source, cfg):
+    changes = None if overwrite else index_differences(folder, model, corpus, cfg, kind=recipe.kind)
+    if changes == []:
         return str(folder), "skipped (done)"
+    if changes:
+        logger.info("%s is rebuilt: %s", folder, "; ".join(changes))
     build_index(model, corpus, folder, cfg, kind=recipe.kind, unpadded=recipe.model.unpadded, overwrite=True,
                 colbert_library=recipe.colbert.library)
-    manifest = IndexManifest.load(folder)  # record what the stage was asked for, to skip it next time
-    manifest.settings["stage_key"] = _key(asdict(cfg))
-    manifest.save(folder)
     return str(folder), "ran"
 
 
-def _same_corpus(a: str, b: str) -> bool:
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+_FINGERPRINTS: dict[tuple[Any, ...], str | None] = {}
 
 
-def _index_fits(recipe: Recipe, index_dir: str, folder: str) -> bool:
-    """Whether the index stage's index is the one evaluating ``folder`` would build: same corpus, same
-    document encoding, whole documents."""
-    ix, ev = recipe.index, recipe.eval
-    return bool(index_dir and ix.corpus and _same_corpus(ix.corpus, folder) and ev.long_documents == "truncate"
-                and (ix.max_length, ix.truncate_dim) == (ev.max_length, ev.truncate_dim))
+def _corpus_fingerprint(folder: Path, titles: bool) -> str | None:
+    """The content fingerprint of a BEIR folder's corpus as evaluation reads it (one pass, remembered while
+    the file is unchanged)."""
+    from embedkit.data.corpus import Corpus, corpus_file
+
+    file = corpus_file(str(folder))
+    if file is None:
+        return None
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns, titles)
+    if key not in _FINGERPRINTS:
+        corpus = Corpus(str(folder), skip_empty=False, titles=titles)
+        for _ in corpus:
+            pass
+        _FINGERPRINTS[key] = corpus.fingerprint
+    return _FINGERPRINTS[key]
 
 
 def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_dir: str, overwrite: bool,
               ran: list[bool]) -> dict[str, Any]:
-    from embedkit.evaluate.benchmark_runner import results_path
-    from embedkit.evaluate.runner import _corpus_key, evaluate
+    from embedkit.evaluate.runner import document_text_of, evaluate
+    from embedkit.evaluate.settings import results_path, run_settings, settings_key
 
-    options = replace(recipe.eval, kind=kind)
-    scoring = asdict(narrow(EvalOptions, options))  # not eval.data, output_dir...
+    options = narrow(EvalOptions, replace(recipe.eval, kind=kind))
     data = Path(folder)
-    key = _key(model_fingerprint(model) if Path(model).is_dir() else model, scoring,
-               asdict(narrow(IndexSettings, recipe.index)),
-               _corpus_key(data), recipe.model.unpadded)
+    document_text = document_text_of(data, options.protocol)
+    key = settings_key(run_settings(model, options, None, recipe.index, document_text))
     out = results_path(recipe.eval.output_dir, model, data.name)
-    if not overwrite and out.is_file() and read_json(out).get("stage_key") == key:
-        return read_json(out)
-    reuse = index_dir if _index_fits(recipe, index_dir, folder) else None
+    if not overwrite and out.is_file():
+        saved = read_json(out)
+        if saved.get("settings_key") == key and \
+                saved.get("corpus_fingerprint") == _corpus_fingerprint(data, document_text == "title+text"):
+            return saved
     ran.append(True)
     return evaluate(model, data, options, output=out, run_file=out.with_suffix(".trec"), dataset_name=data.name,
-                    labels={"stage_key": key}, index=recipe.index, unpadded=recipe.model.unpadded, index_dir=reuse,
-                    colbert_library=recipe.colbert.library)
+                    index=recipe.index, unpadded=recipe.model.unpadded, index_dir=index_dir or None,
+                    document_text=document_text, colbert_library=recipe.colbert.library)
 
 
 def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[list[dict[str, Any]], str]:
     if not recipe.eval.data:
-        return [], "off"
+        return [], "off (no eval.data)"
     from embedkit.evaluate.benchmark_runner import run_benchmarks
 
     ran: list[bool] = []
@@ -160,11 +260,10 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
                 results.append(_eval_one(recipe, name, kind, item, index_dir if name == model else "", overwrite,
                                          ran))
             else:  # a benchmark name: one JSON per dataset under eval.output_dir, datasets done are skipped
-                run = run_benchmarks(name, item, replace(recipe.eval, kind=kind), output_dir=recipe.eval.output_dir,
-                                     cache_dir=recipe.eval.benchmark_cache, mldr_setting=recipe.eval.mldr_setting,
-                                     overwrite=overwrite, index=recipe.index, unpadded=recipe.model.unpadded,
-                                     colbert_library=recipe.colbert.library)
-                logger.info("%s", run.table)
+                run = run_benchmarks(name, item, replace(narrow(EvalOptions, recipe.eval), kind=kind),
+                                     output_dir=recipe.eval.output_dir, cache_dir=recipe.eval.benchmark_cache,
+                                     mldr_setting=recipe.eval.mldr_setting, overwrite=overwrite, index=recipe.index,
+                                     unpadded=recipe.model.unpadded, colbert_library=recipe.colbert.library)
                 ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
                 results.extend(o.result for o in run.outcomes if o.result is not None)
                 if run.failed:
@@ -176,19 +275,20 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
 def _report(recipe: Recipe, overwrite: bool) -> tuple[str, str]:
     results_dir = Path(recipe.eval.output_dir)
     if not results_dir.is_dir():
-        return "", "off"
+        return "", "off (no results yet)"
     from embedkit.evaluate.report import write_report
 
     out = Path(recipe.report.output_dir)
     files = sorted(results_dir.rglob("*.json"))
-    key = _key([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    key = _key([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files], recipe.report.metric)
     stamp = out / RUN_MANIFEST
+    artefact = f"{out / 'report.md'}, {out / 'report.png'}"
     if not overwrite and stamp.is_file() and read_json(stamp).get("stage_key") == key \
-            and (out / "report.md").is_file():
-        return str(out / "report.md"), "skipped (done)"
-    md_path, _ = write_report([results_dir], out)
+            and (out / "report.md").is_file() and (out / "report.png").is_file():
+        return artefact, "skipped (done)"
+    write_report([results_dir], out, recipe.report.metric)
     write_json(stamp, {"stage_key": key, "results": [str(p) for p in files]})
-    return str(md_path), "ran"
+    return artefact, "ran"
 
 
 # --------------------------------------------------------------------------- driver
@@ -206,31 +306,41 @@ def parse_stages(text: str | Sequence[str] | None) -> tuple[str, ...]:
 def run_pipeline(recipe: Recipe, stages: Sequence[str] = STAGES, overwrite: bool = False,
                  on_stage: Callable[[StageResult], None] | None = None) -> RunResult:
     """Run the recipe's stages in order; a stage left out of ``stages`` still supplies its artefact's path
-    (the model folder, the index folder) to the stages after it. ``overwrite`` reruns stages that are done."""
-    result = RunResult()
+    (the model folder, the index folder) to the stages after it. ``overwrite`` reruns stages that are done
+    and replaces a model trained with other settings. Relative index, eval and report folders are placed in
+    the run folder (:func:`embedkit.config.run_folder`); each finished stage logs one line."""
+    recipe = with_run_paths(recipe)
+    check_inputs(recipe, stages)
+    result = RunResult(run_folder=str(run_folder(recipe)))
+    chosen = [s for s in STAGES if s in stages]
 
-    def timed(stage: str, fn: Callable[[], tuple[Any, str]]) -> Any:
+    def timed(stage: str, fn: Callable[[], tuple[Any, str]], artefact: Callable[[Any], str]) -> Any:
         if stage not in stages:
             return None
         start = time.perf_counter()
         value, status = fn()
-        artefact = value if isinstance(value, str) else ""
-        done = StageResult(stage, status, time.perf_counter() - start, artefact)
+        done = StageResult(stage, status, time.perf_counter() - start, artefact(value))
         result.stages.append(done)
         if on_stage:
             on_stage(done)
-        logger.info("stage %s: %s (%.0f s)", stage, status, done.seconds)
+        where = f" -> {done.artefact}" if done.artefact else ""
+        took = "" if status.startswith("off") else f" ({done.seconds:.0f} s)"
+        logger.info("[%d/%d] %s: %s%s%s", chosen.index(stage) + 1, len(chosen), stage, status, took, where)
         return value
 
-    trained = timed("train", lambda: _train(recipe, overwrite))
+    trained = timed("train", lambda: _train(recipe, overwrite), lambda v: v if recipe.data.train else "")
     model = trained or (recipe.output_dir if recipe.data.train else recipe.model.name)
-    if "train" not in stages and recipe.data.train and not Path(model).is_dir():
-        raise EmbedkitError(f"{model} holds no trained model yet: run the train stage first")
+    if "train" not in stages and recipe.data.train:
+        changes = trained_differences(recipe)
+        if changes:
+            logger.warning("%s was trained with other settings than the recipe's (%s); the train stage is not run, "
+                           "so the later stages use it as it is", model, "; ".join(changes[:3]))
     result.model = model
-    index_dir = timed("index", lambda: _index(recipe, model, overwrite))
+    index_dir = timed("index", lambda: _index(recipe, model, overwrite), lambda v: v)
     if index_dir is None:
         index_dir = recipe.index.output_dir if recipe.index.corpus else ""
-    results = timed("eval", lambda: _eval(recipe, model, index_dir, overwrite))
+    results = timed("eval", lambda: _eval(recipe, model, index_dir, overwrite),
+                    lambda v: recipe.eval.output_dir if v else "")
     result.results = results or []
-    timed("report", lambda: _report(recipe, overwrite))
+    timed("report", lambda: _report(recipe, overwrite), lambda v: v)
     return result

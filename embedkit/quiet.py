@@ -1,5 +1,6 @@
-"""Console output of the ``embedkit`` command: embedkit's own progress and results by default; the
-dependencies' load reports, deprecation warnings and weight-initialisation notices only with ``-v``.
+"""Console output of the ``embedkit`` command: results on stdout (the commands print them), everything else
+on stderr: embedkit's own progress lines and bars by default; the dependencies' load reports, debug lines,
+deprecation warnings and weight-initialisation notices only with ``-v``.
 
 Only the CLI calls this; a program using embedkit as a library keeps its own logging setup.
 """
@@ -8,17 +9,53 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 # Libraries that report at INFO/WARNING on every model load (transformers prints a LOAD REPORT table as a
-# warning; sentence-transformers and PyLate log each module they build).
+# warning; sentence-transformers and PyLate log each module they build; bm25s sets its own logger to DEBUG
+# when imported, so a level set here beforehand does not hold: the handler filters instead).
 NOISY = ("transformers", "sentence_transformers", "pylate", "datasets", "huggingface_hub", "torch", "faiss",
-         "bm25s", "fast_plaid", "accelerate", "urllib3", "filelock", "matplotlib", "PIL")
+         "bm25s", "fast_plaid", "accelerate", "urllib3", "filelock", "matplotlib", "PIL", "httpx", "httpcore")
+
+
+class _Quiet(logging.Filter):
+    """Let through embedkit's records, and the dependencies' errors only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "embedkit" or record.name.startswith("embedkit."):
+            return True
+        return record.levelno >= logging.ERROR
+
+
+class _Format(logging.Formatter):
+    """embedkit's progress as plain lines; its warnings and errors, and anything from a dependency, labelled."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        own = record.name == "embedkit" or record.name.startswith("embedkit.")
+        if own and record.levelno == logging.INFO:
+            return message
+        if own:
+            return f"{record.levelname.lower()}: {message}"
+        return f"{record.levelname} {record.name}: {message}"
 
 
 def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """Log to stderr: embedkit at INFO (DEBUG with ``verbose``), the dependencies only with ``verbose``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format() if not verbose else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_Quiet())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_embedkit", False):
+            root.removeHandler(old)
+    handler._embedkit = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("embedkit").setLevel(logging.DEBUG if verbose else logging.INFO)
     if verbose:
         return
@@ -31,3 +68,7 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for category in (DeprecationWarning, FutureWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category)
+    if "transformers" in sys.modules:  # imported already (by a caller of main()): the environment is read
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()

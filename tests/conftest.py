@@ -173,15 +173,19 @@ def write_hub_repo(root: Path, configs: dict[str, dict[str, dict[str, list]]]) -
 
 
 def _coir_configs(prefix: str, name: str) -> dict[str, dict[str, dict[str, list]]]:
-    """CoIR's MTEB layout: ``<prefix>corpus``, ``<prefix>queries`` (every partition), qrels per split."""
+    """CoIR's MTEB layout: ``<prefix>corpus`` (documents with non-empty titles, which CoIR does not encode),
+    ``<prefix>queries`` (every partition; the first query's id also names a train query, listed first),
+    qrels per split."""
     docs, queries, qrels = _replica_rows(name)
     qrels_config = f"{prefix}qrels" if prefix else "default"
+    repeated = {"_id": queries[0]["_id"], "partition": "train", "text": "a train query that reuses a test id"}
     return {
-        f"{prefix}corpus": {"corpus": {"_id": [d["_id"] for d in docs], "title": [""] * len(docs),
+        f"{prefix}corpus": {"corpus": {"_id": [d["_id"] for d in docs], "title": [d["title"] for d in docs],
                                        "text": [d["text"] for d in docs]}},
-        f"{prefix}queries": {"queries": {"_id": [q["_id"] for q in queries] + [f"{name}-train-q"],
-                                         "partition": ["test"] * len(queries) + ["train"],
-                                         "text": [q["text"] for q in queries] + ["unjudged train query"]}},
+        f"{prefix}queries": {"queries": {"_id": [repeated["_id"]] + [q["_id"] for q in queries] + [f"{name}-train-q"],
+                                         "partition": ["train"] + ["test"] * len(queries) + ["train"],
+                                         "text": [repeated["text"]] + [q["text"] for q in queries]
+                                         + ["unjudged train query"]}},
         qrels_config: {"test": {"query-id": [q for q, _, _ in qrels], "corpus-id": [d for _, d, _ in qrels],
                                 "score": [s for *_, s in qrels]}},
     }

@@ -237,27 +237,42 @@ def test_faiss_index_refuses_another_backend(tiny_index):
 # --- output folders that already hold something -------------------------------------------------------
 
 def test_index_into_existing_folder_needs_overwrite(tmp_path, capsys, tiny_index, tiny_modernbert):
-    before = {p.name: p.read_bytes() for p in tiny_index.iterdir()}
+    before = {p.relative_to(tiny_index): p.read_bytes() for p in tiny_index.rglob("*") if p.is_file()}
     corpus = write_lines(tmp_path / "other.jsonl", [doc("x1", "something else")])
     code, err = index_cli(capsys, tiny_modernbert, corpus, tiny_index)
-    assert_refused(code, err, str(tiny_index), "already exists", "--overwrite")
-    assert {p.name: p.read_bytes() for p in tiny_index.iterdir()} == before
+    assert_refused(code, err, str(tiny_index), "already holds another index", "documents:", "--overwrite")
+    assert {p.relative_to(tiny_index): p.read_bytes() for p in tiny_index.rglob("*") if p.is_file()} == before
+    # the same command that built it: kept as it is, nothing encoded
+    code, err = index_cli(capsys, tiny_modernbert, tmp_path / "corpus.jsonl", tiny_index)
+    assert code == 0 and "already holds this index" in err, err
+    assert {p.relative_to(tiny_index): p.read_bytes() for p in tiny_index.rglob("*") if p.is_file()} == before
     code, err = index_cli(capsys, tiny_modernbert, corpus, tiny_index, "--overwrite")
     assert code == 0, err
     assert [json.loads(line) for line in (tiny_index / "doc_ids.jsonl").read_text().splitlines()] == ["x1"]
 
 
-def test_train_into_existing_folder_needs_overwrite(tmp_path, capsys):
+def test_train_into_existing_folder_needs_overwrite(tmp_path, capsys, minilm_path):
     output = tmp_path / "model"
     output.mkdir()
     (output / "config.json").write_text("{}")
+    train = write_lines(tmp_path / "train.jsonl", [json.dumps({"query": "add", "positive": "def add(a, b): ..."})])
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"kind: dense\noutput_dir: {output}\ndata:\n  train: {tmp_path / 'missing.jsonl'}\n",
+    recipe.write_text(f"kind: dense\noutput_dir: {output}\nmodel: {{name: {minilm_path}}}\ndata:\n  train: {train}\n",
                       encoding="utf-8")
     code, err = run_cli(capsys, "train", recipe)
-    assert_refused(code, err, str(output), "--overwrite")
+    assert_refused(code, err, str(output), "holds no model embedkit trained", "--overwrite")
     assert [p.name for p in output.iterdir()] == ["config.json"]
     assert not (tmp_path / "model.partial").exists()
+
+
+def test_misspelled_training_file_is_named_before_any_work(tmp_path, capsys, minilm_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"kind: dense\noutput_dir: {tmp_path / 'model'}\nmodel: {{name: {minilm_path}}}\n"
+                      f"data:\n  train: {tmp_path / 'trian.jsonl'}\n", encoding="utf-8")
+    code, err = run_cli(capsys, "train", recipe)
+    assert_refused(code, err, "data.train: no such local path", "trian.jsonl")
+    assert "trained with other settings" not in err
+    assert not (tmp_path / "model").exists() and not (tmp_path / "model.partial").exists()
 
 
 # --- security -----------------------------------------------------------------------------------------

@@ -104,3 +104,29 @@ def test_readme_recipe_reference_is_the_generated_table():
     assert reference_markdown() in readme, (
         "README recipe reference is stale: paste the output of "
         "`python -c 'from embedkit.config import reference_markdown; print(reference_markdown())'`")
+
+
+def test_training_settings_ignore_what_training_does_not_read():
+    from embedkit.config import setting_differences, training_settings
+
+    base = recipe_from_dict({"data": {"train": "t.jsonl"}})
+    other = recipe_from_dict({"data": {"train": "t.jsonl"}, "output_dir": "elsewhere",
+                              "index": {"backend": "hnsw"}, "eval": {"k": 10, "batch_size": 8, "data": ["x"]},
+                              "report": {"metric": "mrr@10"}})
+    assert setting_differences(training_settings(base), training_settings(other)) == []
+    tuned = recipe_from_dict({"data": {"train": "t.jsonl"}, "training": {"learning_rate": 5e-5}})
+    assert setting_differences(training_settings(base), training_settings(tuned)) == [
+        "training.learning_rate: 8.0e-05 -> 5.0e-05"]
+    during = recipe_from_dict({"data": {"train": "t.jsonl"}, "eval": {"during_training": "dev", "batch_size": 8}})
+    assert "eval.batch_size: null -> 8" in setting_differences(training_settings(base), training_settings(during))
+
+
+def test_relative_outputs_go_in_the_run_folder_and_absolute_ones_stay():
+    from embedkit.config import run_folder, with_run_paths
+
+    recipe = recipe_from_dict({"output_dir": "runs/m", "index": {"output_dir": "/abs/index"},
+                               "report": {"output_dir": "figures"}})
+    placed = with_run_paths(recipe)
+    assert run_folder(recipe) == Path("runs/m-run")
+    assert (placed.index.output_dir, placed.eval.output_dir, placed.report.output_dir) == (
+        "/abs/index", str(Path("runs/m-run/eval")), str(Path("runs/m-run/figures")))

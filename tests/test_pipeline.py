@@ -132,7 +132,122 @@ def test_recipe_without_training_data_scores_the_model_as_is(tmp_path, small_bei
         "report": {"output_dir": str(tmp_path / "report")}}))
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "| train | off |" in out and "| index | ran |" in out and "| bm25 |" in out
+    assert "| train | off (no data.train" in out and "| index | ran |" in out and "| bm25 |" in out
     assert (tmp_path / "report" / "report.md").is_file()
     assert main(["run", str(path), "--stages", "eval"]) == 0
     assert "| eval | skipped (done) |" in capsys.readouterr().out
+
+
+# --- a corpus is encoded once -----------------------------------------------------------------------------
+
+@pytest.fixture()
+def count_encoded(monkeypatch):
+    """How many documents the dense encoder encodes (queries are not counted)."""
+    from embedkit.models.dense import DenseEncoder
+
+    counted: list[int] = []
+    real = DenseEncoder.encode_documents
+
+    def counting(self, texts):
+        counted.append(len(texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(DenseEncoder, "encode_documents", counting)
+    return counted
+
+
+def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_modernbert, small_beir, monkeypatch,
+                                                               count_encoded):
+    """index.corpus is the corpus file (relative path), eval.data its BEIR folder (absolute): the same documents,
+    so the eval stage searches the index stage's index; a backend change rebuilds it from the kept shards."""
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    raw = {"output_dir": "runs/tiny",
+           "model": {"name": str(tiny_modernbert), "unpadded": "off"},
+           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40},
+           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10}}
+    result = run_pipeline(recipe_from_dict(raw))
+    assert sum(count_encoded) == 100  # the corpus's 100 documents, once
+    assert [(s.stage, s.status) for s in result.stages][1:3] == [("index", "ran"), ("eval", "ran")]
+    (scored,) = result.results
+    assert "index" not in scored["seconds"] and scored["backend"] == "flat" and scored["num_documents"] == 100
+    # relative outputs sit in the run folder beside output_dir, and the summary says where
+    run = tmp_path / "runs" / "tiny-run"
+    assert (run / "index" / "embedkit-index.json").is_file() and len(list((run / "eval").rglob("beir.json"))) == 1
+    assert (run / "report" / "report.md").is_file() and "run folder: runs/tiny-run" in result.table()
+    assert result.stages[2].artefact == "runs/tiny-run/eval"
+
+    count_encoded.clear()
+    again = run_pipeline(recipe_from_dict(raw, ["index.backend=hnsw"]))
+    assert [(s.stage, s.status) for s in again.stages][1:3] == [("index", "ran"), ("eval", "ran")]
+    assert sum(count_encoded) == 0  # the shards kept in the index folder were reused, and the index searched
+    assert again.results[0]["backend"] == "hnsw"
+    assert again.results[0]["ndcg@10"] == pytest.approx(scored["ndcg@10"], abs=0.05)
+
+    count_encoded.clear()
+    edited = (tmp_path / "beir" / "corpus.jsonl").read_text().splitlines()
+    first = json.loads(edited[0])
+    edited[0] = json.dumps(first | {"text": first["text"] + " # edited"})
+    (tmp_path / "beir" / "corpus.jsonl").write_text("\n".join(edited) + "\n")
+    changed = run_pipeline(recipe_from_dict(raw, ["index.backend=hnsw"]))
+    assert [s.status for s in changed.stages][1:3] == ["ran", "ran"]
+    assert sum(count_encoded) == 40  # only the shard holding the edited document is encoded again
+
+
+def test_eval_k_names_metrics_by_depth_and_is_recorded(tmp_path, small_beir, monkeypatch, capsys):
+    from embedkit.cli import main
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    recipe = tmp_path / "bm25.yaml"
+    recipe.write_text(json.dumps({"output_dir": str(tmp_path / "bm25"), "model": {"name": "bm25"},
+                                  "eval": {"data": [str(small_beir)], "k": 10}}))
+    assert main(["run", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    saved = json.loads(next((tmp_path / "bm25-run" / "eval").rglob("*.json")).read_text())
+    assert saved["k"] == 10 and saved["settings"]["k"] == 10 and saved["settings_key"]
+    assert {"ndcg@10", "recall@10", "mrr@10", "map@10"} <= set(saved)
+    assert not [key for key in saved if key.endswith("@100")]
+    assert "Recall@10 |" in out and "Recall@100" not in out
+    assert saved["document_text"] == "title+text" and saved["corpus_fingerprint"] and saved["model_name"] == "bm25"
+
+
+@pytest.mark.slow  # trains the tiny model twice
+def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_path, tiny_modernbert, train_jsonl,
+                                                                           small_beir, monkeypatch, capsys):
+    from embedkit.cli import main
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({
+        "output_dir": str(tmp_path / "model"),
+        "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
+        "data": {"train": str(train_jsonl)},
+        "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 2, "warmup_ratio": 0.0,
+                     "logging_steps": 1},
+        "index": {"corpus": str(small_beir), "batch_size": 32},
+        "eval": {"data": [str(small_beir)], "batch_size": 32}}))
+    assert main(["run", str(recipe)]) == 0
+    out, err = capsys.readouterr()
+    assert "loss" not in out and "{" not in out  # the trainer's log dicts stay off stdout
+    assert all(line.startswith("|") or not line.strip() or line.startswith("run folder:")
+               for line in out.splitlines()), out
+    stage_lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in stage_lines] == ["[1/4] train", "[2/4] index", "[3/4] eval", "[4/4] report"]
+    assert "Computing widget examples" not in err and "DEBUG" not in err and "{'loss'" not in err
+    for stage, artefact in (("train", "model"), ("index", "model-run/index"), ("eval", "model-run/eval"),
+                            ("report", "model-run/report/report.md")):
+        assert f"| {stage} | ran |" in out and str(tmp_path / artefact) in out
+
+    manifest = (tmp_path / "model" / "embedkit.json").read_bytes()
+    assert main(["run", str(recipe), "--set", "training.learning_rate=1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with other settings (training.learning_rate: 0.002 -> 0.001)" in err and "--overwrite" in err
+    assert (tmp_path / "model" / "embedkit.json").read_bytes() == manifest
+    assert main(["run", str(recipe), "--set", "eval.k=20"]) == 0  # not a training key: no retraining
+    assert "| train | skipped (done) |" in capsys.readouterr().out
+    assert main(["train", str(recipe)]) == 0  # train and run agree: the same model is kept
+    assert capsys.readouterr().out.strip() == str(tmp_path / "model")
+    assert main(["train", str(recipe), "--set", "training.learning_rate=1e-3"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--set", "training.learning_rate=1e-3", "--stages", "train", "--overwrite"]) == 0
+    assert (tmp_path / "model" / "embedkit.json").read_bytes() != manifest

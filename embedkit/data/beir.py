@@ -71,15 +71,18 @@ def _find(folder: Path, stem: str) -> Path:
                         "qrels/<split>.tsv)")
 
 
-def load_beir(folder: str | Path, split: str = "test") -> BeirData:
+def load_beir(folder: str | Path, split: str = "test", titles: bool = True) -> BeirData:
     """Read a BEIR folder; queries are restricted to those judged in ``split`` (as BEIR does).
 
     Qrels naming a query that ``queries.jsonl`` lacks are refused. Queries that are empty are
-    refused too: a retriever cannot be scored on them.
+    refused too: a retriever cannot be scored on them. ``titles=False`` reads documents as their text
+    alone (CoIR's convention), else title and text joined.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise EmbedkitError(f"BEIR folder not found: {folder}")
+        what = "a file; a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) is expected here" \
+            if folder.exists() else "no such local path (a BEIR folder is expected here)"
+        raise EmbedkitError(f"{folder}: {what}")
     queries_path = _find(folder, "queries")
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
@@ -98,7 +101,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     if not queries:
         raise EmbedkitError(f"{qrels_path}: no judged queries")
     # Benchmark corpora keep their empty documents (encoded as empty text), as BEIR and MTEB do.
-    return BeirData(folder, Corpus(str(folder), skip_empty=False), queries, qrels, split)
+    return BeirData(folder, Corpus(str(folder), skip_empty=False, titles=titles), queries, qrels, split)
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,16 @@ Sources (schemas checked against the publishers' cards and loaders):
 - CoIR: the MTEB-layout repos ``CoIR-Retrieval/CodeSearchNet`` (configs ``<lang>-corpus``,
   ``<lang>-queries``, ``<lang>-qrels``) and ``CoIR-Retrieval/stackoverflow-qa`` (``corpus``,
   ``queries``, ``default``): ``_id``/``title``/``text`` rows and ``query-id``/``corpus-id``/``score``
-  qrels. Only queries judged in the scored split are kept (the queries config holds every partition).
+  qrels. The queries config holds every partition: where it has a ``partition`` column, only the
+  scored split's rows are read (as MTEB's ``COIRCodeSearchNetRetrieval`` filters ``partition ==
+  "test"``; a query id may repeat across partitions), then only the judged ones are kept. Titles
+  are written as published; ``benchmark.json`` records that CoIR scores ``text`` alone.
 
 A benchmark ``source`` may also be a local folder laid out like the hub repository (a clone of it),
 which is read without any network access.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import csv
 import hashlib
@@ -49,6 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embedkit.data.hub import HUB_PROBE_TIMEOUT_S, first_line, http_errors, hub_offline
 from embedkit.errors import EmbedkitError
 
 if TYPE_CHECKING:
@@ -59,7 +61,6 @@ logger = logging.getLogger(__name__)
 # Seconds to wait for a connection or a read. Short on purpose: an unreachable source should
 # fail in seconds with instructions, not retry for minutes.
 NETWORK_TIMEOUT_S = 15.0
-HUB_PROBE_TIMEOUT_S = 5.0
 MANIFEST = "benchmark.json"
 _REQUIRED = ("corpus.jsonl", "queries.jsonl")
 
@@ -80,19 +81,25 @@ def _root(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
+def read_benchmark_manifest(folder: str | Path) -> dict[str, Any]:
+    """The ``benchmark.json`` of a materialised benchmark folder; ``{}`` for a folder without one (a user's)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EmbedkitError(f"{path}: not valid JSON ({exc})") from None
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def read_provenance(folder: str | Path) -> dict[str, Any]:
     """Where a cached benchmark folder came from, for results JSON: source and pinned revision.
 
     The revision is the hub commit for hub datasets and the zip's md5 for BEIR zips (their only
     version marker); both None for a folder without ``benchmark.json`` (a user's own folder).
     """
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return {"source": None, "revision": None}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EmbedkitError(f"{path}: not valid JSON ({exc})") from None
+    manifest = read_benchmark_manifest(folder)
     revision = manifest.get("revision") or manifest.get("md5") or manifest.get("published_md5")
     return {"source": manifest.get("source"), "revision": revision}
 
@@ -214,7 +221,7 @@ def _write_manifest(folder: Path, entry_name: str, source: str, **extra: Any) ->
 
 def _offline_error(entry: Benchmark, folder: Path, reason: str, hub: bool = False) -> EmbedkitError:
     hint = ""
-    if hub and _hub_offline():
+    if hub and hub_offline():
         hint = " HF_HUB_OFFLINE is set, so only the Hugging Face cache was looked at."
     elif hub:
         hint = " If the Hugging Face cache already holds it, set HF_HUB_OFFLINE=1 to read it from there."
@@ -315,23 +322,6 @@ def _is_local(source: str) -> bool:
     return Path(source).expanduser().is_dir()
 
 
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
-def _http_errors() -> tuple[type[Exception], ...]:
-    """The transport errors of the hub client: httpx before huggingface_hub 2, httpx2 from it."""
-    errors = []
-    for name in ("httpx", "httpx2"):
-        try:
-            errors.append(importlib.import_module(name).HTTPError)
-        except ImportError:
-            continue
-    return tuple(errors)
-
-
 def _probe_hub(entry: Benchmark, folder: Path) -> None:
     """Fail in seconds when the Hub cannot be reached (its download calls retry for ~25 s).
 
@@ -339,16 +329,16 @@ def _probe_hub(entry: Benchmark, folder: Path) -> None:
     short time-out), so proxies (``HTTPS_PROXY``), ``HF_ENDPOINT`` and tokens are honoured exactly as
     the download that follows will honour them; a missing revision is reported here too.
     """
-    if _hub_offline():
+    if hub_offline():
         return  # offline mode reads the Hugging Face cache only, and fails fast by itself
     from huggingface_hub import HfApi, constants
 
     try:
         HfApi(endpoint=constants.ENDPOINT).dataset_info(entry.source, revision=entry.revision,
                                                         timeout=HUB_PROBE_TIMEOUT_S)
-    except (OSError, ValueError, *_http_errors()) as exc:
+    except (OSError, ValueError, *http_errors()) as exc:
         raise _offline_error(entry, folder, f"cannot reach {constants.ENDPOINT} "
-                             f"({type(exc).__name__}: {_first_line(exc)})", hub=True) from None
+                             f"({type(exc).__name__}: {first_line(exc)})", hub=True) from None
 
 
 def _hub_file(entry: Benchmark, folder: Path, filename: str) -> Path:
@@ -364,7 +354,7 @@ def _hub_file(entry: Benchmark, folder: Path, filename: str) -> Path:
     try:
         return Path(hf_hub_download(entry.source, filename, repo_type="dataset", revision=entry.revision))
     except (OSError, ValueError) as exc:
-        raise _offline_error(entry, folder, f"{type(exc).__name__}: {_first_line(exc)}", hub=True) from None
+        raise _offline_error(entry, folder, f"{type(exc).__name__}: {first_line(exc)}", hub=True) from None
 
 
 def _hub_dataset(entry: Benchmark, folder: Path, config: str, split: str | None) -> Any:
@@ -378,15 +368,10 @@ def _hub_dataset(entry: Benchmark, folder: Path, config: str, split: str | None)
     try:
         loaded = datasets.load_dataset(path, config, split=split, revision=None if local else entry.revision)
     except (OSError, ValueError) as exc:
-        raise _offline_error(entry, folder, f"{type(exc).__name__}: {_first_line(exc)}", hub=not local) from None
+        raise _offline_error(entry, folder, f"{type(exc).__name__}: {first_line(exc)}", hub=not local) from None
     if split is None:
         loaded = next(iter(loaded.values()))
     return loaded
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _column(row_names: Iterable[str], where: str, *candidates: str) -> str:
@@ -426,14 +411,31 @@ def _fetch_coir(entry: Benchmark, folder: Path, cache: Path) -> None:
         corpus_cols = [c_id, c_text] + (["title"] if has_title else [])
         writer.write_corpus((str(row[0]), str(row[2] or "") if has_title else "", str(row[1] or ""))
                             for row in _rows(corpus_ds, corpus_cols))
-        writer.write_queries((str(qid), str(text or "")) for qid, text in _rows(queries_ds, [q_id, q_text])
-                             if str(qid) in judged)
+        writer.write_queries(_scored_queries(queries_ds, q_id, q_text, entry.split, judged, where_q))
         writer.write_qrels(qrels)
         if writer.counts["queries"] < len(judged):
             raise EmbedkitError(f"{where_q}: {len(judged) - writer.counts['queries']} of the {len(judged)} queries "
                                 f"judged in {entry.split} are missing")
         _write_manifest(work, entry.name, entry.source, revision=entry.revision, config_prefix=entry.subset,
-                        split=entry.split, counts=writer.counts)
+                        split=entry.split, counts=writer.counts, document_text=entry.document_text,
+                        queries_partition=entry.split if "partition" in queries_ds.column_names else None)
+
+
+def _scored_queries(queries_ds: Any, q_id: str, q_text: str, split: str, judged: set[str],
+                    where: str) -> Iterator[tuple[str, str]]:
+    """The judged queries of ``split``: rows of the other partitions are skipped first (their ids may repeat
+    the scored ones), and an id repeated within the split is refused."""
+    partition = "partition" in queries_ds.column_names
+    columns = [q_id, q_text] + (["partition"] if partition else [])
+    seen: set[str] = set()
+    for row in _rows(queries_ds, columns):
+        qid = str(row[0])
+        if (partition and str(row[2]) != split) or qid not in judged:
+            continue
+        if qid in seen:
+            raise EmbedkitError(f"{where}: query id {qid!r} appears twice in partition {split!r}")
+        seen.add(qid)
+        yield qid, str(row[1] or "")
 
 
 def _fetch_mldr(entry: Benchmark, folder: Path, cache: Path) -> None:

@@ -9,32 +9,24 @@ fingerprint and settings (``overwrite=True`` redoes them), so a run killed midwa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from embedkit.config import IndexSettings, narrow
+from embedkit.config import IndexSettings
 from embedkit.errors import EmbedkitError
+from embedkit.evaluate.metrics import depth_of
 from embedkit.evaluate.runner import EvalOptions, evaluate
+from embedkit.evaluate.settings import model_label, results_path, run_settings, settings_key
 
 logger = logging.getLogger(__name__)
 
-# EvalOptions fields that change scores; batch size, cache use and padding do not.
-_SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol", "retrieve")
-
-
-def model_label(model: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model)
-
-
-def results_path(output_dir: str | Path, model: str, dataset: str) -> Path:
-    return Path(output_dir) / model_label(model) / (dataset.replace("/", "__") + ".json")
+__all__ = ["run_benchmarks", "results_table", "results_path", "model_label", "run_settings", "settings_key",
+           "BenchmarkRun", "DatasetOutcome"]
 
 
 @dataclass
@@ -62,24 +54,6 @@ class BenchmarkRun:
         return results_table(self.outcomes)
 
 
-def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None = None,
-                 index: IndexSettings | None = None) -> dict[str, Any]:
-    """The model's fingerprint and every setting that changes a score (the index backend and its options
-    too): equal settings, equal scores."""
-    from embedkit.artifacts import model_fingerprint
-
-    fingerprint = "bm25" if model == "bm25" else model_fingerprint(model)
-    scored = {key: value for key, value in asdict(options).items() if key in _SCORED_OPTIONS}
-    backend = asdict(narrow(IndexSettings, index or IndexSettings()))
-    for key in ("batch_size", "shard_size", "max_length", "truncate_dim"):  # speed only, or set by the options
-        backend.pop(key, None)
-    return {"model_fingerprint": fingerprint, **scored, "index": backend, **(labels or {})}
-
-
-def settings_key(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _already_scored(path: Path, key: str) -> dict[str, Any] | None:
     """The saved result at ``path`` when it was made with the settings ``key``, else None."""
     if not path.is_file():
@@ -88,10 +62,17 @@ def _already_scored(path: Path, key: str) -> dict[str, Any] | None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None  # unreadable: score again
-    if isinstance(saved, dict) and saved.get("settings_key") == key and "ndcg@10" in saved:
+    if isinstance(saved, dict) and saved.get("settings_key") == key and "dataset" in saved:
         return saved
     logger.info("%s was made with other settings (or another model); scoring again", path)
     return None
+
+
+def headline(result: dict[str, Any]) -> str:
+    """``nDCG@10 0.4321`` (``nDCG@5`` when only 5 documents were retrieved)."""
+    key = next((k for k in result if k.startswith("ndcg@")), "ndcg@10")
+    value = result.get(key)
+    return f"nDCG@{key[5:]} {value:.4f}" if isinstance(value, (int, float)) else "no nDCG"
 
 
 def _describe(exc: BaseException) -> str:
@@ -137,7 +118,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     JSON under ``output_dir`` already holds the same settings is skipped unless ``overwrite``. ``index``
     chooses the backend (default ``auto``) and ``unpadded`` the ModernBERT forward, as for ``evaluate``.
     """
-    from embedkit.evaluate.benchmarks import resolve_benchmarks
+    from embedkit.evaluate.benchmarks import document_text_for, resolve_benchmarks
 
     if mldr_setting not in ("ood", "id"):
         raise EmbedkitError(f"mldr_setting must be 'ood' or 'id', got {mldr_setting!r}")
@@ -154,25 +135,25 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     for entry, dataset, folder in _datasets(entries, data, cache_dir, run, progress):
         opts = replace(options, split=entry.split, max_length=options.max_length or entry.max_length)
         labels = {"mldr_setting": mldr_setting} if entry.group == "mldr" else {}
-        settings = run_settings(model, opts, labels, index)
+        document_text = document_text_for(opts.protocol, entry)
+        settings = run_settings(model, opts, labels, index, document_text)
         key = settings_key(settings)
         out = results_path(output_dir, model, dataset)
         saved = None if overwrite else _already_scored(out, key)
         if saved is not None:
             run.outcomes.append(DatasetOutcome(dataset, "skipped", saved))
-            logger.info(progress.line(dataset, f"already scored, nDCG@10 {saved['ndcg@10']:.4f} (kept {out})"))
+            logger.info(progress.line(dataset, f"already scored, {headline(saved)} (kept {out})"))
             continue
         start = time.perf_counter()
         try:
             result = evaluate(model, folder, opts, output=out, run_file=out.with_suffix(".trec"),
-                              dataset_name=dataset, labels={**labels, "settings": settings, "settings_key": key},
-                              index=index, unpadded=unpadded, colbert_library=colbert_library)
+                              dataset_name=dataset, labels=labels, index=index, unpadded=unpadded,
+                              document_text=document_text, colbert_library=colbert_library)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure must not end the run
             _fail(run, progress, dataset, exc)
             continue
         run.outcomes.append(DatasetOutcome(dataset, "scored", result))
-        logger.info(progress.line(dataset, f"nDCG@10 {result['ndcg@10']:.4f} -> {out}",
-                                  time.perf_counter() - start))
+        logger.info(progress.line(dataset, f"{headline(result)} -> {out}", time.perf_counter() - start))
     failed = run.failed
     if failed:
         logger.error("%d of %d datasets failed: %s", len(failed), progress.total, ", ".join(o.dataset for o in failed))
@@ -207,23 +188,33 @@ def _datasets(entries: list[Any], data: str | None, cache_dir: str | Path | None
 
 
 def results_table(outcomes: list[DatasetOutcome]) -> str:
-    """Markdown: one row per dataset (failures marked), then the paper's group means."""
+    """Markdown: one row per dataset (failures marked), then the paper's group means. Recall is shown at the
+    depth the results were retrieved to (``Recall@k``, k in each row when they differ)."""
     from embedkit.evaluate.benchmarks import group_averages
 
-    lines = ["| dataset | nDCG@10 | Recall@100 | MRR@10 | queries | documents | judged missing |",
+    depths = {depth_of(o.result) for o in outcomes if o.result is not None}
+    one_depth = next(iter(depths)) if len(depths) == 1 else None
+    recall = f"Recall@{one_depth}" if one_depth else "Recall@k"
+    lines = [f"| dataset | nDCG@10 | {recall} | MRR@10 | queries | documents | judged missing |",
              "|---|---|---|---|---|---|---|"]
     scores: dict[str, float] = {}
     for o in outcomes:
         if o.result is None:
-            lines.append(f"| {o.dataset} | **FAILED** | {(o.error or '')[:160].replace('|', '/')} | | | | |")
+            lines.append(f"| {o.dataset} | **FAILED** | {(o.error or '')[:300].replace('|', '/')} | | | | |")
             continue
         r = o.result
-        scores[o.dataset] = r["ndcg@10"]
+        k = depth_of(r)
+        scores[o.dataset] = r.get("ndcg@10")
         note = " (kept)" if o.status == "skipped" else ""
-        lines.append(f"| {o.dataset}{note} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
+        recall_cell = _cell(r.get(f"recall@{k}")) + ("" if one_depth else f" (k={k})")
+        lines.append(f"| {o.dataset}{note} | {_cell(r.get('ndcg@10'))} | {recall_cell} | {_cell(r.get('mrr@10'))} | "
                      f"{r['num_queries']} | {r['num_documents']} | {r.get('judged_missing', 0)} |")
-    for name, group in group_averages(scores).items():
+    for name, group in group_averages({d: v for d, v in scores.items() if v is not None}).items():
         if group.found:
             note = "" if group.complete else f" ({len(group.found)}/{group.expected} sets)"
             lines.append(f"| **{name} mean**{note} | {group.mean:.4f} | | | | | |")
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "—"

@@ -23,6 +23,9 @@ from typing import Literal
 from embedkit.errors import EmbedkitError
 
 LoaderName = Literal["beir-zip", "mldr", "coir"]
+# What a document is when encoded: its title and text joined (BEIR's and MTEB's loaders), or its text alone
+# (CoIR's: its models encode ``doc["text"]``, and the paper scored CodeSearchNet and StackOverflow-QA with it).
+DocumentText = Literal["title+text", "text"]
 
 # The official BEIR download location (github.com/beir-cellar/beir README, "Available datasets").
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
@@ -50,6 +53,7 @@ class Benchmark:
     members: tuple[str, ...] = ()
     revision: str | None = None    # pinned hub revision (the one MTEB pins), None = main
     md5: str | None = None         # checksum published next to the BEIR zip
+    document_text: DocumentText = "title+text"  # under the default protocol; MTEB's joins title and text always
 
     @property
     def is_aggregate(self) -> bool:
@@ -110,10 +114,10 @@ def _build_registry() -> dict[str, Benchmark]:
                              revision=_MLDR_REVISION))
     for lang in CSN_LANGUAGES:
         entries.append(Benchmark(f"csn/{lang}", f"CodeSearchNet {lang} (CoIR)", "coir", "CoIR-Retrieval/CodeSearchNet",
-                                 lang, "test", _CSN_SIZES[lang], "csn", revision=_CSN_REVISION))
+                                 lang, "test", _CSN_SIZES[lang], "csn", revision=_CSN_REVISION, document_text="text"))
     entries.append(Benchmark("coir/stackoverflow-qa", "StackOverflow-QA (CoIR)", "coir",
                              "CoIR-Retrieval/stackoverflow-qa", None, "test", "~2K test q / 20K docs", "coir",
-                             revision=_SQA_REVISION))
+                             revision=_SQA_REVISION, document_text="text"))
     return {entry.name: entry for entry in entries}
 
 
@@ -143,6 +147,20 @@ ALIASES: dict[str, str] = {
     "sqa": "coir/stackoverflow-qa",
     "mldr/en": "mldr",
 }
+
+
+def document_text_for(protocol: str, benchmark: Benchmark | None) -> DocumentText:
+    """What a document is under ``protocol``: MTEB's loaders join title and text on every task; the default
+    (``beir``) protocol follows each set's own framework: BEIR's join, CoIR's text alone.
+
+    >>> document_text_for("beir", BENCHMARKS["csn/python"]), document_text_for("mteb", BENCHMARKS["csn/python"])
+    ('text', 'title+text')
+    >>> document_text_for("beir", None)  # a user's own folder
+    'title+text'
+    """
+    if protocol == "mteb" or benchmark is None:
+        return "title+text"
+    return benchmark.document_text
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -254,10 +272,11 @@ def group_averages(scores: Mapping[str, float]) -> dict[str, GroupScore]:
 
 
 def list_benchmarks_table(include_forums: bool = False) -> str:
-    """A plain-text table of the registry (name, source, split, size, metric, max_length) and groups."""
-    header = ("name", "source", "split", "size", "metric", "max_length")
+    """A plain-text table of the registry (name, source, split, size, metric, max_length, document text) and
+    groups."""
+    header = ("name", "source", "split", "size", "metric", "max_length", "documents")
     rows = [(b.name, b.source if b.loader != "beir-zip" else b.source.rsplit("/", 1)[-1] + " (BEIR)",
-             b.split, b.size, b.metric, str(b.max_length))
+             b.split, b.size, b.metric, str(b.max_length), b.document_text)
             for b in BENCHMARKS.values() if include_forums or not _is_forum(b.name)]
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
 
@@ -268,6 +287,8 @@ def list_benchmarks_table(include_forums: bool = False) -> str:
     if not include_forums:
         out.append("beir/cqadupstack averages its 12 forums, each also a name: beir/cqadupstack/<forum> "
                    f"({', '.join(CQADUPSTACK_FORUMS)}).")
+    out.append("documents: what a document is under the default protocol (beir); --protocol mteb joins title and "
+               "text on every set.")
     out.append("BEIR zips come from " + BEIR_URL.format(name="<name>"))
     for group, members in GROUPS.items():
         out.append(f"group {group}: {len(members)} sets" + (f" ({', '.join(members)})" if len(members) <= 6 else ""))

@@ -30,6 +30,7 @@ class ChunkedCorpus(Corpus):
         self.source = f"{corpus.source}#chunks{max_tokens}"
         self.subset, self.split = corpus.subset, corpus.split
         self.skip_empty, self.skipped_empty = corpus.skip_empty, 0
+        self.titles, self.fingerprint = corpus.titles, None
         self._inner = corpus
         self._tokenizer = tokenizer
         self._size = max(8, max_tokens - 2)  # room for [CLS] and [SEP]

@@ -10,7 +10,30 @@ from embedkit.errors import EmbedkitError
 
 Run = dict[str, dict[str, float]]
 
-METRIC_KEYS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+METRIC_KEYS = ("ndcg@10", "recall@100", "mrr@10", "map@100")  # the names at the default depth, k = 100
+
+
+def metric_keys(k: int = 100) -> tuple[str, str, str, str]:
+    """The metrics a run retrieved to depth ``k`` is scored with, named by the depth they measure:
+    nDCG and MRR at 10 (at ``k`` when fewer were retrieved), recall and MAP at ``k``.
+
+    >>> metric_keys(100), metric_keys(5)
+    (('ndcg@10', 'recall@100', 'mrr@10', 'map@100'), ('ndcg@5', 'recall@5', 'mrr@5', 'map@5'))
+    """
+    if k < 1:
+        raise EmbedkitError(f"k must be at least 1, got {k}")
+    top = min(10, k)
+    return f"ndcg@{top}", f"recall@{k}", f"mrr@{top}", f"map@{k}"
+
+
+def depth_of(result: Mapping[str, Any]) -> int | None:
+    """The depth ``k`` a results JSON was retrieved to: its ``k``, or for files written before ``k`` was
+    recorded, the depth in its ``recall@N`` key."""
+    k = result.get("k")
+    if isinstance(k, int) and not isinstance(k, bool):
+        return k
+    depths = [int(key.split("@", 1)[1]) for key in result if key.startswith("recall@") and key[7:].isdigit()]
+    return max(depths) if depths else None
 
 Protocol = Literal["beir", "mteb"]
 PROTOCOLS: tuple[str, ...] = ("beir", "mteb")
@@ -60,8 +83,9 @@ def top_k(run: Run, k: int) -> Run:
     return {qid: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]) for qid, docs in run.items()}
 
 
-def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Run, per_query: bool = False) -> dict:
-    """nDCG@10, Recall@100, MRR@10 and MAP@100 averaged over the judged queries.
+def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Run, per_query: bool = False, k: int = 100) -> dict:
+    """The :func:`metric_keys` of depth ``k`` (nDCG@10, Recall@k, MRR@10, MAP@k) averaged over the judged
+    queries; ``run`` holds at most ``k`` hits per query.
 
     Queries in the qrels that the run misses count as zero, as in pytrec_eval's BEIR usage
     (pytrec_eval only scores queries present in the run, so missing ones are added empty).
@@ -77,18 +101,20 @@ def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Run, per_query: bo
     for qid, docs in run.items():
         if not docs:
             docs["__embedkit_no_hit__"] = -1e9
-    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "map_cut.100"})
+    ndcg, recall, mrr, map_ = keys = metric_keys(k)
+    top = min(10, k)
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {f"ndcg_cut.{top}", f"recall.{k}", f"map_cut.{k}"})
     scores = evaluator.evaluate(run)
     mrr_eval = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"})
-    mrr_scores = mrr_eval.evaluate(top_k(run, 10))
+    mrr_scores = mrr_eval.evaluate(top_k(run, top))
     table = {
-        "ndcg@10": {q: s["ndcg_cut_10"] for q, s in scores.items()},
-        "recall@100": {q: s["recall_100"] for q, s in scores.items()},
-        "map@100": {q: s["map_cut_100"] for q, s in scores.items()},
-        "mrr@10": {q: s["recip_rank"] for q, s in mrr_scores.items()},
+        ndcg: {q: s[f"ndcg_cut_{top}"] for q, s in scores.items()},
+        recall: {q: s[f"recall_{k}"] for q, s in scores.items()},
+        map_: {q: s[f"map_cut_{k}"] for q, s in scores.items()},
+        mrr: {q: s["recip_rank"] for q, s in mrr_scores.items()},
     }
     n = len(qrels)
-    result: dict = {key: (sum(table[key].values()) / n if n else 0.0) for key in METRIC_KEYS}
+    result: dict = {key: (sum(table[key].values()) / n if n else 0.0) for key in keys}
     if per_query:
         result["per_query"] = table
     return result

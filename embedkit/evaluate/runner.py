@@ -1,4 +1,4 @@
-"""Score a model on a BEIR-format folder: index (cached) → search → pytrec_eval → results JSON."""
+"""Score a model on a BEIR-format folder: index (reused or cached) → search → pytrec_eval → results JSON."""
 
 from __future__ import annotations
 
@@ -18,18 +18,12 @@ from embedkit.config import EvalOptions, IndexSettings, narrow
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
+from embedkit.evaluate.settings import model_name, run_settings, settings_key
 from embedkit.index.base import Index
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalOptions", "evaluate", "retrieve", "open_eval_index"]
-
-
-def _corpus_key(folder: Path) -> str:
-    corpus = next((folder / n for n in ("corpus.jsonl", "corpus.jsonl.gz", "corpus.parquet")
-                   if (folder / n).is_file()), folder)
-    stat = corpus.stat()
-    return hashlib.sha256(f"{corpus.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+__all__ = ["EvalOptions", "evaluate", "retrieve", "open_eval_index", "document_text_of"]
 
 
 def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
@@ -53,62 +47,101 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
     return top_k(drop_self_hits(run) if drop_self else run, k)
 
 
+def _eval_settings(options: EvalOptions, index: IndexSettings | None) -> IndexSettings:
+    """The index settings evaluation builds with: the backend's from ``index``, the encoding's from ``options``."""
+    return replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size,
+                   max_length=options.max_length, truncate_dim=options.truncate_dim)
+
+
 def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: Path,
                     index: IndexSettings | None = None, unpadded: str = "auto",
                     index_dir: str | Path | None = None, colbert_library: str = "auto") -> tuple[Index, dict[str, float]]:
-    """An index of ``data``'s corpus for ``model`` (or ``bm25``): ``index_dir`` if given and built already,
-    else built once per (model, corpus, settings) under the cache (under ``scratch``, deleted by the caller,
-    when the cache is off). The backend comes from ``index`` (default ``auto``)."""
+    """An index of ``data``'s corpus for ``model`` (or ``bm25``): ``index_dir`` if it holds the same documents
+    encoded the same way (same content fingerprint, model, kind and settings: a file and its BEIR folder
+    match), else one built once per (model, documents, settings) under the cache (under ``scratch``, deleted by
+    the caller, when the cache is off). The backend comes from ``index`` (default ``auto``); ``colbert_library``
+    loads a colbert model.
+
+    The corpus's content fingerprint must be known (a full pass over ``data.corpus``, as
+    :func:`~embedkit.data.beir.check_judged_documents` makes, computes it).
+    """
     from embedkit.index import encoders
     from embedkit.index.base import FORMAT_VERSION
-    from embedkit.index.build import build_index, open_index
+    from embedkit.index.build import build_index, index_differences, open_index
     from embedkit.index.registry import encoder_kind
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    settings = replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size, max_length=options.max_length,
-                       truncate_dim=options.truncate_dim)
+    settings = _eval_settings(options, index)
     kind = encoder_kind(settings, model, options.kind)
     model = encoders.resolve(kind, model)
+    fingerprint = data.corpus.fingerprint
+    if index_dir is not None and options.long_documents == "truncate" and fingerprint:
+        changes = index_differences(index_dir, model, data.corpus, settings, kind, fingerprint=fingerprint)
+        if changes == []:
+            logger.debug("%s: searching the index %s (same documents, model and settings)", data.folder.name,
+                         index_dir)
+            return open_index(index_dir, model, batch_size=options.batch_size, unpadded=unpadded,
+                              colbert_library=colbert_library), seconds
+        if changes:
+            logger.info("%s: the index %s is not this corpus encoded this way (%s); encoding it for evaluation",
+                        data.folder.name, index_dir, "; ".join(changes))
     encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
     corpus = data.corpus
     chunk_tokens = None
     if options.long_documents == "chunk-maxpool" and hasattr(encoder, "model"):
         chunk_tokens = options.max_length or int(encoder.model.max_seq_length)
         corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, chunk_tokens)
-    if index_dir is not None and (Path(index_dir) / "embedkit-index.json").is_file():
-        return open_index(index_dir, model, encoder=encoder), seconds
+    build = replace(settings, keep_shards=False)
     if options.use_cache:
-        key = json.dumps([asdict(settings), kind, chunk_tokens, FORMAT_VERSION], sort_keys=True)
+        key = json.dumps([asdict(build), kind, chunk_tokens, FORMAT_VERSION], sort_keys=True)
         tag = hashlib.sha256(key.encode()).hexdigest()[:8]  # readable parts first, for whoever lists the cache
         tag += (f"-len{settings.max_length}" if settings.max_length else "") + \
             (f"-dim{settings.truncate_dim}" if settings.truncate_dim else "")
-        index_dir = cache_dir() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{_corpus_key(data.folder)}"
+        folder = cache_dir() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{(fingerprint or '')[:16]}"
     else:
         scratch.mkdir(parents=True, exist_ok=True)
-        index_dir = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
-    if not (options.use_cache and (index_dir / "embedkit-index.json").is_file()):
-        build_index(model, corpus, index_dir, settings, kind=kind, encoder=encoder, unpadded=unpadded,
+        folder = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
+    if not (options.use_cache and fingerprint and (folder / "embedkit-index.json").is_file()):
+        build_index(model, corpus, folder, build, kind=kind, encoder=encoder, unpadded=unpadded,
                     overwrite=True, progress=logger.isEnabledFor(logging.INFO))
     seconds["index"] = time.perf_counter() - start
-    return open_index(index_dir, model, encoder=encoder), seconds
+    return open_index(folder, model, encoder=encoder), seconds
+
+
+def document_text_of(folder: Path, protocol: str) -> str:
+    """What a document of ``folder`` is under ``protocol``: ``text`` alone for the CoIR sets under the default
+    protocol, as CoIR scores them, else ``title+text`` (the benchmark is named by the folder's benchmark.json)."""
+    from embedkit.data.benchmark_sources import read_benchmark_manifest
+    from embedkit.evaluate.benchmarks import BENCHMARKS, document_text_for
+
+    name = read_benchmark_manifest(folder).get("benchmark")
+    return document_text_for(protocol, BENCHMARKS.get(name) if isinstance(name, str) else None)
 
 
 def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = None,
              output: str | Path | None = None, run_file: str | Path | None = None,
              dataset_name: str | None = None, labels: dict[str, Any] | None = None,
              index: IndexSettings | None = None, unpadded: str = "auto",
-             index_dir: str | Path | None = None, colbert_library: str = "auto") -> dict[str, Any]:
-    """nDCG@10, Recall@100, MRR@10, MAP@100 of ``model`` (or ``"bm25"``) on a BEIR folder.
+             index_dir: str | Path | None = None, document_text: str | None = None,
+             colbert_library: str = "auto") -> dict[str, Any]:
+    """nDCG@10, Recall@k, MRR@10 and MAP@k of ``model`` (or ``"bm25"``) on a BEIR folder, retrieving
+    ``options.k`` documents per query (the metric names carry the depth: ``recall@10`` when k is 10).
 
-    ``index`` chooses the backend (default ``auto``); ``index_dir`` reuses an index of this corpus built by
-    the index stage. ``labels`` are stored in the result as given (e.g. ``{"mldr_setting": "id"}``).
-    ``colbert_library`` loads a colbert model (and a colbert reranker's).
+    ``index`` chooses the backend (default ``auto``); ``index_dir`` is an index to search instead of building
+    one, used when it holds the same documents encoded the same way. ``document_text`` is ``title+text`` or
+    ``text`` (default: the benchmark's convention under ``options.protocol``, see :func:`document_text_of`).
+    ``labels`` are stored in the result as given (e.g. ``{"mldr_setting": "id"}``) and count in its settings.
+    ``colbert_library`` loads a colbert model (and a colbert reranker's). The result records ``k``,
+    ``settings`` (everything that shapes a number) and ``settings_key``.
     """
     options = options or EvalOptions()
-    data = load_beir(data_folder, options.split)
-    coverage = check_judged_documents(data)  # one pass over the corpus before any encoding
-    dataset = dataset_name or Path(data_folder).name
+    folder = Path(data_folder)
+    document_text = document_text or document_text_of(folder, options.protocol)
+    data = load_beir(folder, options.split, titles=document_text == "title+text")
+    coverage = check_judged_documents(data)  # one pass over the corpus before any encoding (its fingerprint too)
+    dataset = dataset_name or folder.name
+    settings = run_settings(model, options, labels, index, document_text)
     scratch = cache_dir() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
         found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir, colbert_library)
@@ -127,19 +160,21 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     qrels = {q: data.qrels[q] for q in queries if q in data.qrels} if retrieve_info else data.qrels
-    result: dict[str, Any] = evaluate_run(qrels, run, per_query=options.per_query)
+    result: dict[str, Any] = evaluate_run(qrels, run, per_query=options.per_query, k=options.k)
     from embedkit import __version__
     from embedkit.data.benchmark_sources import read_provenance
 
     result.update({
-        "model": model, "kind": found.manifest.kind, "backend": found.manifest.backend, "dataset": dataset,
-        "split": options.split, "num_queries": len(queries), "num_documents": coverage.documents,
+        "model": model, "model_name": model_name(model), "kind": found.manifest.kind,
+        "backend": found.manifest.backend, "dataset": dataset, "split": options.split, "k": options.k,
+        "num_queries": len(queries), "num_documents": coverage.documents,
         "judged_missing": len(coverage.missing), "protocol": options.protocol, "self_hits": self_hits,
-        "dataset_source": read_provenance(data.folder),
+        "document_text": document_text, "dataset_source": read_provenance(data.folder),
+        "corpus_fingerprint": data.corpus.fingerprint,
         "max_length": options.max_length,
         "long_documents": "chunk-maxpool" if chunked else "truncate" if found.manifest.embedding_dim else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
-    } | retrieve_info | (labels or {}))
+    } | retrieve_info | (labels or {}) | {"settings": settings, "settings_key": settings_key(settings)})
     if run_file:
         Path(run_file).parent.mkdir(parents=True, exist_ok=True)
         write_trec_run(run, run_file)

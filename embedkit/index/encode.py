@@ -1,8 +1,11 @@
 """Streamed, sharded, resumable corpus encoding.
 
 The corpus is read in order and encoded shard by shard into ``work_dir/shards``; every finished shard is
-recorded in ``shards.json`` only after its files are complete. A killed run, started again with the same
-settings, skips the recorded shards and continues, so the result equals an uninterrupted run.
+recorded in ``shards-rank<r>.json`` (with a digest of its documents) only after its files are complete. A
+killed run, started again with the same settings, skips the recorded shards and continues, so the result
+equals an uninterrupted run. A recorded shard is skipped only while the corpus still holds the same
+documents there (same digest); one that changed is encoded again. The same check lets an index rebuilt with
+another backend reuse the shards an earlier build kept (``embedkit.index.build``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from embedkit.artifacts import read_json, write_json
-from embedkit.data.corpus import Corpus
+from embedkit.data.corpus import Corpus, digest_documents
 from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
@@ -117,24 +120,38 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
     if state["settings"] != settings:
         raise EmbedkitError(f"{work_dir} holds an interrupted run with other settings; delete it or pass --overwrite")
     done: dict[str, int] = state["done"]
+    digests: dict[str, str] = state.setdefault("digests", {})
     if done:
-        logger.info("resuming: %d shards already encoded", len(done))
+        logger.info("%d shard(s) already encoded: only the rest is encoded", len(done))
     total = estimate_size(corpus)
     total = -(-total // world_size) if total else None  # this rank's share
     bar = tqdm(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
     shards: list[Shard] = []
+    count = 0  # shards in the corpus
     for number, (ids, texts) in enumerate(corpus.batches(shard_size)):
+        count = number + 1
         if number % world_size != rank:
             continue
         shard = Shard(number, len(ids), folder)
-        if str(number) not in done:
-            _write_shard(shard, ids, texts, _encode_in_steps(encode, texts, bar))
-            done[str(number)] = len(ids)
-            write_json(state_path, state)
+        key = str(number)
+        digest = digest_documents(ids, texts).hexdigest()
+        if key in done and digests.get(key, digest) == digest and done[key] == len(ids):
+            bar.update(len(ids))  # encoded before, from the same documents
         else:
-            bar.update(len(ids))
+            if key in done:
+                logger.info("shard %d: the corpus holds other documents there now; encoding it again", number)
+            _write_shard(shard, ids, texts, _encode_in_steps(encode, texts, bar))
+            done[key] = len(ids)
+            digests[key] = digest
+            write_json(state_path, state)
         shards.append(shard)
     bar.close()
+    stale = [key for key in done if int(key) >= count]
+    for key in stale:  # the corpus got shorter since those shards were encoded
+        done.pop(key)
+        digests.pop(key, None)
+    if stale:
+        write_json(state_path, state)
     return shards
 
 

@@ -7,9 +7,12 @@ kinds are chosen in ``KINDS`` and nothing else here branches on the kind.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +57,73 @@ class TrainingKind(Protocol):
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining()}
 
 
+def _progress_callback() -> Any:
+    """The trainer's console output, on stderr: one progress bar of updates with the last logged loss, and the
+    log dicts as debug lines (``-v``). It replaces transformers' ProgressCallback, whose ``tqdm.write`` put
+    every log dict on stdout, among the results."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", desc="training",
+                                dynamic_ncols=True, disable=not logger.isEnabledFor(logging.INFO))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            logger.debug("step %d: %s", state.global_step, {k: v for k, v in logs.items() if k != "total_flos"})
+            if self.bar is not None and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return TrainingProgress()
+
+
+def _quiet_trainer(trainer: Any) -> None:
+    """Swap transformers' progress and printer callbacks (both print log dicts on stdout) for embedkit's."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for callback in (ProgressCallback, PrinterCallback):
+        trainer.remove_callback(callback)
+    trainer.add_callback(_progress_callback())
+
+
+@contextlib.contextmanager
+def _no_widget_bar() -> Iterator[None]:
+    """sentence-transformers computes model-card widget examples when the trainer is built, under a progress
+    bar of its own ("Computing widget examples"); hidden unless ``-v``."""
+    import importlib
+
+    model_card = None
+    for name in ("sentence_transformers.base.model_card", "sentence_transformers.model_card"):  # ST 6, ST 5
+        try:
+            model_card = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
+    real = getattr(model_card, "tqdm", None)
+    if real is None or logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    model_card.tqdm = functools.partial(real, disable=True)
+    try:
+        yield
+    finally:
+        model_card.tqdm = real
+
+
 def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     """Train per ``recipe`` with checkpoints under ``work/checkpoints`` (resumed from the last one when
     ``training.resume``); rank 0 saves the model into ``work``. Returns the model and the trainer's log."""
@@ -69,10 +139,11 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     trainer_class, arguments_class = kind.trainer_classes(model)
     args = training_arguments(recipe, checkpoints, best_metric=evaluator.primary_metric if evaluator else None,
                               arguments_class=arguments_class, **kind.arguments(recipe, train_data, model))
-    with tensorboard_logging(checkpoints):
+    with tensorboard_logging(checkpoints), _no_widget_bar():
         trainer = trainer_class(model=model, args=args, train_dataset=train_data,
                                 loss=build_loss(model, recipe.loss, world()[1]), evaluator=evaluator,
                                 **kind.trainer_arguments(model))
+    _quiet_trainer(trainer)
     resume = last_checkpoint(checkpoints) if recipe.training.resume else None
     if resume:
         logger.info("resuming from %s", resume)
@@ -134,25 +205,38 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
         if rank == 0:
             shutil.rmtree(work)
     start = time.time()
+    fresh = not work.exists()
     if rank != 0:
         # torchrun: every rank trains (the trainer joins the process group); rank 0 alone writes and publishes.
         work.mkdir(parents=True, exist_ok=True)
         fit(recipe, work)
         barrier()
         return final
-    with publish_dir(final, overwrite=overwrite) as work:
-        (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-        model, history = fit(recipe, work)
-        write_json(work / "train_log.json", history)
-        metrics = evaluate_model(recipe, work) if recipe.eval.data else {}
-        write_json(work / "metrics.json", metrics)
-        card = work / "README.md"
-        existing = card.read_text(encoding="utf-8") if card.exists() else f"# {final.name}\n"
-        card.write_text(existing + _card_section(recipe, metrics, history), encoding="utf-8")
-        write_json(work / MANIFEST, {"kind": recipe.kind, "recipe": recipe.to_dict(), "metrics": metrics,
-                                     "train_seconds": round(time.time() - start, 1), "versions": versions(),
-                                     **KINDS[recipe.kind].manifest(model)})
-        if not keep_checkpoints:
-            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    try:
+        with publish_dir(final, overwrite=overwrite) as work:
+            (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+            model, history = fit(recipe, work)
+            _finish(recipe, work, final, history, start, keep_checkpoints, KINDS[recipe.kind].manifest(model))
+    except EmbedkitError:
+        if fresh and not last_checkpoint(work / "checkpoints"):  # a user error before any checkpoint: nothing
+            shutil.rmtree(work, ignore_errors=True)             # to resume, so leave no .partial folder behind
+        raise
     barrier()  # under torchrun the other ranks return once the folder is published
     return final
+
+
+def _finish(recipe: Recipe, work: Path, final: Path, history: list[dict], start: float,
+            keep_checkpoints: bool, model_manifest: dict[str, Any]) -> None:
+    """Write the training log, the scores, the model card and the manifest (with ``model_manifest``, what the
+    kind records of its model) into the work folder."""
+    write_json(work / "train_log.json", history)
+    metrics = evaluate_model(recipe, work) if recipe.eval.data else {}
+    write_json(work / "metrics.json", metrics)
+    card = work / "README.md"
+    existing = card.read_text(encoding="utf-8") if card.exists() else f"# {final.name}\n"
+    card.write_text(existing + _card_section(recipe, metrics, history), encoding="utf-8")
+    write_json(work / MANIFEST, {"kind": recipe.kind, "recipe": recipe.to_dict(), "metrics": metrics,
+                                 "train_seconds": round(time.time() - start, 1), "versions": versions(),
+                                 **model_manifest})
+    if not keep_checkpoints:
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)

@@ -324,3 +324,33 @@ def test_hub_reachability_goes_through_the_proxy(tmp_path, monkeypatch):
             server.shutdown()
             huggingface_hub.close_session()
     assert seen and seen[0].startswith("CONNECT huggingface.co:443")
+
+
+def test_codesearchnet_queries_are_read_from_the_scored_partition(tmp_path, local_hf_datasets_cache, make_hub_repo):
+    """As MTEB's COIRCodeSearchNetRetrieval filters partition == "test": an id that a train query also uses
+    is read once, with its test text (not refused as a duplicate, not replaced by the train text)."""
+    repo = make_hub_repo(tmp_path / "CodeSearchNet", {
+        "python-corpus": {"corpus": {"_id": ["c1", "c2"], "title": ["add.py", "parse.py"],
+                                     "text": ["Add two numbers.", "Parse a date."]}},
+        "python-queries": {"queries": {"_id": ["q1", "q1", "q2"], "partition": ["train", "test", "test"],
+                                       "text": ["def add_train(): ...", "def add(a, b): return a + b",
+                                                "def parse(s): ..."]}},
+        "python-qrels": {"test": {"query-id": ["q1", "q2"], "corpus-id": ["c1", "c2"], "score": [1, 1]}},
+    })
+    folder = sources.materialize(dataclasses.replace(get_benchmark("csn/python"), source=str(repo)), tmp_path / "c")
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    assert queries == [{"_id": "q1", "text": "def add(a, b): return a + b"}, {"_id": "q2", "text": "def parse(s): ..."}]
+    assert json.loads((folder / "corpus.jsonl").read_text().splitlines()[0])["title"] == "add.py"  # as published
+    manifest = json.loads((folder / "benchmark.json").read_text())
+    assert manifest["document_text"] == "text" and manifest["queries_partition"] == "test"
+
+
+def test_repeated_query_id_within_the_scored_partition_is_refused(tmp_path, local_hf_datasets_cache, make_hub_repo):
+    repo = make_hub_repo(tmp_path / "CodeSearchNet", {
+        "go-corpus": {"corpus": {"_id": ["c1"], "title": [""], "text": ["x"]}},
+        "go-queries": {"queries": {"_id": ["q1", "q1"], "partition": ["test", "test"], "text": ["a", "b"]}},
+        "go-qrels": {"test": {"query-id": ["q1"], "corpus-id": ["c1"], "score": [1]}},
+    })
+    with pytest.raises(EmbedkitError, match="query id 'q1' appears twice in partition 'test'"):
+        sources.materialize(dataclasses.replace(get_benchmark("csn/go"), source=str(repo)), tmp_path / "c")
+    assert not (tmp_path / "c" / "csn" / "go").exists()

@@ -132,3 +132,38 @@ def test_qrels_are_checked_before_the_model_is_even_loaded(tmp_path, make_beir):
     folder = make_beir(tmp_path / "wrong", [("d1", "text")], [("q1", "text")], [("q1", "elsewhere", 1)])
     with pytest.raises(EmbedkitError, match="1 of the 1 judged document ids are not in the corpus"):
         evaluate(str(tmp_path / "no-such-model"), folder)  # the model error would come later
+
+
+# --- CoIR sets scored as CoIR (and the paper) score them -------------------------------------------------
+
+def test_coir_sets_read_text_without_title_and_test_queries_only(replicas, tmp_path):
+    """The replicas' CoIR documents have titles, and their queries config repeats a test query's id in the
+    train partition (listed first): the test query is kept, once; documents are their text alone, as CoIR
+    encodes them; BEIR sets keep title + text; the choice is recorded in every result."""
+    import json
+
+    from embedkit.data.beir import load_beir
+    from embedkit.data.benchmark_sources import materialize
+
+    run = run_benchmarks("bm25", "csn/python,beir/scifact", EvalOptions(), output_dir=tmp_path / "res")
+    assert not run.failed, run.table
+    results = {o.dataset: o.result for o in run.outcomes}
+    assert results["csn/python"]["document_text"] == "text"
+    assert resolve_benchmarks("sqa")[0].document_text == "text"  # (its replica is removed by another test)
+    assert results["beir/scifact"]["document_text"] == "title+text"
+    assert results["csn/python"]["settings"]["document_text"] == "text"
+
+    folder = materialize(resolve_benchmarks("csn/python")[0])
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    assert [q["_id"] for q in queries] == [f"csn-python-q{i}" for i in range(6)]  # once each, test partition
+    assert queries[0]["text"] != "a train query that reuses a test id"
+    manifest = json.loads((folder / "benchmark.json").read_text())
+    assert manifest["document_text"] == "text" and manifest["queries_partition"] == "test"
+    corpus = dict(load_beir(folder, titles=False).corpus)
+    assert corpus["csn-python-d0"] == "csn-python text about parse and read"  # the title "parse note" is left out
+    assert dict(load_beir(folder).corpus)["csn-python-d0"].startswith("parse note ")
+
+    mteb = run_benchmarks("bm25", "csn/python", EvalOptions(protocol="mteb"), output_dir=tmp_path / "mteb")
+    (outcome,) = mteb.outcomes
+    assert outcome.result["document_text"] == "title+text"  # MTEB joins title and text on every task
+    assert outcome.result["settings_key"] != results["csn/python"]["settings_key"]

@@ -91,9 +91,10 @@ def test_a_direct_cqadupstack_score_is_used_without_forums():
 def test_listing_names_every_benchmark():
     table = list_benchmarks_table()
     lines = table.splitlines()
-    assert lines[0].split() == ["name", "source", "split", "size", "metric", "max_length"]
+    assert lines[0].split() == ["name", "source", "split", "size", "metric", "max_length", "documents"]
     row = next(line for line in lines if line.startswith("mldr "))
-    assert "Shitao/MLDR" in row and "8192" in row and "test" in row
+    assert "Shitao/MLDR" in row and "8192" in row and "test" in row and row.endswith("title+text")
+    assert next(line for line in lines if line.startswith("csn/python ")).endswith(" text")  # CoIR: text alone
     assert next(line for line in lines if line.startswith("beir/msmarco ")).split()[3] == "dev"
     assert "beir/cqadupstack/android" not in table and "android" in table
     assert "beir/cqadupstack/android" in list_benchmarks_table(include_forums=True)

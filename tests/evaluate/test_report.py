@@ -10,7 +10,8 @@ import pytest
 
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.benchmarks import BEIR_15, CQADUPSTACK_FORUMS
-from embedkit.evaluate.report import PAPER_TABLE_1, load_results, render_markdown, write_chart, write_report
+from embedkit.evaluate.report import (PAPER_TABLE_1, chart_figure, load_results, render_markdown, write_chart,
+                                      write_report)
 
 
 def _result(folder: Path, stem: str, **fields) -> Path:
@@ -55,28 +56,11 @@ def results_dirs(tmp_path) -> list[Path]:
 EXPECTED = """\
 # Retrieval results
 
-nDCG@10 ×100. Paper rows: ModernBERT paper (arXiv 2412.13663), Table 1. BEIR is the mean of 15 sets with \
-CQADupStack first averaged over its 12 forums; CSN is the mean of CodeSearchNet's 6 languages (CoIR); SQA is CoIR \
-StackOverflow-QA. `(k/n)` marks a mean over k of the n sets, not comparable with the paper. *long docs*: how \
-documents longer than max_length were handled (`truncate`, or `chunk-maxpool`: split into chunks, a document scores\
- as its best chunk). *protocol*: hits on the query's own id dropped on every set (`beir`) or only where the MTEB \
-task opts in (`mteb`); the paper's DPR rows come from MTEB, its ColBERT rows from PyLate (which never drops them).
+nDCG@10 ×100 per dataset, one column per model. *long docs*: documents longer than max_length were truncated \
+(`truncate`) or split into chunks scored by their best chunk (`chunk-maxpool`). *protocol*: hits on the \
+query's own id dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`).
 
-| model | kind | long docs | protocol | DPR BEIR | DPR MLDR-OOD | DPR MLDR-ID | ColBERT BEIR | ColBERT MLDR-OOD | BM25 BEIR | BM25 MLDR-OOD | CSN | SQA |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| ModernBERT-base (paper) | paper | — | — | 41.6 | 27.4 | 44.0 | 51.3 | 80.2 | — | — | 56.4 | 73.6 |
-| ModernBERT-large (paper) | paper | — | — | 44.0 | 34.3 | 48.6 | 52.4 | 80.4 | — | — | 59.5 | 83.9 |
-| BERT-base (paper) | paper | — | — | 38.9 | 23.9 | 32.2 | 49.0 | 28.1 | — | — | 41.2 | 59.5 |
-| GTE-en-MLM-base (paper) | paper | — | — | 41.4 | 34.3 | 44.4 | 48.2 | 69.3 | — | — | 44.9 | 71.4 |
-| bm25 | bm25 | whole | beir | — | — | — | — | — | 66.5 (1/15) | 23.0 | — | — |
-| colbert-run | colbert | truncate | beir | — | — | — | 49.6 | — | — | — | — | 70.0 |
-| runs/mb-dpr | dense | truncate | beir | 51.6 (2/15) | 25.1 | — | — | — | — | — | 50.0 (1/6) | — |
-| runs/mb-dpr | dense | truncate | mteb | 71.0 (1/15) | — | — | — | — | — | — | — | — |
-| runs/mb-dpr | dense | chunk-maxpool | beir | — | 31.1 | — | — | — | — | — | — | — |
-
-## Per dataset
-
-| dataset | bm25 · bm25 · whole · beir | colbert-run · colbert · truncate · beir | runs/mb-dpr · dense · truncate · beir | runs/mb-dpr · dense · truncate · mteb | runs/mb-dpr · dense · chunk-maxpool · beir |
+| dataset | bm25 | colbert-run | runs/mb-dpr (truncate, beir) | runs/mb-dpr (truncate, mteb) | runs/mb-dpr (chunk-maxpool, beir) |
 |---|---|---|---|---|---|
 | beir/nfcorpus | — | 50.0 | 33.1 | — | — |
 | beir/scifact | 66.5 | 50.0 | 70.2 | 71.0 | — |
@@ -92,10 +76,32 @@ task opts in (`mteb`); the paper's DPR rows come from MTEB, its ColBERT rows fro
 | beir/quora | — | 50.0 | — | — | — |
 | beir/scidocs | — | 50.0 | — | — | — |
 | beir/webis-touche2020 | — | 50.0 | — | — | — |
-| beir/cqadupstack | — | 44.0 | 40.0 (3/12) | — | — |
+| beir/cqadupstack | — | 44.0 | 40.0 (3 of 12 sets) | — | — |
 | mldr | 23.0 | — | 25.1 | — | 31.1 |
 | csn/python | — | — | 50.0 | — | — |
 | coir/stackoverflow-qa | — | 70.0 | — | — | — |
+
+## Next to the ModernBERT paper
+
+nDCG@10 ×100. Paper rows: ModernBERT paper (arXiv 2412.13663), Table 1. BEIR is the mean of 15 sets with \
+CQADupStack first averaged over its 12 forums; CSN is the mean of CodeSearchNet's 6 languages (CoIR); SQA is \
+CoIR StackOverflow-QA. `(k of n sets)` marks a mean over only k of the n sets: it is not comparable with the \
+paper's number. *long docs*: how documents longer than max_length were handled (`truncate`, or \
+`chunk-maxpool`: split into chunks, a document scores as its best chunk). *protocol*: hits on the query's own \
+id dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`); the paper's DPR rows come from \
+MTEB, its ColBERT rows from PyLate (which never drops them).
+
+| model | kind | long docs | protocol | DPR BEIR | DPR MLDR-OOD | DPR MLDR-ID | ColBERT BEIR | ColBERT MLDR-OOD | BM25 BEIR | BM25 MLDR-OOD | CSN | SQA |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| ModernBERT-base (paper) | paper | — | — | 41.6 | 27.4 | 44.0 | 51.3 | 80.2 | — | — | 56.4 | 73.6 |
+| ModernBERT-large (paper) | paper | — | — | 44.0 | 34.3 | 48.6 | 52.4 | 80.4 | — | — | 59.5 | 83.9 |
+| BERT-base (paper) | paper | — | — | 38.9 | 23.9 | 32.2 | 49.0 | 28.1 | — | — | 41.2 | 59.5 |
+| GTE-en-MLM-base (paper) | paper | — | — | 41.4 | 34.3 | 44.4 | 48.2 | 69.3 | — | — | 44.9 | 71.4 |
+| bm25 | bm25 | whole | beir | — | — | — | — | — | 66.5 (1 of 15 sets) | 23.0 | — | — |
+| colbert-run | colbert | truncate | beir | — | — | — | 49.6 | — | — | — | — | 70.0 |
+| runs/mb-dpr (truncate, beir) | dense | truncate | beir | 51.6 (2 of 15 sets) | 25.1 | — | — | — | — | — | 50.0 (1 of 6 sets) | — |
+| runs/mb-dpr (truncate, mteb) | dense | truncate | mteb | 71.0 (1 of 15 sets) | — | — | — | — | — | — | — | — |
+| runs/mb-dpr (chunk-maxpool, beir) | dense | chunk-maxpool | beir | — | 31.1 | — | — | — | — | — | — | — |
 """
 
 
@@ -129,6 +135,9 @@ def test_later_duplicate_wins_with_a_warning(tmp_path, caplog):
 
 def test_bad_results_name_the_file_and_key(tmp_path):
     bad = _result(tmp_path / "r", "x", model="m", dataset="beir/scifact")
+    with pytest.raises(EmbedkitError, match=r"x\.json: no nDCG score"):
+        load_results([tmp_path / "r"])
+    _result(tmp_path / "r", "x", model="m", dataset="beir/scifact", **{"ndcg@10": "high"})
     with pytest.raises(EmbedkitError, match=r"x\.json: key 'ndcg@10' must be a number"):
         load_results([tmp_path / "r"])
     bad.write_text("{not json", encoding="utf-8")
@@ -165,3 +174,86 @@ def test_chart_and_report_files(results_dirs, tmp_path):
     text = md_path.read_text(encoding="utf-8")
     assert text.startswith(EXPECTED) and "![nDCG@10 chart](report.png)" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "report.png"]
+
+
+# --- a user's own data: the report shows it, with the models named by their runs --------------------------
+
+@pytest.fixture()
+def own_results(tmp_path) -> Path:
+    """Two models (one trained, named by an absolute path) on two folders of the user's own, as `embedkit run`
+    writes them (k = 10: recall@10, no recall@100)."""
+    root = tmp_path / "eval"
+    model = tmp_path / "runs" / "minilm-code"
+    (model).mkdir(parents=True)
+    (model / "embedkit.json").write_text("{}")
+    for name, folder, scores in ((str(model), "minilm-code", (0.68, 0.55)), ("bm25", "bm25", (0.38, 0.45))):
+        for dataset, ndcg in zip(("code", "text"), scores):
+            _result(root / folder, dataset, model=name, kind="dense" if name != "bm25" else "lexical",
+                    dataset=dataset, k=10, **{"ndcg@10": ndcg, "recall@10": ndcg + 0.2, "mrr@10": ndcg - 0.1,
+                                              "map@10": ndcg - 0.1, "recall@100": None})
+    for path in root.rglob("*.json"):  # as written at k = 10: no key of a depth beyond k
+        data = json.loads(path.read_text())
+        data.pop("recall@100"), data.pop("map@100")
+        path.write_text(json.dumps(data))
+    return root
+
+
+def test_own_data_gets_a_table_and_bars_per_dataset(own_results, tmp_path):
+    results = load_results([own_results])
+    assert {r["_name"] for r in results} == {"minilm-code", "bm25"}  # the run's name, not its absolute path
+    markdown = render_markdown(results)
+    assert "| dataset | bm25 | minilm-code |" in markdown
+    assert "| code | 38.0 | 68.0 |" in markdown and "| text | 45.0 | 55.0 |" in markdown
+    assert "paper" not in markdown.lower() and str(tmp_path) not in markdown  # no empty paper table, no paths
+    figure = chart_figure(results)
+    (axes,) = figure.axes
+    labels = [t.get_text() for t in axes.get_xticklabels()]
+    assert labels == ["code", "text"]
+    bars = axes.patches
+    assert sorted(round(b.get_height(), 1) for b in bars) == [38.0, 45.0, 55.0, 68.0]
+    colours = {tuple(b.get_facecolor()) for b in bars}
+    assert len(colours) == 2  # one colour per model...
+    legend = {t.get_text(): tuple(h.get_facecolor()) for t, h in
+              zip(figure.legends[0].get_texts(), figure.legends[0].legend_handles)}
+    assert set(legend) == {"bm25", "minilm-code"} and set(legend.values()) == colours  # ...named by the legend
+    by_height = {round(b.get_height(), 1): tuple(b.get_facecolor()) for b in bars}
+    assert by_height[68.0] == legend["minilm-code"] and by_height[38.0] == legend["bm25"]
+
+
+@pytest.mark.parametrize("metric, title, code", [("recall@k", "Recall@10", 88.0), ("mrr@10", "MRR@10", 58.0)])
+def test_the_metric_is_chosen(own_results, tmp_path, metric, title, code):
+    md_path, png_path = write_report([own_results], tmp_path / "out", metric=metric)
+    markdown = md_path.read_text()
+    assert markdown.startswith(f"# Retrieval results\n\n{title} ×100") and f"| code | {code - 30:.1f} | {code:.1f} |" \
+        in markdown
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(EmbedkitError, match="--metric: 'recall@100' is not one of"):
+        write_report([own_results], tmp_path / "out", metric="recall@100")
+
+
+def test_partial_benchmark_means_are_marked_next_to_the_paper(tmp_path):
+    for dataset, score in (("beir/scifact", 0.70), ("beir/nfcorpus", 0.33)):
+        _result(tmp_path / "r", dataset.replace("/", "_"), model="mb-dpr", kind="dense", dataset=dataset,
+                **{"ndcg@10": score})
+    results = load_results([tmp_path / "r"])
+    assert "| mb-dpr | dense | truncate | beir | 51.5 (2 of 15 sets) |" in render_markdown(results)
+    figure = chart_figure(results)
+    per_dataset, paper = figure.axes
+    assert [t.get_text() for t in paper.get_xticklabels()] == ["DPR BEIR"]
+    ours, *references = sorted(paper.patches, key=lambda b: b.get_x())
+    assert ours.get_hatch() == "///" and round(ours.get_height(), 1) == 51.5  # hatched: a partial mean
+    assert [round(b.get_height(), 1) for b in references] == [41.6, 44.0] and not any(b.get_hatch() for b in references)
+    notes = [t.get_text() for t in paper.texts]
+    assert "51.5\n2 of 15 sets" in notes
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "ModernBERT-base (paper)" in legend and any(text.startswith("hatched:") for text in legend)
+    assert not any(b.get_hatch() for b in per_dataset.patches)  # single datasets are never partial
+
+
+def test_old_results_without_k_stay_readable(tmp_path):
+    """Results written before k was recorded: recall@k is read from their recall@100 key."""
+    _result(tmp_path / "old", "s", model="/somewhere/runs/dpr", kind="dense", dataset="beir/scifact",
+            **{"ndcg@10": 0.5})
+    (result,) = load_results([tmp_path / "old"])
+    assert result["_name"] == "dpr"
+    assert "| beir/scifact | 80.0 |" in render_markdown([result], metric="recall@k")
