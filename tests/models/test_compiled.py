@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-import embedkit.models.modernbert_unpadded as unpadded_module
-from embedkit.models.modernbert_unpadded import PackedForward, UnpaddedModernBert
+import embedkit.models.packed_forward as forward_module
+from embedkit.models.modernbert_unpadded import enable_unpadded
+from embedkit.models.packed_forward import PackedForward
 from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packing import cu_seqlens_from_lengths
+
+pytestmark = pytest.mark.packed
 
 
 def _packed_batch(tokenizer, texts, max_len):
@@ -43,7 +46,8 @@ def test_compiled_training_gradients_match_hf(st_reference, texts):
 
     reference = copy.deepcopy(st_reference).train()
     packed = copy.deepcopy(st_reference).train()
-    packed[0].auto_model = UnpaddedModernBert(packed[0].auto_model, strict=True, compile=True)
+    assert enable_unpadded(packed, mode="on")
+    packed[0].auto_model.compile = True
     for model in (reference, packed):
         features = [model.tokenize(texts[0::2]), model.tokenize(texts[1::2])]
         MultipleNegativesRankingLoss(model)(features, labels=None).backward()
@@ -54,12 +58,12 @@ def test_compiled_training_gradients_match_hf(st_reference, texts):
 
 
 def test_compile_failure_runs_eagerly_with_one_warning(st_reference, texts, monkeypatch, caplog):
-    def no_compiler():
+    def no_compiler(fn, backend):
         def fail(*args):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
         return fail
 
-    monkeypatch.setattr(unpadded_module, "_compiled_forward_packed", no_compiler)
+    monkeypatch.setattr(forward_module, "_compile", no_compiler)
     model = copy.deepcopy(st_reference)
     expected = st_reference.encode(texts, batch_size=4)
     with caplog.at_level(logging.WARNING):

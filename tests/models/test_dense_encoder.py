@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
 
 from embedkit.models.dense import DenseEncoder, load_dense_model
+
+pytestmark = pytest.mark.packed
 
 
 def test_token_budget_packing_path_equals_sentence_transformers(tiny_modernbert, code_pairs):

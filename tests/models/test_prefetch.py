@@ -10,6 +10,8 @@ import torch
 
 from embedkit.models.prefetch import packed_batches, prefetch
 
+pytestmark = pytest.mark.packed
+
 
 def _fake_tokenize(texts: list[str]) -> list[list[int]]:
     return [[len(t)] * len(t) for t in texts]  # a text of k characters -> k tokens of value k
