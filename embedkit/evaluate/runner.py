@@ -67,7 +67,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     settings = replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size, max_length=options.max_length,
-                       truncate_dim=options.truncate_dim)
+                       truncate_dim=options.truncate_dim, precision=options.precision)
     kind = encoder_kind(settings, model, options.kind)
     model = encoders.resolve(kind, model)
     encoder = encoders.load_encoder(kind, model, settings, unpadded)

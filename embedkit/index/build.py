@@ -28,7 +28,7 @@ def _encode_settings(kind: str, model: str, corpus: Corpus, settings: IndexSetti
     """What the encoded shards depend on (not the backend: changing nprobe reuses the shards)."""
     return {"kind": kind, "model_fingerprint": model_fingerprint(model), "corpus": corpus.source,
             "max_length": settings.max_length, "truncate_dim": settings.truncate_dim,
-            "shard_size": settings.shard_size}
+            "shard_size": settings.shard_size, "precision": settings.precision}
 
 
 def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settings: IndexSettings | None = None,
@@ -58,7 +58,8 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
 
         barrier()  # no rank writes shards before rank 0 has discarded a stale work folder
     encode_corpus(corpus, encoder.encode_documents, work, shard_settings, shard_size=settings.shard_size,
-                  progress=progress, rank=rank, world_size=world_size)
+                  progress=progress, rank=rank, world_size=world_size,
+                  prepare=getattr(encoder, "prepare_documents", None))
     if world_size > 1:
         return work
     return finalize_index(model, kind, corpus, index_dir, encoder, settings, overwrite=overwrite)
@@ -75,7 +76,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
         backend_settings = backend.build(shards, folder, settings, int(encoder.dim))
         num = DocumentStore.write(folder, (doc for shard in shards for doc in shard.documents()))
         backend_settings.update(max_length=settings.max_length, truncate_dim=settings.truncate_dim,
-                                requested_backend=settings.backend)
+                                requested_backend=settings.backend, precision=settings.precision)
         IndexManifest(kind=kind, backend=backend.name, model=str(model), model_fingerprint=model_fingerprint(model),
                       embedding_dim=int(encoder.dim), normalized=bool(getattr(encoder, "normalize", False)),
                       num_documents=num, corpus=corpus.source, settings=backend_settings,
@@ -124,7 +125,8 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
     if encoder is None:
         encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
             batch_size=batch_size, max_length=max_length or manifest.settings.get("max_length"),
-            truncate_dim=manifest.settings.get("truncate_dim")), unpadded)
+            truncate_dim=manifest.settings.get("truncate_dim"),
+            precision=manifest.settings.get("precision", "fp32")), unpadded)
     return backend.open(Path(index_dir), encoder)
 
 

@@ -88,7 +88,9 @@ class DenseEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        from embedkit.models.packed_encoding import embedding_dimension
+
+        return embedding_dimension(self.model)
 
     def _prompt_name(self, prompt_name: str | None) -> str | None:
         return prompt_name if prompt_name in getattr(self.model, "prompts", {}) else None

@@ -50,6 +50,12 @@ _LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_toke
                         "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 
 
+def embedding_dimension(st_model: Any) -> int:
+    """Output dimension of a SentenceTransformer (``get_embedding_dimension`` since 5.4, the old name before)."""
+    get = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
+    return int(get())
+
+
 def pooling_modes(module: Any) -> tuple[str, ...]:
     """The pooling modes of a sentence-transformers ``Pooling`` module, read from its saved config (the one
     API every version has; ``get_pooling_mode_str`` is gone since 5.4)."""
@@ -185,7 +191,7 @@ class PackedTextEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.st_model.get_sentence_embedding_dimension())
+        return embedding_dimension(self.st_model)
 
     def _library_encode(self, texts: list[str], show_progress_bar: bool = False) -> np.ndarray:
         emb = self.st_model.encode(texts, prompt=self.prompt, normalize_embeddings=self.normalize, batch_size=32,

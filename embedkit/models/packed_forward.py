@@ -171,6 +171,9 @@ class PackedForward:
         if self.compile:
             if cu_seqlens.numel() == 2:  # one sequence: add an empty one, as a size-1 axis would specialise
                 cu_seqlens = torch.cat([cu_seqlens, cu_seqlens[-1:]])  # (3,); no token, same outputs
+            if torch.is_inference_mode_enabled():  # graphs guard on it: make every input an inference tensor
+                input_ids, cu_seqlens, inputs_embeds = (
+                    t if t is None or t.is_inference() else t.clone() for t in (input_ids, cu_seqlens, inputs_embeds))
             try:
                 if self._compiled is None:
                     self._compiled = _compile(_forward_packed, self._backend)

@@ -34,9 +34,14 @@ def test_exact_index_equals_brute_force(dense_index, code_beir):
     q_vecs = index.encoder.encode_queries(queries)
     expected = np.argsort(-(q_vecs @ doc_vecs.T), axis=1)[:, :10]
     scores, positions = index.search_positions(queries, 10)
-    assert [[index.store.ids[p] for p in row] for row in positions] == \
-        [[docs[i][0] for i in row] for row in expected]
-    np.testing.assert_allclose(scores, np.take_along_axis(q_vecs @ doc_vecs.T, expected, 1), rtol=1e-4, atol=1e-5)
+    expected_scores = np.take_along_axis(q_vecs @ doc_vecs.T, expected, 1)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-5)
+    # the same documents, except where the random tiny model scores two of them within float noise (the
+    # corpus was encoded shard by shard for the index, all at once here: other batches, other last bits)
+    for row, got, want, row_scores in zip(range(len(queries)), positions, expected, expected_scores):
+        clear = np.abs(np.diff(row_scores, prepend=np.inf)) > 1e-5
+        clear &= np.abs(np.diff(row_scores, append=-np.inf)) > 1e-5
+        assert [index.store.ids[p] for p, c in zip(got, clear) if c] == [docs[i][0] for i, c in zip(want, clear) if c]
 
 
 def test_other_model_is_refused(dense_index, minilm_path):
