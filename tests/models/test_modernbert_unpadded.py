@@ -369,3 +369,25 @@ def test_unpad_hint_from_masks():
     hint = UnpadHint.from_mask(left)
     assert hint.starts.tolist() == [1, 0, 0] and hint.lengths.tolist() == [2, 3, 0]
     assert UnpadHint.from_mask(torch.tensor([[1, 0, 1]])) is None  # not one run of real tokens
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_training_forward_does_not_wait_for_the_device(st_reference, texts):
+    """With the host-side lengths from tokenisation, the wrapper's unpadding and packed forward queue their work
+    without a device->host sync (torch.nonzero on the mask would wait for every previous kernel)."""
+    model = copy.deepcopy(st_reference).cuda().train()
+    assert enable_unpadded(model, mode="on")
+    wrapper = model[0].auto_model
+    tokenize = getattr(model, "preprocess", None) or model.tokenize
+    features = tokenize(texts)
+    features = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        model(dict(features))  # first call: self-check (which syncs) and kernel warm-up
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = model(dict(features))["sentence_embedding"]
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert wrapper.host_unpads == 2 and torch.isfinite(out).all()
