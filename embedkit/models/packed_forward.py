@@ -147,7 +147,7 @@ class PackedForward:
         self.compile = should_compile(next(self.model.parameters()).device) if compile is None else compile
         self.graphs = 0  # graphs handed to the compiler backend
         self.calls = 0
-        self._settled: int | None = None  # graphs after the first compiled call
+        self._settled: dict[tuple, int] = {}  # graphs after the first compiled call in each grad/autocast mode
         self._compiled: Any = None
         self._requested = self.compile
 
@@ -186,15 +186,23 @@ class PackedForward:
                 logger.warning("torch.compile of the packed ModernBERT forward failed (%s: %s); running eagerly",
                                type(exc).__name__, (str(exc).splitlines() or [""])[0])
             else:
-                if self._settled is None:
-                    self._settled = self.graphs
-                elif self.graphs > self._settled:
-                    logger.warning("the packed ModernBERT forward was recompiled (%d graphs, %d after the first "
-                                   "call); run with TORCH_LOGS=recompiles to see why", self.graphs, self._settled)
-                    self._settled = self.graphs
+                self._note_graphs()
                 return out
         return _forward_packed(self.model, input_ids, cu_seqlens, max_seqlen, inputs_embeds, output_hidden_states,
                                self.backend)
+
+    def _note_graphs(self) -> None:
+        """The first call in a mode (inference, no-grad, training; autocast dtype) may compile a graph of its own;
+        a graph compiled by a later call in the same mode is a recompilation: counted, and logged once each."""
+        device = next(self.model.parameters()).device.type
+        mode = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
+                torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None)
+        if mode not in self._settled:
+            self._settled[mode] = self.graphs
+        elif self.graphs > self._settled[mode]:
+            logger.warning("the packed ModernBERT forward was recompiled (%d graphs in all, %d before this call); run "
+                           "with TORCH_LOGS=recompiles to see why", self.graphs, self._settled[mode])
+            self._settled = {key: self.graphs for key in self._settled}
 
     def __call__(self, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         return self.full(input_ids, cu_seqlens, max_seqlen)[0]

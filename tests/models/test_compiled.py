@@ -59,12 +59,15 @@ def test_one_compiled_forward_per_model_and_a_forced_recompile_is_detected(st_re
     encode_packed(model, texts, compile=True, max_tokens_per_batch=64)  # other shapes, several batches
     encode_packed(model, texts[:1], compile=True)  # one sequence
     assert forward.graphs == graphs
-    hf = model[0].auto_model
     ids, cu, longest = _packed_batch(st_reference.tokenizer, texts[:3], 40)
-    with caplog.at_level(logging.WARNING):
-        forward(ids, cu, longest).sum().backward()  # grad mode: a graph of its own
+    with torch.inference_mode(), caplog.at_level(logging.WARNING):
+        forward.full(ids, cu, longest, output_hidden_states=True)  # another graph in the same mode: a recompile
     assert forward.graphs > graphs and "recompiled" in caplog.text
-    assert all(p.grad is not None for p in hf.parameters() if p.requires_grad)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        forward(ids, cu, longest).sum().backward()  # training: a mode of its own, its first graph is no recompile
+    assert "recompiled" not in caplog.text
+    assert all(p.grad is not None for p in model[0].auto_model.parameters() if p.requires_grad)
 
 
 @pytest.mark.slow
@@ -82,6 +85,7 @@ def test_compiled_training_gradients_match_hf(st_reference, texts):
     for name, param in packed.named_parameters():
         assert param.grad is not None, name
         torch.testing.assert_close(param.grad, ref_grads[name].grad, atol=1e-5, rtol=1e-3, msg=name)
+    assert packed[0].auto_model.packed_calls == 2  # both columns ran the compiled packed forward
 
 
 def test_compile_failure_runs_eagerly_with_one_warning(st_reference, texts, monkeypatch, caplog):

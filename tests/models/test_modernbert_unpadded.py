@@ -284,7 +284,7 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
     for model in (reference, packed):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             features = [model.tokenize(texts[0::2]), model.tokenize(texts[1::2])]
-            features = [{k: v.cuda() for k, v in f.items()} for f in features]
+            features = [{k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in f.items()} for f in features]
             MultipleNegativesRankingLoss(model)(features, labels=None).backward()
     ref_grads = dict(reference.named_parameters())
     pairs = [(p.grad, ref_grads[name].grad) for name, p in packed.named_parameters()]
