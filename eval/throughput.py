@@ -209,7 +209,9 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
     if compile is not None:
         methods[f"embedkit_packed_{'compiled' if compile else 'eager'}"] = (
             lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile))
-    if cpu_bf16 and device.type == "cpu":
+    if cpu_bf16 and device.type == "cpu" and not cpu_bf16_features():
+        logger.warning("--cpu-bf16: this CPU (%s) has no native bf16 (AVX512-BF16/AMX); the row is left out", cpu_name())
+    elif cpu_bf16 and device.type == "cpu":
         methods["embedkit_packed_cpu_bf16"] = (
             lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile, precision="bf16"))
     methods = {k: v for k, v in methods.items() if k not in skip}  # st_encode_b32, the reference, cannot be skipped
