@@ -148,7 +148,7 @@ class UnpaddedModernBert(nn.Module):
         self._check_pending()
         hint, self.hint = self.hint, None
         batch, seq_len = attention_mask.shape
-        if hint is None or len(hint) != batch or int(hint.starts.max(initial=0) + hint.lengths.max(initial=0)) > seq_len:
+        if hint is None or len(hint) != batch or int((hint.starts + hint.lengths).max(initial=0)) > seq_len:
             return unpad(attention_mask, max_seqlen=bound)
         indices, cu_seqlens, longest = unpad_from_lengths(hint.starts, hint.lengths, seq_len)
         self.host_unpads += 1
@@ -160,13 +160,14 @@ class UnpaddedModernBert(nn.Module):
             return indices, cu_seqlens, bound or longest
         indices = indices.pin_memory().to(device, non_blocking=True)
         cu_seqlens = cu_seqlens.pin_memory().to(device, non_blocking=True)
-        self._queue_check(attention_mask, cu_seqlens)
+        self._queue_check(attention_mask, indices)
         return indices, cu_seqlens, bound or longest
 
-    def _queue_check(self, attention_mask: torch.Tensor, cu_seqlens: torch.Tensor) -> None:
-        """Compare the hint with the device mask on the device; the result is read at the next forward."""
-        lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).to(attention_mask.device)
-        bad = (attention_mask.bool().sum(dim=1) != lengths).any()
+    def _queue_check(self, attention_mask: torch.Tensor, indices: torch.Tensor) -> None:
+        """Compare the hint with the device mask on the device (every hinted position real, and as many as the
+        mask has); the result is read at the next forward, once the device has it."""
+        mask = attention_mask.bool().flatten()
+        bad = ~mask[indices].all() | (mask.sum() != indices.numel())
         flag = torch.empty((), dtype=torch.bool, pin_memory=True)
         flag.copy_(bad, non_blocking=True)
         event = torch.cuda.Event()

@@ -127,10 +127,3 @@ def check_tokens(side: TextSide, tokenize: Callable[[list[str]], list[list[int]]
     logger.warning("%s; using the library's own tokenisation", message)
     return side.reference_ids
 
-
-def token_tensor(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(flat ids, cu_seqlens)`` of token id lists."""
-    flat = torch.tensor([t for x in ids for t in x], dtype=torch.long)
-    cu = torch.zeros(len(ids) + 1, dtype=torch.int32)
-    cu[1:] = torch.cumsum(torch.tensor([len(x) for x in ids]), 0)
-    return flat, cu
