@@ -7,9 +7,9 @@
 # 2. the GPU tests (-m gpu): packed and compiled forward vs HF in bf16 and fp32, gradients, no recompilation
 #    (gpu-tests.log);
 # 3. eval/throughput.py for ModernBERT-base: sentence-transformers encode (batch 32) vs embedkit's packed encode on
-#    short and long variable-length inputs, MNRL training steps with and without the packed forward, and
-#    `embedkit index` in fresh processes at steady state (a start-up run, then a corpus sized to take
-#    --index-seconds at the measured encode rate). Every row is written to OUT_DIR/throughput-<gpu>-base.json as
+#    short and long variable-length inputs, `embedkit index` in fresh processes at steady state (a start-up run,
+#    then a corpus sized to take --index-seconds at the measured encode rate), MNRL training steps with and
+#    without the packed forward. Every row is written to OUT_DIR/throughput-<gpu>-base.json as
 #    soon as it is measured (throughput-base.log has the rest), so a run cut short keeps what it measured.
 # `large` adds the same for ModernBERT-large (only on request: it does not fit the 8 minutes with base).
 # Each step gets what is left of the budget (EMBEDKIT_GPU_BUDGET seconds, default 470) and is skipped when too
@@ -60,7 +60,7 @@ print("flash_attn:", flash_attn_available(), "| torch varlen_attn:", torch_varle
       "| CPU:", cpu_name(), "| CPU bf16:", ",".join(cpu_bf16_features()) or "none")
 PY
 
-limit=$(( $(left) < 150 ? $(left) : 150 ))
+limit=$(( $(left) < 120 ? $(left) : 120 ))
 timeout "$limit" "$python" -m pytest -q -m gpu -p no:cacheprovider tests/models 2>&1 | tee "$out/gpu-tests.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 5 ] && rc=0  # no test collected: the --dry-run without a GPU
@@ -79,7 +79,7 @@ for config in "${configs[@]}"; do
     else
         case $config in  # large is ~3x slower than base per token
             large) sizes=(--num-docs 2048 --num-long-docs 64 --index-seconds 40) ;;
-            *) sizes=(--num-docs 4096 --num-long-docs 128 --index-seconds 60) ;;
+            *) sizes=(--num-docs 4096 --num-long-docs 128 --index-seconds 45) ;;
         esac
         sizes+=(--configs "$config")
     fi

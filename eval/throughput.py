@@ -147,7 +147,7 @@ def build_model(name: str, tokenizer, folder: Path, device: torch.device, dtype:
                               bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
                               attn_implementation="sdpa", **CONFIGS[name])
     torch.manual_seed(0)
-    ModernBertModel(config).save_pretrained(folder)
+    ModernBertModel(config).to(dtype).save_pretrained(folder)  # the index run loads these weights as they are
     tokenizer.save_pretrained(folder)
     model = SentenceTransformer(str(folder), device=str(device), model_kwargs={"dtype": dtype})
     model.max_seq_length = 8192
@@ -523,13 +523,7 @@ def main(argv: list[str] | None = None) -> None:
             st_model = build_model(config, tokenizer, Path(folder), device, dtype)
             run_inference(config, st_model, sets, args.max_tokens, repeats, rows, compile=compile,
                           cpu_bf16=args.cpu_bf16, skip=tuple(args.skip))
-            if train_steps or gradcache_batch:
-                run_training(config, st_model, queries, passages, train_batch, train_steps, rows,
-                             gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)
-            del st_model
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            if index_docs:
+            if index_docs:  # before training: in a GPU session cut short, the headline rows come first
                 pool_tokens = [len(x) for x in tokenizer(index_pool, truncation=True, max_length=8192)["input_ids"]]
                 docs = index_docs
                 if docs < 0:  # as many documents as the measured packed rate encodes in --index-seconds
@@ -537,6 +531,12 @@ def main(argv: list[str] | None = None) -> None:
                                 and r.method == "embedkit_packed" and r.inputs == "short-variable"), default=0)
                     docs = int(args.index_seconds * (rate or 1e6) / (sum(pool_tokens) / len(pool_tokens)))
                 run_index(config, Path(folder), index_pool, pool_tokens, docs, rows)
+            if train_steps or gradcache_batch:
+                run_training(config, st_model, queries, passages, train_batch, train_steps, rows,
+                             gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)
+            del st_model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     table = markdown(rows.rows)
     print(table)
     rows.save(table)
