@@ -51,23 +51,25 @@ def _pipeline_pass(corpus_path: Path, tokenize, threads: int, device: torch.devi
 
     cuda = device.type == "cuda"
     pipeline = HostPipeline(threads=threads, pin_memory=cuda, sort=not cuda)
+    slices = (texts[i:i + SLICE] for _, texts in Corpus(str(corpus_path)).batches(shard_size)
+              for i in range(0, len(texts), SLICE))
     tokens = 0
     start = time.perf_counter()
     try:
-        for _, texts in Corpus(str(corpus_path)).batches(shard_size):
-            slices = [texts[i:i + SLICE] for i in range(0, len(texts), SLICE)]
-            jobs = [pipeline.submit(slices[0], tokenize, max_tokens)]
-            for i in range(len(slices)):
-                if i + 1 < len(slices):
-                    jobs.append(pipeline.submit(slices[i + 1], tokenize, max_tokens))  # announced ahead
-                for batch in jobs[i]:
-                    n = batch.input_ids.numel()
-                    tokens += n
-                    if cuda:
-                        batch.input_ids.to(device, non_blocking=True)
-                        batch.cu_seqlens.to(device, non_blocking=True)
-                    if fake_rate:
-                        time.sleep(n / fake_rate)
+        following = next(slices, None)
+        job = pipeline.submit(following, tokenize, max_tokens) if following is not None else None
+        while job is not None:
+            following = next(slices, None)  # announced before the current one is consumed, across shards too
+            upcoming = pipeline.submit(following, tokenize, max_tokens) if following is not None else None
+            for batch in job:
+                n = batch.input_ids.numel()
+                tokens += n
+                if cuda:
+                    batch.input_ids.to(device, non_blocking=True)
+                    batch.cu_seqlens.to(device, non_blocking=True)
+                if fake_rate:
+                    time.sleep(n / fake_rate)
+            job = upcoming
         if cuda:
             torch.cuda.synchronize(device)
     finally:
