@@ -8,7 +8,8 @@ PYLATE_VENV := .venv-pylate
 PYLATE_BIN := $(PYLATE_VENV)/bin
 PYLATE_STAMP := $(PYLATE_VENV)/.installed-$(shell cat pyproject.toml constraints/pylate.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install install-pylate quickstart test test-fast test-pylate throughput throughput-cpu serve-bench infinity-env gpu-wheels clean
+.PHONY: install install-pylate quickstart test test-fast test-pylate throughput throughput-cpu throughput-host \
+	compare-st serve-bench infinity-env gpu-wheels gpu-wheels-stack clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,12 +60,26 @@ infinity-env: $(STAMP)
 serve-bench: infinity-env
 	$(BIN)/python eval/serve_bench.py
 
-# Wheels for eval/gpu_session.sh on a GPU machine without this environment (Python 3.12, other library versions).
-GPU_WHEELS := transformers==5.3.0 tokenizers==0.22.2 sentence-transformers==5.3.0
+
+# The host pipeline alone (read, tokenise, pack, pinned copy) vs the raw tokenizer, on real text; ~1 min.
+throughput-host: $(STAMP)
+	$(BIN)/python eval/throughput.py --host-only
+
+# embedkit eval of the packaged MiniLM, fp32 and bf16, vs sentence-transformers exact search; ~12 min on 2 cores.
+compare-st: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python eval/compare_st.py --docs 10000 --queries 500 --bf16
+
+# cp312 wheels for eval/gpu_session.sh on a GPU machine that has torch, transformers and sentence-transformers but
+# not the rest of what the check imports; gpu-wheels-stack adds the lower-end stack to run it on instead.
+GPU_WHEELS := faiss-cpu pytest pluggy iniconfig
+GPU_STACK_WHEELS := transformers==5.3.0 tokenizers==0.22.2 sentence-transformers==5.3.0
+GPU_PIP_DOWNLOAD = $(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl
 gpu-wheels:
-	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-		-d .whl $(GPU_WHEELS)
+	$(GPU_PIP_DOWNLOAD) $(GPU_WHEELS)
+
+gpu-wheels-stack: gpu-wheels
+	$(GPU_PIP_DOWNLOAD) $(GPU_STACK_WHEELS)
 
 clean:
 	rm -rf $(VENV) $(PYLATE_VENV) .venv-infinity runs indexes .pytest_cache

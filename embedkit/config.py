@@ -178,6 +178,10 @@ class EncodeSettings:
     batch_size: int = _help("Encoding batch size.", 64)
     max_length: int | None = _help("Document length in tokens. Default: the model's own.", None)
     truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None)
+    precision: Literal["fp32", "bf16"] = _help(
+        "Compute precision of encoding. bf16: bfloat16 autocast, for CPUs with AVX512-BF16 or AMX (refused "
+        "elsewhere) and GPUs; checked against fp32 on the first texts. An index records it and encodes its "
+        "queries the same way.", "fp32")
 
 
 @dataclass

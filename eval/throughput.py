@@ -14,6 +14,14 @@ One run, one random-init model per config, the same inputs for every method:
   ``--gradcache-batch`` pairs (4096 by default: in-batch negatives over the whole batch, memory bounded by
   the mini-batch), with its peak GPU memory.
 
+- ``embedkit_index_cli``: ``embedkit index`` of a JSONL corpus as a user runs it, in a fresh process, twice: a
+  small corpus (start-up: imports, model loading, self-check, compilation or its on-disk cache) and a large one;
+  the row's ``steady_tokens_per_s`` is the difference of the two, ``startup_share`` the small run's share of
+  the large one's time (it should be under 0.1: ``--index-seconds`` sizes the large corpus from the measured
+  encode rate);
+- ``--host-only``: the host side alone (eval/host_throughput.py): read -> tokenise -> pack -> pinned copy with
+  the forward a no-op, beside the raw tokenizer on the same real texts, at 1 and N threads.
+
 How it is measured: texts are random words from a vocabulary on which a WordPiece tokenizer was trained so
 that every word is one token, so a text of ``k - 2`` words is exactly ``k`` tokens with [CLS]/[SEP]; every
 inference method is timed end to end from texts to pooled embeddings (tokenisation included), after every
@@ -22,8 +30,9 @@ method has warmed up on every length range; the best of ``--repeats`` runs is ke
 the ModernBERT paper: short N(256, 64) clamped to 16..512, fixed 512, long N(4096, 1024) clamped to 16..8192.
 Models run in ``--dtype`` (bf16 on CUDA by default); training keeps fp32 weights under bf16 autocast on CUDA.
 
-    python eval/throughput.py                 # base + large on the GPU
+    python eval/throughput.py                 # base on the GPU (--configs large for large)
     python eval/throughput.py --small         # tiny model, short lengths: a ~1-minute CPU smoke run
+    python eval/throughput.py --host-only     # the host pipeline alone, on real text
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ import contextlib
 import copy
 import json
 import logging
-import platform
 import random
 import os
 import re
@@ -46,6 +54,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from embedkit.models.packed_encoding import default_token_budget
+from embedkit.models.precision import cpu_bf16_features, cpu_name
 
 logger = logging.getLogger("throughput")
 
@@ -97,13 +108,10 @@ class Results:
 
 
 def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
+    """The GPU, or the CPU model (/proc/cpuinfo): every result names its machine."""
+    from embedkit.models.precision import cpu_name
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
 
 
 def slug(text: str) -> str:
@@ -139,7 +147,7 @@ def build_model(name: str, tokenizer, folder: Path, device: torch.device, dtype:
                               bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
                               attn_implementation="sdpa", **CONFIGS[name])
     torch.manual_seed(0)
-    ModernBertModel(config).save_pretrained(folder)
+    ModernBertModel(config).to(dtype).save_pretrained(folder)  # the index run loads these weights as they are
     tokenizer.save_pretrained(folder)
     model = SentenceTransformer(str(folder), device=str(device), model_kwargs={"dtype": dtype})
     model.max_seq_length = 8192
@@ -201,9 +209,11 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
     if compile is not None:
         methods[f"embedkit_packed_{'compiled' if compile else 'eager'}"] = (
             lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile))
-    if cpu_bf16 and device.type == "cpu":
+    if cpu_bf16 and device.type == "cpu" and not cpu_bf16_features():
+        logger.warning("--cpu-bf16: this CPU (%s) has no native bf16 (AVX512-BF16/AMX); the row is left out", cpu_name())
+    elif cpu_bf16 and device.type == "cpu":
         methods["embedkit_packed_cpu_bf16"] = (
-            lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile, cpu_bf16=True))
+            lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile, precision="bf16"))
     methods = {k: v for k, v in methods.items() if k not in skip}  # st_encode_b32, the reference, cannot be skipped
     tok = st_model.tokenizer
     for texts in sets.values():  # warm every method on every length range before timing any of them
@@ -247,7 +257,11 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     Every variant is built and warmed up (MNRL: 2 steps; GradCache: a step of two mini-batches) before any is
     timed. GradCache rows record the peak GPU memory of their step.
     """
-    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
+    try:  # sentence-transformers >= 5.4 (the old path warns)
+        from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
+                                                                       MultipleNegativesRankingLoss)
+    except ImportError:
+        from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
     from embedkit.models.modernbert_unpadded import enable_unpadded
 
@@ -279,8 +293,9 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
 
     def step(method: str, q: list[str], p: list[str]) -> int:
         model, loss_fn, optimizer = variants[method]
-        features = [model.tokenize(q), model.tokenize(p)]
-        features = [{k: v.to(device) for k, v in f.items()} for f in features]
+        tokenize = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers >= 5.4 / older
+        features = [tokenize(q), tokenize(p)]
+        features = [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in f.items()} for f in features]
         with autocast:
             loss = loss_fn(features, labels=None)
         loss.backward()
@@ -315,27 +330,90 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     variants.clear()
 
 
-def run_index(name: str, folder: Path, texts: list[str], tokens: int, rows: Results) -> None:
-    """``embedkit index`` of a JSONL corpus as a user runs it (a fresh process: start-up, model loading, reading,
-    tokenisation, encoding, compilation if any, FAISS), timed from outside."""
+def _write_corpus(path: Path, pool: list[str], docs: int) -> None:
+    """``docs`` documents cycling through ``pool`` (writing a large corpus of distinct random texts would take
+    longer than indexing it; the tokenizer and the model do the same work for a repeated text)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(docs):
+            f.write(json.dumps({"_id": f"d{i}", "text": pool[i % len(pool)]}) + "\n")
+
+
+def _index_once(folder: Path, corpus: Path, work: Path) -> tuple[float, str | None]:
+    command = [sys.executable, "-m", "embedkit", "index", "--model", str(folder), "--corpus", str(corpus),
+               "--index-dir", str(work / f"index-{corpus.stem}"), "--unpadded", "auto", "--overwrite"]
+    repo = str(Path(__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join([repo] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": pythonpath})
+    seconds = time.perf_counter() - start
+    return seconds, None if proc.returncode == 0 else proc.stderr[-1000:]
+
+
+def run_index(name: str, folder: Path, pool: list[str], pool_tokens: list[int], docs: int, rows: Results,
+              startup_docs: int = 256) -> None:
+    """``embedkit index`` of a JSONL corpus as a user runs it, in fresh processes (start-up, model loading,
+    reading, tokenisation, encoding, compilation or its cache, FAISS), timed from outside: first ``startup_docs``
+    documents, then ``docs``; the steady state is the difference."""
+    def tokens_of(n: int) -> int:
+        return sum(pool_tokens) * (n // len(pool)) + sum(pool_tokens[:n % len(pool)])
+
+    row = Row(name, "index-jsonl", "embedkit_index_cli", docs, tokens_of(docs))
     with tempfile.TemporaryDirectory() as work:
-        corpus = Path(work) / "corpus.jsonl"
-        with open(corpus, "w", encoding="utf-8") as f:
-            for i, text in enumerate(texts):
-                f.write(json.dumps({"_id": f"d{i}", "text": text}) + "\n")
-        command = [sys.executable, "-m", "embedkit", "index", "--model", str(folder), "--corpus", str(corpus),
-                   "--index-dir", str(Path(work) / "index"), "--unpadded", "auto"]
-        row = Row(name, "index-jsonl", "embedkit_index_cli", len(texts), tokens)
-        start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-        row.seconds = time.perf_counter() - start
-        if proc.returncode == 0:
-            row.tokens_per_s = tokens / row.seconds
-        else:
-            row.status = "failed"
-            row.extra["stderr"] = proc.stderr[-1000:]
-        rows.add(row)
+        work = Path(work)
+        runs = {}
+        small = max(1, min(startup_docs, docs // 8))
+        for label, n in (("startup", small), ("corpus", docs)):
+            corpus = work / f"{label}.jsonl"
+            _write_corpus(corpus, pool, n)
+            logger.info("%s / embedkit index: %d documents (%s)", name, n, label)
+            seconds, error = _index_once(folder, corpus, work)
+            if error is not None:
+                row.status, row.extra["stderr"] = "failed", error
+                rows.add(row)
+                return
+            runs[label] = (seconds, tokens_of(n))
+    (t_small, tok_small), (t_big, tok_big) = runs["startup"], runs["corpus"]
+    row.seconds, row.tokens_per_s = t_big, tok_big / t_big
+    row.extra.update(startup_docs=small, startup_seconds=round(t_small, 2),
+                     startup_share=round(t_small / t_big, 3))
+    if t_big > t_small and tok_big > tok_small:
+        row.extra["steady_tokens_per_s"] = round((tok_big - tok_small) / (t_big - t_small))
+    rows.add(row)
+
+
+def host_only(args: argparse.Namespace, device: torch.device) -> None:
+    """The --host-only run: its rows in their own JSON (throughput-<machine>-host.json)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from host_throughput import run_host_only
+
+    name = device_name(device)
+    threads = args.host_threads or sorted({1, os.cpu_count() or 1})
+    meta = {"device": name, "cpu": cpu_name(), "cpus": os.cpu_count(), "host_only": True, "threads": threads,
+            "torch": torch.__version__}
+    rows = Results(args.out / f"throughput-{slug(name)}-host{'-small' if args.small else ''}.json", meta)
+    run_host_only(rows, Row, args.host_texts or (2000 if args.small else 20000), threads,
+                  args.repeats or (1 if args.small else 3), args.max_tokens or default_token_budget(device),
+                  None if args.fake_device_rate < 0 else args.fake_device_rate)
+    table = host_markdown(rows.rows)
+    print(table)
+    rows.save(table)
+    logger.info("wrote %s", rows.path)
+
+
+def host_markdown(rows: list[Row]) -> str:
+    lines = ["| method | threads | texts | tokens | s | ktok/s | × raw parallel | × 1 thread | overlap |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    raw = next((r.tokens_per_s for r in rows if r.method == "raw_tokenizer" and r.extra.get("tokenizers_parallelism")),
+               None)
+    for r in rows:
+        extra = r.extra
+        ratio = f"{r.tokens_per_s / raw:.2f}" if raw and r.tokens_per_s else "—"
+        scale = f"{extra['vs_first_threads']:.2f}" if "vs_first_threads" in extra else "—"
+        method = r.method + (f" (device {extra['fake_device_tokens_per_s'] / 1e3:.0f} ktok/s: "
+                             f"{extra['device_seconds']:.2f} s)" if "fake_device_tokens_per_s" in extra else "")
+        lines.append(f"| {method} | {extra.get('threads', '')} | {r.docs} | {r.tokens} | {r.seconds:.2f} | "
+                     f"{r.tokens_per_s / 1e3:.1f} | {ratio} | {scale} | {extra.get('overlap', '—')} |")
+    return "\n".join(lines)
 
 
 def markdown(rows: list[Row]) -> str:
@@ -350,6 +428,8 @@ def markdown(rows: list[Row]) -> str:
         ratio = f"{r.tokens_per_s / ref:.2f}" if ref and r.tokens_per_s else "—"
         speed = (f"{r.tokens_per_s / 1e3:.1f}" if r.tokens_per_s >= 1e4 else f"{r.tokens_per_s / 1e3:.3f}") \
             if r.tokens_per_s else r.status
+        if r.extra.get("steady_tokens_per_s"):
+            speed += f" (steady {r.extra['steady_tokens_per_s'] / 1e3:.1f})"
         secs = f"{r.seconds:.2f}" if r.seconds else "—"
         lines.append(f"| {r.config} | {r.inputs} | {r.method} | {r.docs} | {r.tokens} | {secs} | {speed} | {ratio} |")
     return "\n".join(lines)
@@ -363,8 +443,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-docs", type=int, help="docs per short input set (default 4096; 96 with --small)")
     parser.add_argument("--num-long-docs", type=int, help="docs in the long set (default 128; 16 with --small)")
     parser.add_argument("--index-docs", type=int,
-                        help="docs of the end-to-end `embedkit index` row (default 32768 on CUDA, else --num-docs; "
-                             "0 skips it)")
+                        help="docs of the end-to-end `embedkit index` row (default on CUDA: sized by "
+                             "--index-seconds from the measured encode rate; else --num-docs; 0 skips it)")
+    parser.add_argument("--index-seconds", type=float, default=60.0,
+                        help="CUDA: size the index corpus to take about this long at the measured packed encode "
+                             "rate, so that start-up is a small share of it (default 60)")
+    parser.add_argument("--host-only", action="store_true",
+                        help="only the host pipeline (read, tokenise, pack, pinned copy; no model) vs the raw "
+                             "tokenizer, on real text (eval/host_throughput.py)")
+    parser.add_argument("--host-texts", type=int, help="texts of the --host-only run (default 20000; 2000 with --small)")
+    parser.add_argument("--host-threads", type=int, nargs="+",
+                        help="tokenising threads of the --host-only pipeline rows (default: 1 and all cores)")
+    parser.add_argument("--fake-device-rate", type=float, default=0.0,
+                        help="--host-only: tokens/s of the fake device of the overlap rows (default 0: as fast as the "
+                             "1-thread pipeline; -1 leaves them out)")
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
                         help="inference weights; auto = bf16 on CUDA, fp32 on CPU")
     parser.add_argument("--compile", choices=["on", "off"],
@@ -389,10 +481,12 @@ def main(argv: list[str] | None = None) -> None:
     small = args.small
     configs = args.configs or (["tiny"] if small else ["base"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.host_only:
+        return host_only(args, device)
     num_docs = args.num_docs or (96 if small else 4096)
     num_long = args.num_long_docs or (16 if small else 128)
     index_docs = args.index_docs if args.index_docs is not None else (
-        32768 if device.type == "cuda" and not small else num_docs)
+        -1 if device.type == "cuda" and not small else num_docs)  # -1: sized from the measured encode rate
     repeats = args.repeats or (1 if small else 2)
     train_batch = args.train_batch or (16 if small else 64)
     train_steps = (3 if small else 10) if args.train_steps is None else args.train_steps
@@ -406,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
     specs = SMALL_INPUT_SETS if small else INPUT_SETS
     sets = {name: make_texts(words, num_long if name.startswith("long") else num_docs, spec, seed=i)
             for i, (name, spec) in enumerate(specs.items()) if not args.sets or name in args.sets}
-    index_texts = make_texts(words, index_docs, specs["short-variable"], seed=20)
+    index_pool = make_texts(words, min(4096, max(index_docs, 256)), specs["short-variable"], seed=20)
     pairs = max(train_batch * (train_steps + 2), gradcache_batch + 2 * gradcache_mini)
     queries = make_texts(words, pairs, (32, 8, 8, 64), seed=10)
     passages = make_texts(words, pairs, specs["short-variable"], seed=11)
@@ -420,6 +514,7 @@ def main(argv: list[str] | None = None) -> None:
             "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
             "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "compile": args.compile,
             "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cpu": cpu_name(), "cpu_bf16_features": list(cpu_bf16_features()),
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
     rows = Results(args.out / f"throughput-{slug(name)}-{'-'.join(configs)}{'-small' if small else ''}.json", meta)
@@ -428,15 +523,20 @@ def main(argv: list[str] | None = None) -> None:
             st_model = build_model(config, tokenizer, Path(folder), device, dtype)
             run_inference(config, st_model, sets, args.max_tokens, repeats, rows, compile=compile,
                           cpu_bf16=args.cpu_bf16, skip=tuple(args.skip))
+            if index_docs:  # before training: in a GPU session cut short, the headline rows come first
+                pool_tokens = [len(x) for x in tokenizer(index_pool, truncation=True, max_length=8192)["input_ids"]]
+                docs = index_docs
+                if docs < 0:  # as many documents as the measured packed rate encodes in --index-seconds
+                    rate = max((r.tokens_per_s or 0 for r in rows.rows if r.config == config
+                                and r.method == "embedkit_packed" and r.inputs == "short-variable"), default=0)
+                    docs = int(args.index_seconds * (rate or 1e6) / (sum(pool_tokens) / len(pool_tokens)))
+                run_index(config, Path(folder), index_pool, pool_tokens, docs, rows)
             if train_steps or gradcache_batch:
                 run_training(config, st_model, queries, passages, train_batch, train_steps, rows,
                              gradcache_batch=gradcache_batch, gradcache_mini_batch=gradcache_mini)
             del st_model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            if index_docs:
-                tokens = sum(len(x) for x in tokenizer(index_texts, truncation=True, max_length=8192)["input_ids"])
-                run_index(config, Path(folder), index_texts, tokens, rows)
     table = markdown(rows.rows)
     print(table)
     rows.save(table)

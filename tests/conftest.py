@@ -287,6 +287,40 @@ def st_reference(sharp_modernbert):
     return model
 
 
+@pytest.fixture(scope="session")
+def bpe_modernbert(tmp_path_factory, code_pairs) -> Path:
+    """A tiny random-init ModernBERT whose tokenizer is byte-level BPE, as ModernBERT's own: spaces are part of
+    the tokens, so leading or trailing whitespace changes the ids."""
+    from embedkit.models.tiny import build_tiny_modernbert
+
+    texts = [p.query for p in code_pairs] + [p.code for p in code_pairs]
+    return build_tiny_modernbert(tmp_path_factory.mktemp("bpe-modernbert"), texts, tokenizer="bpe")
+
+
+@pytest.fixture(scope="session")
+def multivector_encoder(sharp_modernbert):
+    """sentence-transformers' ColBERT model type (>= 6) on the sharp tiny ModernBERT: a document prompt, a document
+    length shorter than the code texts, a 32-d projection, punctuation skiplist, token-level Normalize."""
+    import string
+
+    st = pytest.importorskip("sentence_transformers")
+    if not hasattr(st, "MultiVectorEncoder"):
+        pytest.skip("sentence-transformers without MultiVectorEncoder (< 6)")
+    import torch
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules import Dense, Normalize, Transformer
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+
+    torch.manual_seed(0)
+    transformer = Transformer(str(sharp_modernbert), document_length=PACKED_MAX_LEN, query_length=16)
+    modules = [transformer, Dense(transformer.get_embedding_dimension(), 32, bias=False,
+                                  activation_function=torch.nn.Identity(), module_input_name="token_embeddings",
+                                  module_output_name="token_embeddings"),
+               MultiVectorMask(skiplist_words=list(string.punctuation)),
+               Normalize(module_input_name="token_embeddings")]
+    return MultiVectorEncoder(modules=modules, device="cpu", prompts={"query": "q: ", "document": "d: "})
+
+
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, c
 def _eval_settings(options: EvalOptions, index: IndexSettings | None) -> IndexSettings:
     """The index settings evaluation builds with: the backend's from ``index``, the encoding's from ``options``."""
     return replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size,
-                   max_length=options.max_length, truncate_dim=options.truncate_dim)
+                   max_length=options.max_length, truncate_dim=options.truncate_dim, precision=options.precision)
 
 
 def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: Path,

@@ -34,7 +34,7 @@ def _encode_settings(kind: str, model: str, settings: IndexSettings) -> dict:
     """What the encoded shards depend on besides the documents (each shard records a digest of those): not the
     backend, so changing the backend or nprobe reuses the shards."""
     return {"kind": kind, "model_fingerprint": model_fingerprint(model), "max_length": settings.max_length,
-            "truncate_dim": settings.truncate_dim, "shard_size": settings.shard_size}
+            "truncate_dim": settings.truncate_dim, "shard_size": settings.shard_size, "precision": settings.precision}
 
 
 # IndexSettings fields that do not change what an index holds or returns.
@@ -176,7 +176,8 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
 
         barrier()  # no rank writes shards before rank 0 has discarded a stale work folder
     encode_corpus(corpus, encoder.encode_documents, work, shard_settings, shard_size=settings.shard_size,
-                  progress=progress, rank=rank, world_size=world_size)
+                  progress=progress, rank=rank, world_size=world_size,
+                  prepare=getattr(encoder, "prepare_documents", None))
     if world_size > 1:
         return work
     return finalize_index(model, kind, corpus, index_dir, encoder, settings, overwrite=overwrite)
@@ -195,7 +196,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
         backend_settings.update(max_length=settings.max_length, truncate_dim=settings.truncate_dim,
                                 requested_backend=settings.backend, index_settings=index_settings(settings),
                                 corpus_fingerprint=getattr(corpus, "fingerprint", None),
-                                corpus_stat=corpus_stat(corpus), corpus_documents=num,
+                                corpus_stat=corpus_stat(corpus), corpus_documents=num, precision=settings.precision,
                                 **getattr(encoder, "manifest", {}))
         IndexManifest(kind=kind, backend=backend.name, model=str(model), model_fingerprint=model_fingerprint(model),
                       embedding_dim=int(encoder.dim), normalized=bool(getattr(encoder, "normalize", False)),
@@ -246,7 +247,8 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
     if encoder is None:
         encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
             batch_size=batch_size, max_length=max_length or manifest.settings.get("max_length"),
-            truncate_dim=manifest.settings.get("truncate_dim")), unpadded, colbert_library)
+            truncate_dim=manifest.settings.get("truncate_dim"),
+            precision=manifest.settings.get("precision", "fp32")), unpadded, colbert_library)
     return backend.open(Path(index_dir), encoder)
 
 

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 # A dense encoder returns (n, dim); a multi-vector one returns n arrays of (tokens_i, dim).
 EncodeFn = Callable[[list[str]], "np.ndarray | list[np.ndarray]"]
+PrepareFn = Callable[[list[str]], None]  # told the texts of a coming EncodeFn call
 
 
 @dataclass
@@ -104,12 +105,14 @@ def estimate_size(corpus: Corpus) -> int | None:
 
 def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settings: dict[str, Any],
                   shard_size: int = 8192, progress: bool = True,
-                  rank: int = 0, world_size: int = 1) -> list[Shard]:
+                  rank: int = 0, world_size: int = 1, prepare: PrepareFn | None = None) -> list[Shard]:
     """Encode ``corpus`` into shards under ``work_dir/shards``, resuming recorded ones.
 
     ``settings`` (model fingerprint, kind, lengths...) must equal those of the interrupted run;
     otherwise resuming would mix embeddings of two models, and the run is refused. With
     ``world_size > 1`` this process encodes only shards ``i`` with ``i % world_size == rank``.
+    ``prepare`` (an encoder's ``prepare_documents``) is told the texts of the next ``encode`` call before the
+    current one runs, the next shard's included, so their tokenisation overlaps the device's work.
     """
     from tqdm.auto import tqdm
 
@@ -127,24 +130,37 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
     total = -(-total // world_size) if total else None  # this rank's share
     bar = tqdm(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
     shards: list[Shard] = []
+    def shards_of_this_rank():
+        """(number, ids, texts, digest, must_encode) of this rank's shards, counting the corpus's shards."""
+        nonlocal count
+        for number, (ids, texts) in enumerate(corpus.batches(shard_size)):
+            count = number + 1
+            if number % world_size != rank:
+                continue
+            key, digest = str(number), digest_documents(ids, texts).hexdigest()
+            encoded = key in done and digests.get(key, digest) == digest and done[key] == len(ids)
+            yield number, ids, texts, digest, not encoded
+
     count = 0  # shards in the corpus
-    for number, (ids, texts) in enumerate(corpus.batches(shard_size)):
-        count = number + 1
-        if number % world_size != rank:
-            continue
+    todo = shards_of_this_rank()
+    current = next(todo, None)
+    while current is not None:
+        number, ids, texts, digest, must_encode = current
+        upcoming = next(todo, None) if prepare is not None else None  # one shard read ahead
         shard = Shard(number, len(ids), folder)
         key = str(number)
-        digest = digest_documents(ids, texts).hexdigest()
-        if key in done and digests.get(key, digest) == digest and done[key] == len(ids):
-            bar.update(len(ids))  # encoded before, from the same documents
-        else:
+        if must_encode:
             if key in done:
                 logger.info("shard %d: the corpus holds other documents there now; encoding it again", number)
-            _write_shard(shard, ids, texts, _encode_in_steps(encode, texts, bar))
+            following = upcoming[2] if upcoming is not None and upcoming[4] else None
+            _write_shard(shard, ids, texts, _encode_in_steps(encode, texts, bar, prepare=prepare, following=following))
             done[key] = len(ids)
             digests[key] = digest
             write_json(state_path, state)
+        else:
+            bar.update(len(ids))  # encoded before, from the same documents
         shards.append(shard)
+        current = upcoming if prepare is not None else next(todo, None)
     bar.close()
     stale = [key for key in done if int(key) >= count]
     for key in stale:  # the corpus got shorter since those shards were encoded
@@ -155,12 +171,21 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
     return shards
 
 
-def _encode_in_steps(encode: EncodeFn, texts: list[str], bar: Any, step: int = 1024) -> Any:
-    """Encode a shard in slices so the progress bar moves more often than once a shard."""
+def _encode_in_steps(encode: EncodeFn, texts: list[str], bar: Any, step: int = 1024,
+                     prepare: PrepareFn | None = None, following: list[str] | None = None) -> Any:
+    """Encode a shard in slices so the progress bar moves more often than once a shard; with ``prepare``, each
+    slice is announced before the previous one is encoded (the last announces ``following``'s first)."""
+    slices = [texts[start:start + step] for start in range(0, len(texts), step)]
+    if following:
+        slices.append(following[:step])
     parts = []
-    for start in range(0, len(texts), step):
-        parts.append(encode(texts[start:start + step]))
-        bar.update(min(step, len(texts) - start))
+    if prepare is not None and slices:
+        prepare(slices[0])
+    for i, part in enumerate(slices[:len(slices) - (1 if following else 0)]):
+        if prepare is not None and i + 1 < len(slices):
+            prepare(slices[i + 1])
+        parts.append(encode(part))
+        bar.update(len(part))
     if isinstance(parts[0], list):
         return [vectors for part in parts for vectors in part]
     return np.concatenate(parts)  # (len(texts), dim)

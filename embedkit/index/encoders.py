@@ -77,6 +77,13 @@ def resolve(kind: str, model: str | None) -> str:
 def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto",
                  colbert_library: str = "auto") -> Any:
     """The encoder of ``kind`` for ``model``; ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT
-    library that loads a colbert model."""
+    library that loads a colbert model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16
+    autocast (checked against fp32 on its first texts, refused on CPUs without native bf16)."""
     _check(kind)
-    return ENCODERS[kind](model, settings or EncodeSettings(), unpadded, colbert_library)
+    settings = settings or EncodeSettings()
+    encoder = ENCODERS[kind](model, settings, unpadded, colbert_library)
+    if settings.precision != "fp32" and kind != "lexical":
+        from embedkit.models.precision import PrecisionEncoder, model_device
+
+        encoder = PrecisionEncoder(encoder, model_device(encoder), settings.precision)
+    return encoder

@@ -60,6 +60,10 @@ class DenseEncoder:
     """Encodes queries and documents with the model's own prompts and similarity.
 
     Cosine models are L2-normalised so that inner product (FAISS ``METRIC_INNER_PRODUCT``) is the score.
+    A ModernBERT model (``unpadded`` not ``off``) is encoded packed, in whole token-budget batches tokenised
+    ahead on worker threads (:class:`~embedkit.models.packed_encoding.PackedTextEncoder`, one per prompt, one
+    host pipeline for both); :meth:`prepare_documents` starts tokenising texts a later
+    :meth:`encode_documents` call will get.
     """
 
     model: object
@@ -78,20 +82,56 @@ class DenseEncoder:
             logger.info("using the packed (unpadded) ModernBERT forward")
         # Pack whole token-budget batches, tokenised ahead (no padding at all), not just each ST batch.
         self.pack_batches = self._packed
+        self._packers: dict[str | None, object] = {}
+        self._pipeline = None
+        self._prepared: list = []  # PackedJobs submitted by prepare_documents, oldest first
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        from embedkit.models.packed_encoding import embedding_dimension
+
+        return embedding_dimension(self.model)
+
+    def _prompt_name(self, prompt_name: str | None) -> str | None:
+        return prompt_name if prompt_name in getattr(self.model, "prompts", {}) else None
+
+    def _packer(self, prompt_name: str | None):
+        """The packed encoder for this prompt (``None`` when this model is not encoded packed)."""
+        if not self.pack_batches or getattr(self.model, "truncate_dim", None):
+            return None
+        if prompt_name not in self._packers:
+            from embedkit.models.packed_encoding import PackedTextEncoder
+            from embedkit.models.prefetch import HostPipeline
+
+            if self._pipeline is None:
+                self._pipeline = HostPipeline.for_device(self.model.device)
+            prompt = self.model.prompts.get(prompt_name) if prompt_name else None
+            self._packers[prompt_name] = PackedTextEncoder(self.model, prompt, normalize=self.normalize,
+                                                           strict=self.unpadded == "on", pipeline=self._pipeline)
+        return self._packers[prompt_name]
+
+    def prepare_documents(self, texts: list[str]) -> None:
+        """Start tokenising ``texts`` for a coming :meth:`encode_documents` call (packed models; else nothing)."""
+        packer = self._packer(self._prompt_name("document"))
+        if packer is not None and not any(job.texts == texts for job in self._prepared):
+            self._prepared.append(packer.submit(texts))
+            while len(self._prepared) > 2:  # a caller that stopped asking for them: bound the memory
+                self._prepared.pop(0).cancel()
+
+    def _take_prepared(self, texts: list[str]):
+        for i, job in enumerate(self._prepared):
+            if job.texts is texts or job.texts == texts:
+                for stale in self._prepared[:i]:
+                    stale.cancel()
+                del self._prepared[:i + 1]
+                return job
+        return None
 
     def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
-        if prompt_name not in getattr(self.model, "prompts", {}):
-            prompt_name = None
-        if self.pack_batches and not getattr(self.model, "truncate_dim", None):
-            from embedkit.models.packed_encoding import encode_packed
-
-            prompt = self.model.prompts.get(prompt_name) if prompt_name else None
-            return encode_packed(self.model, texts, normalize=self.normalize, prompt=prompt,
-                                 strict=self.unpadded == "on")
+        prompt_name = self._prompt_name(prompt_name)
+        packer = self._packer(prompt_name)
+        if packer is not None:
+            return packer.encode(texts, job=self._take_prepared(texts), show_progress_bar=self.show_progress)
         emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                 convert_to_numpy=True, normalize_embeddings=self.normalize,
                                 show_progress_bar=self.show_progress)

@@ -1,40 +1,46 @@
-"""The fast packed (unpadded) ModernBERT forward.
+"""The packed ModernBERT forward inside a sentence-transformers / PyLate model, for training and ``encode``.
 
-HF's ModernBERT with SDPA computes every padding token and pays attention cost quadratic in the padded
-length. Here sequences are packed back to back (no padding token is computed), attention runs inside
-each sequence through flash-attention's varlen kernels (``window_size=(w, w)`` with
-``w = local_attention // 2`` on local layers, full on global ones), and rotary positions restart at 0
-for every sequence, as in the original ModernBERT training code.
-
-Nothing is copied into a new architecture: :func:`unpadded_forward` calls the modules of an existing
-``transformers.ModernBertModel`` (embeddings, ``Wqkv``, ``Wo``, MLP, norms, its rotary embedding), so
-standard checkpoints load and save unchanged.
-
-- :func:`unpadded_forward`: packed ``input_ids`` + ``cu_seqlens`` -> packed final hidden states.
-- :class:`UnpaddedModernBert`: a drop-in ``auto_model`` for sentence-transformers / PyLate that takes
-  ordinary padded batches, with the same state-dict keys and ``save_pretrained`` as the wrapped model.
-- :func:`enable_unpadded`: swap it into a SentenceTransformer (or PyLate ColBERT) in place.
+- :class:`UnpaddedModernBert`: a drop-in for the HF model that takes ordinary padded batches, runs them
+  packed (:mod:`embedkit.models.packed_forward`) and returns padded outputs, with the same state-dict keys
+  and ``save_pretrained`` as the wrapped model.
+- :func:`enable_unpadded`: swap it into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, then
+  prove the swap took effect: a probe batch sent through the library's own ``Transformer`` module must
+  reach the wrapper. sentence-transformers >= 5.4 keeps the model in ``Transformer.model`` (``auto_model``
+  is a read-only property over it), older versions and PyLate in ``auto_model``; a library that routes its
+  forward elsewhere is caught by the probe. ``mode="on"`` then raises, ``"auto"`` warns once and stays on
+  HF's forward.
 
 Fast inference over whole token-budget batches is :mod:`embedkit.models.packed_encoding`.
 
 Outputs at padding positions (``attention_mask == 0``) are zeros, where HF returns values that every
-pooling ignores. The one user of such outputs, PyLate query expansion without attention to the
-expansion tokens, is routed to the original padded forward (see :func:`enable_unpadded`).
+pooling ignores. The one user of such outputs, ColBERT query expansion without attention to the
+expansion tokens, is routed to the original padded forward (:func:`padded_fallback_len`).
+
+Unpadding needs each row's length. On a GPU, reading it from the device mask (``torch.nonzero``) waits for
+the device in every training forward, so :func:`enable_unpadded` also wraps the model's ``tokenize`` /
+``preprocess`` to attach the lengths, computed on the host, to the features (:class:`UnpadHint`); the
+``Transformer`` module hands them to the wrapper. Where a library drops or reshapes them, the device path is
+used; on a GPU the hint is also checked against the mask, asynchronously (never waiting), and a mismatch
+raises at the next forward.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import inspect
 import logging
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from embedkit.models.packing import (Backend, PackedLayout, bucket_seqlen, pick_backend, positions, repad,
-                                     resolve_backend, unpad, varlen_attention)
+from embedkit.errors import EmbedkitError
+from embedkit.models.packed_forward import PackedForward, base_model, is_modernbert, packed_forward
+from embedkit.models.packing import Backend, bucket_seqlen, pick_backend, repad, resolve_backend, unpad, \
+    unpad_from_lengths
 from embedkit.models.selfcheck import packed_path_ok
 
 if TYPE_CHECKING:
@@ -44,158 +50,63 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["auto", "on", "off"]
 Pooling = Literal["mean", "cls"]
+HINT_KEY = "embedkit_unpad"
 
 
-def is_modernbert(module: Any) -> bool:
-    """True for a ``ModernBertModel`` (or anything whose config says ``model_type == "modernbert"``)."""
-    if isinstance(module, UnpaddedModernBert):
-        return True
-    return getattr(getattr(module, "config", None), "model_type", None) == "modernbert"
+@dataclass
+class UnpadHint:
+    """Host-side ``starts`` / ``lengths`` of every row of a padded batch; sliced with the batch (GradCache)."""
+
+    starts: np.ndarray   # (batch,) first real position of each row
+    lengths: np.ndarray  # (batch,) real tokens of each row
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor) -> UnpadHint | None:
+        """From a CPU mask whose rows are contiguous runs of ones; ``None`` for anything else."""
+        if not isinstance(attention_mask, torch.Tensor) or attention_mask.device.type != "cpu" \
+                or attention_mask.ndim != 2:
+            return None
+        mask = attention_mask.bool().numpy()
+        lengths = mask.sum(axis=1)
+        starts = mask.argmax(axis=1)
+        ends = mask.shape[1] - mask[:, ::-1].argmax(axis=1)
+        if np.any(np.where(lengths > 0, ends - starts, 0) != lengths):  # a hole inside a row
+            return None
+        return cls(np.where(lengths > 0, starts, 0), lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, rows: slice) -> UnpadHint:
+        return UnpadHint(self.starts[rows], self.lengths[rows])
 
 
-def _base_model(model: Any) -> ModernBertModel:
-    return model.hf_model if isinstance(model, UnpaddedModernBert) else model
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """HF ModernBERT's ``apply_rotary_pos_emb`` (float32 arithmetic) for packed ``(tokens, heads, head_dim)``."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    rotated = torch.cat((-x2, x1), dim=-1)  # (tokens, heads, head_dim)
-    return (x.float() * cos + rotated * sin).to(x.dtype)
-
-
-def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                   cu_seqlens: torch.Tensor, max_seqlen: int, window: int | None, layout: PackedLayout,
-                   backend: Backend) -> torch.Tensor:
-    """One ``ModernBertEncoderLayer`` on packed tokens, using the layer's own modules."""
-    attn = layer.attn
-    tokens = hidden.shape[0]
-    qkv = attn.Wqkv(layer.attn_norm(hidden))  # (tokens, 3 * heads * head_dim)
-    qkv = qkv.view(tokens, 3, -1, attn.head_dim)  # (tokens, 3, heads, head_dim)
-    q, k = _rotate(qkv[:, :2], cos[:, None], sin[:, None]).unbind(dim=1)  # both in one pass; (tokens, heads, head_dim)
-    v = qkv[:, 2]  # (tokens, heads, head_dim)
-    out = varlen_attention(q, k, v.contiguous(), cu_seqlens, max_seqlen, window=window,
-                           dropout_p=attn.attention_dropout if layer.training else 0.0,
-                           scale=attn.head_dim ** -0.5, backend=backend, layout=layout)  # (tokens, heads, head_dim)
-    hidden = hidden + attn.out_drop(attn.Wo(out.reshape(tokens, -1)))  # (tokens, hidden)
-    return hidden + layer.mlp(layer.mlp_norm(hidden))
-
-
-def _forward_packed(model: ModernBertModel, input_ids: torch.Tensor | None, cu_seqlens: torch.Tensor,
-                    max_seqlen: int, inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool = False,
-                    backend: Backend = "auto") -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Final-norm hidden states ``(tokens, hidden)`` and, if asked, HF's ``hidden_states`` list (packed)."""
-    config = model.config
-    hidden = model.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)  # (tokens, hidden)
-    tokens = hidden.shape[0]
-    cu_seqlens = cu_seqlens.to(device=hidden.device, dtype=torch.int32)
-    pos = positions(cu_seqlens, tokens)  # (tokens,), restarting at 0 in every sequence
-    span = torch.arange(max_seqlen, device=hidden.device)[None]  # (1, max_seqlen)
-    rope = {}
-    for layer_type in set(config.layer_types):
-        cos, sin = model.rotary_emb(hidden, span, layer_type)  # each (1, max_seqlen, head_dim)
-        rope[layer_type] = cos[0, pos][:, None], sin[0, pos][:, None]  # each (tokens, 1, head_dim)
-    layout = PackedLayout(cu_seqlens, max_seqlen, tokens)
-    all_hidden: list[torch.Tensor] = []
-    for layer in model.layers:
-        if output_hidden_states:
-            all_hidden.append(hidden)
-        window = config.sliding_window if layer.attention_type == "sliding_attention" else None
-        args = (layer, hidden, *rope[layer.attention_type], cu_seqlens, max_seqlen, window, layout, backend)
-        if getattr(layer, "gradient_checkpointing", False) and layer.training and torch.is_grad_enabled():
-            hidden = checkpoint(_layer_forward, *args, use_reentrant=False)
-        else:
-            hidden = _layer_forward(*args)
-    hidden = model.final_norm(hidden)
-    if output_hidden_states:
-        all_hidden.append(hidden)  # HF's last entry is the final-norm output
-    return hidden, all_hidden
-
-
-def unpadded_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens: torch.Tensor,
-                     max_seqlen: int, backend: Backend = "auto") -> torch.Tensor:
-    """ModernBERT on packed sequences.
-
-    Args:
-        model: a ``transformers.ModernBertModel`` (or an :class:`UnpaddedModernBert` around one).
-        input_ids: ``(total_tokens,)``, the sequences back to back.
-        cu_seqlens: ``(n + 1,)`` int32 offsets of the sequences in ``input_ids``.
-        max_seqlen: length of the longest sequence.
-        backend: attention backend (see :mod:`embedkit.models.packing`); ``auto`` picks flash-attn, then
-            torch's ``varlen_attn`` on CUDA with fp16/bf16, else padded SDPA with the same masking.
-
-    Returns:
-        ``(total_tokens, hidden)``: the final-norm hidden states, what HF returns as ``last_hidden_state``
-        at the non-padding positions.
-    """
-    hidden, _ = _forward_packed(_base_model(model), input_ids, cu_seqlens, max_seqlen, backend=backend)
-    return hidden
-
-
-def should_compile(device: torch.device) -> bool:
-    """Whether :class:`PackedForward` compiles by default: on CUDA. On CPU compiling costs minutes up front and
-    pays back only on large inputs (see README, "Measured"), so it is asked for explicitly there."""
-    return device.type == "cuda"
-
-
-@functools.cache
-def _compiled_forward_packed() -> Any:
-    # dynamic=True: the token count, the number of sequences and max_seqlen are symbolic, one graph serves
-    # every batch; parameters are inputs of the graph, so every model of the same architecture shares it too.
-    return torch.compile(_forward_packed, dynamic=True)
-
-
-class PackedForward:
-    """The packed forward of one model, compiled or eager, with the attention backend fixed up front.
-
-    ``torch.compile`` fuses the elementwise work around the GEMMs (rotary embedding of q and k, GeGLU,
-    residual adds, LayerNorms). If compiling fails (no C++ compiler, an op it cannot lower), one warning is
-    logged and the eager forward, the same math, is used from then on.
-    """
-
-    def __init__(self, model: Any, backend: Backend = "auto", compile: bool | None = None):
-        self.model, self.backend = _base_model(model), backend
-        self.compile = should_compile(next(self.model.parameters()).device) if compile is None else compile
-
-    def full(self, input_ids: torch.Tensor | None, cu_seqlens: torch.Tensor, max_seqlen: int,
-             inputs_embeds: torch.Tensor | None = None,
-             output_hidden_states: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """:func:`_forward_packed`'s outputs: final hidden states ``(tokens, hidden)`` and the hidden-states list."""
-        args = (self.model, input_ids, cu_seqlens, max_seqlen, inputs_embeds, output_hidden_states, self.backend)
-        if self.compile:
-            try:
-                return _compiled_forward_packed()(*args)
-            except Exception as exc:  # the eager forward below is the same computation
-                self.compile = False
-                logger.warning("torch.compile of the packed ModernBERT forward failed (%s: %s); running eagerly",
-                               type(exc).__name__, (str(exc).splitlines() or [""])[0])
-        return _forward_packed(*args)
-
-    def __call__(self, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
-        return self.full(input_ids, cu_seqlens, max_seqlen)[0]
+class _Probe(Exception):
+    """Raised by the wrapper's forward while probing, so the probe costs no compute."""
 
 
 class UnpaddedModernBert(nn.Module):
-    """Drop-in ``auto_model`` that runs a ``ModernBertModel`` packed on ordinary padded batches.
+    """Drop-in for a ``ModernBertModel`` that runs it packed on ordinary padded batches.
 
     The wrapped model's children are registered here under their own names, so parameters are shared
     and the state-dict keys are exactly the wrapped model's. Everything else (``config``,
     ``save_pretrained``, ``device``, ``gradient_checkpointing_enable``, ...) is delegated to it.
+    ``packed_calls`` / ``padded_calls`` count the forwards that ran packed and those that went to HF's.
 
     Args:
         model: the ``ModernBertModel`` to wrap.
         padded_fallback_len: batches padded to at most this many tokens go through the original padded
-            forward, whose outputs at masked positions are real (PyLate query expansion needs them).
+            forward, whose outputs at masked positions are real (ColBERT query expansion needs them).
         backend: attention backend for the packed path.
         strict: a failed first-use self-check (:mod:`embedkit.models.selfcheck`) raises instead of falling
             back to the HF forward.
-        compile: run the packed forward through ``torch.compile`` (``None``: :func:`should_compile`).
+        compile: run the packed forward through ``torch.compile`` (``None``: on CUDA).
     """
 
     def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, backend: Backend = "auto",
                  strict: bool = False, compile: bool | None = None):
         super().__init__()
-        model = _base_model(model)
+        model = base_model(model)
         if list(model.parameters(recurse=False)) or list(model.buffers(recurse=False)):
             raise ValueError("UnpaddedModernBert expects all tensors of the model to live in its submodules")
         for name, child in model.named_children():
@@ -205,6 +116,13 @@ class UnpaddedModernBert(nn.Module):
         self.backend = backend
         self.strict = strict
         self.compile = compile
+        self.packed_calls = 0
+        self.padded_calls = 0
+        self.host_unpads = 0  # packed calls unpadded from the host-side hint
+        self.hint: UnpadHint | None = None  # set by the Transformer module's pre-hook for one forward
+        self._probing = False
+        self.force_padded = False  # see hf_forward()
+        self._pending: tuple[torch.Tensor, Any] | None = None  # (host flag, event) of the last hint check
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -216,24 +134,67 @@ class UnpaddedModernBert(nn.Module):
             return getattr(hf_model, name)
 
     def _packed_forward(self, device: torch.device) -> PackedForward:
-        """One :class:`PackedForward` per backend, kept, so a failed compilation is tried (and logged) once."""
+        """The model's one :class:`PackedForward` for this device and backend (compiled once, shared)."""
         backend = resolve_backend(device, next(self.hf_model.parameters()).dtype, self.backend)
-        forward = self.__dict__.get("_forward")
-        if forward is None or forward.backend != backend:
-            forward = self.__dict__["_forward"] = PackedForward(self.hf_model, backend, self.compile)
-        return forward
+        return packed_forward(self.hf_model, backend, self.compile)
 
     def train(self, mode: bool = True) -> UnpaddedModernBert:
         super().train(mode)
         self.hf_model.training = mode
         return self
 
+    def _unpad(self, attention_mask: torch.Tensor, bound: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``unpad`` of the mask; from the host-side hint when one matches the batch (no device sync)."""
+        self._check_pending()
+        hint, self.hint = self.hint, None
+        batch, seq_len = attention_mask.shape
+        if hint is None or len(hint) != batch or int((hint.starts + hint.lengths).max(initial=0)) > seq_len:
+            return unpad(attention_mask, max_seqlen=bound)
+        indices, cu_seqlens, longest = unpad_from_lengths(hint.starts, hint.lengths, seq_len)
+        self.host_unpads += 1
+        device = attention_mask.device
+        if device.type == "cpu":  # cheap here, and it keeps the hint path honest in every CPU test
+            if not torch.equal(indices, unpad(attention_mask)[0]):
+                raise EmbedkitError("internal error: the host-side sequence lengths disagree with the attention "
+                                    "mask; unset model.unpadded or report this")
+            return indices, cu_seqlens, bound or longest
+        indices = indices.pin_memory().to(device, non_blocking=True)
+        cu_seqlens = cu_seqlens.pin_memory().to(device, non_blocking=True)
+        self._queue_check(attention_mask, indices)
+        return indices, cu_seqlens, bound or longest
+
+    def _queue_check(self, attention_mask: torch.Tensor, indices: torch.Tensor) -> None:
+        """Compare the hint with the device mask on the device (every hinted position real, and as many as the
+        mask has); the result is read at the next forward, once the device has it."""
+        mask = attention_mask.bool().flatten()
+        bad = ~mask[indices].all() | (mask.sum() != indices.numel())
+        flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+        flag.copy_(bad, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending = (flag, event)
+
+    def _check_pending(self) -> None:
+        if self._pending is None or not self._pending[1].query():  # not done yet: look again next time
+            return
+        flag, _ = self._pending
+        self._pending = None
+        if bool(flag):
+            raise EmbedkitError("internal error: the host-side sequence lengths of the previous batch disagreed with "
+                                "its attention mask; unset model.unpadded or report this")
+
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
                 output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs: Any):
-        """Same inputs and outputs as ``ModernBertModel.forward`` (``last_hidden_state``, ``hidden_states``)."""
+        """Same inputs and outputs as ``ModernBertModel.forward`` (``last_hidden_state``, ``hidden_states``).
+
+        Also takes sentence-transformers' flattened batches (``cu_seq_lens_q`` / ``max_length_q``, input of
+        shape ``(1, total_tokens)``), which are already packed, and returns them flat in the same way.
+        """
         from transformers.modeling_outputs import BaseModelOutput
 
+        if self._probing:
+            raise _Probe
         reference = input_ids if input_ids is not None else inputs_embeds
         if reference is None:
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
@@ -241,10 +202,23 @@ class UnpaddedModernBert(nn.Module):
         if output_hidden_states is None:
             output_hidden_states = bool(self.hf_model.config.output_hidden_states)
         forward = self._packed_forward(reference.device)
-        if seq_len <= self.padded_fallback_len or not packed_path_ok(self.hf_model, forward, strict=self.strict):
+        flat = kwargs.get("cu_seq_lens_q")
+        if flat is None and (seq_len <= self.padded_fallback_len or self.force_padded
+                             or not packed_path_ok(self.hf_model, forward, strict=self.strict)):
+            self.padded_calls += 1
+            self.hint = None
             return self.hf_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                  inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
                                  return_dict=return_dict, **kwargs)
+        self.packed_calls += 1
+        if flat is not None:  # already packed by sentence-transformers (positions restart at 0 per sequence)
+            packed_ids = input_ids.flatten() if input_ids is not None else None
+            packed_embeds = inputs_embeds.flatten(0, 1) if inputs_embeds is not None else None
+            last, all_hidden = forward.full(packed_ids, flat.to(torch.int32), int(kwargs["max_length_q"]),
+                                            inputs_embeds=packed_embeds, output_hidden_states=output_hidden_states)
+            output = BaseModelOutput(last_hidden_state=last[None],  # (1, total_tokens, hidden)
+                                     hidden_states=tuple(h[None] for h in all_hidden) if output_hidden_states else None)
+            return output.to_tuple() if return_dict is False else output
         if position_ids is not None:
             raise ValueError("UnpaddedModernBert restarts positions at 0 for every sequence; "
                              "position_ids are not supported")
@@ -253,7 +227,7 @@ class UnpaddedModernBert(nn.Module):
         # The flash kernels need only an upper bound on the longest sequence: the padded length, bucketed, costs
         # no device->host sync (padded SDPA pads to max_seqlen, so it gets the exact one).
         bound = None if forward.backend == "sdpa" else bucket_seqlen(seq_len)
-        indices, cu_seqlens, max_seqlen = unpad(attention_mask, max_seqlen=bound)
+        indices, cu_seqlens, max_seqlen = self._unpad(attention_mask, bound)
         packed_ids = input_ids.flatten()[indices] if input_ids is not None else None  # (tokens,)
         packed_embeds = inputs_embeds.flatten(0, 1)[indices] if inputs_embeds is not None else None
         last, all_hidden = forward.full(packed_ids, cu_seqlens.to(reference.device), max_seqlen,
@@ -265,50 +239,153 @@ class UnpaddedModernBert(nn.Module):
         return output.to_tuple() if return_dict is False else output
 
 
-def _colbert_fallback_len(st_model: Any) -> int:
-    """PyLate pads queries to ``query_length`` with expansion tokens whose outputs it uses even when they are
-    masked out of attention; such batches (never longer than ``query_length``) keep the padded forward."""
+@contextlib.contextmanager
+def hf_forward(st_model: Any) -> Iterator[None]:
+    """Within the block, a swapped-in wrapper runs HF's own padded forward (the library's reference path)."""
+    wrapper = getattr(st_model[0], "auto_model", None) if len(st_model) else None
+    if not isinstance(wrapper, UnpaddedModernBert):
+        yield
+        return
+    before, wrapper.force_padded = wrapper.force_padded, True
+    try:
+        yield
+    finally:
+        wrapper.force_padded = before
+
+
+def padded_fallback_len(st_model: Any) -> int:
+    """Longest padded batch that must keep HF's forward: ColBERT queries padded with expansion tokens that are
+    masked out of attention but scored (PyLate ``attend_to_expansion_tokens=False``, sentence-transformers
+    ``query_expansion={"attend": False}``) need HF's outputs at masked positions. 0 when there are none."""
     if getattr(st_model, "do_query_expansion", False) and not getattr(st_model, "attend_to_expansion_tokens", True):
-        return int(getattr(st_model, "query_length", 0) or 0)
+        return int(getattr(st_model, "query_length", 0) or 0)  # PyLate
+    expansion = getattr(st_model[0], "query_expansion", None) if len(st_model) else None
+    if isinstance(expansion, dict) and not expansion.get("attend", True):
+        return int(expansion.get("length") or 0)  # sentence-transformers MultiVectorEncoder
     return 0
 
 
-def enable_unpadded(st_model: Any, mode: Mode = "auto") -> bool:
-    """Swap the packed forward into a SentenceTransformer (or PyLate ColBERT) in place.
+def _backbone_attr(first: Any) -> str:
+    """Where the ``Transformer`` module keeps the HF model: ``model`` when ``auto_model`` is a property over it
+    (sentence-transformers >= 5.4), else ``auto_model`` (older versions, PyLate)."""
+    return "model" if isinstance(inspect.getattr_static(type(first), "auto_model", None), property) else "auto_model"
+
+
+def _routing_problem(first: Any, wrapper: UnpaddedModernBert) -> str | None:
+    """Why a forward of the library's ``Transformer`` module would not reach ``wrapper`` (``None``: it does)."""
+    if first.auto_model is not wrapper:
+        return f"{type(first).__name__}.auto_model still returns {type(first.auto_model).__name__} after the swap"
+    device = next(wrapper.parameters()).device
+    ids = torch.tensor([[wrapper.config.cls_token_id or 0, wrapper.config.sep_token_id or 0]], device=device)
+    wrapper._probing = True
+    try:
+        first({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    except _Probe:
+        return None
+    except Exception as exc:  # the forward failed before reaching the wrapper
+        return f"a probe batch failed in {type(first).__name__}.forward ({type(exc).__name__}: {exc})"
+    finally:
+        wrapper._probing = False
+    return f"{type(first).__name__}.forward ran without calling the packed forward (it runs HF's padded one)"
+
+
+class _HintingTokenize:
+    """``tokenize`` / ``preprocess`` that also attaches the :class:`UnpadHint` of the features it returns. An
+    object (not a closure), so that a deep copy of the model calls the copy's own method."""
+
+    def __init__(self, fn: Any):
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        features = self.__wrapped__(*args, **kwargs)
+        if isinstance(features, MutableMapping) and "attention_mask" in features:
+            hint = UnpadHint.from_mask(features["attention_mask"])
+            if hint is not None:
+                features[HINT_KEY] = hint
+        return features
+
+
+def _hand_over_hint(module: Any, args: tuple) -> None:
+    """``Transformer`` pre-hook: the features dict reaches every module, the HF model only some of its keys."""
+    wrapper = getattr(module, "auto_model", None)
+    if isinstance(wrapper, UnpaddedModernBert):
+        features = args[0] if args else None
+        wrapper.hint = features.get(HINT_KEY) if isinstance(features, Mapping) else None
+
+
+def _install_hints(st_model: Any, first: Any) -> None:
+    """Host-side lengths from tokenisation to the wrapper: wrap the model's ``tokenize`` / ``preprocess`` (the
+    outermost, after PyLate's marker insertion) and hand the hint over in the ``Transformer`` pre-hook."""
+    for name in ("tokenize", "preprocess"):
+        fn = getattr(st_model, name, None)
+        if fn is not None and not isinstance(fn, _HintingTokenize):
+            setattr(st_model, name, _HintingTokenize(fn))
+    if _hand_over_hint not in first._forward_pre_hooks.values():
+        first.register_forward_pre_hook(_hand_over_hint)
+
+
+def _remove_hints(st_model: Any, first: Any) -> None:
+    for key in [k for k, hook in first._forward_pre_hooks.items() if hook is _hand_over_hint]:
+        del first._forward_pre_hooks[key]
+    for name in ("tokenize", "preprocess"):
+        if isinstance(st_model.__dict__.get(name), _HintingTokenize):
+            del st_model.__dict__[name]
+
+
+def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | None = None) -> bool:
+    """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
 
     Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
-    (on CPU too: packing skips the padding tokens' share of every GEMM, see README "Measured"). Returns
-    whether the packed forward is in use. Saving afterwards writes the same checkpoint as before (same
-    state-dict keys, HF ``save_pretrained``). Its first forward on a device checks itself against HF's
+    (on CPU too: packing skips the padding tokens' share of every GEMM, see README). Returns whether the
+    packed forward is in use. The swap is proven by a probe forward through the library's ``Transformer``
+    module; where it does not take effect, ``"on"`` raises :class:`EmbedkitError` and ``"auto"`` warns and
+    leaves HF's forward in place. Saving afterwards writes the same checkpoint as before (same state-dict
+    keys, HF ``save_pretrained``). The packed forward's first use on a device checks itself against HF's
     (:mod:`embedkit.models.selfcheck`): ``"auto"`` falls back to the HF forward on a mismatch, ``"on"`` raises.
+
+    Args:
+        padded_fallback: see :func:`padded_fallback_len` (the default reads it from the model).
     """
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"unpadded mode must be 'auto', 'on' or 'off', got {mode!r}")
     first = st_model[0] if len(st_model) else None
-    auto_model = getattr(first, "auto_model", None)
-    if isinstance(auto_model, UnpaddedModernBert):
+    current = getattr(first, "auto_model", None)
+    if isinstance(current, UnpaddedModernBert):
         if mode == "off":
             disable_unpadded(st_model)
             return False
-        auto_model.strict = mode == "on"
+        current.strict = mode == "on"
         return True
-    if mode == "off" or auto_model is None or not is_modernbert(auto_model):
+    if mode == "off" or current is None or not is_modernbert(current):
         return False
     from transformers import ModernBertModel
 
-    if not isinstance(auto_model, ModernBertModel):
+    if not isinstance(current, ModernBertModel):
         return False
-    first.auto_model = UnpaddedModernBert(auto_model, padded_fallback_len=_colbert_fallback_len(st_model),
-                                          strict=mode == "on")
+    fallback = padded_fallback_len(st_model) if padded_fallback is None else padded_fallback
+    wrapper = UnpaddedModernBert(current, padded_fallback_len=fallback, strict=mode == "on")
+    attr = _backbone_attr(first)
+    setattr(first, attr, wrapper)
+    problem = _routing_problem(first, wrapper)
+    if problem is not None:
+        setattr(first, attr, current)
+        message = f"the packed ModernBERT forward could not be swapped into this model: {problem}"
+        if mode == "on":
+            raise EmbedkitError(message + "; set model.unpadded: auto (stays on HF's forward) or off")
+        logger.warning("%s; staying on the Hugging Face forward", message)
+        return False
+    _install_hints(st_model, first)
     logger.info("packed (unpadded) ModernBERT forward enabled, attention backend on this device: %s",
-                pick_backend(torch.empty(0, device=auto_model.device)))
+                pick_backend(torch.empty(0, device=current.device)))
     return True
 
 
 def disable_unpadded(st_model: Any) -> bool:
     """Put the original ``ModernBertModel`` back; returns whether anything was swapped out."""
     first = st_model[0] if len(st_model) else None
-    if isinstance(getattr(first, "auto_model", None), UnpaddedModernBert):
-        first.auto_model = first.auto_model.hf_model
-        return True
-    return False
+    wrapper = getattr(first, "auto_model", None)
+    if not isinstance(wrapper, UnpaddedModernBert):
+        return False
+    setattr(first, _backbone_attr(first), wrapper.hf_model)
+    _remove_hints(st_model, first)
+    return True

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,7 +46,10 @@ def cu_seqlens_from_lengths(lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def unpad(attention_mask: torch.Tensor, max_seqlen: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Where the real tokens of a padded batch are.
+    """Where the real tokens of a padded batch are, computed where the mask lives.
+
+    On a GPU ``torch.nonzero`` waits for the device (its output size is data-dependent); callers that know
+    the lengths on the host use :func:`unpad_from_lengths` instead.
 
     Args:
         attention_mask: ``(batch, seq_len)``, 1 for real tokens. Left or right padding both work,
@@ -67,6 +71,23 @@ def unpad(attention_mask: torch.Tensor, max_seqlen: int | None = None) -> tuple[
         return indices, F.pad(torch.cumsum(lengths, dim=0, dtype=torch.int32), (1, 0)), max_seqlen
     cu_seqlens, longest = cu_seqlens_from_lengths(lengths)
     return indices, cu_seqlens, longest
+
+
+def unpad_from_lengths(starts: np.ndarray, lengths: np.ndarray, seq_len: int,
+                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """:func:`unpad` computed on the host from each row's first real position and length (no device sync).
+
+    >>> unpad_from_lengths(np.array([0, 0]), np.array([2, 3]), 3)
+    (tensor([0, 1, 3, 4, 5]), tensor([0, 2, 5], dtype=torch.int32), 3)
+    """
+    starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    cu = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=cu[1:])
+    row_offset = np.arange(len(lengths), dtype=np.int64) * seq_len + starts  # (batch,)
+    # each token's flat position: its row's offset plus its rank inside the row
+    indices = np.repeat(row_offset - cu[:-1], lengths) + np.arange(cu[-1], dtype=np.int64)  # (total_tokens,)
+    return (torch.from_numpy(indices), torch.from_numpy(cu.astype(np.int32)),
+            int(lengths.max()) if len(lengths) else 0)
 
 
 def bucket_seqlen(max_seqlen: int, minimum: int = 64) -> int:
@@ -139,27 +160,32 @@ def pack_by_token_budget(lengths: Sequence[int], max_tokens: int) -> list[list[i
 
 
 def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, mode: Literal["mean", "cls"]) -> torch.Tensor:
-    """One vector per packed sequence: the mean of its tokens or its first token.
+    """One vector per packed sequence, in float32: the mean of its tokens or its first token.
+
+    The sum is accumulated in float32 whatever ``hidden``'s dtype: a bf16 accumulator stops growing once the
+    sum is large (CUDA's ``index_add_`` rounds after every atomic add), so long documents would get wrong
+    means, and an fp16 one overflows to inf. ``sentence-transformers`` accumulates in float32 too.
 
     Args:
         hidden: ``(total_tokens, dim)``.
         cu_seqlens: ``(n + 1,)``.
 
     Returns:
-        ``(n, dim)``.
+        ``(n, dim)`` float32.
 
     >>> pool_packed(torch.tensor([[1.], [3.], [5.]]), torch.tensor([0, 2, 3], dtype=torch.int32), "mean")
     tensor([[2.],
             [5.]])
     """
     if mode == "cls":
-        return hidden[cu_seqlens[:-1].long()]  # (n, dim)
+        return hidden[cu_seqlens[:-1].long()].float()  # (n, dim)
     if mode != "mean":
         raise ValueError(f"pooling must be 'mean' or 'cls', got {mode!r}")
     n = cu_seqlens.numel() - 1
     seq = sequence_ids(cu_seqlens, hidden.shape[0])
-    sums = hidden.new_zeros((n, hidden.shape[1])).index_add_(0, seq, hidden)  # (n, dim)
-    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).clamp(min=1).to(hidden.dtype)  # (n,)
+    sums = torch.zeros((n, hidden.shape[1]), dtype=torch.float32, device=hidden.device)
+    sums.index_add_(0, seq, hidden.float())  # (n, dim)
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).clamp(min=1).to(torch.float32)  # (n,)
     return sums / lengths[:, None]
 
 

@@ -1,25 +1,33 @@
 """Self-check of the packed ModernBERT forward against Hugging Face's, on first use.
 
 The packed forward re-implements how ModernBERT's modules are wired (rotary positions, sliding window,
-attention kernels, compiled graphs). A wrong kernel, a new transformers release or an unusual checkpoint
-could make it differ from HF without any test here noticing, and a user would get wrong embeddings that look
-fine. So the first time the packed path runs for a model on a device (and dtype) in a process, it runs a few
-fixed inputs through both forwards, one longer than the local attention window, under the caller's autocast,
-and compares the hidden states:
+attention kernels, compiled graphs), and packed encoding re-implements how a library tokenises, pools and
+projects. A wrong kernel, a new transformers or sentence-transformers release or an unusual checkpoint could
+make either differ from the library without any test here noticing, and a user would get wrong embeddings
+that look fine. So each is checked on first use, under the caller's autocast and in inference mode (the
+mode encoding runs in, so a compiled forward is not traced twice):
+
+- :func:`packed_path_ok`, once per model, device and dtype: a few fixed inputs, one longer than the local
+  attention window, through both forwards; the hidden states are compared;
+- :func:`embeddings_ok`, once per model, encoding settings, device and dtype: the final embeddings
+  (pooled and projected, or ColBERT's token vectors) of a few of the caller's own texts, packed path vs the
+  library's own ``encode``.
+
+Either way:
 
 - within tolerance: the packed path is used from then on;
-- beyond it: one warning with the error, and the caller falls back to the HF forward for the rest of the run;
-  with ``strict`` (``model.unpadded: on``) the mismatch is an :class:`~embedkit.errors.EmbedkitError`.
+- beyond it: one warning with the error, and the caller falls back to the library's path for the rest of
+  the run; with ``strict`` (``model.unpadded: on``) the mismatch is an :class:`~embedkit.errors.EmbedkitError`.
 
-The result is cached on the model object, so the check costs one small forward per model, device and dtype.
+Results are cached on the model object, so the checks cost a few small forwards per model, device and dtype.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _CACHE_ATTR = "_embedkit_packed_self_check"
+_EMBEDDINGS_ATTR = "_embedkit_packed_embedding_check"
 # Per-token relative error ||packed - hf|| / ||hf|| allowed. fp32 end to end agrees to ~1e-6; a bf16/fp16
 # forward (or fp32 weights with bf16 attention kernels on CUDA) drifts by ~1e-2 over 22-28 layers.
 FP32_TOLERANCE = 1e-3
@@ -91,7 +100,7 @@ def run_self_check(model: ModernBertModel, packed_fn: PackedFn) -> SelfCheck:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.inference_mode():
             reference = model(input_ids=ids, attention_mask=mask).last_hidden_state  # (3, longest, hidden)
             reference = reference.flatten(0, 1)[indices]  # (tokens, hidden)
             packed = packed_fn(ids.flatten()[indices], cu_seqlens.to(device), max_seqlen)  # (tokens, hidden)
@@ -137,4 +146,41 @@ def packed_path_ok(model: ModernBertModel, packed_fn: PackedFn, strict: bool = F
         raise EmbedkitError(f"model.unpadded: on, but the packed ModernBERT forward differs from Hugging Face's on "
                             f"{result.device} ({result.dtype}): max relative error {result.max_error:.3g} > "
                             f"{result.tolerance:.0e}; set model.unpadded: auto (falls back) or off")
+    return result.ok
+
+
+def embeddings_ok(model: ModernBertModel, key: Hashable, reference: Callable[[], Any], packed: Callable[[], Any],
+                  strict: bool, what: str) -> bool:
+    """Whether the packed path's final embeddings equal the library's on the caller's sample (checked once per
+    ``key``, with the device and compute dtype added to it).
+
+    ``reference`` and ``packed`` each return the embeddings of the same texts: a ``(n, dim)`` array or a list of
+    ``(tokens_i, dim)`` arrays.
+
+    Raises:
+        EmbedkitError: on a mismatch when ``strict``.
+    """
+    from embedkit.models.precision import max_relative_error
+
+    device = next(model.parameters()).device
+    dtype = str(_compute_dtype(model, device)).removeprefix("torch.")
+    cache: dict[Hashable, SelfCheck] = model.__dict__.setdefault(_EMBEDDINGS_ATTR, {})
+    full_key = (key, str(device), dtype)
+    result = cache.get(full_key)
+    if result is None:
+        tolerance = tolerance_for(model, device)
+        with torch.inference_mode():
+            expected, got = reference(), packed()
+        error = max_relative_error(got, expected)
+        result = cache[full_key] = SelfCheck(error <= tolerance, error, tolerance, str(device), dtype)
+        if result.ok:
+            logger.info("packed %s self-check on %s (%s): max relative error %.2e (tolerance %.0e)", what,
+                        result.device, dtype, error, tolerance)
+        elif not strict:
+            logger.warning("packed %s differ from the library's on %s (%s): max relative error %.3g > %.0e; using "
+                           "the library's encode for the rest of the run", what, result.device, dtype, error, tolerance)
+    if not result.ok and strict:
+        raise EmbedkitError(f"model.unpadded: on, but packed {what} differ from the library's on {result.device} "
+                            f"({result.dtype}): max relative error {result.max_error:.3g} > {result.tolerance:.0e}; "
+                            "set model.unpadded: auto (falls back) or off")
     return result.ok

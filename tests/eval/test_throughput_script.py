@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,35 @@ def test_rows_are_on_disk_as_soon_as_measured(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "t.json").read_text())
     assert [r["method"] for r in saved["rows"]] == ["st_encode_b32", "embedkit_packed"]
     assert "| embedkit_packed |" in saved["table"] and "2.00" in saved["table"]  # ratio to st_encode_b32
+
+
+@pytest.mark.slow
+def test_host_only_run_measures_the_pipeline_beside_the_raw_tokenizer(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--host-only", "--small", "--host-texts", "300", "--repeats", "1",
+                           "--host-threads", "1", "2", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (result,) = list(tmp_path.glob("throughput-*-host-small.json"))
+    saved = json.loads(result.read_text())
+    rows = saved["rows"]
+    assert saved["meta"]["cpu"] and {r["method"] for r in rows} == {
+        "raw_tokenizer", "embedkit_host_pipeline", "embedkit_host_pipeline_fake_device"}
+    assert len({r["tokens"] for r in rows}) == 1  # the same texts, the same tokens, for every row
+    pipeline = [r for r in rows if r["method"] == "embedkit_host_pipeline"]
+    assert [r["extra"]["threads"] for r in pipeline] == [1, 2] and "vs_first_threads" in pipeline[1]["extra"]
+    assert all("overlap" in r["extra"] for r in rows if r["method"].endswith("_fake_device"))  # a figure, not a test
+    assert "| raw_tokenizer |" in proc.stdout and "× raw parallel" in proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_session_dry_run_does_every_step_on_cpu(tmp_path):
+    """The GPU check's script, in its CPU form: versions, the GPU tests (skipped), the throughput rows written."""
+    script = SCRIPT.parent / "gpu_session.sh"
+    proc = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path)], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "gpu session: rc=0" in proc.stdout
+    assert "sentence-transformers" in (tmp_path / "gpu-versions.txt").read_text()
+    (result,) = list(tmp_path.glob("throughput-*.json"))
+    methods = {r["method"] for r in json.loads(result.read_text())["rows"]}
+    assert {"st_encode_b32", "embedkit_packed", "st_train", "st_train_unpadded", "embedkit_index_cli"} <= methods

@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from embedkit.models.modernbert_unpadded import (UnpaddedModernBert, disable_unpadded, enable_unpadded,
-                                                 is_modernbert, unpadded_forward)
+import embedkit.models.modernbert_unpadded as unpadded_module
+from embedkit.errors import EmbedkitError
+from embedkit.models.modernbert_unpadded import (HINT_KEY, UnpaddedModernBert, UnpadHint, disable_unpadded,
+                                                 enable_unpadded)
+from embedkit.models.packed_forward import is_modernbert, unpadded_forward
 from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packing import pack_by_token_budget, unpad
 
+pytestmark = pytest.mark.packed
 MAX_LEN = 40  # the max_seq_length of st_reference (tests/conftest.py): > the tiny model's local_attention (8)
 
 
@@ -280,7 +284,7 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
     for model in (reference, packed):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             features = [model.tokenize(texts[0::2]), model.tokenize(texts[1::2])]
-            features = [{k: v.cuda() for k, v in f.items()} for f in features]
+            features = [{k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in f.items()} for f in features]
             MultipleNegativesRankingLoss(model)(features, labels=None).backward()
     ref_grads = dict(reference.named_parameters())
     pairs = [(p.grad, ref_grads[name].grad) for name, p in packed.named_parameters()]
@@ -294,18 +298,96 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
     assert (got * expected).sum(1).min() > 0.995
 
 
-def test_packed_colbert_documents_match_pylate(sharp_modernbert, texts):
-    """Whole token-budget batches for ColBERT documents: PyLate's tokens ([D] prefix, truncation, skiplist)."""
-    pylate_models = pytest.importorskip("pylate.models")
-    from embedkit.models.colbert import ColbertEncoder
-    from embedkit.models.packed_encoding import encode_packed_documents
+def test_the_swap_is_proven_by_a_call_counter(st_reference, texts):
+    """enable_unpadded really routes the library's forward through the packed one (on every supported
+    sentence-transformers: ``auto_model`` attribute or read-only property)."""
+    model = copy.deepcopy(st_reference)
+    assert enable_unpadded(model, mode="on")
+    wrapper = model[0].auto_model
+    assert isinstance(wrapper, UnpaddedModernBert) and wrapper.packed_calls == 0
+    model.encode(texts, batch_size=8)
+    assert wrapper.packed_calls == 2 and wrapper.padded_calls == 0
 
-    reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", document_length=MAX_LEN)
-    texts = texts + ["a, b. c; (d)!", "x" * 3]  # punctuation for the skiplist
-    expected = reference.encode(texts, is_query=False, batch_size=5)
-    got = encode_packed_documents(copy.deepcopy(reference), texts, max_tokens_per_batch=64)  # several batches
-    encoder = ColbertEncoder(copy.deepcopy(reference), unpadded="on")
-    assert [g.shape for g in got] == [e.shape for e in expected]
-    for e, g, h in zip(expected, got, encoder.encode_documents(texts)):
-        np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
-        np.testing.assert_allclose(h, e, atol=1e-4, rtol=1e-4)
+
+def test_a_swap_into_the_wrong_attribute_is_caught(st_reference, monkeypatch, caplog):
+    """Where the swap does not take effect (as assigning ``auto_model`` on sentence-transformers >= 5.4 did), on
+    raises and auto warns and stays on HF's forward."""
+    import logging
+
+    real = unpadded_module._backbone_attr
+    monkeypatch.setattr(unpadded_module, "_backbone_attr", lambda first: "model" if real(first) == "auto_model"
+                        else "auto_model")
+    model = copy.deepcopy(st_reference)
+    hf = model[0].auto_model
+    with pytest.raises(EmbedkitError, match="after the swap"):
+        enable_unpadded(model, mode="on")
+    with caplog.at_level(logging.WARNING):
+        assert enable_unpadded(model, mode="auto") is False
+    assert "staying on the Hugging Face forward" in caplog.text and model[0].auto_model is hf
+
+
+def test_a_forward_that_bypasses_the_swap_is_caught(st_reference, texts):
+    """A library whose Transformer module runs a model kept elsewhere would train and encode padded, silently:
+    the probe sees the packed forward is never called."""
+    model = copy.deepcopy(st_reference)
+    first = model[0]
+    hf = first.auto_model
+
+    def stale_forward(features, **kwargs):
+        features["token_embeddings"] = hf(input_ids=features["input_ids"],
+                                          attention_mask=features["attention_mask"]).last_hidden_state
+        return features
+
+    first.forward = stale_forward
+    with pytest.raises(EmbedkitError, match="without calling the packed forward"):
+        enable_unpadded(model, mode="on")
+    assert first.auto_model is hf
+    assert enable_unpadded(model, mode="auto") is False and first.auto_model is hf
+
+
+def test_forward_unpads_from_host_side_lengths(st_reference, texts):
+    """Tokenising attaches each row's length, computed on the host, and the training forward unpads from it
+    (no device sync on a GPU); on CPU it is also checked against the mask, so a wrong one raises."""
+    model = copy.deepcopy(st_reference).train()
+    assert enable_unpadded(model, mode="on")
+    wrapper = model[0].auto_model
+    features = model.tokenize(texts)
+    hint = features[HINT_KEY]
+    assert isinstance(hint, UnpadHint) and list(hint.lengths) == features["attention_mask"].sum(1).tolist()
+    model(features)["sentence_embedding"].sum().backward()
+    assert wrapper.host_unpads == 1
+    features = model.tokenize(texts)
+    features[HINT_KEY].lengths[0] -= 1
+    with pytest.raises(EmbedkitError, match="disagree"):
+        model(features)
+    sliced = model.tokenize(texts)[HINT_KEY][2:5]  # GradCache slices features by rows
+    assert len(sliced) == 3
+
+
+def test_unpad_hint_from_masks():
+    left = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 0, 0]])
+    hint = UnpadHint.from_mask(left)
+    assert hint.starts.tolist() == [1, 0, 0] and hint.lengths.tolist() == [2, 3, 0]
+    assert UnpadHint.from_mask(torch.tensor([[1, 0, 1]])) is None  # not one run of real tokens
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_training_forward_does_not_wait_for_the_device(st_reference, texts):
+    """With the host-side lengths from tokenisation, the wrapper's unpadding and packed forward queue their work
+    without a device->host sync (torch.nonzero on the mask would wait for every previous kernel)."""
+    model = copy.deepcopy(st_reference).cuda().train()
+    assert enable_unpadded(model, mode="on")
+    wrapper = model[0].auto_model
+    tokenize = getattr(model, "preprocess", None) or model.tokenize
+    features = tokenize(texts)
+    features = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        model(dict(features))  # first call: self-check (which syncs) and kernel warm-up
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = model(dict(features))["sentence_embedding"]
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert wrapper.host_unpads == 2 and torch.isfinite(out).all()

@@ -8,11 +8,13 @@ import logging
 import numpy as np
 import pytest
 
-import embedkit.models.modernbert_unpadded as unpadded_module
+import embedkit.models.packed_forward as forward_module
 from embedkit.errors import EmbedkitError
 from embedkit.models import selfcheck
 from embedkit.models.modernbert_unpadded import UnpaddedModernBert, enable_unpadded
 from embedkit.models.packed_encoding import encode_packed
+
+pytestmark = pytest.mark.packed
 
 
 def _no_rotary(x, cos, sin):
@@ -34,8 +36,9 @@ def expected(st_reference, texts):
 
 
 def _auto_wrapper(model) -> None:
-    """What ``model.unpadded: auto`` installs (on CPU ``auto`` leaves the model alone, so install it here)."""
-    model[0].auto_model = UnpaddedModernBert(model[0].auto_model, strict=False)
+    """What ``model.unpadded: auto`` installs."""
+    assert enable_unpadded(model, mode="auto")
+    assert isinstance(model[0].auto_model, UnpaddedModernBert) and not model[0].auto_model.strict
 
 
 def test_check_inputs_exceed_the_local_window(st_reference):
@@ -57,7 +60,7 @@ def test_passing_check_runs_once_and_keeps_the_packed_path(model, texts, expecte
 
 
 def test_fault_falls_back_to_hf_with_one_warning(model, texts, expected, monkeypatch, caplog):
-    monkeypatch.setattr(unpadded_module, "_rotate", _no_rotary)
+    monkeypatch.setattr(forward_module, "_rotate", _no_rotary)
     _auto_wrapper(model)
     with caplog.at_level(logging.WARNING, logger="embedkit.models.selfcheck"):
         first = model.encode(texts, batch_size=4)
@@ -69,7 +72,7 @@ def test_fault_falls_back_to_hf_with_one_warning(model, texts, expected, monkeyp
 
 
 def test_fault_is_an_error_when_unpadded_is_on(model, texts, monkeypatch):
-    monkeypatch.setattr(unpadded_module, "_rotate", _no_rotary)
+    monkeypatch.setattr(forward_module, "_rotate", _no_rotary)
     assert enable_unpadded(model, mode="on")
     with pytest.raises(EmbedkitError, match="unpadded: on.*relative error"):
         model.encode(texts)
@@ -79,7 +82,7 @@ def test_a_crashing_packed_path_falls_back_too(model, texts, expected, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("no kernel image is available for execution on the device")
 
-    monkeypatch.setattr(unpadded_module, "_forward_packed", broken)
+    monkeypatch.setattr(forward_module, "_forward_packed", broken)
     _auto_wrapper(model)
     with caplog.at_level(logging.WARNING, logger="embedkit.models.selfcheck"):
         got = model.encode(texts, batch_size=4)
@@ -88,7 +91,7 @@ def test_a_crashing_packed_path_falls_back_too(model, texts, expected, monkeypat
 
 
 def test_encode_packed_falls_back_or_raises(model, texts, expected, monkeypatch):
-    monkeypatch.setattr(unpadded_module, "_rotate", _no_rotary)
+    monkeypatch.setattr(forward_module, "_rotate", _no_rotary)
     with pytest.raises(EmbedkitError):
         encode_packed(model, texts, strict=True)
     np.testing.assert_allclose(encode_packed(model, texts), expected, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,65 @@
+"""The bf16 option: native bf16 required, checked against fp32 on the first texts, any encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from embedkit.errors import EmbedkitError
+from embedkit.models import precision
+from embedkit.models.precision import PrecisionEncoder, max_relative_error
+
+pytestmark = pytest.mark.packed
+needs_bf16 = pytest.mark.skipif(not precision.cpu_bf16_features(), reason="CPU without AVX512-BF16/AMX")
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_features", lambda: ())
+    with pytest.raises(EmbedkitError, match="AVX512-BF16 or AMX.*fp32"):
+        PrecisionEncoder(object(), torch.device("cpu"), "bf16")
+    PrecisionEncoder(object(), torch.device("cpu"), "fp32")  # fp32 is always fine
+
+
+class _Drifting:
+    """An encoder whose bf16 output is wrong (as a broken bf16 kernel would be)."""
+
+    dim = 4
+
+    def encode_documents(self, texts):
+        out = np.ones((len(texts), 4), dtype=np.float32)
+        if torch.is_autocast_enabled("cpu"):
+            out[:, 0] = -1.0
+        return out
+
+    encode_queries = encode_documents
+
+
+def test_a_bf16_path_that_differs_from_fp32_is_an_error(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_features", lambda: ("avx512_bf16",))
+    encoder = PrecisionEncoder(_Drifting(), torch.device("cpu"), "bf16")
+    assert encoder.dim == 4  # the wrapped encoder's attributes
+    with pytest.raises(EmbedkitError, match="differ from fp32"):
+        encoder.encode_documents(["a", "b"])
+
+
+def test_relative_error_of_dense_and_multi_vector_outputs():
+    a = np.ones((2, 3), np.float32)
+    assert max_relative_error(a, a) == 0
+    assert max_relative_error([a[:1], a], [a[:1], a[:1]]) == float("inf")  # token counts differ
+
+
+@needs_bf16
+@pytest.mark.parametrize("kind", ["minilm", "packed-modernbert"])
+def test_bf16_encoders_stay_close_to_fp32(kind, minilm_path, tiny_modernbert, texts):
+    """Any encoder runs in bf16 the same way: sentence-transformers encode under autocast (MiniLM) or the packed
+    ModernBERT forward (checked against HF's in bf16 first)."""
+    from embedkit.models.dense import DenseEncoder, load_dense_model
+
+    path = minilm_path if kind == "minilm" else str(tiny_modernbert)
+    fp32 = DenseEncoder(load_dense_model(path), unpadded="off")
+    bf16 = PrecisionEncoder(DenseEncoder(load_dense_model(path)), torch.device("cpu"), "bf16")
+    assert bf16._packed == (kind != "minilm")
+    expected, got = fp32.encode_documents(texts), bf16.encode_documents(texts)
+    assert got.dtype == np.float32 and (got * expected).sum(1).min() > 0.99  # cosine (both normalised)
+    assert bf16._checked == {"document"}
