@@ -338,10 +338,9 @@ def tiny_indexes(tmp_path_factory, tiny_modernbert, code_pairs):
             f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
     dense = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "dense",
                         IndexSettings(backend="flat", batch_size=16, max_length=64), progress=False)
-    # unpadded off: the packed ModernBERT documents of a MultiVectorEncoder are not wired in yet (issue 17, part 4)
     colbert = build_index(str(tiny_modernbert), Corpus(str(corpus_path)), root / "colbert",
                           IndexSettings(backend="exact", batch_size=16, max_length=64), kind="colbert",
-                          progress=False, unpadded="off")
+                          progress=False)
     return dense, colbert
 
 

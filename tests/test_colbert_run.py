@@ -26,8 +26,7 @@ def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, ti
                      [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
     recipe = recipe_from_dict({
         "kind": "colbert", "output_dir": str(tmp_path / "model"),
-        # unpadded off: the packed ModernBERT documents of a MultiVectorEncoder are not wired in yet (issue 17)
-        "model": {"name": str(tiny_modernbert), "unpadded": "off"},
+        "model": {"name": str(tiny_modernbert)},
         "colbert": {"library": colbert_library.name},  # explicit: the same recipe with auto picks it too
         "data": {"train": str(train_jsonl)},
         "training": {"max_steps": 2, "batch_size": 8},
@@ -50,16 +49,18 @@ def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, ti
 
     exact = tmp_path / "exact"
     assert main(["index", "--model", str(model), "--corpus", str(beir), "--index-dir", str(exact), "--backend",
-                 "exact", "--max-length", "64", "--unpadded", "off", "--colbert-library", colbert_library.name]) == 0
+                 "exact", "--max-length", "64", "--colbert-library", colbert_library.name]) == 0
 
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
+    from embedkit.config import ServeConfig
     from embedkit.retrieve.retriever import open_retriever
     from embedkit.serve import create_app
 
     index = open_retriever(exact, batch_size=16, colbert_library=colbert_library.name)
-    with TestClient(create_app(index, exact, max_batch=8, max_wait_ms=5)) as client:
+    config = ServeConfig(max_batch=8, max_wait_ms=5, allowed_hosts=["testserver"])  # TestClient's Host
+    with TestClient(create_app(index, config)) as client:
         reply = client.post("/search", json={"queries": [pairs[3].code[:80]], "k": 5, "with_text": False})
     assert reply.status_code == 200, reply.text
     hits = reply.json()["results"][0]["hits"]

@@ -84,7 +84,9 @@ class DenseEncoder:
         self.pack_batches = self._packed
         self._packers: dict[str | None, object] = {}
         self._pipeline = None
-        self._prepared: list = []  # PackedJobs submitted by prepare_documents, oldest first
+        from embedkit.models.prefetch import PreparedJobs
+
+        self._prepared = PreparedJobs()
 
     @property
     def dim(self) -> int:
@@ -113,25 +115,14 @@ class DenseEncoder:
     def prepare_documents(self, texts: list[str]) -> None:
         """Start tokenising ``texts`` for a coming :meth:`encode_documents` call (packed models; else nothing)."""
         packer = self._packer(self._prompt_name("document"))
-        if packer is not None and not any(job.texts == texts for job in self._prepared):
-            self._prepared.append(packer.submit(texts))
-            while len(self._prepared) > 2:  # a caller that stopped asking for them: bound the memory
-                self._prepared.pop(0).cancel()
-
-    def _take_prepared(self, texts: list[str]):
-        for i, job in enumerate(self._prepared):
-            if job.texts is texts or job.texts == texts:
-                for stale in self._prepared[:i]:
-                    stale.cancel()
-                del self._prepared[:i + 1]
-                return job
-        return None
+        if packer is not None:
+            self._prepared.add(texts, packer.submit)
 
     def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
         prompt_name = self._prompt_name(prompt_name)
         packer = self._packer(prompt_name)
         if packer is not None:
-            return packer.encode(texts, job=self._take_prepared(texts), show_progress_bar=self.show_progress)
+            return packer.encode(texts, job=self._prepared.take(texts), show_progress_bar=self.show_progress)
         emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                 convert_to_numpy=True, normalize_embeddings=self.normalize,
                                 show_progress_bar=self.show_progress)

@@ -194,21 +194,19 @@ class PackedDocumentEncoder:
             return self._vectors(job, forward, len(texts), show_progress_bar)
 
 
-def encode_packed_documents(colbert_model: Any, texts: list[str], max_tokens_per_batch: int | None = None, *,
-                            side: DocumentSide | None = None, show_progress_bar: bool = False,
+def encode_packed_documents(colbert_model: Any, texts: list[str], side: DocumentSide, *,
+                            max_tokens_per_batch: int | None = None, show_progress_bar: bool = False,
                             backend: Backend = "auto", strict: bool = False, compile: bool | None = None,
                             precision: Precision = "fp32") -> Vectors:
-    """ColBERT document embeddings, packed: what the library's own document encoding returns.
-
-    ``side`` describes the library (:func:`pylate_documents`, :func:`sentence_transformers_documents`); the
-    default, PyLate's, keeps today's callers working until the ColBERT library registry passes its own.
+    """ColBERT document embeddings, packed: what the library's own document encoding returns. ``side`` describes
+    the library (:func:`pylate_documents`, :func:`sentence_transformers_documents`; the ColBERT library registry's
+    ``document_side``).
 
     Returns:
         One ``(tokens_i, dim)`` float32 array per text, in the input order.
     """
-    encoder = PackedDocumentEncoder(colbert_model, side or pylate_documents(colbert_model),
-                                    max_tokens=max_tokens_per_batch, backend=backend, strict=strict, compile=compile,
-                                    precision=precision)
+    encoder = PackedDocumentEncoder(colbert_model, side, max_tokens=max_tokens_per_batch, backend=backend,
+                                    strict=strict, compile=compile, precision=precision)
     try:
         return encoder.encode(texts, show_progress_bar=show_progress_bar)
     finally:

@@ -312,12 +312,3 @@ def encode_packed(st_model: Any, texts: list[str], max_tokens_per_batch: int | N
         return encoder.encode(texts, show_progress_bar=show_progress_bar)
     finally:
         encoder.pipeline.close()
-
-
-
-def encode_packed_documents(colbert_model: Any, texts: list[str], *args: Any, **kwargs: Any) -> list[np.ndarray]:
-    """Packed ColBERT documents: :func:`embedkit.models.packed_documents.encode_packed_documents` (which needs
-    this module, so it lives there; this name stays for existing callers)."""
-    from embedkit.models.packed_documents import encode_packed_documents as encode
-
-    return encode(colbert_model, texts, *args, **kwargs)

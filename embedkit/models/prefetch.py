@@ -237,6 +237,31 @@ class PackedJob:
             self._thread.join(timeout=5)
 
 
+class PreparedJobs:
+    """Jobs an encoder started for texts a later call will get (``prepare_documents``), oldest first; at most
+    ``keep`` wait, so a caller that stopped asking for them holds bounded memory."""
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self._jobs: list[PackedJob] = []
+
+    def add(self, texts: list[str], submit: Callable[[list[str]], PackedJob]) -> None:
+        if not any(job.texts == texts for job in self._jobs):
+            self._jobs.append(submit(texts))
+            while len(self._jobs) > self.keep:
+                self._jobs.pop(0).cancel()
+
+    def take(self, texts: list[str]) -> PackedJob | None:
+        """The job started for ``texts`` (those started before it are cancelled), or None."""
+        for i, job in enumerate(self._jobs):
+            if job.texts is texts or job.texts == texts:
+                for stale in self._jobs[:i]:
+                    stale.cancel()
+                del self._jobs[:i + 1]
+                return job
+        return None
+
+
 class HostPipeline:
     """Tokenising worker threads shared by every call of one encoder (see the module docstring).
 

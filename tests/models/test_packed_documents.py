@@ -37,7 +37,7 @@ def test_multivector_encoder_documents_match_encode_document(multivector_encoder
     assert min(len(e) for e in expected) < max(len(e) for e in expected) <= MAX_LEN  # truncated and skiplisted
     side = sentence_transformers_documents(model)
     assert side.text.prompt == "d: " and side.text.max_length == MAX_LEN
-    got = encode_packed_documents(model, doc_texts, max_tokens_per_batch=64, side=side)  # several batches
+    got = encode_packed_documents(model, doc_texts, side, max_tokens_per_batch=64)  # several batches
     _assert_same_vectors(got, expected)
 
 
@@ -65,9 +65,7 @@ def test_pylate_documents_match_encode(sharp_modernbert, doc_texts):
     model = copy.deepcopy(reference)
     side = pylate_documents(model)
     assert side.text.insert_id == model.document_prefix_id and side.normalize and side.skiplist
-    _assert_same_vectors(encode_packed_documents(model, doc_texts, max_tokens_per_batch=64, side=side), expected)
-    _assert_same_vectors(encode_packed_documents(copy.deepcopy(reference), doc_texts, max_tokens_per_batch=64),
-                         expected)  # the default side is PyLate's (today's ColbertEncoder call)
+    _assert_same_vectors(encode_packed_documents(model, doc_texts, side, max_tokens_per_batch=64), expected)
 
 
 def test_a_wrong_side_falls_back_or_raises(multivector_encoder, doc_texts, caplog):

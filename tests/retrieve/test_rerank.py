@@ -37,8 +37,7 @@ def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, cod
     colbert = open_index(colbert_dir, batch_size=16)
     queries = [p.query for p in code_pairs[:3]]
     stored = compose(dense, RetrieveConfig(rerank="colbert", rerank_index=str(colbert_dir), rerank_top_n=20))
-    encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64),  # as built
-                           unpadded="off")  # as built (the packed MultiVectorEncoder documents are not wired in yet)
+    encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64))  # as built
     encoded = RerankedIndex(dense, ColbertReranker(encoder, None, batch_size=8), top_n=20)
     assert method_name(stored) == "colbert-rerank(dense)"
     s_scores, s_pos = stored.search_positions(queries, 20)

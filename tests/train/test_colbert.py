@@ -72,7 +72,7 @@ def test_contrastive_training_lowers_loss_and_reloads_in_its_library(tiny_modern
     assert query.shape == (16, 16)        # [MASK]-expanded to query_length, 16-d projection
     assert docs[0].shape[1] == 16 and docs[0].shape[0] < 48
     # the library's own class and embedkit's encoder give the same token vectors
-    ours = load_encoder("colbert", str(out), unpadded="off")
+    ours = load_encoder("colbert", str(out))  # packed documents (ModernBERT): the same vectors
     np.testing.assert_allclose(ours.encode_queries(["read a file"])[0], query, atol=1e-5)
     for got, want in zip(ours.encode_documents(texts), docs):
         np.testing.assert_allclose(got, want, atol=1e-5)

@@ -67,6 +67,10 @@ class ColbertEncoder:
         self.library = self.library or library_of(self.model)
         self.normalize = True
         self._packed = False
+        self._documents: Any = None  # PackedDocumentEncoder, on first use
+        from embedkit.models.prefetch import PreparedJobs
+
+        self._prepared = PreparedJobs()
         if self.unpadded != "off":
             from embedkit.models.modernbert_unpadded import enable_unpadded
 
@@ -86,11 +90,26 @@ class ColbertEncoder:
     def set_document_length(self, length: int) -> None:
         self.library.set_document_length(self.model, length)
 
+    def _packed_documents(self) -> Any:
+        """The packed document encoder of this model (built on first use), ``None`` when it is not packed."""
+        if self._packed and self._documents is None:
+            from embedkit.models.packed_documents import PackedDocumentEncoder
+
+            self._documents = PackedDocumentEncoder(self.model, self.library.document_side(self.model),
+                                                    strict=self.unpadded == "on")
+        return self._documents
+
+    def prepare_documents(self, texts: list[str]) -> None:
+        """Start tokenising ``texts`` for a coming :meth:`encode_documents` call (packed models; else nothing)."""
+        documents = self._packed_documents()
+        if documents is not None:
+            self._prepared.add(texts, documents.submit)
+
     def encode_documents(self, texts: list[str]) -> list[np.ndarray]:
-        if self._packed:
+        documents = self._packed_documents()
+        if documents is not None:
             # whole token-budget batches, tokenised ahead; queries keep the library's path (expansion, fixed length)
-            return self.library.packed_documents(self.model, texts, show_progress=self.show_progress,
-                                                 strict=self.unpadded == "on")
+            return documents.encode(texts, job=self._prepared.take(texts), show_progress_bar=self.show_progress)
         return self.library.encode(self.model, texts, query=False, batch_size=self.batch_size,
                                    show_progress=self.show_progress)  # each (tokens_i, dim)
 

@@ -64,10 +64,10 @@ class PyLateColbert:
                            show_progress_bar=show_progress)
         return [np.ascontiguousarray(e, dtype=np.float32) for e in out]  # each (tokens_i, dim)
 
-    def packed_documents(self, model: Any, texts: list[str], *, show_progress: bool, strict: bool) -> list[Any]:
-        from embedkit.models.packed_encoding import encode_packed_documents
+    def document_side(self, model: Any) -> Any:
+        from embedkit.models.packed_documents import pylate_documents
 
-        return encode_packed_documents(model, texts, show_progress_bar=show_progress, strict=strict)
+        return pylate_documents(model)
 
     def dim(self, model: Any) -> int:
         return int(model[-1].out_features)

@@ -49,8 +49,9 @@ class ColbertLibrary(Protocol):
                show_progress: bool) -> list[Any]:
         """One (tokens_i, dim) float32 array per text; queries [MASK]-expanded, documents never."""
 
-    def packed_documents(self, model: Any, texts: list[str], *, show_progress: bool, strict: bool) -> list[Any]:
-        """Document token vectors through the packed ModernBERT forward (``embedkit.models.packed_encoding``)."""
+    def document_side(self, model: Any) -> Any:
+        """How the library encodes a document (``embedkit.models.packed_documents.DocumentSide``: tokenisation,
+        the modules after the backbone, dropped tokens), for the packed ModernBERT forward."""
 
     def dim(self, model: Any) -> int: ...
 

@@ -144,10 +144,10 @@ class SentenceTransformersColbert:
         out = encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=show_progress)
         return [np.ascontiguousarray(e, dtype=np.float32) for e in out]  # each (tokens_i, dim)
 
-    def packed_documents(self, model: Any, texts: list[str], *, show_progress: bool, strict: bool) -> list[Any]:
-        from embedkit.models.packed_encoding import encode_packed_documents
+    def document_side(self, model: Any) -> Any:
+        from embedkit.models.packed_documents import sentence_transformers_documents
 
-        return encode_packed_documents(model, texts, show_progress_bar=show_progress, strict=strict)
+        return sentence_transformers_documents(model)
 
     def dim(self, model: Any) -> int:
         return int(model.get_embedding_dimension())
