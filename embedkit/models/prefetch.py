@@ -243,21 +243,21 @@ class PreparedJobs:
 
     def __init__(self, keep: int = 2):
         self.keep = keep
-        self._jobs: list[PackedJob] = []
+        self.jobs: list[PackedJob] = []
 
     def add(self, texts: list[str], submit: Callable[[list[str]], PackedJob]) -> None:
-        if not any(job.texts == texts for job in self._jobs):
-            self._jobs.append(submit(texts))
-            while len(self._jobs) > self.keep:
-                self._jobs.pop(0).cancel()
+        if not any(job.texts == texts for job in self.jobs):
+            self.jobs.append(submit(texts))
+            while len(self.jobs) > self.keep:
+                self.jobs.pop(0).cancel()
 
     def take(self, texts: list[str]) -> PackedJob | None:
         """The job started for ``texts`` (those started before it are cancelled), or None."""
-        for i, job in enumerate(self._jobs):
+        for i, job in enumerate(self.jobs):
             if job.texts is texts or job.texts == texts:
-                for stale in self._jobs[:i]:
+                for stale in self.jobs[:i]:
                     stale.cancel()
-                del self._jobs[:i + 1]
+                del self.jobs[:i + 1]
                 return job
         return None
 

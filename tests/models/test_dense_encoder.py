@@ -25,8 +25,8 @@ def test_prepared_documents_are_tokenised_ahead_and_used(tiny_modernbert, code_p
     encoder.prepare_documents(first)
     encoder.prepare_documents(second)
     encoder.prepare_documents(list(second))  # an equal list announced twice is tokenised once
-    assert len(encoder._prepared) == 2
+    assert len(encoder._prepared.jobs) == 2
     np.testing.assert_allclose(encoder.encode_documents(first), reference.encode_documents(first), atol=2e-5)
-    assert [job.texts for job in encoder._prepared] == [second]
+    assert [job.texts for job in encoder._prepared.jobs] == [second]
     np.testing.assert_allclose(encoder.encode_documents(list(second)), reference.encode_documents(second), atol=2e-5)
-    assert encoder._prepared == []
+    assert encoder._prepared.jobs == []

@@ -190,10 +190,17 @@ def test_access_log_line_per_request(server, caplog):
     with caplog.at_level(logging.INFO, logger="embedkit.serve.access"):
         httpx.get(f"{url}/health", timeout=TIMEOUT)
         httpx.get(f"{url}/nope%0Aforged", timeout=TIMEOUT)
-        deadline = time.monotonic() + TIMEOUT  # a line is written once its reply has gone out
-        while sum(r.name == "embedkit.serve.access" for r in caplog.records) < 2 and time.monotonic() < deadline:
+        # A line is written once its reply has gone out, so an earlier test's last line can land here too:
+        # wait for the lines of these two requests, not for any two lines.
+        deadline = time.monotonic() + TIMEOUT
+
+        def lines() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "embedkit.serve.access"]
+
+        while not (any("/health" in line for line in lines()) and any("forged" in line for line in lines())) \
+                and time.monotonic() < deadline:
             time.sleep(0.01)
-    lines = [r.getMessage() for r in caplog.records if r.name == "embedkit.serve.access"]
+    lines = lines()
     assert any('"GET /health" 200' in line for line in lines)
     forged = next(line for line in lines if "forged" in line)
     assert "\n" not in forged and '"GET /nope\\nforged" 404' in forged

@@ -128,8 +128,8 @@ def test_bm25_index_has_no_embeddings(minilm, start_server):
     assert httpx.post(f"{url}/search", json={"query": "read a file", "k": 2}, timeout=TIMEOUT).status_code == 200
 
 
+@pytest.mark.colbert
 def test_colbert_model_explains_instead_of_embedding(request, start_server):
-    pytest.importorskip("pylate")  # before the fixture builds a ColBERT index
     from embedkit.index.build import open_index
     from embedkit.serve.app import create_app
 

@@ -90,12 +90,11 @@ def test_configured_cross_encoder_scores(minilm, tiny_modernbert, start_server, 
     assert info["rerank_scorer"] == "cross-encoder (the configured reranker)"
 
 
+@pytest.mark.colbert
 def test_colbert_model_scores_by_maxsim(request, start_server, code_pairs, tiny_modernbert):
-    pytest.importorskip("pylate")  # before the fixture builds a ColBERT index
     from embedkit.config import EncodeSettings
     from embedkit.index.build import open_index
     from embedkit.index.encoders import load_encoder
-    from embedkit.retrieve.rerank import maxsim
     from embedkit.serve.app import create_app
 
     colbert_dir = request.getfixturevalue("tiny_indexes")[1]
@@ -103,7 +102,7 @@ def test_colbert_model_scores_by_maxsim(request, start_server, code_pairs, tiny_
     query, documents = code_pairs[3].query, [p.code for p in code_pairs[:5]]
     body = _rerank(url, query=query, documents=documents).json()
     encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64))  # as built
-    expected = maxsim(encoder.encode_queries([query])[0], encoder.encode_documents(documents))
+    expected = encoder.maxsim(encoder.encode_queries([query])[0], encoder.encode_documents(documents))
     got = {r["index"]: r["relevance_score"] for r in body["results"]}
     np.testing.assert_allclose([got[i] for i in range(len(documents))], expected, rtol=1e-4, atol=1e-4)
 
