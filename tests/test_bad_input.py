@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_beir
 from embedkit.cli import main
 
 DOCS = [("d1", "def add(a, b): return a + b"), ("d2", "def sub(a, b): return a - b"),
         ("d3", "def mul(a, b): return a * b")]
 QUERIES = [("q1", "add two numbers"), ("q2", "subtract numbers")]
 QRELS = [("q1", "d1", 1), ("q2", "d2", 1)]
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
@@ -102,8 +96,8 @@ def test_non_utf8_bytes_name_file_and_line(tmp_path, capsys, tiny_modernbert):
     assert not (tmp_path / "index").exists()
 
 
-def test_non_utf8_bytes_in_qrels(tmp_path, capsys):
-    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
+def test_non_utf8_bytes_in_qrels(tmp_path, capsys, make_beir):
+    data = make_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
     write_lines(data / "qrels" / "test.tsv", ["query-id\tcorpus-id\tscore", "q1\td1\t1", b"q2\td\xff2\t1"])
     code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data)
     assert_refused(code, err, "test.tsv:3", "not valid UTF-8")
@@ -111,38 +105,38 @@ def test_non_utf8_bytes_in_qrels(tmp_path, capsys):
 
 # --- queries and qrels (through `embedkit eval`, with BM25 so no model is loaded) -------------------------
 
-def test_empty_query_is_refused(tmp_path, capsys):
-    data = write_beir(tmp_path / "data", DOCS, [("q1", "add two numbers"), ("q2", "  ")], QRELS)
+def test_empty_query_is_refused(tmp_path, capsys, make_beir):
+    data = make_beir(tmp_path / "data", DOCS, [("q1", "add two numbers"), ("q2", "  ")], QRELS)
     output = tmp_path / "results.json"
     code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
     assert_refused(code, err, "queries.jsonl", "empty text", "'q2'")
     assert not output.exists()
 
 
-def test_qrels_naming_unknown_query_ids(tmp_path, capsys):
-    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q9", "d1", 1)])
+def test_qrels_naming_unknown_query_ids(tmp_path, capsys, make_beir):
+    data = make_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q9", "d1", 1)])
     code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data)
     assert_refused(code, err, "test.tsv", "query ids are not in queries.jsonl", "'q9'")
 
 
-def test_qrels_naming_mostly_unknown_document_ids(tmp_path, capsys):
-    data = write_beir(tmp_path / "data", DOCS, QUERIES, [("q1", "d404", 1), ("q2", "d405", 1), ("q2", "d2", 1)])
+def test_qrels_naming_mostly_unknown_document_ids(tmp_path, capsys, make_beir):
+    data = make_beir(tmp_path / "data", DOCS, QUERIES, [("q1", "d404", 1), ("q2", "d405", 1), ("q2", "d2", 1)])
     output = tmp_path / "results.json"
     code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
     assert_refused(code, err, "test.tsv", "2 of the 3 judged document ids are not in the corpus", "'d404'")
     assert not output.exists()
 
 
-def test_a_few_unknown_document_ids_are_kept_as_beir_keeps_them(tmp_path, capsys):
+def test_a_few_unknown_document_ids_are_kept_as_beir_keeps_them(tmp_path, capsys, make_beir):
     """ArguAna judges ids its corpus lacks: BEIR and MTEB keep them (unretrievable), so does embedkit."""
-    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q1", "d404", 1)])
+    data = make_beir(tmp_path / "data", DOCS, QUERIES, QRELS + [("q1", "d404", 1)])
     output = tmp_path / "results.json"
     code, _ = run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", output)
     assert code == 0 and json.loads(output.read_text())["judged_missing"] == 1
 
 
-def test_malformed_queries_jsonl(tmp_path, capsys):
-    data = write_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
+def test_malformed_queries_jsonl(tmp_path, capsys, make_beir):
+    data = make_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
     write_lines(data / "queries.jsonl", [json.dumps({"_id": "q1", "text": "x"}), json.dumps({"_id": "q2"})])
     code, err = run_cli(capsys, "eval", "--model", "bm25", "--data", data)
     assert_refused(code, err, "queries.jsonl:2", "missing field")

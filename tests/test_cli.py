@@ -7,12 +7,7 @@ import pytest
 from embedkit.cli import main
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-
-
-def test_train_index_search_eval(tmp_path, tiny_modernbert, train_jsonl, code_beir, cache, capsys):
+def test_train_index_search_eval(tmp_path, tiny_modernbert, train_jsonl, code_beir, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"kind: dense\noutput_dir: {tmp_path / 'run'}\nmodel: {{name: {tiny_modernbert}, "
                       f"max_seq_length: 64}}\ndata: {{train: {train_jsonl}}}\n"
@@ -33,13 +28,13 @@ def test_train_index_search_eval(tmp_path, tiny_modernbert, train_jsonl, code_be
     assert len((tmp_path / "run.trec").read_text().splitlines()) == 200 * 100
 
 
-def test_bm25_baseline(tmp_path, code_beir, cache):
+def test_bm25_baseline(tmp_path, code_beir):
     out = tmp_path / "bm25.json"
     assert main(["eval", "--model", "bm25", "--data", str(code_beir), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["ndcg@10"] > 0.2  # docstring words recur in the code
 
 
-def test_eval_of_minilm_matches_sentence_transformers_exact_search(minilm_path, code_beir, cache):
+def test_eval_of_minilm_matches_sentence_transformers_exact_search(minilm_path, code_beir):
     """The issue's acceptance check, on real code-search data: same nDCG@10 as ST + pytrec_eval."""
     import pytrec_eval
     from sentence_transformers import SentenceTransformer, util
@@ -68,7 +63,7 @@ def test_benchmarks_listed(capsys):
         assert name in out
 
 
-def test_benchmark_with_local_data(tmp_path, code_beir, cache, capsys):
+def test_benchmark_with_local_data(tmp_path, code_beir, capsys):
     assert main(["eval", "--model", "bm25", "--benchmark", "csn/python", "--data", str(code_beir),
                  "--output-dir", str(tmp_path / "res")]) == 0
     saved = json.loads((tmp_path / "res" / "bm25" / "csn__python.json").read_text())
@@ -82,7 +77,7 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("setting,column", [("id", "BM25 MLDR-ID"), ("ood", "BM25 MLDR-OOD")])
-def test_mldr_setting_reaches_the_report(tmp_path, code_beir, cache, capsys, setting, column):
+def test_mldr_setting_reaches_the_report(tmp_path, code_beir, capsys, setting, column):
     assert main(["eval", "--model", "bm25", "--benchmark", "mldr", "--data", str(code_beir),
                  "--output-dir", str(tmp_path / "res"), "--mldr-setting", setting]) == 0
     saved = json.loads((tmp_path / "res" / "bm25" / "mldr.json").read_text())
@@ -96,7 +91,7 @@ def test_mldr_setting_reaches_the_report(tmp_path, code_beir, cache, capsys, set
     assert found[next(n for n in found if column in n)] == f"{100 * saved['ndcg@10']:.1f}", (found, markdown)
 
 
-def test_csn_results_carry_no_mldr_setting(tmp_path, code_beir, cache):
+def test_csn_results_carry_no_mldr_setting(tmp_path, code_beir):
     assert main(["eval", "--model", "bm25", "--benchmark", "csn/python", "--data", str(code_beir),
                  "--output-dir", str(tmp_path / "res"), "--mldr-setting", "id"]) == 0
     assert "mldr_setting" not in json.loads((tmp_path / "res" / "bm25" / "csn__python.json").read_text())
@@ -153,7 +148,7 @@ def test_quiet_by_default_verbose_with_v(tmp_path, tiny_modernbert, code_beir):
     quieting = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
                 "TRANSFORMERS_NO_ADVISORY_WARNINGS")  # set in this process by earlier in-process main() calls
     env = {k: v for k, v in os.environ.items() if k not in quieting}
-    env.update(EMBEDKIT_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    env.update(HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "embedkit", "eval", "--model", str(tiny_modernbert), "--data", str(code_beir),
            "-k", "10", "--no-cache", "--unpadded", "off"]
     quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -181,7 +176,7 @@ def test_missing_local_corpus_fails_fast_before_any_model_loads(tmp_path):
     probe = ("import sys\nfrom embedkit.cli import main\nrc = main(['index', '--corpus', 'data/nothere'])\n"
              "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
              "print('loaded:', heavy)\nsys.exit(rc)\n")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", EMBEDKIT_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
@@ -194,20 +189,22 @@ def test_missing_local_corpus_fails_fast_before_any_model_loads(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["index", "--corpus", "no_such.jsonl", "--model", "bm25", "--backend", "bm25"], "--corpus: no such local path: no_such.jsonl"),
+    (["index", "--corpus", "no_such.jsonl", "--model", "bm25", "--backend", "bm25"],
+     "--corpus: no such local path: no_such.jsonl"),
     (["eval", "--model", "bm25", "--data", "nowhere"], "--data: no such local path: nowhere"),
-    (["eval", "--model", "runs/nothere", "--data", "."], "--model: no such local path: runs/nothere; read as a Hugging Face model id"),
+    (["eval", "--model", "runs/nothere", "--data", "."],
+     "--model: no such local path: runs/nothere; read as a Hugging Face model id"),
     (["search", "--index-dir", "missing-index", "a query"], "--index-dir: no such local path: missing-index"),
     (["report", "no-results"], "results: no such local path: no-results"),
 ])
-def test_missing_paths_are_named_as_such(tmp_path, monkeypatch, capsys, cache, argv, message):
+def test_missing_paths_are_named_as_such(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"embedkit: error: {message}"), err
 
 
-def test_misspelled_eval_data_in_a_recipe_is_named_before_work(tmp_path, capsys, cache):
+def test_misspelled_eval_data_in_a_recipe_is_named_before_work(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: {name: bm25}\neval: {data: [data/nothere]}\n")
     assert main(["run", str(recipe)]) == 2
@@ -215,7 +212,7 @@ def test_misspelled_eval_data_in_a_recipe_is_named_before_work(tmp_path, capsys,
     assert "eval.data[0]: no such local path: data/nothere, and no benchmark of that name" in err
 
 
-def test_eval_prints_metrics_named_by_depth(tmp_path, code_beir, cache, capsys):
+def test_eval_prints_metrics_named_by_depth(tmp_path, code_beir, capsys):
     assert main(["eval", "--model", "bm25", "--data", str(code_beir), "-k", "10", "--output",
                  str(tmp_path / "r.json")]) == 0
     out, err = capsys.readouterr()
@@ -225,7 +222,7 @@ def test_eval_prints_metrics_named_by_depth(tmp_path, code_beir, cache, capsys):
     assert f"results written to {tmp_path / 'r.json'}" in err
 
 
-def test_report_command_writes_and_prints(tmp_path, code_beir, cache, capsys):
+def test_report_command_writes_and_prints(tmp_path, code_beir, capsys):
     assert main(["eval", "--model", "bm25", "--data", str(code_beir), "--output",
                  str(tmp_path / "res" / "r.json")]) == 0
     capsys.readouterr()

@@ -15,11 +15,10 @@ pytestmark = pytest.mark.colbert
 @pytest.mark.slow  # a 2-step training, a PLAID and an exact index of 100 documents, one evaluation
 def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, tiny_modernbert, train_jsonl,
                                                                     make_beir, code_pairs, colbert_library,
-                                                                    native_colbert, monkeypatch):
+                                                                    native_colbert):
     from embedkit.cli import main
     from embedkit.pipeline import run_pipeline
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     pairs = code_pairs[:100]
     beir = make_beir(tmp_path / "beir", [(p.id, p.code) for p in pairs],
                      [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_word_corpus
-
 from embedkit.cli import main
+from tests.helpers import write_word_corpus
 
 NUM_DOCS, SHARD_SIZE = 500, 40  # 13 shards: rank 0 encodes 7, rank 1 encodes 6
 
@@ -32,8 +31,7 @@ def torchrun(*args, nproc: int = 2, timeout: float = 600) -> subprocess.Complete
 
 
 @pytest.fixture()
-def corpus(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+def corpus(tmp_path) -> Path:
     return write_word_corpus(tmp_path / "corpus.jsonl", NUM_DOCS, words_per_doc=16)
 
 
@@ -94,8 +92,7 @@ def torchrun_train(tmp_path: Path, raw: dict) -> Path:
 
 
 @pytest.mark.slow  # two training processes (gloo), a few steps of a tiny model
-def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl):
     output = torchrun_train(tmp_path, {
         "kind": "dense", "output_dir": str(tmp_path / "model"),
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
@@ -110,12 +107,11 @@ def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, m
 
 @pytest.mark.colbert
 @pytest.mark.slow  # two training processes (gloo), a few steps of a tiny ColBERT
-def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, monkeypatch, colbert_library,
+def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl, colbert_library,
                                               native_colbert):
     """The same driver as dense: every rank trains, rank 0 alone saves, publishes and writes the manifest."""
     import json
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     output = torchrun_train(tmp_path, {
         "kind": "colbert", "output_dir": str(tmp_path / "colbert"),  # no loss: the kind's default (contrastive)
         "model": {"name": str(tiny_modernbert), "unpadded": "off"},

@@ -58,7 +58,6 @@ def make_recipe(tmp_path, model, train, beir, *overrides):
 @pytest.mark.slow  # trains the tiny model twice (a killed run and its resume) and encodes 100 documents
 def test_run_resumes_after_a_kill_in_each_stage_then_skips(tmp_path, tiny_modernbert, train_jsonl, small_beir,
                                                            monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     recipe = make_recipe(tmp_path, tiny_modernbert, train_jsonl, small_beir)
 
     # train: killed while publishing the model
@@ -67,7 +66,6 @@ def test_run_resumes_after_a_kill_in_each_stage_then_skips(tmp_path, tiny_modern
         run_pipeline(recipe)
     assert (tmp_path / "model.partial").is_dir() and not (tmp_path / "model").exists()
     monkeypatch.undo()
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
 
     # index: killed after the first of four shards; the rerun encodes only the other three
     in_stage = lambda shard, *a: shard.folder.parent.name == "index.partial"  # noqa: E731 (not eval's indexes)
@@ -76,7 +74,6 @@ def test_run_resumes_after_a_kill_in_each_stage_then_skips(tmp_path, tiny_modern
         run_pipeline(recipe)
     assert (tmp_path / "model" / "embedkit.json").is_file() and (tmp_path / "index.partial").is_dir()
     monkeypatch.undo()
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     shards = kill_on_call(monkeypatch, "embedkit.index.encode._write_shard", call=99, when=in_stage)
 
     # eval: killed while scoring the baseline, after the trained model's results were written
@@ -93,7 +90,6 @@ def test_run_resumes_after_a_kill_in_each_stage_then_skips(tmp_path, tiny_modern
         run_pipeline(recipe)
     assert len(scored) == 1  # only bm25 was scored again
     monkeypatch.undo()
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
 
     result = run_pipeline(recipe)
     assert [(s.stage, s.status) for s in result.stages] == [
@@ -119,11 +115,10 @@ def test_stages_parse_in_pipeline_order():
         parse_stages("train,serve")
 
 
-def test_recipe_without_training_data_scores_the_model_as_is(tmp_path, small_beir, monkeypatch, capsys):
+def test_recipe_without_training_data_scores_the_model_as_is(tmp_path, small_beir, capsys):
     """A recipe with only index/eval sections (here BM25: no model) runs through the CLI."""
     from embedkit.cli import main
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "bm25.yaml"
     path.write_text(json.dumps({
         "model": {"name": "bm25"},
@@ -160,7 +155,6 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
                                                                count_encoded):
     """index.corpus is the corpus file (relative path), eval.data its BEIR folder (absolute): the same documents,
     so the eval stage searches the index stage's index; a backend change rebuilds it from the kept shards."""
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     raw = {"output_dir": "runs/tiny",
            "model": {"name": str(tiny_modernbert), "unpadded": "off"},
@@ -194,10 +188,9 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
     assert sum(count_encoded) == 40  # only the shard holding the edited document is encoded again
 
 
-def test_eval_k_names_metrics_by_depth_and_is_recorded(tmp_path, small_beir, monkeypatch, capsys):
+def test_eval_k_names_metrics_by_depth_and_is_recorded(tmp_path, small_beir, capsys):
     from embedkit.cli import main
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     recipe = tmp_path / "bm25.yaml"
     recipe.write_text(json.dumps({"output_dir": str(tmp_path / "bm25"), "model": {"name": "bm25"},
                                   "eval": {"data": [str(small_beir)], "k": 10}}))
@@ -213,10 +206,9 @@ def test_eval_k_names_metrics_by_depth_and_is_recorded(tmp_path, small_beir, mon
 
 @pytest.mark.slow  # trains the tiny model twice
 def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_path, tiny_modernbert, train_jsonl,
-                                                                           small_beir, monkeypatch, capsys):
+                                                                           small_beir, capsys):
     from embedkit.cli import main
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(json.dumps({
         "output_dir": str(tmp_path / "model"),
@@ -229,8 +221,7 @@ def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_
     assert main(["run", str(recipe)]) == 0
     out, err = capsys.readouterr()
     assert "loss" not in out and "{" not in out  # the trainer's log dicts stay off stdout
-    assert all(line.startswith("|") or not line.strip() or line.startswith("run folder:")
-               for line in out.splitlines()), out
+    assert all(line.startswith(("|", "run folder:")) or not line.strip() for line in out.splitlines()), out
     stage_lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("[")]
     assert [line.split(":")[0] for line in stage_lines] == ["[1/4] train", "[2/4] index", "[3/4] eval", "[4/4] report"]
     assert "Computing widget examples" not in err and "DEBUG" not in err and "{'loss'" not in err

@@ -2,11 +2,10 @@ import pytest
 
 
 @pytest.mark.slow  # trains the packaged MiniLM for a few steps and indexes 300 documents twice
-def test_fine_tuning_minilm_raises_ndcg_on_unseen_code(tmp_path, monkeypatch, capsys):
+def test_fine_tuning_minilm_raises_ndcg_on_unseen_code(tmp_path, capsys):
     """The quickstart at a small size: in-domain pairs from site-packages lift nDCG@10 on stdlib code."""
     from embedkit.quickstart import run_quickstart
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     rows = run_quickstart(workdir=tmp_path / "qs", train_size=480, eval_size=300, max_steps=15, colbert=False)
     by_name = {row.name: row for row in rows}
     base, tuned = by_name["MiniLM base (dense)"], by_name["MiniLM fine-tuned (dense)"]

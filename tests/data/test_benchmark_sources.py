@@ -118,10 +118,9 @@ def test_incomplete_cached_folder_is_reported(tmp_path):
         sources.materialize(get_benchmark("beir/scifact"), tmp_path / "cache")
 
 
-def test_cache_dir_defaults_to_embedkit_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "ek"))
-    assert sources.default_cache_dir() == tmp_path / "ek" / "benchmarks"
-    assert sources.benchmark_folder(get_benchmark("csn/go")) == tmp_path / "ek" / "benchmarks" / "csn" / "go"
+def test_cache_dir_defaults_to_embedkit_cache(monkeypatch, embedkit_cache):
+    assert sources.default_cache_dir() == embedkit_cache / "benchmarks"
+    assert sources.benchmark_folder(get_benchmark("csn/go")) == embedkit_cache / "benchmarks" / "csn" / "go"
     monkeypatch.delenv("EMBEDKIT_CACHE")
     assert sources.default_cache_dir() == Path.home() / ".cache" / "embedkit" / "benchmarks"
 
@@ -152,10 +151,10 @@ def mldr_repo(tmp_path) -> Path:
 
 
 def _check_mldr(folder: Path) -> None:
-    assert [json.loads(l)["_id"] for l in (folder / "queries.jsonl").read_text().splitlines()] == ["q-en-0", "q-en-1"]
+    assert [json.loads(q)["_id"] for q in (folder / "queries.jsonl").read_text().splitlines()] == ["q-en-0", "q-en-1"]
     assert (folder / "qrels" / "test.tsv").read_text() == "query-id\tcorpus-id\tscore\nq-en-0\tdoc-en-1\t1\n" \
                                                            "q-en-1\tdoc-en-3\t1\n"
-    docs = [json.loads(l) for l in (folder / "corpus.jsonl").read_text().splitlines()]
+    docs = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
     assert [d["_id"] for d in docs] == [f"doc-en-{i}" for i in range(4)] and docs[0]["title"] == ""
 
 
@@ -210,7 +209,7 @@ def test_codesearchnet_from_a_local_copy_of_the_repo(tmp_path, csn_repo, local_h
     entry = dataclasses.replace(get_benchmark("csn/python"), source=str(csn_repo))
     folder = sources.materialize(entry, tmp_path / "cache")
     assert folder == tmp_path / "cache" / "csn" / "python"
-    queries = [json.loads(l) for l in (folder / "queries.jsonl").read_text().splitlines()]
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
     assert queries == [{"_id": "q1", "text": "def add(a, b): return a + b"}, {"_id": "q2", "text": "def parse(s): ..."}]
     assert len((folder / "corpus.jsonl").read_text().splitlines()) == 3
     assert (folder / "qrels" / "test.tsv").read_text().splitlines()[1:] == ["q1\tc1\t1", "q2\tc2\t1"]
@@ -245,7 +244,7 @@ def test_stackoverflow_qa_mteb_layout(tmp_path, local_hf_datasets_cache, make_hu
     entry = dataclasses.replace(get_benchmark("sqa"), source=str(repo))
     folder = sources.materialize(entry, tmp_path / "cache")
     assert folder == tmp_path / "cache" / "coir" / "stackoverflow-qa"
-    assert [json.loads(l)["_id"] for l in (folder / "queries.jsonl").read_text().splitlines()] == ["s2"]
+    assert [json.loads(line)["_id"] for line in (folder / "queries.jsonl").read_text().splitlines()] == ["s2"]
 
 
 def test_coir_qrels_naming_missing_queries_leave_no_folder(tmp_path, local_hf_datasets_cache, make_hub_repo):
@@ -285,7 +284,8 @@ def test_unreachable_hub_is_detected_before_the_client_retries(tmp_path, monkeyp
     real = HfApi.dataset_info
     monkeypatch.setattr(HfApi, "dataset_info", lambda self, *a, **kw: timeouts.append(kw.get("timeout"))
                         or real(self, *a, **kw))
-    with pytest.raises(EmbedkitError, match=r"cannot reach http://127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
+    with pytest.raises(EmbedkitError,
+                       match=r"cannot reach http://127\.0\.0\.1:9.*HF_HUB_OFFLINE=1.*--data path/to/beir-folder"):
         sources.materialize(get_benchmark("csn/go"), tmp_path / "cache")
     assert timeouts == [sources.HUB_PROBE_TIMEOUT_S]  # one probe with the short time-out, before any download
 
@@ -318,7 +318,8 @@ def test_hub_reachability_goes_through_the_proxy(tmp_path, monkeypatch):
         monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
         huggingface_hub.close_session()  # the shared client reads proxy settings when it is made
         try:
-            with pytest.raises(EmbedkitError, match=r"cannot reach https://huggingface\.co.*--data path/to/beir-folder"):
+            with pytest.raises(EmbedkitError,
+                               match=r"cannot reach https://huggingface\.co.*--data path/to/beir-folder"):
                 sources.materialize(get_benchmark("csn/go"), tmp_path / "cache")
         finally:
             server.shutdown()

@@ -48,9 +48,9 @@ def test_rows_are_on_disk_as_soon_as_measured(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_host_only_run_measures_the_pipeline_beside_the_raw_tokenizer(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--host-only", "--small", "--host-texts", "300", "--repeats", "1",
-                           "--host-threads", "1", "2", "--out", str(tmp_path)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--host-only", "--small", "--host-texts", "300",
+                           "--repeats", "1", "--host-threads", "1", "2", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (result,) = list(tmp_path.glob("throughput-*-host-small.json"))
     saved = json.loads(result.read_text())

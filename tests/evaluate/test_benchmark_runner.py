@@ -17,11 +17,10 @@ PAPER = [name for entry in resolve_benchmarks("paper") for name in (entry.member
 
 
 @pytest.fixture()
-def replicas(benchmark_replicas, monkeypatch, tmp_path, local_hf_datasets_cache):
+def replicas(benchmark_replicas, monkeypatch, embedkit_cache, local_hf_datasets_cache):
     """Every registered benchmark served from its local replica; the cache starts empty."""
     monkeypatch.setattr("embedkit.evaluate.benchmarks.BENCHMARKS", benchmark_replicas)
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "benchmarks"
+    return embedkit_cache / "benchmarks"
 
 
 @pytest.fixture()
@@ -108,8 +107,8 @@ def test_failures_are_isolated_reported_and_exit_non_zero(replicas, tmp_path, ca
 
 
 def test_mteb_protocol_keeps_self_hits_where_mteb_does(replicas, tmp_path):
-    from embedkit.evaluate.runner import evaluate
     from embedkit.data.benchmark_sources import materialize
+    from embedkit.evaluate.runner import evaluate
 
     folder = materialize(resolve_benchmarks("beir/arguana")[0])
     as_arguana = evaluate("bm25", folder, EvalOptions(protocol="mteb"), dataset_name="beir/arguana")

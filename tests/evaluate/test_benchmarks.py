@@ -6,8 +6,8 @@ import pytest
 
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.benchmarks import (
-    BENCHMARKS,
     BEIR_15,
+    BENCHMARKS,
     CQADUPSTACK_FORUMS,
     CSN_LANGUAGES,
     get_benchmark,
@@ -98,6 +98,6 @@ def test_listing_names_every_benchmark():
     assert next(line for line in lines if line.startswith("beir/msmarco ")).split()[3] == "dev"
     assert "beir/cqadupstack/android" not in table and "android" in table
     assert "beir/cqadupstack/android" in list_benchmarks_table(include_forums=True)
-    for name, entry in BENCHMARKS.items():
+    for name in BENCHMARKS:
         if not name.startswith("beir/cqadupstack/"):
             assert any(line.startswith(name + " ") for line in lines), name

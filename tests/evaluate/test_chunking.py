@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from embedkit.data.corpus import Corpus
@@ -11,7 +13,7 @@ def test_windows_respect_the_token_budget(tmp_path, minilm_path):
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     text = " ".join(f"word{i}" for i in range(300))
     path = tmp_path / "c.jsonl"
-    path.write_text('{"_id": "long", "text": "%s"}\n{"_id": "short", "text": "tiny"}\n' % text)
+    path.write_text(json.dumps({"_id": "long", "text": text}) + '\n{"_id": "short", "text": "tiny"}\n')
     chunks = list(ChunkedCorpus(Corpus(str(path)), tokenizer, max_tokens=64))
     assert [base_id(c) for c, _ in chunks].count("long") > 1 and chunks[-1] == ("short\x1f0", "tiny")
     for _, window in chunks:
@@ -23,8 +25,7 @@ def test_max_pool_keeps_best_window():
     assert max_pool({"q": {"a\x1f0": 0.1, "a\x1f1": 0.9, "b\x1f0": 0.5}}) == {"q": {"a": 0.9, "b": 0.5}}
 
 
-def test_chunking_finds_what_truncation_cuts_off(tmp_path, minilm_path, code_pairs, make_beir, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+def test_chunking_finds_what_truncation_cuts_off(tmp_path, minilm_path, code_pairs, make_beir):
     filler = " ".join(p.query for p in code_pairs[:40])
     corpus = [("long", filler + " The zebra crossing password is kept in the vault.")]
     corpus += [(p.id, p.code) for p in code_pairs[40:80]]

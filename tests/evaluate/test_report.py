@@ -10,8 +10,14 @@ import pytest
 
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.benchmarks import BEIR_15, CQADUPSTACK_FORUMS
-from embedkit.evaluate.report import (PAPER_TABLE_1, chart_figure, load_results, render_markdown, write_chart,
-                                      write_report)
+from embedkit.evaluate.report import (
+    PAPER_TABLE_1,
+    chart_figure,
+    load_results,
+    render_markdown,
+    write_chart,
+    write_report,
+)
 
 
 def _result(folder: Path, stem: str, **fields) -> Path:
@@ -102,7 +108,7 @@ MTEB, its ColBERT rows from PyLate (which never drops them).
 | runs/mb-dpr (truncate, beir) | dense | truncate | beir | 51.6 (2 of 15 sets) | 25.1 | — | — | — | — | — | 50.0 (1 of 6 sets) | — |
 | runs/mb-dpr (truncate, mteb) | dense | truncate | mteb | 71.0 (1 of 15 sets) | — | — | — | — | — | — | — | — |
 | runs/mb-dpr (chunk-maxpool, beir) | dense | chunk-maxpool | beir | — | 31.1 | — | — | — | — | — | — | — |
-"""
+"""  # noqa: E501 - the report's tables are as wide as it renders them
 
 
 def test_markdown_snapshot(results_dirs):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedkit.data.corpus import Corpus
 from embedkit.config import IndexSettings, PlaidConfig
+from embedkit.data.corpus import Corpus
 from embedkit.index.build import build_index, open_index
 
 MAX_LENGTH = 64  # document tokens: short keeps MiniLM encoding of the fixture corpus to seconds
@@ -148,10 +148,9 @@ def test_delete_documents_renumbers_and_keeps_the_rest_searchable(minilm_indexes
         index.delete(["not-there"])
 
 
-def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_path, monkeypatch, colbert_library):
+def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_path, colbert_library, embedkit_cache):
     from embedkit.cli import main
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results.json"
     assert main(["eval", "--model", str(tiny_modernbert), "--data", str(code_beir), "--kind", "colbert",
                  "--output", str(out), "--max-length", "48", "--unpadded", "off"]) == 0
@@ -160,7 +159,7 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
         assert 0.0 <= result[key] <= 1.0
     assert result["kind"] == "colbert" and result["num_documents"] == 600
     # the index was cached under EMBEDKIT_CACHE, not ~/.cache
-    cached = list((tmp_path / "cache" / "indexes").glob("colbert-*"))
+    cached = list((embedkit_cache / "indexes").glob("colbert-*"))
     assert cached
     assert result["backend"] == "exact"  # auto: a small corpus is searched by exact MaxSim
     # its manifest records the ColBERT library that encoded it

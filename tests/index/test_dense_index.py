@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from embedkit.config import IndexSettings
 from embedkit.data.corpus import Corpus
 from embedkit.errors import EmbedkitError
-from embedkit.config import IndexSettings
 from embedkit.index.build import build_index, open_index
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_word_corpus
-
 from embedkit.cli import main
+from tests.helpers import write_word_corpus
 
 NUM_DOCS = 3000
 SHARD_SIZE = 30  # 100 shards: the run is still encoding when it is killed
@@ -25,7 +24,6 @@ SHARD_SIZE = 30  # 100 shards: the run is still encoding when it is killed
 def corpus(tmp_path, monkeypatch):
     import torch
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     # One thread: on a shared 2-core machine a tiny model runs ~10x faster than with two spinning threads.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -24,7 +24,8 @@ from embedkit.errors import EmbedkitError
 pytestmark = pytest.mark.colbert
 
 QUERIES = ["read a file quickly", "sort a list in place"]
-DOCUMENTS = ["def read(path):\n    return open(path).read()", "def sort(xs):\n    xs.sort()  # in place!\n    return xs"]
+DOCUMENTS = ["def read(path):\n    return open(path).read()",
+             "def sort(xs):\n    xs.sort()  # in place!\n    return xs"]
 HAS_MULTIVECTORENCODER = int(version("sentence-transformers").split(".")[0]) >= 6
 needs_st6 = pytest.mark.skipif(not HAS_MULTIVECTORENCODER,
                                reason="builds a MultiVectorEncoder in this process (the default environment)")
@@ -122,7 +123,8 @@ TRAIN_AND_ENCODE = textwrap.dedent("""
     from embedkit.config import recipe_from_dict
     from embedkit.index.encoders import load_encoder
     from embedkit.train.run import train
-    recipe, out, queries, documents = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+    recipe, out = json.loads(sys.argv[1]), sys.argv[2]
+    queries, documents = json.loads(sys.argv[3]), json.loads(sys.argv[4])
     folder = train(recipe_from_dict(recipe))
     encoder = load_encoder("colbert", str(folder), unpadded="off")
     np.savez(out, *(encoder.encode_queries(queries) + encoder.encode_documents(documents)))
@@ -148,8 +150,7 @@ def test_a_model_trained_on_sentence_transformers_loads_in_pylate_after_export(t
                            "warmup_ratio": 0.0}}
     done = subprocess.run([python, "-c", TRAIN_AND_ENCODE, json.dumps(recipe), str(tmp_path / "st.npz"),
                            json.dumps(QUERIES), json.dumps(DOCUMENTS)], capture_output=True, text=True, timeout=900,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1", EMBEDKIT_CACHE=str(tmp_path / "cache"),
-                                   TOKENIZERS_PARALLELISM="false"))
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "sentence-transformers"
     arrays = np.load(tmp_path / "st.npz")

@@ -23,7 +23,8 @@ from embedkit.errors import EmbedkitError
 pytestmark = pytest.mark.colbert
 
 QUERIES = ["read a file quickly", "sort a list in place"]
-DOCUMENTS = ["def read(path):\n    return open(path).read()", "def sort(xs):\n    xs.sort()  # in place!\n    return xs"]
+DOCUMENTS = ["def read(path):\n    return open(path).read()",
+             "def sort(xs):\n    xs.sort()  # in place!\n    return xs"]
 
 
 def _unusable_here() -> list[tuple[str, str]]:

@@ -11,8 +11,8 @@ import torch
 
 import embedkit.models.packed_forward as forward_module
 from embedkit.models.modernbert_unpadded import enable_unpadded
-from embedkit.models.packed_forward import PackedForward
 from embedkit.models.packed_encoding import encode_packed
+from embedkit.models.packed_forward import PackedForward
 from embedkit.models.packing import cu_seqlens_from_lengths
 
 pytestmark = pytest.mark.packed

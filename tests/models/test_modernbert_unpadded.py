@@ -10,10 +10,15 @@ import torch
 
 import embedkit.models.modernbert_unpadded as unpadded_module
 from embedkit.errors import EmbedkitError
-from embedkit.models.modernbert_unpadded import (HINT_KEY, UnpaddedModernBert, UnpadHint, disable_unpadded,
-                                                 enable_unpadded)
-from embedkit.models.packed_forward import is_modernbert, unpadded_forward
+from embedkit.models.modernbert_unpadded import (
+    HINT_KEY,
+    UnpaddedModernBert,
+    UnpadHint,
+    disable_unpadded,
+    enable_unpadded,
+)
 from embedkit.models.packed_encoding import encode_packed
+from embedkit.models.packed_forward import is_modernbert, unpadded_forward
 from embedkit.models.packing import pack_by_token_budget, unpad
 
 pytestmark = pytest.mark.packed

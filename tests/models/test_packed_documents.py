@@ -11,8 +11,12 @@ import pytest
 
 from embedkit.errors import EmbedkitError
 from embedkit.models.modernbert_unpadded import UnpaddedModernBert, enable_unpadded
-from embedkit.models.packed_documents import (PackedDocumentEncoder, encode_packed_documents, pylate_documents,
-                                              sentence_transformers_documents)
+from embedkit.models.packed_documents import (
+    PackedDocumentEncoder,
+    encode_packed_documents,
+    pylate_documents,
+    sentence_transformers_documents,
+)
 
 pytestmark = pytest.mark.packed
 MAX_LEN = 40
@@ -73,8 +77,8 @@ def test_a_wrong_side_falls_back_or_raises(multivector_encoder, doc_texts, caplo
     auto gives the library's own vectors with one warning, strict raises."""
     model = copy.deepcopy(multivector_encoder)
     side = sentence_transformers_documents(model)
-    wrong = dataclasses.replace(side, modules=[(m, k) for m, k in side.modules if type(m).__name__ != "MultiVectorMask"],
-                                name="wrong side")
+    wrong = dataclasses.replace(side, name="wrong side",
+                                modules=[(m, k) for m, k in side.modules if type(m).__name__ != "MultiVectorMask"])
     with pytest.raises(EmbedkitError, match="wrong side"):
         PackedDocumentEncoder(model, wrong, strict=True).encode(doc_texts)
     wrong = dataclasses.replace(wrong, name="wrong side, auto")

@@ -13,8 +13,8 @@ from embedkit.retrieve.fusion import split_queries
 
 
 @pytest.mark.slow
-def test_eval_rrf_and_dev_tuned_weighted_fusion(tiny_modernbert, code_beir, tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path))  # the dense index is built once for the three runs
+def test_eval_rrf_and_dev_tuned_weighted_fusion(tiny_modernbert, code_beir):
+    # the dense index is built once for the three runs (in the test's own EMBEDKIT_CACHE)
     plain = evaluate(str(tiny_modernbert), code_beir, EvalOptions(batch_size=32))
     assert "method" not in plain and plain["num_queries"] == 200
     options = EvalOptions(batch_size=32, retrieve=RetrieveConfig(fuse_with=["bm25"]))

@@ -50,7 +50,7 @@ def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, cod
         exact = [p for p in full_pos[row].tolist() if p in candidates]
         ranked = s_pos[row].tolist()
         assert sorted(ranked) == sorted(candidates)
-        top = {p: s for p, s in zip(full_pos[row], full_scores[row])}
+        top = dict(zip(full_pos[row], full_scores[row]))
         np.testing.assert_allclose([top[p] for p in ranked], s_scores[row], rtol=1e-4, atol=1e-4)
         assert ranked[0] == exact[0]
     assert len(StoredTokens(colbert_dir)) == 80

@@ -1,1 +1,0 @@
-"""Tests of embedkit.serve (a package, so its conftest and module names do not clash with the others)."""

@@ -47,13 +47,12 @@ def pairs_jsonl(tmp_path, code_pairs) -> Path:
 @pytest.mark.colbert
 @pytest.mark.slow  # ~14 s alone on 2 cores, 40+ s when the machine is shared
 def test_contrastive_training_lowers_loss_and_reloads_in_its_library(tiny_modernbert, pairs_jsonl, tmp_path,
-                                                                     monkeypatch, colbert_library, native_colbert):
+                                                                     colbert_library, native_colbert):
     import numpy as np
 
     from embedkit.index.encoders import load_encoder
     from embedkit.train.run import train
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     recipe = recipe_from_dict(_recipe(tiny_modernbert, pairs_jsonl, tmp_path / "colbert"))
     out = train(recipe)
     history = json.loads((out / "train_log.json").read_text())
@@ -106,10 +105,9 @@ def kd_folder(tmp_path, code_pairs) -> Path:
 
 @pytest.mark.colbert
 @pytest.mark.slow  # ~12 s alone on 2 cores, 35+ s when the machine is shared
-def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path, monkeypatch):
+def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path):
     from embedkit.train.run import train
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "kd-model", data={"format": "distillation"},
                   loss={"name": "distillation"}, training={"max_steps": 18, "batch_size": 4, "logging_steps": 3})
     out = train(recipe_from_dict(raw))
@@ -127,9 +125,10 @@ def test_distillation_rows_hold_the_teacher_scores_in_order(tiny_modernbert, kd_
                   loss={"name": "distillation"})
     rows = load_distillation_data(recipe_from_dict(raw).data, colbert_library)
     row = rows[1]
-    queries = {json.loads(line)["query_id"]: json.loads(line)["text"] for line in open(kd_folder / "queries.jsonl")}
+    queries = {json.loads(line)["query_id"]: json.loads(line)["text"]
+               for line in (kd_folder / "queries.jsonl").read_text().splitlines()}
     documents = {json.loads(line)["document_id"]: json.loads(line)["text"]
-                 for line in open(kd_folder / "documents.jsonl")}
+                 for line in (kd_folder / "documents.jsonl").read_text().splitlines()}
     assert row["query"] == queries["q1"]
     texts = row["documents"] if "documents" in row else [row[f"document_{i}"] for i in range(1, 5)]
     assert texts == [documents[d] for d in ("d1", "d2", "d6", "d10")]
@@ -159,16 +158,14 @@ def test_colbert_recipes_load(path):
 
 
 @pytest.mark.colbert
-def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp_path, monkeypatch, code_pairs):
-    from conftest import write_beir
-
+def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp_path, code_pairs,
+                                               make_beir):
     from embedkit.train.run import train
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     rows = code_pairs[300:316]
-    beir = write_beir(tmp_path / "dev", [(p.id, p.code) for p in rows],
-                      [(f"q{i}", p.query) for i, p in enumerate(rows)],
-                      [(f"q{i}", p.id, 1) for i, p in enumerate(rows)])
+    beir = make_beir(tmp_path / "dev", [(p.id, p.code) for p in rows],
+                     [(f"q{i}", p.query) for i, p in enumerate(rows)],
+                     [(f"q{i}", p.id, 1) for i, p in enumerate(rows)])
     raw = _recipe(tiny_modernbert, pairs_jsonl, tmp_path / "with-eval", eval={"during_training": str(beir)},
                   training={"max_steps": 8, "eval_steps": 4, "save_steps": 4})
     out = train(recipe_from_dict(raw))

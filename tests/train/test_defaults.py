@@ -74,11 +74,10 @@ KINDS = ["dense", pytest.param("colbert", marks=pytest.mark.colbert)]
 @pytest.mark.slow  # four short trainings, two of them of the 22M-parameter MiniLM
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("backbone", ["tiny_modernbert", "minilm_path"])
-def test_minimal_recipe_trains(kind, backbone, request, pairs, tmp_path, monkeypatch):
+def test_minimal_recipe_trains(kind, backbone, request, pairs, tmp_path):
     from embedkit.index.build import detect_kind
     from embedkit.train.run import train
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     model = str(request.getfixturevalue(backbone))
     out = train(_minimal(kind, model, pairs, tmp_path / "model"))
     manifest = json.loads((out / "embedkit.json").read_text())

@@ -18,11 +18,9 @@ def recipe(tmp_path, model, data, **training):
     })
 
 
-def test_training_lowers_loss_and_reloads_in_sentence_transformers(tmp_path, tiny_modernbert, train_jsonl,
-                                                                  monkeypatch):
+def test_training_lowers_loss_and_reloads_in_sentence_transformers(tmp_path, tiny_modernbert, train_jsonl):
     from sentence_transformers import SentenceTransformer
 
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
     r = recipe(tmp_path, tiny_modernbert, train_jsonl)
     out = train(r)
     losses = [h["loss"] for h in json.loads((out / "train_log.json").read_text()) if "loss" in h]
@@ -35,8 +33,7 @@ def test_training_lowers_loss_and_reloads_in_sentence_transformers(tmp_path, tin
     assert not (out / "checkpoints").exists() and not (tmp_path / "model.partial").exists()
 
 
-def test_cached_mnrl_with_hard_negatives_and_eval(tmp_path, tiny_modernbert, train_jsonl, code_beir, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
+def test_cached_mnrl_with_hard_negatives_and_eval(tmp_path, tiny_modernbert, train_jsonl, code_beir):
     r = recipe_from_dict({**recipe(tmp_path, tiny_modernbert, train_jsonl, max_steps=3).to_dict(),
                           "loss": {"name": "cached_mnrl", "mini_batch_size": 4}, "eval": {"data": [str(code_beir)]}})
     out = train(r)

@@ -11,11 +11,6 @@ from embedkit.errors import EmbedkitError
 from embedkit.train.mining import MiningOptions, mine, select_negatives
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture()
 def pairs_jsonl(tmp_path, code_pairs):
     path = tmp_path / "pairs.jsonl"

@@ -11,22 +11,15 @@ import yaml
 from embedkit.errors import EmbedkitError
 from embedkit.train.sweep import parse_grid, plan, run_sweep
 
-from conftest import write_beir
-
 GRID = ["training.learning_rate=1e-5,2e-5,3e-5"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture()
-def small_beir(tmp_path, code_pairs) -> Path:
+def small_beir(tmp_path, code_pairs, make_beir) -> Path:
     pairs = code_pairs[:60]
-    return write_beir(tmp_path / "select", [(p.id, p.code) for p in pairs],
-                      [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],
-                      [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
+    return make_beir(tmp_path / "select", [(p.id, p.code) for p in pairs],
+                     [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],
+                     [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
 
 
 @pytest.fixture()

@@ -8,23 +8,17 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_beir
 
 from embedkit.config import recipe_from_dict
 from embedkit.errors import EmbedkitError
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture()
-def small_beir(tmp_path, code_pairs) -> Path:
+def small_beir(tmp_path, code_pairs, make_beir) -> Path:
     pairs = code_pairs[:40]
-    return write_beir(tmp_path / "dev", [(p.id, p.code) for p in pairs],
-                      [(f"q{i}", p.query) for i, p in enumerate(pairs[:12])],
-                      [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:12])])
+    return make_beir(tmp_path / "dev", [(p.id, p.code) for p in pairs],
+                     [(f"q{i}", p.query) for i, p in enumerate(pairs[:12])],
+                     [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:12])])
 
 
 def _recipe(tmp_path, model, train, **sections):
@@ -74,7 +68,8 @@ def test_mix_source_errors_name_the_source(tmp_path, tiny_modernbert, train_json
         load_training_data(recipe.data, 0)
 
 
-def test_matryoshka_model_indexes_at_a_truncated_size(tmp_path, tiny_modernbert, train_jsonl, small_beir):
+def test_matryoshka_model_indexes_at_a_truncated_size(tmp_path, tiny_modernbert, train_jsonl, small_beir,
+                                                      embedkit_cache):
     import faiss
 
     from embedkit.cli import main
@@ -96,7 +91,7 @@ def test_matryoshka_model_indexes_at_a_truncated_size(tmp_path, tiny_modernbert,
     full = evaluate(str(folder), small_beir, EvalOptions(use_cache=True))
     small = evaluate(str(folder), small_beir, EvalOptions(use_cache=True, truncate_dim=16))
     assert 0 <= small["ndcg@10"] <= 1 and 0 <= full["ndcg@10"] <= 1
-    cached = list((tmp_path / "cache" / "indexes").iterdir())
+    cached = list((embedkit_cache / "indexes").iterdir())
     assert len(cached) == 2 and any("-dim16-" in p.name for p in cached)  # separate cache entries
     with pytest.raises(EmbedkitError, match="64 dimensions"):
         evaluate(str(folder), small_beir, EvalOptions(use_cache=False, truncate_dim=128))

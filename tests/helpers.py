@@ -1,0 +1,53 @@
+"""Writers of small input files in the layouts embedkit reads (BEIR folders, JSONL corpora, hub dataset
+repositories). Plain functions, imported as ``from tests.helpers import ...``; the ``make_beir`` and
+``make_hub_repo`` fixtures hand the same functions to tests that prefer a fixture."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+WORDS = "parse read write open close sort merge split join map filter reduce stream buffer socket".split()
+
+
+def write_beir(folder: Path, corpus: list[tuple[str, str]], queries: list[tuple[str, str]],
+               qrels: list[tuple[str, str, int]], split: str = "test") -> Path:
+    """Write a BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for doc_id, text in corpus:
+            f.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
+        for qid, text in queries:
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    with open(folder / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for qid, did, score in qrels:
+            f.write(f"{qid}\t{did}\t{score}\n")
+    return folder
+
+
+def write_word_corpus(path: Path, num_docs: int, words_per_doc: int, seed: int = 0) -> Path:
+    """A JSONL corpus of ``d0, d1, ...`` with random words from :data:`WORDS` (same seed, same file)."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(num_docs):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(words_per_doc))})
+                    + "\n")
+    return path
+
+
+def write_hub_repo(root: Path, configs: dict[str, dict[str, dict[str, list]]]) -> Path:
+    """A dataset repository as on the Hub: parquet per config/split, declared in README.md's YAML."""
+    import datasets
+
+    lines = ["---", "configs:"]
+    for config, splits in configs.items():
+        lines += [f"- config_name: {config}", "  data_files:"]
+        for split, columns in splits.items():
+            (root / config).mkdir(parents=True, exist_ok=True)
+            datasets.Dataset.from_dict(columns).to_parquet(str(root / config / f"{split}-00000-of-00001.parquet"))
+            lines += [f"  - split: {split}", f"    path: {config}/{split}-*"]
+    (root / "README.md").write_text("\n".join(lines + ["---", ""]), encoding="utf-8")
+    return root
