@@ -58,6 +58,12 @@ def exact_topk(queries: np.ndarray, tokens: np.ndarray, lengths: np.ndarray, k: 
 
     Returns:
         scores (num_queries, k) float32 and positions (num_queries, k) int64; -1 where fewer than k documents.
+
+    >>> q = np.array([[[1.0, 0.0], [0.0, 1.0]]])                          # one query, two tokens
+    >>> t = np.array([[0.5, 0.0], [1.0, 0.0], [0.0, 0.5], [0.0, 1.0]])  # documents of 1, 2 and 1 tokens
+    >>> scores, positions = exact_topk(q, t, np.array([1, 2, 1]), k=4, chunk_tokens=2)
+    >>> scores.tolist(), positions.tolist()
+    ([[1.5, 1.0, 0.5, -inf]], [[1, 2, 0, -1]])
     """
     nq = len(queries)
     best_s = np.full((nq, 0), -np.inf, dtype=np.float32)
