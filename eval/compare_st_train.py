@@ -38,8 +38,11 @@ def write_pairs(path: Path, num_pairs: int) -> Path:
 
 def train_st(model_path: str, data: Path, out: Path, batch_size: int) -> None:
     from datasets import load_dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
 

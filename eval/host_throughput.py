@@ -123,7 +123,8 @@ def run_host_only(results, Row, num_texts: int, threads: list[int], repeats: int
                 fake = one
             for n in threads:
                 _pipeline_pass(corpus, tokenize, n, device, max_tokens, shard_size, None)  # warm (page cache)
-                seconds = best(lambda: _pipeline_pass(corpus, tokenize, n, device, max_tokens, shard_size, fake)[0])
+                # B023: the lambda is called in this iteration, before the loop variables change
+                seconds = best(lambda: _pipeline_pass(corpus, tokenize, n, device, max_tokens, shard_size, fake)[0])  # noqa: B023
                 extra = {"threads": n, "vs_raw_parallel": round(tokens / seconds / raw[True], 3),
                          "max_tokens": max_tokens, "pinned": device.type == "cuda"}
                 if fake is None and n == threads[0]:

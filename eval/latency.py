@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass
@@ -103,8 +104,8 @@ def text_folder(work: Path, docs: int, queries: int) -> Path:
 
 def build_indexes(folder: Path, minilm: str, colbert_model: str) -> tuple[Path, Path]:
     """Dense (FAISS flat) and exact ColBERT indexes of the folder's corpus, reused when already built."""
-    from embedkit.data.corpus import Corpus
     from embedkit.config import IndexSettings
+    from embedkit.data.corpus import Corpus
     from embedkit.index.build import build_index
 
     dense, colbert = folder / "index-dense", folder / "index-colbert-exact"
@@ -144,7 +145,7 @@ def measure(search, queries: dict[str, str], latency_queries: int, k: int = 10) 
     start = time.perf_counter()
     hits = search([queries[q] for q in qids], k)
     batch_seconds = time.perf_counter() - start
-    run = {q: {doc: score for doc, score in row} for q, row in zip(qids, hits)}
+    run = {q: dict(row) for q, row in zip(qids, hits)}
     times = []
     for q in qids[:latency_queries]:
         start = time.perf_counter()

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -96,7 +95,8 @@ def main() -> None:
             runs = [r for r in runs if tuple(r.get(k) for k in key) != tuple(result.get(k) for k in key)] + [result]
             output = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                   "python": platform.python_version(),
-                                  "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
+                                  "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                                      / 2**30)},
                       "model": "tiny random ModernBERT (hidden 64, 3 layers), mean pooling, dim 64",
                       "runs": runs}
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)

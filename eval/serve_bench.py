@@ -303,7 +303,8 @@ def ratios(rows: list[dict]) -> dict:
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass

@@ -42,8 +42,8 @@ import contextlib
 import copy
 import json
 import logging
-import random
 import os
+import random
 import re
 import subprocess
 import sys
@@ -210,7 +210,8 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
         methods[f"embedkit_packed_{'compiled' if compile else 'eager'}"] = (
             lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile))
     if cpu_bf16 and device.type == "cpu" and not cpu_bf16_features():
-        logger.warning("--cpu-bf16: this CPU (%s) has no native bf16 (AVX512-BF16/AMX); the row is left out", cpu_name())
+        logger.warning("--cpu-bf16: this CPU (%s) has no native bf16 (AVX512-BF16/AMX); the row is left out",
+                       cpu_name())
     elif cpu_bf16 and device.type == "cpu":
         methods["embedkit_packed_cpu_bf16"] = (
             lambda t: encode_packed(st_model, t, max_tokens_per_batch=max_tokens, compile=compile, precision="bf16"))
@@ -226,7 +227,8 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
             row = Row(name, set_name, method, len(texts), tokens)
             logger.info("%s / %s / %s: %d docs, %d tokens", name, set_name, method, len(texts), tokens)
             try:
-                row.seconds, emb = timed(device, lambda: fn(texts), repeats)
+                # B023: the lambda is called in this iteration, before the loop variables change
+                row.seconds, emb = timed(device, lambda: fn(texts), repeats)  # noqa: B023
                 row.tokens_per_s = tokens / row.seconds
                 if reference is None:
                     reference = emb
@@ -258,8 +260,10 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     timed. GradCache rows record the peak GPU memory of their step.
     """
     try:  # sentence-transformers >= 5.4 (the old path warns)
-        from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
-                                                                       MultipleNegativesRankingLoss)
+        from sentence_transformers.sentence_transformer.losses import (
+            CachedMultipleNegativesRankingLoss,
+            MultipleNegativesRankingLoss,
+        )
     except ImportError:
         from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
@@ -313,7 +317,8 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            row.seconds, row.tokens = timed(device, lambda: sum(step(method, *b) for b in timed_batches))
+            # B023: the lambda is called in this iteration, before the loop variables change
+            row.seconds, row.tokens = timed(device, lambda: sum(step(method, *b) for b in timed_batches))  # noqa: B023
             row.tokens_per_s = row.tokens / row.seconds
             if plan.kind == "gradcache":
                 row.extra["mini_batch"] = gradcache_mini_batch
@@ -451,7 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host-only", action="store_true",
                         help="only the host pipeline (read, tokenise, pack, pinned copy; no model) vs the raw "
                              "tokenizer, on real text (eval/host_throughput.py)")
-    parser.add_argument("--host-texts", type=int, help="texts of the --host-only run (default 20000; 2000 with --small)")
+    parser.add_argument("--host-texts", type=int,
+                        help="texts of the --host-only run (default 20000; 2000 with --small)")
     parser.add_argument("--host-threads", type=int, nargs="+",
                         help="tokenising threads of the --host-only pipeline rows (default: 1 and all cores)")
     parser.add_argument("--fake-device-rate", type=float, default=0.0,
@@ -513,7 +519,8 @@ def main(argv: list[str] | None = None) -> None:
             "num_docs": num_docs, "num_long_docs": num_long, "index_docs": index_docs,
             "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
             "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "compile": args.compile,
-            "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
             "cpu": cpu_name(), "cpu_bf16_features": list(cpu_bf16_features()),
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
