@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["embedkit.config", "embedkit.cli_fields", "embedkit.evaluate.metrics",
-                                    "embedkit.evaluate.benchmarks", "embedkit.evaluate.settings"])
+                                    "embedkit.data.benchmarks", "embedkit.evaluate.settings"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted and not result.failed

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import write_beir
 
-from embedkit.config import recipe_from_dict
 from embedkit.errors import EmbedkitError
+from embedkit.train.recipes import recipe_from_dict
 
 
 @pytest.fixture(autouse=True)

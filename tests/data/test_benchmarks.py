@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from embedkit.errors import EmbedkitError
-from embedkit.evaluate.benchmarks import (
+from embedkit.data.benchmarks import (
     BENCHMARKS,
     BEIR_15,
     CQADUPSTACK_FORUMS,
