@@ -21,8 +21,8 @@ logger = logging.getLogger("embedkit")
 # --------------------------------------------------------------------------- sub-commands
 
 def _train(args: argparse.Namespace) -> int:
-    from embedkit.train.recipes import load_recipe
     from embedkit.pipeline import check_inputs, refuse_retraining, trained_differences
+    from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
     recipe = load_recipe(args.recipe, args.set or [])
@@ -46,8 +46,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from embedkit.train.recipes import load_recipe
     from embedkit.pipeline import parse_stages, run_pipeline
+    from embedkit.train.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.set or [])
     stages = parse_stages(args.stages)

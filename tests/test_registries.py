@@ -52,7 +52,8 @@ def test_index_backends():
         backend = get_backend(name)
         assert (backend.name, backend.kind) == (name, entry.kind)
         assert entry.kind in KINDS
-    assert _names(FaissType) == {name for name, e in BACKENDS.items() if e.implementation.startswith("embedkit.index.faiss_index:")}
+    faiss = {name for name, entry in BACKENDS.items() if entry.implementation.startswith("embedkit.index.faiss_index:")}
+    assert _names(FaissType) == faiss
     assert LEXICAL in KINDS and not KINDS[LEXICAL].needs_model
     assert BACKENDS[NO_MODEL].kind == LEXICAL  # `--model bm25` names the backend that needs no model
     assert {entry.kind for entry in BACKENDS.values()} == set(KINDS)  # every kind fills some backend
@@ -131,6 +132,7 @@ def _expected_choices() -> dict[str, set[str]]:
     from embedkit.models.colbert.registry import LIBRARIES
     from embedkit.retrieve.fusion import FUSIONS
     from embedkit.retrieve.rerank import NO_RERANK, RERANKERS
+    from embedkit.train.sweep import run_sweep
 
     return {
         "--kind": _names(config.Kind),
@@ -145,11 +147,12 @@ def _expected_choices() -> dict[str, set[str]]:
         "--long-documents": _names(_field_type(config.EvalOptions, "long_documents")),
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
         "--unpadded": _names(_field_type(config.ModelConfig, "unpadded")),
+        "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),
     }
 
 
-# Choices of options that are no recipe field and no registry: the sub-command's own.
-_OWN_CHOICES = {("mine", "--sampling"), ("sweep", "--keep")}
+# Choices of options that are no recipe field and no registry: the sub-command's own (mining's sampling).
+_OWN_CHOICES = {("mine", "--sampling")}
 
 
 def test_every_choices_list_on_the_command_line_is_a_registry_or_a_recipe_type():

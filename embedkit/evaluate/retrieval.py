@@ -1,5 +1,6 @@
 """Fusion and reranking inside ``embedkit eval``: compose the evaluated index as configured and, for weighted
-fusion without given weights, choose them on a dev split of the queries and score the rest."""
+fusion without given weights, choose them on a dev split of the queries and score the rest (evaluation's own
+step: it scores runs with :mod:`embedkit.evaluate.metrics`)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str,
                        ) -> tuple[Index, dict[str, str], dict[str, Any]]:
     """(retriever, the queries to score, what to record in the results JSON).
 
-    With a fusion method tuned in eval (``fusion: weighted``) and no ``weights``, half of the judged queries (a hash split, see
-    :func:`~embedkit.retrieve.fusion.split_queries`) choose the weights by nDCG@10 and only the other half
-    is scored, so the reported number is not tuned on itself.
+    With a fusion method whose weights eval tunes (``fusion: weighted``) and no ``weights``, half of the judged
+    queries (a hash split, see :func:`~embedkit.retrieve.fusion.split_queries`) choose the weights by nDCG@10 and
+    only the other half is scored, so the reported number is not tuned on itself.
     """
     info: dict[str, Any] = {}
     tune = get_fusion(options.fusion).tuned_in_eval and options.weights is None and bool(options.fuse_with)
