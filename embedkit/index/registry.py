@@ -43,12 +43,12 @@ class EncoderKind:
         return self.vectors == "token"
 
 
+LEXICAL = "lexical"  # the kind of indexes that need no model (NO_MODEL's)
 KINDS: dict[str, EncoderKind] = {
     "dense": EncoderKind("embedkit.index.encoders:load_dense", "text", "DPR"),
     "colbert": EncoderKind("embedkit.index.encoders:load_colbert", "token", "ColBERT"),
-    "lexical": EncoderKind("embedkit.index.encoders:load_lexical", None, "BM25"),
+    LEXICAL: EncoderKind("embedkit.index.encoders:load_lexical", None, "BM25"),
 }
-LEXICAL = "lexical"  # the kind of indexes that need no model (NO_MODEL's)
 
 
 @dataclass(frozen=True)
