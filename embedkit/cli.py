@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import sys
+import typing
 
 from embedkit.errors import EmbedkitError
 
@@ -20,8 +21,8 @@ logger = logging.getLogger("embedkit")
 # --------------------------------------------------------------------------- sub-commands
 
 def _train(args: argparse.Namespace) -> int:
-    from embedkit.config import load_recipe
     from embedkit.pipeline import check_inputs, refuse_retraining, trained_differences
+    from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
     recipe = load_recipe(args.recipe, args.set or [])
@@ -45,8 +46,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from embedkit.config import load_recipe
     from embedkit.pipeline import parse_stages, run_pipeline
+    from embedkit.train.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.set or [])
     stages = parse_stages(args.stages)
@@ -59,6 +60,7 @@ def _index(args: argparse.Namespace) -> int:
     from embedkit.cli_fields import from_args
     from embedkit.config import IndexConfig
     from embedkit.data.inputs import check_local, check_local_or_hub
+    from embedkit.index.registry import BACKENDS, NO_MODEL, needs_model
 
     cfg = from_args(args, IndexConfig, "index")
     library = _colbert_library(args)
@@ -75,9 +77,10 @@ def _index(args: argparse.Namespace) -> int:
     check_local_or_hub(cfg.corpus, "--corpus", "dataset")
     if args.add:
         check_local(cfg.output_dir, "--index-dir", "folder")
-    elif not args.model and cfg.backend != "bm25":
-        raise EmbedkitError("index needs --model (only --backend bm25 needs none)")
-    if args.model and args.model != "bm25":
+    elif not args.model and needs_model(cfg.backend):
+        model_free = " or ".join(f"--backend {name}" for name in BACKENDS if not needs_model(name))
+        raise EmbedkitError(f"index needs --model (only {model_free} needs none)")
+    if args.model and args.model != NO_MODEL:
         check_local_or_hub(args.model, "--model", "model")
     from embedkit.data.corpus import Corpus
     from embedkit.distributed import dist_context
@@ -168,12 +171,13 @@ def _eval(args: argparse.Namespace) -> int:
     from embedkit.cli_fields import from_args
     from embedkit.config import EvalOptions, IndexSettings
     from embedkit.data.inputs import check_local, check_local_or_hub
+    from embedkit.index.registry import NO_MODEL
 
     options = from_args(args, EvalOptions, "eval")
     library = _colbert_library(args)
     index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
                                                           for k in ("batch_size", "max_length", "truncate_dim")})
-    if args.model != "bm25":
+    if args.model != NO_MODEL:
         check_local_or_hub(args.model, "--model", "model")
     if args.data:
         check_local(args.data, "--data", "folder")
@@ -223,7 +227,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _benchmarks(args: argparse.Namespace) -> int:
-    from embedkit.evaluate.benchmarks import list_benchmarks_table
+    from embedkit.data.benchmarks import list_benchmarks_table
 
     print(list_benchmarks_table())
     return 0
@@ -297,7 +301,8 @@ def _add_serve_options(group: argparse._ArgumentGroup) -> None:
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
     from embedkit.cli_help import DESCRIPTION, command, describe_existing
-    from embedkit.config import EncodeSettings, EvalOptions, IndexConfig, IndexSettings, ReportConfig
+    from embedkit.config import (EncodeSettings, EvalOptions, IndexConfig, IndexSettings, Kind, MldrSetting,
+                                 ReportConfig)
 
     parser = argparse.ArgumentParser(prog="embedkit", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -331,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command(sub, "index", "encode a corpus and build an index folder")
     p.add_argument("--model", default=None,
                    help="The model folder or Hugging Face id that encodes the documents (none for --backend bm25).")
-    p.add_argument("--kind", choices=["dense", "colbert"], default=None,
+    p.add_argument("--kind", choices=list(typing.get_args(Kind)), default=None,
                    help="dense or colbert. Default: read from the model folder.")
     p.add_argument("--overwrite", action="store_true", help="Replace an index that --index-dir already holds.")
     p.add_argument("--add", "--append", dest="add", action="store_true",
@@ -371,7 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="results", metavar="DIR",
                    help="With --benchmark: the folder of one results JSON per dataset (default: results).")
     p.add_argument("--run-file", default=None, metavar="FILE", help="Also write the ranking as a TREC run file.")
-    p.add_argument("--mldr-setting", choices=["ood", "id"], default="ood",
+    p.add_argument("--mldr-setting", choices=list(typing.get_args(MldrSetting)), default="ood",
                    help="MLDR results: id if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else ood (default: ood).")
     p.add_argument("--overwrite", action="store_true",
@@ -388,7 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command(sub, "export", "write a ColBERT model in another library's format (PyLate)")
     p.add_argument("model", help="A MultiVectorEncoder model folder.")
     p.add_argument("output", help="The folder to write (it must not exist, unless --overwrite).")
-    p.add_argument("--format", choices=list(EXPORTS), default="pylate",
+    p.add_argument("--format", choices=list(EXPORTS), default=next(iter(EXPORTS)),
                    help="The format to write: pylate = pylate.models.ColBERT (PyLate 1.6) (default: pylate).")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
     p.set_defaults(func=_export)

@@ -6,6 +6,12 @@ validation as the file. A field's ``help`` is prose for both the recipe referenc
 help; ``flag_help`` replaces it for a flag whose meaning is the field's opposite (``--no-cache``), and
 ``group`` names the option group a flag is listed under.
 
+A choice's names (backends, kinds, fusion methods, rerankers, ColBERT libraries, losses) live in its registry;
+the ``Literal`` types here spell them for type checks, flags and the recipe reference, and
+tests/test_registries.py keeps each equal to its registry. Checks that need a registry (the loss fits the kind,
+the ColBERT library is usable here) run in :mod:`embedkit.train.recipes`, which every entry point loads recipes
+with: config sits below every registry and imports none.
+
 Where a recipe's stages write: the model in ``output_dir``; the index, results and report in relative
 ``index.output_dir``, ``eval.output_dir`` and ``report.output_dir`` under one run folder beside it
 (:func:`run_folder`), so that two recipes never share, or overwrite, each other's outputs.
@@ -64,7 +70,7 @@ COLBERT_FRESH_DEFAULTS = {"embedding_dim": 128, "query_length": 32, "document_le
 
 @dataclass
 class ColbertConfig:
-    library: str = _help(
+    library: Literal["auto", "sentence-transformers", "pylate"] = _help(
         "ColBERT library: sentence-transformers (MultiVectorEncoder, sentence-transformers >= 6) or pylate "
         "(PyLate, in an environment with embedkit[pylate]); auto: sentence-transformers when it has "
         "MultiVectorEncoder, else pylate.", "auto", flag="--colbert-library")
@@ -273,13 +279,16 @@ class EvalOptions(EncodeSettings):
                                      factory=RetrieveConfig)
 
 
+MldrSetting = Literal["ood", "id"]  # out of domain, or in domain (fine-tuned on MLDR's training split)
+
+
 @dataclass
 class EvalConfig(EvalOptions):
     data: list[str] = _help("BEIR-format folders or benchmark names (embedkit benchmarks lists them) scored by "
                             "the eval stage.", factory=list)
     during_training: str | None = _help("A small BEIR-format folder scored while training (nDCG@10 logged, the "
                                         "best checkpoint kept).", None)
-    mldr_setting: Literal["ood", "id"] = _help("MLDR results: id if the model was fine-tuned on MLDR's training "
+    mldr_setting: MldrSetting = _help("MLDR results: id if the model was fine-tuned on MLDR's training "
                                                "split (the paper's MLDR-ID column), else ood.", "ood")
     output_dir: str = _help("Where one results JSON (and TREC run) per model and dataset is written; a relative "
                             "path lies in the run folder.", "eval")
@@ -497,19 +506,10 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
     node[keys[-1]] = value
 
 
-def validate(recipe: Recipe) -> Recipe:
-    """Cross-field checks that a single field's type cannot express."""
-    from embedkit.train.losses import DEFAULT_LOSS, LOSSES, losses_for  # a leaf: the one list of loss names
-
-    if recipe.loss.name is None:
-        recipe.loss.name = "distillation" if recipe.data.format == "distillation" else DEFAULT_LOSS[recipe.kind]
-    spec = LOSSES.get(recipe.loss.name)
-    if spec is None or spec.kind != recipe.kind:
-        raise EmbedkitError(f"loss.name: {recipe.loss.name!r} is not a {recipe.kind} loss; "
-                            f"use one of {', '.join(losses_for(recipe.kind))}")
-    if spec.data_format != recipe.data.format:
-        raise EmbedkitError(f"loss.name: {recipe.loss.name} trains on data.format: {spec.data_format}, "
-                            f"not {recipe.data.format}")
+def check_fields(recipe: Recipe) -> Recipe:
+    """Cross-field checks that a single field's type cannot express. What needs a registry (the loss fits the
+    kind and the data, the ColBERT library is usable here) is checked by :func:`embedkit.train.recipes.check_recipe`,
+    at the layer that holds the registries; ``embedkit.train.recipes.load_recipe`` runs both."""
     for name, value in [("training.batch_size", recipe.training.batch_size),
                         ("loss.mini_batch_size", recipe.loss.mini_batch_size),
                         ("training.gradient_accumulation_steps", recipe.training.gradient_accumulation_steps)]:
@@ -527,34 +527,23 @@ def validate(recipe: Recipe) -> Recipe:
                         ("colbert.document_length", recipe.colbert.document_length)]:
         if value is not None and value < 1:
             raise EmbedkitError(f"{name}: must be at least 1 (or null: the checkpoint's own), got {value}")
-    from embedkit.models.colbert.registry import check_library  # a leaf: the one list of library names
-
-    try:  # a colbert recipe needs a library this environment can use; any recipe, a known name
-        check_library(recipe.colbert.library, usable=recipe.kind == "colbert")
-    except EmbedkitError as exc:
-        raise EmbedkitError(f"colbert.library: {exc}") from None
-    if recipe.loss.matryoshka_dims and recipe.kind != "dense":
-        raise EmbedkitError("loss.matryoshka_dims: Matryoshka training is for kind: dense")
     return recipe
 
 
-def recipe_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
-                     source: str = "recipe") -> Recipe:
+def parse_recipe(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "recipe") -> Recipe:
+    """A recipe mapping with ``key=value`` overrides applied, typed and its fields checked; errors start with
+    ``source``. Not checked against the registries: load recipes with ``embedkit.train.recipes``."""
     raw = dict(raw or {})
     for assignment in overrides:
         _set_override(raw, assignment)
     try:
-        recipe = _build(Recipe, raw, "")
-    except EmbedkitError as exc:
-        raise EmbedkitError(f"{source}: {exc}") from None
-    try:
-        return validate(recipe)
+        return check_fields(_build(Recipe, raw, ""))
     except EmbedkitError as exc:
         raise EmbedkitError(f"{source}: {exc}") from None
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a YAML recipe, apply ``key=value`` overrides, and validate everything."""
+def read_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """A YAML recipe read, overridden and parsed as :func:`parse_recipe` does; errors name the file (and line)."""
     path = Path(path)
     if not path.is_file():
         raise EmbedkitError(f"recipe not found: {path}")
@@ -566,7 +555,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise EmbedkitError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if raw is not None and not isinstance(raw, dict):
         raise EmbedkitError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
-    return recipe_from_dict(raw or {}, overrides, source=str(path))
+    return parse_recipe(raw or {}, overrides, source=str(path))
 
 
 def yaml_value(value: Any) -> str:
@@ -582,7 +571,7 @@ def default_of(f: dataclasses.Field) -> Any:
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
-def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, str]]:
+def recipe_keys(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key, type, default, help) for every recipe key, types and defaults as a recipe writes them: the source
     of the README's recipe reference."""
     rows = []
@@ -591,7 +580,7 @@ def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, 
         key = f"{prefix}{f.name}"
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, key + "."))
+            rows.extend(recipe_keys(tp, key + "."))
             continue
         rows.append((key, _type_name(tp, quote=False), yaml_value(default_of(f)), f.metadata.get("help", "")))
     return rows
@@ -600,7 +589,7 @@ def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, 
 def reference_markdown() -> str:
     """The README's recipe reference table, generated from the dataclasses (a test keeps the README in sync)."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for key, tp, default, text in describe():
+    for key, tp, default, text in recipe_keys():
         lines.append(f"| `{key}` | {tp.replace(' | ', ' / ')} | `{default}` | {text.replace('|', '/')} |")
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ from embedkit.artifacts import read_json, write_json
 from embedkit.config import (EvalConfig, EvalOptions, IndexConfig, Recipe, ReportConfig, narrow, run_folder,
                              setting_differences, training_settings, with_run_paths)
 from embedkit.errors import EmbedkitError
+from embedkit.index.registry import NO_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
     """Every input path the stages will read, checked before any model loads: a path that does not exist
     locally is reported first as such (and, for a Hub-id-shaped one, why the Hub could not supply it)."""
     from embedkit.data.inputs import check_local, check_local_or_hub
-    from embedkit.evaluate.benchmarks import resolve_benchmarks
+    from embedkit.data.benchmarks import resolve_benchmarks
 
     trains = "train" in stages and bool(recipe.data.train)
     if trains:
@@ -139,7 +140,7 @@ def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
         if recipe.eval.during_training:
             check_local(recipe.eval.during_training, "eval.during_training", "folder")
     later = [s for s in ("index", "eval") if s in stages]
-    if later and not recipe.data.train and recipe.model.name != "bm25":
+    if later and not recipe.data.train and recipe.model.name != NO_MODEL:
         check_local_or_hub(recipe.model.name, "model.name", "model")
     if later and recipe.data.train and not trains and not Path(recipe.output_dir).is_dir():
         raise EmbedkitError(f"{recipe.output_dir} holds no trained model yet: run the train stage first")
@@ -156,11 +157,11 @@ def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
                 raise EmbedkitError(f"eval.data[{number}]: no such local path: {item}, and no benchmark of that "
                                     "name (embedkit benchmarks lists them)") from None
         for number, baseline in enumerate(recipe.report.baselines):
-            if baseline != "bm25":
+            if baseline != NO_MODEL:
                 check_local_or_hub(baseline, f"report.baselines[{number}]", "model")
         retrieve = recipe.eval.retrieve
         for number, other in enumerate(retrieve.fuse_with):
-            if other != "bm25":
+            if other != NO_MODEL:
                 check_local(other, f"eval.retrieve.fuse_with[{number}]", "folder")
         if retrieve.rerank_index:
             check_local(retrieve.rerank_index, "eval.retrieve.rerank_index", "folder")

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedkit.config import Recipe, load_recipe
+from embedkit.config import Recipe
 from embedkit.errors import EmbedkitError
 from embedkit.pipeline import RunResult
+from embedkit.train.recipes import load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,6 @@ def quickstart_recipe(recipe_path: Path, workdir: Path, name: str, train_path: P
     The model goes to ``workdir/minilm-<name>``; its index, results and report to the run folder beside it
     (``workdir/minilm-<name>-run/``). The index stage indexes the corpus file and the eval stage scores the
     BEIR folder around it: the same documents, so they are encoded once."""
-    from embedkit.config import load_recipe
-
     base = packaged_minilm()
     overrides = [f"model.name={base}", f"data.train={train_path}", f"output_dir={workdir / ('minilm-' + name)}",
                  f"index.corpus={data / 'corpus.jsonl'}", f"eval.data=[{data}]",

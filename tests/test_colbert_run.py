@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from embedkit.config import recipe_from_dict
+from embedkit.train.recipes import recipe_from_dict
 
 pytestmark = pytest.mark.colbert
 

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from embedkit.config import Recipe, describe, load_recipe, recipe_from_dict
+from embedkit.config import Recipe, recipe_keys
 from embedkit.errors import EmbedkitError
+from embedkit.train.recipes import load_recipe, recipe_from_dict
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -83,7 +84,7 @@ def test_round_trip_through_yaml(tmp_path):
 
 
 def test_every_key_documented():
-    rows = describe()
+    rows = recipe_keys()
     keys = {row[0] for row in rows}
     assert {"kind", "model.name", "model.max_seq_length", "data.train", "loss.name", "loss.mini_batch_size",
             "training.learning_rate", "training.batch_size", "training.epochs", "training.max_steps",
@@ -93,7 +94,7 @@ def test_every_key_documented():
 
 def test_readme_recipe_reference_lists_every_key():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    missing = [key for key, *_ in describe() if f"| `{key}` |" not in readme]
+    missing = [key for key, *_ in recipe_keys() if f"| `{key}` |" not in readme]
     assert not missing, f"README recipe reference lacks {missing}"
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from embedkit.config import recipe_from_dict
 from embedkit.pipeline import parse_stages, run_pipeline
+from embedkit.train.recipes import recipe_from_dict
 
 
 class Killed(BaseException):

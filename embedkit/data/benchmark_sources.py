@@ -48,13 +48,11 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from embedkit.data.benchmarks import Benchmark
 from embedkit.data.hub import HUB_PROBE_TIMEOUT_S, first_line, http_errors, hub_offline
 from embedkit.errors import EmbedkitError
-
-if TYPE_CHECKING:
-    from embedkit.evaluate.benchmarks import Benchmark
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +138,12 @@ def materialize_all(entry: Benchmark, cache_dir: str | Path | None = None) -> li
     """``(dataset name, BEIR folder)`` for every set behind ``entry``.
 
     One pair for an ordinary benchmark; one per forum for ``beir/cqadupstack``
-    (``beir/cqadupstack/android``...), whose scores :func:`embedkit.evaluate.benchmarks.group_averages`
+    (``beir/cqadupstack/android``...), whose scores :func:`embedkit.data.benchmarks.group_averages`
     then averages.
     """
     if not entry.is_aggregate:
         return [(entry.name, materialize(entry, cache_dir))]
-    from embedkit.evaluate.benchmarks import BENCHMARKS
+    from embedkit.data.benchmarks import BENCHMARKS  # read when called: tests put local replicas in the registry
 
     return [(name, materialize(BENCHMARKS[name], cache_dir)) for name in entry.members]
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from embedkit.config import IndexSettings
+from embedkit.config import IndexSettings, MldrSetting
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.metrics import depth_of
 from embedkit.evaluate.runner import EvalOptions, evaluate
 from embedkit.evaluate.settings import model_label, results_path, run_settings, settings_key
+from embedkit.index.registry import NO_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def headline(result: dict[str, Any]) -> str:
     return f"nDCG@{key[5:]} {value:.4f}" if isinstance(value, (int, float)) else "no nDCG"
 
 
-def _describe(exc: BaseException) -> str:
+def _error_line(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     return first if isinstance(exc, EmbedkitError) else f"{type(exc).__name__}: {first}"
@@ -118,15 +120,15 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     JSON under ``output_dir`` already holds the same settings is skipped unless ``overwrite``. ``index``
     chooses the backend (default ``auto``) and ``unpadded`` the ModernBERT forward, as for ``evaluate``.
     """
-    from embedkit.evaluate.benchmarks import document_text_for, resolve_benchmarks
+    from embedkit.data.benchmarks import document_text_for, resolve_benchmarks
 
-    if mldr_setting not in ("ood", "id"):
+    if mldr_setting not in typing.get_args(MldrSetting):
         raise EmbedkitError(f"mldr_setting must be 'ood' or 'id', got {mldr_setting!r}")
     entries = resolve_benchmarks(spec)
     if data and (len(entries) != 1 or entries[0].is_aggregate):
         raise EmbedkitError("--data with --benchmark names one local folder, so give exactly one non-aggregate "
                             "benchmark (e.g. --benchmark beir/scifact --data path/to/scifact)")
-    if model != "bm25":
+    if model != NO_MODEL:
         from embedkit.models.loading import resolve_model
 
         model = resolve_model(model)  # a missing model is the user's error, not 34 failed datasets
@@ -161,7 +163,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
 
 
 def _fail(run: BenchmarkRun, progress: _Progress, dataset: str, exc: BaseException) -> None:
-    message = _describe(exc)
+    message = _error_line(exc)
     run.outcomes.append(DatasetOutcome(dataset, "failed", error=message))
     logger.error(progress.line(dataset, f"FAILED: {message}"))
     logger.debug("%s failed", dataset, exc_info=exc)
@@ -171,7 +173,7 @@ def _datasets(entries: list[Any], data: str | None, cache_dir: str | Path | None
               progress: _Progress) -> Iterator[tuple[Any, str, Path]]:
     """``(entry, dataset name, BEIR folder)`` per set; a set whose download failed is reported here."""
     from embedkit.data.benchmark_sources import materialize_all
-    from embedkit.evaluate.benchmarks import BENCHMARKS
+    from embedkit.data.benchmarks import BENCHMARKS
 
     for entry in entries:
         if data:
@@ -190,7 +192,7 @@ def _datasets(entries: list[Any], data: str | None, cache_dir: str | Path | None
 def results_table(outcomes: list[DatasetOutcome]) -> str:
     """Markdown: one row per dataset (failures marked), then the paper's group means. Recall is shown at the
     depth the results were retrieved to (``Recall@k``, k in each row when they differ)."""
-    from embedkit.evaluate.benchmarks import group_averages
+    from embedkit.data.benchmarks import group_averages
 
     depths = {depth_of(o.result) for o in outcomes if o.result is not None}
     one_depth = next(iter(depths)) if len(depths) == 1 else None

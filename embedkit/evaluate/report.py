@@ -25,14 +25,17 @@ import json
 import logging
 import math
 import os
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embedkit.config import MldrSetting
+from embedkit.data.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, group_averages
 from embedkit.errors import EmbedkitError
-from embedkit.evaluate.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, group_averages
 from embedkit.evaluate.metrics import depth_of
+from embedkit.index.registry import kind_of_label
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +117,7 @@ def _read_result(path: Path, default_model: str) -> dict[str, Any] | None:
         value = obj[key]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise EmbedkitError(f"{path}: key {key!r} must be a number (got {value!r})")
-    if obj.get("mldr_setting", "ood") not in ("ood", "id"):
+    if obj.get("mldr_setting", "ood") not in typing.get_args(MldrSetting):
         raise EmbedkitError(f"{path}: key 'mldr_setting' must be 'ood' or 'id' (got {obj['mldr_setting']!r})")
     model = str(obj.get("model") or default_model)
     return {**obj, "model": model, "dataset": str(obj["dataset"]), "_file": str(path),
@@ -165,7 +168,7 @@ def _check_metric(metric: str) -> None:
 
 # --------------------------------------------------------------------------- rows
 
-_FAMILIES = {"colbert": "ColBERT", "bm25": "BM25", "lexical": "BM25"}  # other kinds: single-vector (DPR)
+UNKNOWN_KIND_FAMILY = "DPR"  # results that name no kind embedkit knows: single-vector, as the paper's DPR rows
 
 
 @dataclass
@@ -181,7 +184,13 @@ class _Row:
 
     @property
     def family(self) -> str:
-        return _FAMILIES.get(self.kind.lower(), "DPR")
+        entry = kind_of_label(self.kind)
+        return entry.family if entry is not None else UNKNOWN_KIND_FAMILY
+
+    @property
+    def has_model(self) -> bool:
+        entry = kind_of_label(self.kind)
+        return entry is None or entry.needs_model
 
 
 def _rows(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRIC) -> list[_Row]:
@@ -305,7 +314,7 @@ def render_markdown(results: Sequence[Mapping[str, Any]], metric: str = PAPER_ME
              f"{title} ×100 per dataset, one column per model." + (
                  " Recall is measured at the depth each result was retrieved to (its `k`)."
                  if metric == "recall@k" and len(depths) > 1 else "")]
-    if len({row.protocol for row in rows}) > 1 or len({row.long_documents for row in rows if row.kind not in ("lexical", "bm25")}) > 1:
+    if len({row.protocol for row in rows}) > 1 or len({row.long_documents for row in rows if row.has_model}) > 1:
         lines[-1] += (" *long docs*: documents longer than max_length were truncated (`truncate`) or split into "
                       "chunks scored by their best chunk (`chunk-maxpool`). *protocol*: hits on the query's own id "
                       "dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`).")

@@ -18,6 +18,7 @@ from embedkit.config import EvalOptions, IndexSettings, narrow
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
+from embedkit.evaluate.retrieval import is_plain, retriever_for_eval
 from embedkit.evaluate.settings import model_name, run_settings, settings_key
 from embedkit.index.base import Index
 
@@ -113,7 +114,7 @@ def document_text_of(folder: Path, protocol: str) -> str:
     """What a document of ``folder`` is under ``protocol``: ``text`` alone for the CoIR sets under the default
     protocol, as CoIR scores them, else ``title+text`` (the benchmark is named by the folder's benchmark.json)."""
     from embedkit.data.benchmark_sources import read_benchmark_manifest
-    from embedkit.evaluate.benchmarks import BENCHMARKS, document_text_for
+    from embedkit.data.benchmarks import BENCHMARKS, document_text_for
 
     name = read_benchmark_manifest(folder).get("benchmark")
     return document_text_for(protocol, BENCHMARKS.get(name) if isinstance(name, str) else None)
@@ -147,12 +148,9 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir, colbert_library)
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
         searcher, queries, retrieve_info = found, data.queries, {}
-        if options.retrieve is not None:
-            from embedkit.retrieve.evaluation import is_plain, retriever_for_eval
-
-            if not is_plain(options.retrieve):
-                searcher, queries, retrieve_info = retriever_for_eval(found, options.retrieve, data.queries,
-                                                                      data.qrels, options.batch_size, colbert_library)
+        if not is_plain(options.retrieve):
+            searcher, queries, retrieve_info = retriever_for_eval(found, options.retrieve, data.queries, data.qrels,
+                                                                  options.batch_size, colbert_library)
         start = time.perf_counter()
         run = retrieve(searcher, queries, options.k + 1, chunked=chunked, drop_self=False)
         run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.config import EvalOptions, IndexSettings, narrow
+from embedkit.index.registry import NO_MODEL
 
 # EvalOptions fields that change scores; batch size, cache use and per-query output do not.
 SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol", "retrieve")
@@ -31,7 +32,7 @@ def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None
     too): equal settings, equal scores."""
     from embedkit.artifacts import model_fingerprint
 
-    fingerprint = "bm25" if model == "bm25" else model_fingerprint(model)
+    fingerprint = NO_MODEL if model == NO_MODEL else model_fingerprint(model)
     scored = {key: value for key, value in asdict(options).items() if key in SCORED_OPTIONS}
     backend = {key: value for key, value in asdict(narrow(IndexSettings, index or IndexSettings())).items()
                if key not in _UNSCORED_INDEX}

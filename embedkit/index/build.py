@@ -156,7 +156,7 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     folder; ``finalize_index`` (rank 0) then merges them. ``colbert_library`` loads a colbert model.
     """
     settings = settings or IndexSettings()
-    kind = encoder_kind(settings, model or "bm25", kind)
+    kind = encoder_kind(settings, model or NO_MODEL, kind)
     model = encoders.resolve(kind, model)
     index_dir = Path(index_dir)
     if index_dir.exists() and not overwrite:

@@ -1,5 +1,5 @@
 """Encoders by kind: what turns texts into the vectors a backend stores (the only place models are loaded
-for indexing and evaluation)."""
+for indexing and evaluation). The kinds and which loader each uses are in :data:`embedkit.index.registry.KINDS`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from embedkit.config import EncodeSettings
-from embedkit.index.registry import NO_MODEL
+from embedkit.index.registry import NO_MODEL, encoder_loader, kind_entry
 
 
 @dataclass
@@ -26,7 +26,7 @@ class LexicalEncoder:
         return texts
 
 
-def _dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def load_dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
 
     st_model = load_dense_model(model)
@@ -37,7 +37,7 @@ def _dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library:
     return encoder
 
 
-def _colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def load_colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
     from embedkit.errors import EmbedkitError
     from embedkit.models.colbert import ColbertEncoder, load_colbert_model
 
@@ -50,24 +50,13 @@ def _colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_librar
     return encoder
 
 
-def _lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def load_lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
     return LexicalEncoder()
-
-
-ENCODERS = {"dense": _dense, "colbert": _colbert, "lexical": _lexical}
-
-
-def _check(kind: str) -> None:
-    if kind not in ENCODERS:
-        from embedkit.errors import EmbedkitError
-
-        raise EmbedkitError(f"unknown encoder kind {kind!r}; embedkit knows {', '.join(ENCODERS)}")
 
 
 def resolve(kind: str, model: str | None) -> str:
     """The model an index of ``kind`` records: a checked local folder or hub id, or ``bm25`` for none."""
-    _check(kind)
-    if kind == "lexical":
+    if not kind_entry(kind).needs_model:
         return NO_MODEL
     from embedkit.models.loading import resolve_model
 
@@ -79,10 +68,10 @@ def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, 
     """The encoder of ``kind`` for ``model``; ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT
     library that loads a colbert model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16
     autocast (checked against fp32 on its first texts, refused on CPUs without native bf16)."""
-    _check(kind)
+    load = encoder_loader(kind)
     settings = settings or EncodeSettings()
-    encoder = ENCODERS[kind](model, settings, unpadded, colbert_library)
-    if settings.precision != "fp32" and kind != "lexical":
+    encoder = load(model, settings, unpadded, colbert_library)
+    if settings.precision != "fp32" and kind_entry(kind).needs_model:
         from embedkit.models.precision import PrecisionEncoder, model_device
 
         encoder = PrecisionEncoder(encoder, model_device(encoder), settings.precision)

@@ -6,7 +6,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class FaissIndex(Index):
 
         self.folder = Path(folder)
         self.manifest = IndexManifest.load(self.folder)
-        if self.manifest.backend not in ("flat", "hnsw", "ivfpq"):
+        if self.manifest.backend not in get_args(FaissType):
             raise EmbedkitError(f"{folder} is a {self.manifest.backend} index, not a FAISS one")
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:

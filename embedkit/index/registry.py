@@ -1,25 +1,71 @@
-"""The one place an index backend is chosen: name → backend, the encoder kind each needs, and ``auto``."""
+"""The one place an index backend and an encoder kind are chosen: each name, what it is, and what ``auto`` stands
+for. Other modules ask these entries their questions (does a kind need a model, does a backend keep token
+vectors) instead of comparing names, so a backend or a kind is added here alone.
+
+Implementations are named ``module:attribute`` and imported on first use (faiss, fast-plaid, bm25s and the
+models are heavy).
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from embedkit.config import IndexSettings
 from embedkit.errors import EmbedkitError
 
-BACKENDS = {  # name → module:attribute, imported on first use (faiss, fast-plaid, bm25s are heavy)
-    "flat": "embedkit.index.faiss_index:FLAT",
-    "hnsw": "embedkit.index.faiss_index:HNSW",
-    "ivfpq": "embedkit.index.faiss_index:IVFPQ",
-    "plaid": "embedkit.index.plaid_index:BACKEND",
-    "exact": "embedkit.index.exact_index:BACKEND",
-    "bm25": "embedkit.index.bm25_index:BACKEND",
+AUTO = "auto"  # the backend a recipe gets unless it names one: the kind's default (resolve_backend)
+NO_MODEL = "bm25"  # the model name of indexes that need none (``embedkit eval --model bm25``, ``fuse_with: [bm25]``)
+
+
+@dataclass(frozen=True)
+class EncoderKind:
+    """What fills an index: how texts become what a backend stores."""
+
+    encoder: str                 # module:function (model, settings, unpadded, colbert_library) -> encoder
+    vectors: Literal["text", "token"] | None  # one vector per text, one per token, or none (texts kept as they are)
+    family: str                  # what the paper's tables call retrievers of this kind
+
+    @property
+    def needs_model(self) -> bool:
+        return self.vectors is not None
+
+    @property
+    def vector_per_text(self) -> bool:
+        """Its models embed a text as one vector (dense: embeddings, inner-product scores, Matryoshka)."""
+        return self.vectors == "text"
+
+    @property
+    def multi_vector(self) -> bool:
+        """Its models are ColBERT models: built and loaded by a ColBERT library (``embedkit.models.colbert``)."""
+        return self.vectors == "token"
+
+
+LEXICAL = "lexical"  # the kind of indexes that need no model (NO_MODEL's)
+KINDS: dict[str, EncoderKind] = {
+    "dense": EncoderKind("embedkit.index.encoders:load_dense", "text", "DPR"),
+    "colbert": EncoderKind("embedkit.index.encoders:load_colbert", "token", "ColBERT"),
+    LEXICAL: EncoderKind("embedkit.index.encoders:load_lexical", None, "BM25"),
 }
-KIND_OF = {"flat": "dense", "hnsw": "dense", "ivfpq": "dense", "plaid": "colbert", "exact": "colbert",
-           "bm25": "lexical"}
-NO_MODEL = "bm25"  # the model name of indexes that need none (``embedkit eval --model bm25``)
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    implementation: str          # module:attribute of the Backend
+    kind: str                    # the encoder kind that fills it (a name of KINDS)
+    token_vectors: bool = False  # stores every document's token vectors by position (tokens.npy, lengths.npy)
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "flat": BackendEntry("embedkit.index.faiss_index:FLAT", "dense"),
+    "hnsw": BackendEntry("embedkit.index.faiss_index:HNSW", "dense"),
+    "ivfpq": BackendEntry("embedkit.index.faiss_index:IVFPQ", "dense"),
+    "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert"),
+    "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
+    "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
+}
 
 
 class Backend(Protocol):
@@ -30,7 +76,7 @@ class Backend(Protocol):
     """
 
     name: str
-    kind: str  # which encoder fills it: dense | colbert | lexical (none)
+    kind: str  # which encoder fills it: a name of KINDS
 
     def build(self, shards: list, folder: Path, settings: IndexSettings, dim: int) -> dict:
         """Write the backend's files into ``folder``; return the settings recorded in the manifest."""
@@ -44,18 +90,57 @@ class Backend(Protocol):
         """Drop documents by position; the rest are renumbered in order (``store`` is already compacted)."""
 
 
-def get_backend(name: str) -> Backend:
+def _resolve(path: str) -> Any:
+    module, attr = path.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def backend_entry(name: str) -> BackendEntry:
     if name not in BACKENDS:
         raise EmbedkitError(f"unknown index backend {name!r}; use one of {', '.join(BACKENDS)}")
-    module, attr = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return BACKENDS[name]
+
+
+def get_backend(name: str) -> Backend:
+    return _resolve(backend_entry(name).implementation)
+
+
+def kind_entry(kind: str) -> EncoderKind:
+    if kind not in KINDS:
+        raise EmbedkitError(f"unknown encoder kind {kind!r}; embedkit knows {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+def encoder_loader(kind: str) -> Any:
+    """The function that loads an encoder of ``kind`` (see ``embedkit.index.encoders.load_encoder``)."""
+    return _resolve(kind_entry(kind).encoder)
+
+
+def backends_of(kind: str) -> list[str]:
+    return [name for name, entry in BACKENDS.items() if entry.kind == kind]
+
+
+def needs_model(backend: str) -> bool:
+    """Whether an index of ``backend`` (a name, or ``auto``) is filled by a model: bm25 needs none."""
+    return backend == AUTO or kind_entry(backend_entry(backend).kind).needs_model
+
+
+def kind_of_label(label: str) -> EncoderKind | None:
+    """The kind a results file's ``kind`` names: a kind, or a model-free backend standing for its kind
+    (``bm25``); None for a label embedkit does not know."""
+    label = label.lower()
+    if label in KINDS:
+        return KINDS[label]
+    if label in BACKENDS:
+        return KINDS[BACKENDS[label].kind]
+    return None
 
 
 def detect_kind(model: str) -> str:
     """colbert for ColBERT folders (PyLate, sentence-transformers MultiVectorEncoder or Stanford-NLP saves),
     lexical for ``bm25``, else dense. Only local folders are read: a hub id is dense unless told (``--kind``)."""
     if model == NO_MODEL:
-        return "lexical"
+        return LEXICAL
     from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
 
     return "colbert" if is_colbert_checkpoint(model, local_only=True) else "dense"
@@ -65,22 +150,22 @@ def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -
     """The encoder kind a build needs: fixed by an explicit backend, else by the model; ``bm25`` (no model)
     is always lexical, whatever backend the neural models of the same run use."""
     if model == NO_MODEL:
-        return "lexical"
+        return LEXICAL
     model_kind = kind or detect_kind(model)
-    if settings.backend == "auto":
+    if settings.backend == AUTO:
         return model_kind
-    wanted = KIND_OF[settings.backend]
-    if wanted != "lexical" and model_kind != wanted:
+    wanted = backend_entry(settings.backend).kind
+    if KINDS[wanted].needs_model and model_kind != wanted:
         raise EmbedkitError(f"index backend {settings.backend!r} is for {wanted} models; {model} is a {model_kind} "
-                            f"model (use {', '.join(b for b, k in KIND_OF.items() if k == model_kind)} or auto)")
+                            f"model (use {', '.join(backends_of(model_kind))} or auto)")
     return wanted
 
 
 def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> str:
     """The backend ``auto`` stands for: flat (dense), bm25 (no model), and for colbert exact MaxSim up to
     ``auto_exact_max_documents`` documents, PLAID above (see the README for the measured crossover)."""
-    if settings.backend != "auto" and KIND_OF[settings.backend] == kind:
+    if settings.backend != AUTO and backend_entry(settings.backend).kind == kind:
         return settings.backend
     if kind == "colbert":
         return "exact" if num_documents <= settings.auto_exact_max_documents else "plaid"
-    return {"dense": "flat", "lexical": "bm25"}[kind]
+    return {"dense": "flat", LEXICAL: "bm25"}[kind]

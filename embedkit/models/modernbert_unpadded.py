@@ -39,7 +39,7 @@ from torch import nn
 
 from embedkit.errors import EmbedkitError
 from embedkit.models.packed_forward import PackedForward, base_model, is_modernbert, packed_forward
-from embedkit.models.packing import Backend, bucket_seqlen, pick_backend, repad, resolve_backend, unpad, \
+from embedkit.models.packing import AttentionKernel, bucket_seqlen, pick_kernel, repad, resolve_kernel, unpad, \
     unpad_from_lengths
 from embedkit.models.selfcheck import packed_path_ok
 
@@ -103,7 +103,7 @@ class UnpaddedModernBert(nn.Module):
         compile: run the packed forward through ``torch.compile`` (``None``: on CUDA).
     """
 
-    def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, backend: Backend = "auto",
+    def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, backend: AttentionKernel = "auto",
                  strict: bool = False, compile: bool | None = None):
         super().__init__()
         model = base_model(model)
@@ -135,7 +135,7 @@ class UnpaddedModernBert(nn.Module):
 
     def _packed_forward(self, device: torch.device) -> PackedForward:
         """The model's one :class:`PackedForward` for this device and backend (compiled once, shared)."""
-        backend = resolve_backend(device, next(self.hf_model.parameters()).dtype, self.backend)
+        backend = resolve_kernel(device, next(self.hf_model.parameters()).dtype, self.backend)
         return packed_forward(self.hf_model, backend, self.compile)
 
     def train(self, mode: bool = True) -> UnpaddedModernBert:
@@ -376,7 +376,7 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | N
         return False
     _install_hints(st_model, first)
     logger.info("packed (unpadded) ModernBERT forward enabled, attention backend on this device: %s",
-                pick_backend(torch.empty(0, device=current.device)))
+                pick_kernel(torch.empty(0, device=current.device)))
     return True
 
 

@@ -35,7 +35,7 @@ from embedkit.models.modernbert_unpadded import hf_forward
 from embedkit.models.packed_encoding import (TOKEN_CHECK_TEXTS, check_sample, checked_forward, compute_autocast,
                                              default_token_budget, run_packed)
 from embedkit.models.packed_forward import base_model, is_modernbert
-from embedkit.models.packing import Backend, resolve_backend
+from embedkit.models.packing import AttentionKernel, resolve_kernel
 from embedkit.models.precision import Precision
 from embedkit.models.prefetch import HostPipeline, PackedJob
 from embedkit.models.selfcheck import embeddings_ok
@@ -100,9 +100,9 @@ class PackedDocumentEncoder:
     :class:`~embedkit.models.packed_encoding.PackedTextEncoder`: forward, token ids, and the final token
     vectors of a few documents against the library's own encoding)."""
 
-    def __init__(self, model: Any, side: DocumentSide, *, max_tokens: int | None = None, backend: Backend = "auto",
-                 strict: bool = False, compile: bool | None = None, precision: Precision = "fp32",
-                 pipeline: HostPipeline | None = None):
+    def __init__(self, model: Any, side: DocumentSide, *, max_tokens: int | None = None,
+                 backend: AttentionKernel = "auto", strict: bool = False, compile: bool | None = None,
+                 precision: Precision = "fp32", pipeline: HostPipeline | None = None):
         self.colbert, self.side, self.strict = model, side, strict
         self.backend, self.compile, self.precision = backend, compile, precision
         self.model = base_model(model[0].auto_model)
@@ -117,7 +117,7 @@ class PackedDocumentEncoder:
         self._forward: Any = None
 
     def submit(self, texts: list[str]) -> PackedJob:
-        backend = resolve_backend(self.device, next(self.model.parameters()).dtype, self.backend)
+        backend = resolve_kernel(self.device, next(self.model.parameters()).dtype, self.backend)
         return self.pipeline.submit(texts, self._tokenize, self.max_tokens, bucket=backend != "sdpa")
 
     def _vectors(self, job: PackedJob, forward: Any, total: int, progress: bool) -> Vectors:
@@ -196,7 +196,7 @@ class PackedDocumentEncoder:
 
 def encode_packed_documents(colbert_model: Any, texts: list[str], side: DocumentSide, *,
                             max_tokens_per_batch: int | None = None, show_progress_bar: bool = False,
-                            backend: Backend = "auto", strict: bool = False, compile: bool | None = None,
+                            backend: AttentionKernel = "auto", strict: bool = False, compile: bool | None = None,
                             precision: Precision = "fp32") -> Vectors:
     """ColBERT document embeddings, packed: what the library's own document encoding returns. ``side`` describes
     the library (:func:`pylate_documents`, :func:`sentence_transformers_documents`; the ColBERT library registry's

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from embedkit.errors import EmbedkitError
 from embedkit.models.modernbert_unpadded import Pooling, hf_forward
 from embedkit.models.packed_forward import PackedForward, base_model, is_modernbert, packed_forward
-from embedkit.models.packing import Backend, pool_packed, resolve_backend
+from embedkit.models.packing import AttentionKernel, pool_packed, resolve_kernel
 from embedkit.models.precision import Precision, require_bf16
 from embedkit.models.prefetch import HostBatch, HostPipeline, PackedJob
 from embedkit.models.selfcheck import embeddings_ok, packed_path_ok
@@ -93,12 +93,12 @@ def default_token_budget(device: torch.device) -> int:
     return 65536 if device.type == "cuda" else 4096
 
 
-def checked_forward(model: torch.nn.Module, backend: Backend, compile: bool | None, strict: bool,
+def checked_forward(model: torch.nn.Module, backend: AttentionKernel, compile: bool | None, strict: bool,
                     autocast: contextlib.AbstractContextManager) -> PackedForward | None:
     """The model's packed forward, or ``None`` when its first-use self-check failed (fall back)."""
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     with autocast:
-        forward = packed_forward(model, resolve_backend(device, dtype, backend), compile=compile)
+        forward = packed_forward(model, resolve_kernel(device, dtype, backend), compile=compile)
         return forward if packed_path_ok(model, forward, strict=strict) else None
 
 
@@ -161,7 +161,7 @@ class PackedTextEncoder:
     """
 
     def __init__(self, st_model: Any, prompt: str | None = None, pooling: Pooling | None = None,
-                 normalize: bool = False, *, max_tokens: int | None = None, backend: Backend = "auto",
+                 normalize: bool = False, *, max_tokens: int | None = None, backend: AttentionKernel = "auto",
                  strict: bool = False, compile: bool | None = None, precision: Precision = "fp32",
                  pipeline: HostPipeline | None = None):
         self.st_model, self.prompt, self.normalize, self.strict = st_model, prompt, normalize, strict
@@ -205,7 +205,7 @@ class PackedTextEncoder:
 
     def submit(self, texts: list[str]) -> PackedJob:
         """Start tokenising ``texts`` on the pipeline now; pass the job to :meth:`encode` with the same texts."""
-        forward_backend = resolve_backend(self.device, next(self.model.parameters()).dtype, self.backend)
+        forward_backend = resolve_kernel(self.device, next(self.model.parameters()).dtype, self.backend)
         return self.pipeline.submit(texts, self.tokenizer_fn(), self.max_tokens, bucket=forward_backend != "sdpa")
 
     def _ready(self, texts: list[str], autocast: contextlib.AbstractContextManager) -> PackedForward | None:
@@ -290,7 +290,7 @@ class PackedTextEncoder:
 
 def encode_packed(st_model: Any, texts: list[str], max_tokens_per_batch: int | None = None,
                   pooling: Pooling | None = None, normalize: bool = False, *, prompt: str | None = None,
-                  show_progress_bar: bool = False, backend: Backend = "auto", strict: bool = False,
+                  show_progress_bar: bool = False, backend: AttentionKernel = "auto", strict: bool = False,
                   compile: bool | None = None, precision: Precision = "fp32", threads: int | None = None,
                   ) -> np.ndarray:
     """Embed ``texts`` with a ModernBERT SentenceTransformer, packed into token-budget batches (one call of a

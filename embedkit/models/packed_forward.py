@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from embedkit.models.packing import Backend, PackedLayout, positions, varlen_attention
+from embedkit.models.packing import AttentionKernel, PackedLayout, positions, varlen_attention
 
 if TYPE_CHECKING:
     from transformers import ModernBertModel
@@ -53,7 +53,7 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    cu_seqlens: torch.Tensor, max_seqlen: int, window: int | None, layout: PackedLayout,
-                   backend: Backend) -> torch.Tensor:
+                   backend: AttentionKernel) -> torch.Tensor:
     """One ``ModernBertEncoderLayer`` on packed tokens, using the layer's own modules."""
     attn = layer.attn
     tokens = hidden.shape[0]
@@ -70,7 +70,7 @@ def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, si
 
 def _forward_packed(model: ModernBertModel, input_ids: torch.Tensor | None, cu_seqlens: torch.Tensor,
                     max_seqlen: int, inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool = False,
-                    backend: Backend = "auto") -> tuple[torch.Tensor, list[torch.Tensor]]:
+                    backend: AttentionKernel = "auto") -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Final-norm hidden states ``(tokens, hidden)`` and, if asked, HF's ``hidden_states`` list (packed)."""
     config = model.config
     hidden = model.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)  # (tokens, hidden)
@@ -100,7 +100,7 @@ def _forward_packed(model: ModernBertModel, input_ids: torch.Tensor | None, cu_s
 
 
 def unpadded_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens: torch.Tensor,
-                     max_seqlen: int, backend: Backend = "auto") -> torch.Tensor:
+                     max_seqlen: int, backend: AttentionKernel = "auto") -> torch.Tensor:
     """ModernBERT on packed sequences.
 
     Args:
@@ -142,7 +142,7 @@ class PackedForward:
     (``torch._dynamo`` errors about recompiling are raised, not swallowed).
     """
 
-    def __init__(self, model: Any, backend: Backend = "auto", compile: bool | None = None):
+    def __init__(self, model: Any, backend: AttentionKernel = "auto", compile: bool | None = None):
         self.model, self.backend = base_model(model), backend
         self.compile = should_compile(next(self.model.parameters()).device) if compile is None else compile
         self.graphs = 0  # graphs handed to the compiler backend
@@ -208,9 +208,9 @@ class PackedForward:
         return self.full(input_ids, cu_seqlens, max_seqlen)[0]
 
 
-def packed_forward(model: Any, backend: Backend, compile: bool | None = None) -> PackedForward:
+def packed_forward(model: Any, backend: AttentionKernel, compile: bool | None = None) -> PackedForward:
     """The :class:`PackedForward` of ``model`` on its current device for ``backend`` (a resolved backend, see
-    :func:`embedkit.models.packing.resolve_backend`), created once and kept on the model."""
+    :func:`embedkit.models.packing.resolve_kernel`), created once and kept on the model."""
     model = base_model(model)
     device = next(model.parameters()).device
     compile = should_compile(device) if compile is None else compile

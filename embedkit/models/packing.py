@@ -5,7 +5,7 @@ A packed batch holds ``n`` sequences back to back in one ``(total_tokens, ...)``
 ``max_seqlen`` (the longest sequence, a Python int), the layout flash-attention's varlen kernels take.
 
 :func:`varlen_attention` is bidirectional attention inside each packed sequence, with an optional
-symmetric sliding window. Backends, picked per call with ``backend="auto"``:
+symmetric sliding window. Attention kernels (:data:`AttentionKernel`), picked per call with ``backend="auto"``:
 
 - ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA sm80+);
 - ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA sm80+);
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "flash_attn", "varlen", "sdpa"]
+AttentionKernel = Literal["auto", "flash_attn", "varlen", "sdpa"]
 
 
 def cu_seqlens_from_lengths(lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -210,8 +210,9 @@ def _flash_capable(device_index: int) -> bool:
     return torch.cuda.get_device_capability(device_index) >= (8, 0)
 
 
-def pick_backend(q: torch.Tensor, backend: Backend = "auto") -> Backend:
-    """The backend a call with this query tensor would use (fp32 on CUDA also takes the kernels, in bf16)."""
+def pick_kernel(q: torch.Tensor, backend: AttentionKernel = "auto") -> AttentionKernel:
+    """The attention kernel a call with this query tensor would use (fp32 on CUDA also takes the flash kernels, in
+    bf16)."""
     if backend != "auto":
         return backend
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16, torch.float32) and _flash_capable(
@@ -232,12 +233,12 @@ FP32_ON_CUDA = "fp32 inputs on CUDA: packed attention runs in bf16 (projections 
 SDPA_ON_CUDA = "packed attention falls back to padded SDPA on this GPU (flash kernels need sm80+)"
 
 
-def resolve_backend(device: torch.device, dtype: torch.dtype, backend: Backend = "auto") -> Backend:
-    """The backend for inputs of ``dtype`` on ``device``, with its warnings logged here, before (and outside)
+def resolve_kernel(device: torch.device, dtype: torch.dtype, backend: AttentionKernel = "auto") -> AttentionKernel:
+    """The attention kernel for inputs of ``dtype`` on ``device``, with its warnings logged here, before (and outside)
     any compiled code; pass the result as ``backend`` so that nothing is decided inside the forward."""
     if torch.is_autocast_enabled(device.type):
         dtype = torch.get_autocast_dtype(device.type)
-    chosen = pick_backend(torch.empty(0, device=device, dtype=dtype), backend)
+    chosen = pick_kernel(torch.empty(0, device=device, dtype=dtype), backend)
     if device.type == "cuda" and chosen in ("flash_attn", "varlen") and dtype == torch.float32:
         _warn_once(FP32_ON_CUDA)
     if device.type == "cuda" and chosen == "sdpa" and backend == "auto":
@@ -309,7 +310,7 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayou
 
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int,
                      window: int | None = None, dropout_p: float = 0.0, scale: float | None = None,
-                     backend: Backend = "auto", layout: PackedLayout | None = None) -> torch.Tensor:
+                     backend: AttentionKernel = "auto", layout: PackedLayout | None = None) -> torch.Tensor:
     """Attention inside each packed sequence.
 
     Args:
@@ -322,7 +323,7 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
     Returns:
         ``(total_tokens, heads, head_dim)``.
     """
-    chosen = pick_backend(q, backend)
+    chosen = pick_kernel(q, backend)
     window_size = (window, window) if window is not None else (-1, -1)
     if chosen in ("flash_attn", "varlen") and q.dtype == torch.float32:
         # The kernels take fp16/bf16 only; an fp32 model (e.g. SentenceTransformer.encode without autocast)

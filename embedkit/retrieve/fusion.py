@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 
 Run = Mapping[Hashable, Mapping[Hashable, float]]
 FusedRun = dict[Hashable, dict[Hashable, float]]
@@ -78,17 +79,30 @@ def weighted(runs: Sequence[Run], weights: Sequence[float] | None = None) -> Fus
     return _weighted_sum(runs, weights, minmax)
 
 
-# name -> fuse(runs, weights, rrf_k): the one place a fusion method is chosen by name
-FUSIONS: dict[str, Callable[[Sequence[Run], Sequence[float] | None, float], FusedRun]] = {
-    "rrf": lambda runs, weights, rrf_k: rrf(runs, rrf_k, weights),
-    "weighted": lambda runs, weights, rrf_k: weighted(runs, weights),
+@dataclass(frozen=True)
+class FusionMethod:
+    """One way of fusing runs, and what else about it the callers need to know."""
+
+    fuse: Callable[[Sequence[Run], Sequence[float] | None, float], FusedRun]  # (runs, weights, rrf_k)
+    uses_rrf_k: bool = False       # rrf_k shapes its scores (and is recorded with it)
+    tuned_in_eval: bool = False    # without given weights, embedkit eval chooses them on half of the queries
+
+
+# the one place a fusion method is chosen by name
+FUSIONS: dict[str, FusionMethod] = {
+    "rrf": FusionMethod(lambda runs, weights, rrf_k: rrf(runs, rrf_k, weights), uses_rrf_k=True),
+    "weighted": FusionMethod(lambda runs, weights, rrf_k: weighted(runs, weights), tuned_in_eval=True),
 }
 
 
-def fuse(method: str, runs: Sequence[Run], weights: Sequence[float] | None = None, rrf_k: float = 60) -> FusedRun:
+def get_fusion(method: str) -> FusionMethod:
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion {method!r}; use one of {', '.join(FUSIONS)}")
-    return FUSIONS[method](runs, weights, rrf_k)
+    return FUSIONS[method]
+
+
+def fuse(method: str, runs: Sequence[Run], weights: Sequence[float] | None = None, rrf_k: float = 60) -> FusedRun:
+    return get_fusion(method).fuse(runs, weights, rrf_k)
 
 
 def weight_grid(num_runs: int, step: float = 0.1) -> list[tuple[float, ...]]:

@@ -34,11 +34,13 @@ class StoredTokens:
     def __init__(self, folder: str | Path):
         from embedkit.index.base import IndexManifest
         from embedkit.index.maxsim import LENGTHS, TOKENS
+        from embedkit.index.registry import BACKENDS, backend_entry
 
         self.folder = Path(folder)
         self.manifest = IndexManifest.load(self.folder)
-        if self.manifest.backend != "exact":
-            raise EmbedkitError(f"{folder}: stored token vectors need a colbert index built with --backend exact "
+        if not backend_entry(self.manifest.backend).token_vectors:
+            keeping = " or ".join(name for name, entry in BACKENDS.items() if entry.token_vectors)
+            raise EmbedkitError(f"{folder}: stored token vectors need a colbert index built with --backend {keeping} "
                                 f"(this one is {self.manifest.kind}/{self.manifest.backend})")
         self.tokens = np.load(self.folder / TOKENS, mmap_mode="r")  # (total tokens, dim) float16
         lengths = np.load(self.folder / LENGTHS)
@@ -134,6 +136,7 @@ def load_cross_encoder(model: str | None, tokens_index: str | None, batch_size: 
 
 
 RERANKERS = {"colbert": load_colbert_reranker, "cross-encoder": load_cross_encoder}
+NO_RERANK = "none"  # RetrieveConfig.rerank when there is no second stage
 
 
 def load_reranker(kind: str, model: str | None = None, tokens_index: str | None = None,

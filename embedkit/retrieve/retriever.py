@@ -18,8 +18,9 @@ import numpy as np
 from embedkit.config import RetrieveConfig
 from embedkit.errors import EmbedkitError
 from embedkit.index.base import Index
-from embedkit.retrieve.fusion import fuse
-from embedkit.retrieve.rerank import Reranker, load_reranker
+from embedkit.index.registry import KINDS, NO_MODEL
+from embedkit.retrieve.fusion import fuse, get_fusion
+from embedkit.retrieve.rerank import NO_RERANK, Reranker, load_reranker
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def describe(index: Index) -> dict[str, Any]:
     if hasattr(index, "description"):
         return index.description()
     m = index.manifest
-    method = m.backend if m.kind == "lexical" else m.kind  # a model-free index is named by its backend: bm25
+    model_free = m.kind in KINDS and not KINDS[m.kind].needs_model
+    method = m.backend if model_free else m.kind  # a model-free index is named by its backend: bm25
     return {"method": method, "model": m.model, "backend": m.backend, "num_documents": m.num_documents}
 
 
@@ -86,7 +88,7 @@ class FusedIndex(Index):
     def description(self) -> dict[str, Any]:
         d: dict[str, Any] = {"method": self.method, "parts": [describe(p) for p in self.parts],
                              "depth": self.depth}
-        d |= {"k": self.rrf_k} if self.method == "rrf" else {}
+        d |= {"k": self.rrf_k} if get_fusion(self.method).uses_rrf_k else {}
         return d | ({"weights": list(self.weights)} if self.weights is not None else {})
 
     def part_runs(self, queries: list[str], depth: int) -> list[dict[int, dict[int, float]]]:
@@ -138,10 +140,10 @@ def bm25_over(index: Index) -> Index:
 
 def open_part(spec: str, first: Index, batch_size: int = 64, colbert_library: str = "auto") -> Index:
     """``bm25`` (in memory, from ``first``'s documents) or an index folder (opened with its own model)."""
-    if spec == "bm25":
+    if spec == NO_MODEL:
         return bm25_over(first)
     if not Path(spec).is_dir():
-        raise EmbedkitError(f"fuse_with: {spec!r} is neither 'bm25' nor an index folder")
+        raise EmbedkitError(f"fuse_with: {spec!r} is neither {NO_MODEL!r} nor an index folder")
     from embedkit.index.build import open_index
 
     return open_index(spec, batch_size=batch_size, colbert_library=colbert_library)
@@ -156,7 +158,7 @@ def compose(first: Index, options: RetrieveConfig, batch_size: int = 64,
         parts = list(parts) if parts is not None else [open_part(s, first, batch_size, colbert_library)
                                                          for s in options.fuse_with]
         index = FusedIndex([first, *parts], options.fusion, options.weights, options.rrf_k, options.fusion_depth)
-    if options.rerank != "none":
+    if options.rerank != NO_RERANK:
         reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size,
                                  colbert_library)
         stored = getattr(reranker, "stored", None)

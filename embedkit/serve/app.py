@@ -46,7 +46,7 @@ def _info(st: ServeState, cfg: ServeConfig) -> dict[str, Any]:
     return _without_paths({
         "method": st.method, "retriever": describe(st.index), "model": st.model.name, "kind": st.model.kind,
         "embedding_dim": st.model.dim, "rerank_scorer": st.scorer_name, "manifest": asdict(st.index.manifest),
-        "limits": st.limits.describe(),
+        "limits": asdict(st.limits),
         "batching": {"max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms, "max_queue": cfg.max_queue,
                      "request_timeout": cfg.request_timeout},
         "threads": cfg.threads, "auth": cfg.api_key is not None,
@@ -63,7 +63,7 @@ def create_app(index: Index, config: ServeConfig | None = None) -> FastAPI:
     limits = resolve_limits(cfg, index, model.max_tokens)
     scorer, scorer_name = choose_scorer(index, model)
     works: dict[str, Any] = {"search": SearchWork(index)}
-    if model.kind == "dense":
+    if model.entry.vector_per_text:
         works["embed"] = EmbedWork(model)
     if scorer is not None:
         works["rerank"] = RerankWork(scorer, model)

@@ -3,7 +3,7 @@ every text passes before it joins a batch (so a bad text fails its own request, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,6 @@ class Limits:
     max_k: int
     max_hits: int
     model_max_tokens: int | None  # what the served model reads of a text (None: no model)
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _mean_document_bytes(index: Any) -> float:

@@ -78,11 +78,11 @@ def _model_card(st: ServeState) -> dict:
 async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     st = _state(request)
     st.check_model(body.model)
-    if st.model.kind != "dense":
+    if not st.model.entry.vector_per_text:
         raise ApiError(400, "the served model is a ColBERT (multi-vector) model: it gives one vector per token, not "
                             "one per text, so it has no OpenAI-style embedding; use POST /search, or POST /rerank "
-                            "(MaxSim)" if st.model.kind == "colbert" else
-                       "this server's index is BM25: it has no model to embed with")
+                            "(MaxSim)" if st.model.entry.multi_vector else
+                       f"this server's index is {st.model.entry.family}: it has no model to embed with")
     texts = body.texts
     check_texts(texts, st.limits, "input" if isinstance(body.input, str) else "inputs")
     if body.dimensions is not None and body.dimensions > (st.model.dim or 0):

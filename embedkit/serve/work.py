@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from embedkit.index.base import Index
+from embedkit.index.registry import LEXICAL, EncoderKind, kind_entry
 from embedkit.serve.batcher import Piece
 
 
@@ -30,11 +31,15 @@ def first_index(index: Index) -> Index:
 class ServedModel:
     """The model of the searched index, as the other routes use it."""
 
-    kind: str                  # dense | colbert | lexical (no model)
+    kind: str                  # a name of embedkit.index.registry.KINDS
     name: str                  # what /v1/models lists and clients send as "model"
     encoder: Any
     max_tokens: int | None     # what it reads of a text
     dim: int | None
+
+    @property
+    def entry(self) -> EncoderKind:
+        return kind_entry(self.kind)
 
     @property
     def tokenizer(self) -> Any:
@@ -54,8 +59,8 @@ def served_model(index: Index, name: str | None = None) -> ServedModel:
         model = manifest.model
         name = Path(model).name if Path(model).is_absolute() or Path(model).exists() else model
     encoder = getattr(first, "encoder", None)
-    if manifest.kind == "lexical" or encoder is None:
-        return ServedModel("lexical", name, None, None, None)
+    if not kind_entry(manifest.kind).needs_model or encoder is None:
+        return ServedModel(LEXICAL, name, None, None, None)
     return ServedModel(manifest.kind, name, encoder, _max_tokens(getattr(encoder, "model", None)),
                        int(encoder.dim) if hasattr(encoder, "dim") else None)
 
@@ -183,13 +188,13 @@ def choose_scorer(index: Index, model: ServedModel) -> tuple[Scorer | None, str]
     reranker = getattr(index, "reranker", None)
     if reranker is not None:
         return reranker_scorer(reranker), f"{reranker.name} (the configured reranker)"
-    if model.kind == "dense":
-        return dense_scorer(model.encoder), "dense inner product (the served model)"
-    if model.kind == "colbert":
+    if model.entry.vector_per_text:
+        return dense_scorer(model.encoder), f"{model.kind} inner product (the served model)"
+    if model.entry.multi_vector:
         from embedkit.retrieve.rerank import ColbertReranker
 
-        return reranker_scorer(ColbertReranker(model.encoder, None)), "colbert MaxSim (the served model)"
-    return None, "none (a BM25 index has no model)"
+        return reranker_scorer(ColbertReranker(model.encoder, None)), f"{model.kind} MaxSim (the served model)"
+    return None, f"none (a {model.entry.family} index has no model)"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from embedkit.config import DataConfig, Recipe
 from embedkit.errors import EmbedkitError
 from embedkit.train.data import _local_files, load_training_data, read_source
 from embedkit.train.evaluators import colbert_evaluator
+from embedkit.train.losses import DISTILLATION
 
 KD_SUBSETS = ("queries", "documents", "train")  # the layout of lightonai/ms-marco-en-bge
 KD_COLUMNS = {"queries": ("query_id", "text"), "documents": ("document_id", "text"),
@@ -56,7 +57,7 @@ def load_distillation_data(cfg: DataConfig, library: Any) -> Any:
 def _columns(recipe: Recipe, train_data: Any) -> list[str]:
     """The columns batches hold: distillation rows are resolved when read (query, document_1..n); pairs as
     loaded (a mix: its sources' union)."""
-    if recipe.data.format == "distillation":
+    if recipe.data.format == DISTILLATION:
         return ["query", *(f"document_{i}" for i in range(1, N_WAYS + 1))]
     parts = train_data.values() if hasattr(train_data, "keys") else [train_data]
     return list(dict.fromkeys(c for part in parts for c in part.column_names))
@@ -77,7 +78,7 @@ class ColbertTraining:
         return build_colbert_model(recipe.model, recipe.colbert)
 
     def training_data(self, recipe: Recipe) -> Any:
-        if recipe.data.format == "distillation":
+        if recipe.data.format == DISTILLATION:
             from embedkit.models.colbert import get_library
 
             return load_distillation_data(recipe.data, get_library(recipe.colbert.library))
@@ -87,7 +88,7 @@ class ColbertTraining:
         from embedkit.models.colbert import library_of
 
         return library_of(model).training_arguments(model, _columns(recipe, train_data),
-                                                    distillation=recipe.data.format == "distillation")
+                                                    distillation=recipe.data.format == DISTILLATION)
 
     def trainer_classes(self, model: Any) -> tuple[type, type]:
         from embedkit.models.colbert import library_of
@@ -102,6 +103,6 @@ class ColbertTraining:
     def manifest(self, model: Any) -> dict[str, Any]:
         """The library (and version) that trained the model, for the model folder's manifest."""
         from embedkit.models.colbert import library_of
-        from embedkit.models.colbert.registry import describe
+        from embedkit.models.colbert.registry import manifest_entry
 
-        return describe(library_of(model))
+        return manifest_entry(library_of(model))

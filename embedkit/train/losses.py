@@ -1,8 +1,8 @@
 """Losses by recipe name: the one place loss names are declared, with the kind and data each one trains on.
 
-A leaf module (it imports nothing of embedkit), so that recipe validation in ``embedkit.config`` can check
-``loss.name`` against it and fill in the kind's default without an import cycle. Builders receive the
-recipe's ``LossConfig`` (``cfg``) and the number of training processes.
+Recipes are checked against it when loaded (:mod:`embedkit.train.recipes`: ``loss.name`` fits the kind and
+``data.format``, or is filled in with the default). Builders receive the recipe's ``LossConfig`` (``cfg``) and
+the number of training processes; the heavy libraries are imported inside them.
 """
 
 from __future__ import annotations
@@ -12,16 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-LossConfig = Any  # embedkit.config.LossConfig, not imported: config imports this module
+from embedkit.config import LossConfig
 
 logger = logging.getLogger(__name__)
 
 
+PAIRS = "pairs"  # the data.format of (query, positive, negatives...) rows, which most losses read
+DISTILLATION = "distillation"  # the data.format of queries, documents and teacher scores (lightonai/ms-marco-en-bge)
+
+
 @dataclass(frozen=True)
 class LossSpec:
-    kind: str                    # the model kind it trains: dense | colbert
+    kind: str                    # the recipe kind it trains: dense | colbert
     build: Callable[[Any, LossConfig, int], Any]  # (model, cfg, world_size) -> loss
-    data_format: str = "pairs"   # the data.format it reads: pairs | distillation
+    data_format: str = PAIRS     # the data.format it reads: pairs | distillation
 
 
 def _gather(cfg: LossConfig, world_size: int) -> bool:
@@ -82,14 +86,22 @@ LOSSES: dict[str, LossSpec] = {
     "cached_mnrl": LossSpec("dense", _cached_mnrl),
     "contrastive": LossSpec("colbert", _contrastive),
     "cached_contrastive": LossSpec("colbert", _cached_contrastive),
-    "distillation": LossSpec("colbert", _distillation, data_format="distillation"),
+    "distillation": LossSpec("colbert", _distillation, data_format=DISTILLATION),
 }
-# What a recipe trains with when it names no loss: in-batch negatives over its (query, positive) pairs.
+# What a recipe trains with on pairs when it names no loss: in-batch negatives over its (query, positive) pairs.
 DEFAULT_LOSS = {"dense": "mnrl", "colbert": "contrastive"}
 
 
 def losses_for(kind: str) -> list[str]:
     return [name for name, spec in LOSSES.items() if spec.kind == kind]
+
+
+def default_loss(kind: str, data_format: str) -> str:
+    """The loss a recipe trains with when it names none: the kind's on pairs, else the loss that reads its data
+    format (which may not fit the kind: the check that follows says so)."""
+    if data_format == PAIRS:
+        return DEFAULT_LOSS[kind]
+    return next(name for name, spec in LOSSES.items() if spec.data_format == data_format)
 
 
 def build_loss(model: Any, cfg: LossConfig, world_size: int = 1) -> Any:

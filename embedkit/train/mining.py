@@ -24,6 +24,7 @@ import numpy as np
 
 from embedkit.config import ColumnsConfig
 from embedkit.errors import EmbedkitError
+from embedkit.index.registry import NO_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def mine(data: str | Path, output: str | Path, model: str, options: MiningOption
         raise EmbedkitError(f"{data}: {len(set(positives))} distinct documents are too few to mine "
                             f"{options.num_negatives} negatives from ranks {options.range_min}+")
     negative_cols = [f"negative_{i + 1}" for i in range(options.num_negatives)]
-    if model == "bm25":
+    if model == NO_MODEL:
         mined = _mine_bm25(queries, positives, list(corpus or []), options)
         rows = [{"query": q, "positive": p, **dict(zip(negative_cols, negs))}
                 for q, p, negs in zip(queries, positives, mined) if negs is not None]

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Literal
 
 from embedkit.artifacts import read_json, versions, write_json
-from embedkit.config import Recipe, load_recipe
+from embedkit.config import Recipe
 from embedkit.distributed import world_size
 from embedkit.errors import EmbedkitError
+from embedkit.train.recipes import load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def sweep_dir_for(recipe: Recipe) -> Path:
 
 def resolve_selection(names: list[str]) -> list[tuple[str, Path]]:
     """(display name, BEIR folder) for each selection entry: a local folder, or a benchmark name
-    materialised through :mod:`embedkit.evaluate.benchmarks` (fails before any training when offline)."""
+    materialised through :mod:`embedkit.data.benchmarks` (fails before any training when offline)."""
     resolved = []
     for name in names:
         path = Path(name).expanduser()
@@ -112,7 +113,7 @@ def resolve_selection(names: list[str]) -> list[tuple[str, Path]]:
             resolved.append((path.name, path))
             continue
         from embedkit.data.benchmark_sources import materialize
-        from embedkit.evaluate.benchmarks import get_benchmark
+        from embedkit.data.benchmarks import get_benchmark
 
         entry = get_benchmark(name)
         resolved.append((entry.name, materialize(entry)))

@@ -13,7 +13,7 @@ import pytest
 
 from embedkit.data import benchmark_sources as sources
 from embedkit.errors import EmbedkitError
-from embedkit.evaluate.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, get_benchmark
+from embedkit.data.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, get_benchmark
 
 
 def _beir_files(prefix: str, n_docs: int = 3, split: str = "test") -> dict[str, str]:
@@ -70,7 +70,7 @@ def test_cqadupstack_zip_gives_one_folder_per_forum(tmp_path, monkeypatch):
     # Every forum entry shares the aggregate's source; point them all at the local zip.
     local = {name: dataclasses.replace(entry, source=archive.as_uri())
              for name, entry in BENCHMARKS.items() if name.startswith("beir/cqadupstack")}
-    monkeypatch.setattr("embedkit.evaluate.benchmarks.BENCHMARKS", {**BENCHMARKS, **local})
+    monkeypatch.setattr("embedkit.data.benchmarks.BENCHMARKS", {**BENCHMARKS, **local})
     downloads = []
     real_download = sources._download
     monkeypatch.setattr(sources, "_download", lambda url, dest, **kw: downloads.append(url) or real_download(url, dest))

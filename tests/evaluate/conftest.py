@@ -93,11 +93,11 @@ def benchmark_replicas(tmp_path_factory) -> dict:
     BEIR zips (ArguAna judging an id its corpus lacks and holding a self-hit, FiQA with empty
     documents, NFCorpus with a quoted id, MS MARCO scored on dev, CQADupStack's nested forums),
     MLDR's raw files, CoIR's parquet configs for CodeSearchNet and StackOverflow-QA. Patch it in
-    with ``monkeypatch.setattr("embedkit.evaluate.benchmarks.BENCHMARKS", benchmark_replicas)``.
+    with ``monkeypatch.setattr("embedkit.data.benchmarks.BENCHMARKS", benchmark_replicas)``.
     """
     import dataclasses
 
-    from embedkit.evaluate.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, CSN_LANGUAGES
+    from embedkit.data.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, CSN_LANGUAGES
 
     root = tmp_path_factory.mktemp("benchmark-sources")
     quirks = {"beir/arguana": "missing-judged", "beir/fiqa": "empty-docs", "beir/nfcorpus": "quoted-id"}

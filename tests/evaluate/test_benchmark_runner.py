@@ -10,7 +10,7 @@ import pytest
 from embedkit.cli import main
 from embedkit.evaluate import benchmark_runner
 from embedkit.evaluate.benchmark_runner import results_path, run_benchmarks
-from embedkit.evaluate.benchmarks import GROUPS, resolve_benchmarks
+from embedkit.data.benchmarks import GROUPS, resolve_benchmarks
 from embedkit.evaluate.runner import EvalOptions
 
 PAPER = [name for entry in resolve_benchmarks("paper") for name in (entry.members or (entry.name,))]
@@ -19,7 +19,7 @@ PAPER = [name for entry in resolve_benchmarks("paper") for name in (entry.member
 @pytest.fixture()
 def replicas(benchmark_replicas, monkeypatch, embedkit_cache, local_hf_datasets_cache):
     """Every registered benchmark served from its local replica; the cache starts empty."""
-    monkeypatch.setattr("embedkit.evaluate.benchmarks.BENCHMARKS", benchmark_replicas)
+    monkeypatch.setattr("embedkit.data.benchmarks.BENCHMARKS", benchmark_replicas)
     return embedkit_cache / "benchmarks"
 
 

@@ -120,7 +120,7 @@ def test_export_errors_name_the_problem(tmp_path, minilm_path):
 TRAIN_AND_ENCODE = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from embedkit.config import recipe_from_dict
+    from embedkit.train.recipes import recipe_from_dict
     from embedkit.index.encoders import load_encoder
     from embedkit.train.run import train
     recipe, out = json.loads(sys.argv[1]), sys.argv[2]

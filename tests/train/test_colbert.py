@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from embedkit.config import recipe_from_dict
+from embedkit.train.recipes import recipe_from_dict
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -149,7 +149,7 @@ def test_distillation_folder_missing_subset_names_it(tiny_modernbert, kd_folder,
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("recipes/*colbert*.yaml")))
 def test_colbert_recipes_load(path):
-    from embedkit.config import load_recipe
+    from embedkit.train.recipes import load_recipe
 
     recipe = load_recipe(path)
     assert recipe.kind == "colbert"

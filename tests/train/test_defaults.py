@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from embedkit.config import ModelConfig, recipe_from_dict
+from embedkit.config import ModelConfig
 from embedkit.errors import EmbedkitError
+from embedkit.train.recipes import recipe_from_dict
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from embedkit.config import recipe_from_dict
+from embedkit.train.recipes import recipe_from_dict
 from embedkit.train.run import train
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from embedkit.config import recipe_from_dict
 from embedkit.errors import EmbedkitError
+from embedkit.train.recipes import recipe_from_dict
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import numpy as np
 
 from embedkit.config import ColbertConfig, ModelConfig
 from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
-from embedkit.models.colbert.registry import ColbertLibrary, describe, get_library, library_of
+from embedkit.models.colbert.registry import ColbertLibrary, get_library, library_of, manifest_entry
 from embedkit.models.loading import hub_error, remote_code_error, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class ColbertEncoder:
     @property
     def manifest(self) -> dict[str, str]:
         """What an index manifest records about the encoder: the ColBERT library and its version."""
-        return describe(self.library)
+        return manifest_entry(self.library)
 
     def set_document_length(self, length: int) -> None:
         self.library.set_document_length(self.model, length)

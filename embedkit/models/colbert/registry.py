@@ -134,6 +134,6 @@ def library_of(model: Any) -> ColbertLibrary:
                         f"({', '.join(LIBRARIES)})")
 
 
-def describe(library: ColbertLibrary) -> dict[str, str]:
+def manifest_entry(library: ColbertLibrary) -> dict[str, str]:
     """What manifests record about the library that made a model or an index."""
     return {"colbert_library": library.name, "colbert_library_version": library.version()}

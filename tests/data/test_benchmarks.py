@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from embedkit.errors import EmbedkitError
-from embedkit.evaluate.benchmarks import (
+from embedkit.data.benchmarks import (
     BEIR_15,
     BENCHMARKS,
     CQADUPSTACK_FORUMS,

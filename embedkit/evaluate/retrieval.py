@@ -1,5 +1,6 @@
 """Fusion and reranking inside ``embedkit eval``: compose the evaluated index as configured and, for weighted
-fusion without given weights, choose them on a dev split of the queries and score the rest."""
+fusion without given weights, choose them on a dev split of the queries and score the rest (evaluation's own
+step: it scores runs with :mod:`embedkit.evaluate.metrics`)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from typing import Any
 from embedkit.config import RetrieveConfig
 from embedkit.evaluate.metrics import evaluate_run, top_k
 from embedkit.index.base import Index
-from embedkit.retrieve.fusion import choose_weights, split_queries
+from embedkit.retrieve.fusion import choose_weights, get_fusion, split_queries
+from embedkit.retrieve.rerank import NO_RERANK
 from embedkit.retrieve.retriever import FusedIndex, compose, describe, method_name
 
 logger = logging.getLogger(__name__)
 
 
 def is_plain(options: RetrieveConfig | None) -> bool:
-    return options is None or (not options.fuse_with and options.rerank == "none")
+    return options is None or (not options.fuse_with and options.rerank == NO_RERANK)
 
 
 def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str, str],
@@ -25,21 +27,22 @@ def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str,
                        ) -> tuple[Index, dict[str, str], dict[str, Any]]:
     """(retriever, the queries to score, what to record in the results JSON).
 
-    With ``fusion: weighted`` and no ``weights``, half of the judged queries (a hash split, see
-    :func:`~embedkit.retrieve.fusion.split_queries`) choose the weights by nDCG@10 and only the other half
-    is scored, so the reported number is not tuned on itself.
+    With a fusion method whose weights eval tunes (``fusion: weighted``) and no ``weights``, half of the judged
+    queries (a hash split, see :func:`~embedkit.retrieve.fusion.split_queries`) choose the weights by nDCG@10 and
+    only the other half is scored, so the reported number is not tuned on itself.
     """
     info: dict[str, Any] = {}
-    tune = options.fusion == "weighted" and options.weights is None and bool(options.fuse_with)
+    tune = get_fusion(options.fusion).tuned_in_eval and options.weights is None and bool(options.fuse_with)
     if tune:
-        fused = compose(index, replace(options, rerank="none"), batch_size, colbert_library=colbert_library)
+        fused = compose(index, replace(options, rerank=NO_RERANK), batch_size, colbert_library=colbert_library)
         assert isinstance(fused, FusedIndex)
         dev_ids, test_ids = split_queries([q for q in queries if q in qrels])
         ids = index.store.ids
         runs = [{dev_ids[i]: {ids[p]: s for p, s in docs.items()} for i, docs in run.items()}
                 for run in fused.part_runs([queries[q] for q in dev_ids], fused.depth)]
         dev_qrels = {q: qrels[q] for q in dev_ids}
-        weights, dev_score = choose_weights(runs, lambda run: evaluate_run(dev_qrels, top_k(run, 10))["ndcg@10"])
+        weights, dev_score = choose_weights(runs, lambda run: evaluate_run(dev_qrels, top_k(run, 10))["ndcg@10"],
+                                            method=options.fusion, rrf_k=options.rrf_k)
         logger.info("fusion weights %s chosen on %d dev queries (nDCG@10 %.4f)", weights, len(dev_ids), dev_score)
         options = replace(options, weights=list(weights))
         queries = {q: queries[q] for q in test_ids}
