@@ -89,7 +89,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
     encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
     corpus = data.corpus
     chunk_tokens = None
-    if options.long_documents == "chunk-maxpool" and hasattr(encoder, "model"):
+    if options.long_documents == "chunk-maxpool" and encoder.model is not None:  # bm25 has no tokenizer
         chunk_tokens = options.max_length or int(encoder.model.max_seq_length)
         corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, chunk_tokens)
     build = replace(settings, keep_shards=False)

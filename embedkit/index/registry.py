@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from embedkit.config import IndexSettings
 from embedkit.errors import EmbedkitError
+
+if TYPE_CHECKING:
+    from embedkit.models.encoder import Encoder
 
 BACKENDS = {  # name → module:attribute, imported on first use (faiss, fast-plaid, bm25s are heavy)
     "flat": "embedkit.index.faiss_index:FLAT",
@@ -35,7 +38,7 @@ class Backend(Protocol):
     def build(self, shards: list, folder: Path, settings: IndexSettings, dim: int) -> dict:
         """Write the backend's files into ``folder``; return the settings recorded in the manifest."""
 
-    def open(self, folder: Path, encoder: Any) -> Any: ...
+    def open(self, folder: Path, encoder: Encoder | None) -> Any: ...
 
     def append(self, folder: Path, manifest: Any, vectors: Any, store: Any) -> None:
         """Add encoded documents after the last position (``store`` already holds them)."""
