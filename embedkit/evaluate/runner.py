@@ -19,14 +19,14 @@ from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
 from embedkit.evaluate.settings import model_name, run_settings, settings_key
-from embedkit.index.base import Index
+from embedkit.index.base import Index, Searcher
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EvalOptions", "evaluate", "retrieve", "open_eval_index", "document_text_of"]
 
 
-def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
+def retrieve(index: Searcher, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
              drop_self: bool = True) -> Run:
     """Top-k per query, with self-hits (query id == document id) removed before cutting to k.
 
