@@ -64,9 +64,9 @@ def measure(backend: str, docs: list[np.ndarray], queries: list[np.ndarray], roo
     (folder / "doc_ids.jsonl").write_text("")
     np.save(folder / "doc_id_offsets.npy", np.zeros(0, np.int64))
     index = impl.open(folder, None)
-    index.search_vectors(queries[:1], 10)  # warm-up: loading the index and thread pools is not per query
+    index.search_encoded(queries[:1], 10)  # warm-up: loading the index and thread pools is not per query
     start = time.perf_counter()
-    _, positions = index.search_vectors(queries, 10)
+    _, positions = index.search_encoded(queries, 10)
     search_s = time.perf_counter() - start
     return {"build_s": build_s, "search_ms_per_query": 1000 * search_s / len(queries), "positions": positions}
 

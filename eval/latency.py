@@ -223,7 +223,7 @@ def run_dataset(name: str, folder: Path, minilm: str, colbert_model: str, top_n:
     from embedkit.evaluate.metrics import evaluate_run
     from embedkit.index.build import open_index
     from embedkit.retrieve.fusion import choose_weights, split_queries
-    from embedkit.retrieve.retriever import FusedIndex, bm25_over, compose
+    from embedkit.retrieve.retriever import FusedSearcher, bm25_over, compose
 
     start = time.perf_counter()
     dense_dir, colbert_dir = build_indexes(folder, minilm, colbert_model)
@@ -236,7 +236,7 @@ def run_dataset(name: str, folder: Path, minilm: str, colbert_model: str, top_n:
     bm25 = bm25_over(dense)
 
     # the fusion weight: best mean nDCG@10 on the dev queries, from each part's top 100 (searched once)
-    probe = FusedIndex([dense, bm25], "weighted", depth=100)
+    probe = FusedSearcher([dense, bm25], "weighted", depth=100)
     ids = dense.store.ids
     parts = [{dev_ids[i]: {ids[p]: s for p, s in docs.items()} for i, docs in run.items()}
              for run in probe.part_runs([dev[q] for q in dev_ids], 100)]

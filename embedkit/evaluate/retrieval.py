@@ -10,10 +10,10 @@ from typing import Any
 
 from embedkit.config import RetrieveConfig
 from embedkit.evaluate.metrics import evaluate_run, top_k
-from embedkit.index.base import Index
+from embedkit.index.base import SearchedIndex, Searcher
 from embedkit.retrieve.fusion import choose_weights, get_fusion, split_queries
 from embedkit.retrieve.rerank import NO_RERANK
-from embedkit.retrieve.retriever import FusedIndex, compose, describe, method_name
+from embedkit.retrieve.retriever import FusedSearcher, compose, method_name
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,9 @@ def is_plain(options: RetrieveConfig | None) -> bool:
     return options is None or (not options.fuse_with and options.rerank == NO_RERANK)
 
 
-def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str, str],
+def retriever_for_eval(index: SearchedIndex, options: RetrieveConfig, queries: dict[str, str],
                        qrels: dict[str, dict[str, int]], batch_size: int = 64, colbert_library: str = "auto"
-                       ) -> tuple[Index, dict[str, str], dict[str, Any]]:
+                       ) -> tuple[Searcher, dict[str, str], dict[str, Any]]:
     """(retriever, the queries to score, what to record in the results JSON).
 
     With a fusion method whose weights eval tunes (``fusion: weighted``) and no ``weights``, half of the judged
@@ -35,7 +35,7 @@ def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str,
     tune = get_fusion(options.fusion).tuned_in_eval and options.weights is None and bool(options.fuse_with)
     if tune:
         fused = compose(index, replace(options, rerank=NO_RERANK), batch_size, colbert_library=colbert_library)
-        assert isinstance(fused, FusedIndex)
+        assert isinstance(fused, FusedSearcher)
         dev_ids, test_ids = split_queries([q for q in queries if q in qrels])
         ids = index.store.ids
         runs = [{dev_ids[i]: {ids[p]: s for p, s in docs.items()} for i, docs in run.items()}
@@ -52,5 +52,5 @@ def retriever_for_eval(index: Index, options: RetrieveConfig, queries: dict[str,
     else:
         parts = None
     retriever = compose(index, options, batch_size, parts=parts, colbert_library=colbert_library)
-    info = {"method": method_name(retriever), "retriever": describe(retriever)} | info
+    info = {"method": method_name(retriever), "retriever": retriever.description()} | info
     return retriever, queries, info

@@ -20,14 +20,14 @@ from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
 from embedkit.evaluate.retrieval import is_plain, retriever_for_eval
 from embedkit.evaluate.settings import model_name, run_settings, settings_key
-from embedkit.index.base import Index
+from embedkit.index.base import Index, Searcher
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EvalOptions", "evaluate", "retrieve", "open_eval_index", "document_text_of"]
 
 
-def retrieve(index: Index, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
+def retrieve(index: Searcher, queries: dict[str, str], k: int, batch: int = 4096, chunked: bool = False,
              drop_self: bool = True) -> Run:
     """Top-k per query, with self-hits (query id == document id) removed before cutting to k.
 
@@ -90,7 +90,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
     encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
     corpus = data.corpus
     chunk_tokens = None
-    if options.long_documents == "chunk-maxpool" and hasattr(encoder, "model"):
+    if options.long_documents == "chunk-maxpool" and encoder.model is not None:  # bm25 has no tokenizer
         chunk_tokens = options.max_length or int(encoder.model.max_seq_length)
         corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, chunk_tokens)
     build = replace(settings, keep_shards=False)

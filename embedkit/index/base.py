@@ -1,4 +1,11 @@
-"""What every index shares: the manifest, the document store, and the search interface."""
+"""What every index shares: the manifest, the document store, and the search interface.
+
+A :class:`Searcher` is anything searched by query text: an :class:`Index` (a built folder: manifest, document
+store, backend files; documents can be added and deleted), or fusion and reranking over other searchers
+(``embedkit.retrieve.retriever``). :class:`SearchedIndex` is what a searcher answers with underneath: the
+documents encoded by one model (or none, bm25), described by a manifest; an ``Index`` is one, and so is BM25
+built in memory over another index's documents.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,13 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from embedkit.artifacts import partial_path, publish_dir, read_json, versions, write_json
 from embedkit.errors import EmbedkitError
+from embedkit.models.encoder import Encoded, Encoder
 
 MANIFEST = "embedkit-index.json"
 FORMAT_VERSION = 3  # 3: backend names flat|hnsw|ivfpq|plaid|exact|bm25; 2: ids in doc_ids.jsonl + offsets
@@ -51,13 +59,6 @@ class IndexManifest:
                                 f"{FORMAT_VERSION}. Rebuild it with `embedkit index ... --overwrite`")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known})
-
-
-@dataclass
-class Hit:
-    id: str
-    score: float
-    text: str | None = None
 
 
 class IdList(Sequence[str]):
@@ -158,22 +159,35 @@ class DocumentStore:
             return json.loads(f.readline())["text"]
 
 
-class Index(abc.ABC):
-    """An index over encoded documents, searchable by query text.
+@dataclass
+class Hit:
+    id: str
+    score: float
+    text: str | None = None
 
-    Built and opened through ``embedkit.index.build``; one registry (``embedkit.index.registry``) holds the
-    backends (flat, hnsw, ivfpq, plaid, exact, bm25). ``add`` and ``delete`` change a copy of the folder through
-    the backend, publish it, and reload.
+
+class Searcher(Protocol):
+    """Something searched by query text; its positions are those of ``store``'s documents.
+
+    ``embedkit search``, ``eval`` and ``serve`` ask a searcher for nothing else, so they run one retrieve path
+    whatever it is made of.
     """
 
-    manifest: IndexManifest
-    store: DocumentStore
-    folder: Path
-    encoder: Any = None
+    store: DocumentStore  # the documents its positions refer to: the hits' ids and texts
 
     @abc.abstractmethod
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, positions), each (num_queries, k); missing hits have position -1."""
+
+    @abc.abstractmethod
+    def description(self) -> dict[str, Any]:
+        """What answers a search, for results JSON, reports and ``GET /info``: at least its ``method``."""
+
+    @property
+    @abc.abstractmethod
+    def searched_index(self) -> SearchedIndex:
+        """The index whose documents, model and manifest this searcher answers with: itself for an index, the
+        searched (first) index under fusion and reranking."""
 
     def search(self, queries: list[str], k: int = 10, with_text: bool = True) -> list[list[Hit]]:
         scores, positions = self.search_positions(queries, k)
@@ -187,6 +201,53 @@ class Index(abc.ABC):
                 hits.append(Hit(ids[pos], float(score), self.store.text(int(pos)) if with_text else None))
             results.append(hits)
         return results
+
+
+class SearchedIndex(Searcher, Protocol):
+    """Documents encoded by one model (or none), described by a manifest, searched directly."""
+
+    manifest: IndexManifest
+    encoder: Encoder | None  # what reads the queries; None when loaded without a model (to delete documents)
+
+    def description(self) -> dict[str, Any]:
+        from embedkit.index.registry import kind_of_label
+
+        m = self.manifest
+        kind = kind_of_label(m.kind)
+        model_free = kind is not None and not kind.needs_model
+        method = m.backend if model_free else m.kind  # a model-free index is named by its backend: bm25
+        return {"method": method, "model": m.model, "backend": m.backend, "num_documents": m.num_documents}
+
+    @property
+    def searched_index(self) -> SearchedIndex:
+        return self
+
+
+class Index(SearchedIndex):
+    """A built index folder: its manifest, document store and backend files, searchable by query text.
+
+    Built and opened through ``embedkit.index.build``; one registry (``embedkit.index.registry``) holds the
+    backends (flat, hnsw, ivfpq, plaid, exact, bm25). ``add`` and ``delete`` change a copy of the folder through
+    the backend, publish it, and reload.
+    """
+
+    folder: Path
+
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None):
+        self.folder = Path(folder)
+        self.manifest = IndexManifest.load(self.folder)
+        self.store = DocumentStore(self.folder)
+        self.encoder = encoder
+
+    def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.encoder is None:
+            raise EmbedkitError("this index was loaded without a model; pass one to search by text")
+        return self.search_encoded(self.encoder.encode_queries(queries), k)
+
+    @abc.abstractmethod
+    def search_encoded(self, queries: Encoded, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, positions), each (num_queries, k), of queries as this index's encoder gives them;
+        position -1 where nothing was found."""
 
     @property
     def backend(self) -> Any:
@@ -250,8 +311,3 @@ class Index(abc.ABC):
         fresh = self.backend.open(self.folder, self.encoder)
         self.__dict__.update(fresh.__dict__)
         return self.manifest.num_documents
-
-    def check_model(self, fingerprint: str, name: str) -> None:
-        if fingerprint != self.manifest.model_fingerprint:
-            raise EmbedkitError(f"this index was built with model {self.manifest.model!r}, not {name!r}; "
-                                "searching it with another model would return nonsense. Rebuild the index.")

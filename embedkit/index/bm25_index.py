@@ -12,46 +12,53 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.config import IndexSettings
-from embedkit.index.base import DocumentStore, Index, IndexManifest
+from embedkit.index.base import DocumentStore, Index, IndexManifest, SearchedIndex
 from embedkit.index.encode import Shard
+from embedkit.index.encoders import LexicalEncoder
 from embedkit.index.registry import NO_MODEL
+from embedkit.models.encoder import Encoder
 
 BM25_DIR = "bm25"
 K1, B, STOPWORDS = 1.5, 0.75, "en"
 
 
+def _retrieve(retriever, queries: list[str], k: int, num_documents: int) -> tuple[np.ndarray, np.ndarray]:
+    import bm25s
+
+    k = min(k, num_documents)
+    tokens = bm25s.tokenize(queries, stopwords=STOPWORDS, show_progress=False)
+    positions, scores = retriever.retrieve(tokens, k=k, show_progress=False)
+    positions = np.where(scores > 0, positions, -1)  # (num_queries, k); no term overlap = no hit
+    return scores, positions
+
+
 class BM25Index(Index):
-    def __init__(self, folder: str | Path, encoder=None):
+    """A ``bm25`` index folder. Its encoder is always the lexical one: queries are searched as texts."""
+
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None):
         import bm25s
 
-        self.folder = Path(folder)
-        self.manifest = IndexManifest.load(self.folder)
-        self.store = DocumentStore(self.folder)
-        self.encoder = encoder
-        self._bm25s = bm25s
+        super().__init__(folder, encoder or LexicalEncoder())
         self.retriever = bm25s.BM25.load(str(self.folder / BM25_DIR), mmap=True, show_progress=False)
 
-    @classmethod
-    def over(cls, index: Index) -> "BM25Index":
-        """BM25 in memory over another index's own documents (its store, so the same positions and ids):
-        a lexical part to fuse with that index, with no folder of its own."""
-        import bm25s
+    def search_encoded(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        return _retrieve(self.retriever, queries, k, len(self.store.ids))
 
-        self = cls.__new__(cls)
-        self.folder, self.encoder, self._bm25s = None, None, bm25s
+
+class BM25Over(SearchedIndex):
+    """BM25 in memory over another index's own documents (its store, so the same positions and ids): a lexical
+    part to fuse with that index, with no folder of its own. Its manifest is the other index's, made lexical."""
+
+    def __init__(self, index: SearchedIndex):
         self.store = index.store
+        self.encoder = LexicalEncoder()
         self.manifest = replace(index.manifest, kind="lexical", backend="bm25", model=NO_MODEL,
                                 model_fingerprint=NO_MODEL, embedding_dim=0, normalized=False,
                                 settings={"k1": K1, "b": B, "stopwords": STOPWORDS})
         self.retriever = _bm25(_store_texts(index.store))
-        return self
 
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, len(self.store.ids))
-        tokens = self._bm25s.tokenize(queries, stopwords=STOPWORDS, show_progress=False)
-        positions, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
-        positions = np.where(scores > 0, positions, -1)  # (num_queries, k); no term overlap = no hit
-        return scores, positions
+        return _retrieve(self.retriever, queries, k, len(self.store.ids))
 
 
 def _bm25(texts: list[str]):
@@ -78,7 +85,7 @@ class BM25Backend:
         _write(folder, [text for shard in shards for _, text in shard.documents()])
         return {"k1": K1, "b": B, "stopwords": STOPWORDS}
 
-    def open(self, folder: Path, encoder) -> BM25Index:
+    def open(self, folder: Path, encoder: Encoder | None) -> BM25Index:
         return BM25Index(folder, encoder)
 
     def append(self, folder: Path, manifest: IndexManifest, vectors, store: DocumentStore) -> None:

@@ -16,7 +16,6 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from embedkit.artifacts import model_fingerprint, partial_path, publish_dir, read_json, versions, write_json
 from embedkit.config import IndexSettings, narrow, setting_differences
@@ -26,6 +25,7 @@ from embedkit.index import encoders
 from embedkit.index.base import MANIFEST, DocumentStore, Index, IndexManifest
 from embedkit.index.encode import encode_corpus, list_shards
 from embedkit.index.registry import NO_MODEL, detect_kind, encoder_kind, get_backend, resolve_backend
+from embedkit.models.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ def _adopt_shards(index_dir: Path, work: Path, settings: dict) -> int:
 
 def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settings: IndexSettings | None = None,
                 kind: str | None = None, unpadded: str = "auto", overwrite: bool = False, progress: bool = True,
-                encoder: Any = None, rank: int = 0, world_size: int = 1, colbert_library: str = "auto") -> Path:
+                encoder: Encoder | None = None, rank: int = 0, world_size: int = 1,
+                colbert_library: str = "auto") -> Path:
     """Encode ``corpus`` with ``model`` and publish the index at ``index_dir`` atomically.
 
     Work happens in ``<index_dir>.partial``; if the run is killed, the same call resumes from the shards
@@ -177,13 +178,13 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
         barrier()  # no rank writes shards before rank 0 has discarded a stale work folder
     encode_corpus(corpus, encoder.encode_documents, work, shard_settings, shard_size=settings.shard_size,
                   progress=progress, rank=rank, world_size=world_size,
-                  prepare=getattr(encoder, "prepare_documents", None))
+                  prepare=encoder.prepare_documents)
     if world_size > 1:
         return work
     return finalize_index(model, kind, corpus, index_dir, encoder, settings, overwrite=overwrite)
 
 
-def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encoder: Any, settings: IndexSettings,
+def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encoder: Encoder, settings: IndexSettings,
                    overwrite: bool = False) -> Path:
     """Fill the backend from the encoded shards and publish the folder with its manifest."""
     work = partial_path(index_dir)
@@ -197,9 +198,9 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
                                 requested_backend=settings.backend, index_settings=index_settings(settings),
                                 corpus_fingerprint=getattr(corpus, "fingerprint", None),
                                 corpus_stat=corpus_stat(corpus), corpus_documents=num, precision=settings.precision,
-                                **getattr(encoder, "manifest", {}))
+                                **encoder.manifest)
         IndexManifest(kind=kind, backend=backend.name, model=str(model), model_fingerprint=model_fingerprint(model),
-                      embedding_dim=int(encoder.dim), normalized=bool(getattr(encoder, "normalize", False)),
+                      embedding_dim=int(encoder.dim), normalized=bool(encoder.normalize),
                       num_documents=num, corpus=corpus.source, settings=backend_settings,
                       versions=versions()).save(folder)
         if not settings.keep_shards:
@@ -237,7 +238,7 @@ def _check_model(index_dir: str | Path, manifest: IndexManifest, model: str | No
 
 
 def open_index(index_dir: str | Path, model: str | None = None, batch_size: int = 64, unpadded: str = "auto",
-               max_length: int | None = None, encoder: Any = None, colbert_library: str = "auto") -> Index:
+               max_length: int | None = None, encoder: Encoder | None = None, colbert_library: str = "auto") -> Index:
     """Load an index with the model it was built with; a different ``model`` is refused."""
     from embedkit.config import EncodeSettings
 
@@ -253,7 +254,7 @@ def open_index(index_dir: str | Path, model: str | None = None, batch_size: int 
 
 
 def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,
-                  batch_size: int = 64, unpadded: str = "auto", encoder: Any = None,
+                  batch_size: int = 64, unpadded: str = "auto", encoder: Encoder | None = None,
                   colbert_library: str = "auto") -> int:
     """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) and add them; return the new document count."""
     manifest = IndexManifest.load(index_dir)

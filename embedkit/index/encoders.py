@@ -4,20 +4,26 @@ for indexing and evaluation). The kinds and which loader each uses are in :data:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from embedkit.config import EncodeSettings
 from embedkit.index.registry import NO_MODEL, encoder_loader, kind_entry
+from embedkit.models.encoder import Encoder
 
 
 @dataclass
 class LexicalEncoder:
-    """For backends that need no model (bm25): documents pass through as texts, with no vectors."""
+    """For backends that need no model (bm25): documents pass through as texts, with no vectors; queries are
+    the texts themselves (the backend tokenises them)."""
 
     dim: int = 0
     normalize: bool = False
+    model: None = None
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        return {}
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         return np.zeros((len(texts), 0), np.float32)  # (n, 0): the shard keeps the texts
@@ -25,8 +31,11 @@ class LexicalEncoder:
     def encode_queries(self, texts: list[str]) -> list[str]:
         return texts
 
+    def prepare_documents(self, texts: list[str]) -> None:
+        """Nothing to prepare."""
 
-def load_dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+
+def load_dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Encoder:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
 
     st_model = load_dense_model(model)
@@ -37,7 +46,7 @@ def load_dense(model: str, settings: EncodeSettings, unpadded: str, colbert_libr
     return encoder
 
 
-def load_colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def load_colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Encoder:
     from embedkit.errors import EmbedkitError
     from embedkit.models.colbert import ColbertEncoder, load_colbert_model
 
@@ -50,7 +59,7 @@ def load_colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_li
     return encoder
 
 
-def load_lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def load_lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Encoder:
     return LexicalEncoder()
 
 
@@ -64,7 +73,7 @@ def resolve(kind: str, model: str | None) -> str:
 
 
 def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto",
-                 colbert_library: str = "auto") -> Any:
+                 colbert_library: str = "auto") -> Encoder:
     """The encoder of ``kind`` for ``model``; ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT
     library that loads a colbert model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16
     autocast (checked against fp32 on its first texts, refused on CPUs without native bf16)."""

@@ -14,11 +14,12 @@ from embedkit.config import IndexSettings
 from embedkit.index.base import DocumentStore, IndexManifest
 from embedkit.index.encode import Shard
 from embedkit.index.maxsim import LENGTHS, TOKENS, exact_topk, write_exact
-from embedkit.index.plaid_index import MultiVectorIndex
+from embedkit.index.multivector import MultiVectorIndex
+from embedkit.models.encoder import Encoder
 
 
 class ExactIndex(MultiVectorIndex):
-    def __init__(self, folder: str | Path, encoder=None, query_batch: int = 16):
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None, query_batch: int = 16):
         super().__init__(folder, encoder)
         self.query_batch = query_batch
         self.tokens = np.load(self.folder / TOKENS, mmap_mode="r")
@@ -47,7 +48,7 @@ class ExactBackend:
         write_exact(folder, [(s.embeddings(), s.lengths()) for s in shards])
         return {}
 
-    def open(self, folder: Path, encoder) -> ExactIndex:
+    def open(self, folder: Path, encoder: Encoder | None) -> ExactIndex:
         return ExactIndex(folder, encoder)
 
     def append(self, folder: Path, manifest: IndexManifest, vectors: list[np.ndarray], store: DocumentStore) -> None:

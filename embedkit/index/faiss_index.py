@@ -14,6 +14,7 @@ from embedkit.config import FaissConfig, IndexSettings
 from embedkit.errors import EmbedkitError
 from embedkit.index.base import DocumentStore, Index, IndexManifest
 from embedkit.index.encode import Shard
+from embedkit.models.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +81,10 @@ def build_faiss(shards: list[Shard], dim: int, options: FaissOptions, folder: Pa
 class FaissIndex(Index):
     """A dense index: FAISS file + document store + manifest. Search needs the model's query encoder."""
 
-    def __init__(self, folder: str | Path, encoder=None, mmap: bool = False):
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None, mmap: bool = False):
         import faiss
 
-        self.folder = Path(folder)
-        self.manifest = IndexManifest.load(self.folder)
+        super().__init__(folder, encoder)
         if self.manifest.backend not in get_args(FaissType):
             raise EmbedkitError(f"{folder} is a {self.manifest.backend} index, not a FAISS one")
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
@@ -99,10 +99,9 @@ class FaissIndex(Index):
         hnsw = getattr(self.faiss, "hnsw", None)
         if hnsw is not None:
             hnsw.efSearch = settings.get("ef_search", 128)
-        self.store = DocumentStore(self.folder)
-        self.encoder = encoder
 
-    def search_vectors(self, vectors: np.ndarray, k: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def search_encoded(self, vectors: np.ndarray, k: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, positions) of query vectors, (num_queries, dim), each (num_queries, min(k, ntotal))."""
         k = min(k, self.faiss.ntotal)
         scores, positions = [], []
         for start in range(0, len(vectors), batch):
@@ -110,11 +109,6 @@ class FaissIndex(Index):
             scores.append(s)
             positions.append(p)
         return np.concatenate(scores), np.concatenate(positions)  # each (num_queries, k)
-
-    def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.encoder is None:
-            raise EmbedkitError("this index was loaded without a model; pass one to search by text")
-        return self.search_vectors(self.encoder.encode_queries(queries), k)
 
 
 def _vectors(index) -> np.ndarray:
@@ -139,7 +133,7 @@ class FaissBackend:
         options = FaissOptions(**vars(settings.faiss), index_type=self.name)
         return build_faiss(shards, dim, options, folder)
 
-    def open(self, folder: Path, encoder) -> FaissIndex:
+    def open(self, folder: Path, encoder: Encoder | None) -> FaissIndex:
         return FaissIndex(folder, encoder, mmap=True)  # IVF lists stay on disk; Flat/HNSW load whole
 
     def append(self, folder: Path, manifest: IndexManifest, vectors, store: DocumentStore) -> None:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from embedkit.config import IndexSettings, PlaidConfig
 from embedkit.errors import EmbedkitError
-from embedkit.index.base import DocumentStore, Index, IndexManifest
+from embedkit.index.base import DocumentStore, IndexManifest
 from embedkit.index.encode import Shard
+from embedkit.index.multivector import MultiVectorIndex
+from embedkit.models.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -59,42 +60,8 @@ def shard_documents(shards: list[Shard]) -> list[np.ndarray]:
     return [d for s in shards for d in _shard_documents(s)]
 
 
-def pad_queries(queries: list[np.ndarray]) -> np.ndarray:
-    """(num_queries, longest query, dim); zero rows (models without query expansion) add 0 to every score."""
-    longest = max(len(v) for v in queries)
-    q = np.zeros((len(queries), longest, queries[0].shape[1]), dtype=np.float32)
-    for i, v in enumerate(queries):
-        q[i, :len(v)] = v
-    return q
-
-
-class MultiVectorIndex(Index):
-    """A colbert index folder; subclasses score padded query token matrices."""
-
-    def __init__(self, folder: str | Path, encoder=None):
-        self.folder = Path(folder)
-        self.manifest = IndexManifest.load(self.folder)
-        self.settings = self.manifest.settings
-        self.store = DocumentStore(self.folder)
-        self.encoder = encoder
-
-    def search_vectors(self, queries: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, positions), each (num_queries, k); position -1 where nothing was found."""
-        if not queries:
-            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        return self._search_padded(pad_queries(queries), k)
-
-    def _search_padded(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.encoder is None:
-            raise EmbedkitError("this index was loaded without a model; pass one to search by text")
-        return self.search_vectors(self.encoder.encode_queries(queries), k)
-
-
 class PlaidIndex(MultiVectorIndex):
-    def __init__(self, folder: str | Path, encoder=None):
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None):
         super().__init__(folder, encoder)
         self.plaid = _fast_plaid(self.folder, PlaidOptions())
 
@@ -127,7 +94,7 @@ class PlaidBackend:
             seed=options.seed, use_triton_kmeans=False, start_from_scratch=0)
         return vars(settings.plaid).copy()
 
-    def open(self, folder: Path, encoder) -> PlaidIndex:
+    def open(self, folder: Path, encoder: Encoder | None) -> PlaidIndex:
         return PlaidIndex(folder, encoder)
 
     def append(self, folder: Path, manifest: IndexManifest, vectors: list[np.ndarray], store: DocumentStore) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from embedkit.config import IndexSettings
 from embedkit.errors import EmbedkitError
+
+if TYPE_CHECKING:
+    from embedkit.models.encoder import Encoder
 
 AUTO = "auto"  # the backend a recipe gets unless it names one: the kind's default (resolve_backend)
 NO_MODEL = "bm25"  # the model name of indexes that need none (``embedkit eval --model bm25``, ``fuse_with: [bm25]``)
@@ -81,7 +84,7 @@ class Backend(Protocol):
     def build(self, shards: list, folder: Path, settings: IndexSettings, dim: int) -> dict:
         """Write the backend's files into ``folder``; return the settings recorded in the manifest."""
 
-    def open(self, folder: Path, encoder: Any) -> Any: ...
+    def open(self, folder: Path, encoder: Encoder | None) -> Any: ...
 
     def append(self, folder: Path, manifest: Any, vectors: Any, store: Any) -> None:
         """Add encoded documents after the last position (``store`` already holds them)."""

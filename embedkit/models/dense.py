@@ -94,6 +94,11 @@ class DenseEncoder:
 
         return embedding_dimension(self.model)
 
+    @property
+    def manifest(self) -> dict[str, str]:
+        """Nothing beyond the model: its name and fingerprint are already in the index manifest."""
+        return {}
+
     def _prompt_name(self, prompt_name: str | None) -> str | None:
         return prompt_name if prompt_name in getattr(self.model, "prompts", {}) else None
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from embedkit.errors import EmbedkitError
+from embedkit.models.encoder import Encoded, Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +95,11 @@ def max_relative_error(got: Any, expected: Any) -> float:
 class PrecisionEncoder:
     """An encoder whose ``encode_documents`` / ``encode_queries`` run in bf16, checked against fp32 once.
 
-    Everything else (``dim``, ``model``, ...) is the wrapped encoder's.
+    Everything else (``dim``, ``model``, ``maxsim``, ...) is the wrapped encoder's, so it is an
+    :class:`~embedkit.models.encoder.Encoder` (and a ``LateInteractionEncoder`` when it wraps one).
     """
 
-    def __init__(self, encoder: Any, device: torch.device, precision: Precision = "bf16"):
+    def __init__(self, encoder: Encoder, device: torch.device, precision: Precision = "bf16"):
         self.encoder, self.device, self.precision = encoder, device, precision
         self._checked: set[str] = set()
         if precision == "bf16":
@@ -123,17 +125,16 @@ class PrecisionEncoder:
         with autocast(self.device, self.precision):
             return fn(texts)
 
-    def encode_documents(self, texts: list[str]) -> Any:
+    def encode_documents(self, texts: list[str]) -> Encoded:
         return self._run("document", self.encoder.encode_documents, texts)
 
-    def encode_queries(self, texts: list[str]) -> Any:
+    def encode_queries(self, texts: list[str]) -> Encoded:
         return self._run("query", self.encoder.encode_queries, texts)
 
 
-def model_device(encoder: Any) -> torch.device:
+def model_device(encoder: Encoder) -> torch.device:
     """The device of an encoder's model (CPU when it has none)."""
-    model = getattr(encoder, "model", None)
     try:
-        return next(model.parameters()).device
+        return next(encoder.model.parameters()).device
     except (AttributeError, StopIteration, TypeError):
         return torch.device("cpu")

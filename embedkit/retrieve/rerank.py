@@ -17,15 +17,27 @@ from typing import Any, Protocol
 import numpy as np
 
 from embedkit.errors import EmbedkitError
+from embedkit.models.encoder import LateInteractionEncoder
 
 logger = logging.getLogger(__name__)
 
 
+class DocumentTexts(Protocol):
+    """Where a reranker reads candidate texts: a :class:`~embedkit.index.base.DocumentStore`, or the documents
+    of a request (``embedkit serve``'s ``/rerank``)."""
+
+    def text(self, position: int) -> str: ...
+
+
 class Reranker(Protocol):
     name: str
+    stored: StoredTokens | None  # the stored token vectors documents are read from, if any (else their texts)
 
-    def score(self, queries: list[str], candidates: list[np.ndarray], store: Any) -> list[np.ndarray]:
+    def score(self, queries: list[str], candidates: list[np.ndarray], store: DocumentTexts) -> list[np.ndarray]:
         """One score array per query, aligned with that query's candidate positions (all >= 0)."""
+
+    def for_texts(self) -> Reranker:
+        """This reranker for documents given as texts, not the index's (no stored vectors then)."""
 
 
 class StoredTokens:
@@ -59,12 +71,16 @@ class ColbertReranker:
 
     name = "colbert"
 
-    def __init__(self, encoder: Any, stored: StoredTokens | None = None, batch_size: int = 32):
+    def __init__(self, encoder: LateInteractionEncoder, stored: StoredTokens | None = None, batch_size: int = 32):
         self.encoder = encoder
         self.stored = stored
         self.batch_size = batch_size
 
-    def _documents(self, positions: list[int], store: Any) -> dict[int, np.ndarray]:
+    def for_texts(self) -> ColbertReranker:
+        """Stored token vectors belong to the index's documents: other texts are encoded at scoring time."""
+        return self if self.stored is None else ColbertReranker(self.encoder, None, self.batch_size)
+
+    def _documents(self, positions: list[int], store: DocumentTexts) -> dict[int, np.ndarray]:
         if self.stored is not None:
             return dict(zip(positions, self.stored.get(positions)))
         vectors: list[np.ndarray] = []
@@ -72,7 +88,7 @@ class ColbertReranker:
             vectors += self.encoder.encode_documents([store.text(p) for p in positions[start:start + self.batch_size]])
         return dict(zip(positions, vectors))
 
-    def score(self, queries: list[str], candidates: list[np.ndarray], store: Any) -> list[np.ndarray]:
+    def score(self, queries: list[str], candidates: list[np.ndarray], store: DocumentTexts) -> list[np.ndarray]:
         query_vectors = self.encoder.encode_queries(queries)  # each (query_length, dim)
         unique = sorted({int(p) for row in candidates for p in row})  # a document shared by queries: encoded once
         docs = self._documents(unique, store)
@@ -83,12 +99,16 @@ class CrossEncoderReranker:
     """A sentence-transformers ``CrossEncoder`` scoring (query, document text) pairs jointly."""
 
     name = "cross-encoder"
+    stored = None  # it reads the documents' texts
 
     def __init__(self, model: Any, batch_size: int = 32):
         self.model = model
         self.batch_size = batch_size
 
-    def score(self, queries: list[str], candidates: list[np.ndarray], store: Any) -> list[np.ndarray]:
+    def for_texts(self) -> CrossEncoderReranker:
+        return self
+
+    def score(self, queries: list[str], candidates: list[np.ndarray], store: DocumentTexts) -> list[np.ndarray]:
         pairs = [(q, store.text(int(p))) for q, row in zip(queries, candidates) for p in row]
         if not pairs:
             return [np.zeros(0, np.float32) for _ in queries]

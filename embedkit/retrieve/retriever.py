@@ -1,9 +1,11 @@
-"""Retrievers composed from indexes: fusion of several indexes and first stage + reranker.
+"""Retrievers composed from indexes: fusion of several searchers and first stage + reranker.
 
-Each is an :class:`~embedkit.index.base.Index` (``search_positions`` / ``search``, ``store``, ``manifest``),
-so ``embedkit search``, ``embedkit eval`` and ``embedkit serve`` run one retrieve path whatever it is made of.
-Positions are the first index's document positions: fused indexes must hold the same documents in the
-same order (indexes built from one corpus do; BM25 built from an index's own store does by construction).
+Each is a :class:`~embedkit.index.base.Searcher` (``search_positions`` / ``search``, ``description``, ``store``),
+as an index is, so ``embedkit search``, ``embedkit eval`` and ``embedkit serve`` run one retrieve path whatever
+it is made of. They are not indexes: nothing is added to or deleted from them, and they have no manifest of
+their own (their ``searched_index`` has). Positions are the first searcher's document positions: fused
+searchers must hold the same documents in the same order (indexes built from one corpus do; BM25 built from
+an index's own store does by construction).
 """
 
 from __future__ import annotations
@@ -17,27 +19,17 @@ import numpy as np
 
 from embedkit.config import RetrieveConfig
 from embedkit.errors import EmbedkitError
-from embedkit.index.base import Index
-from embedkit.index.registry import KINDS, NO_MODEL
+from embedkit.index.base import DocumentStore, SearchedIndex, Searcher
+from embedkit.index.registry import NO_MODEL
 from embedkit.retrieve.fusion import fuse, get_fusion
 from embedkit.retrieve.rerank import NO_RERANK, Reranker, load_reranker
 
 logger = logging.getLogger(__name__)
 
 
-def describe(index: Index) -> dict[str, Any]:
-    """What answers a search, for results JSON, reports and ``GET /info``."""
-    if hasattr(index, "description"):
-        return index.description()
-    m = index.manifest
-    model_free = m.kind in KINDS and not KINDS[m.kind].needs_model
-    method = m.backend if model_free else m.kind  # a model-free index is named by its backend: bm25
-    return {"method": method, "model": m.model, "backend": m.backend, "num_documents": m.num_documents}
-
-
-def method_name(index: Index) -> str:
+def method_name(searcher: Searcher) -> str:
     """A short label: ``dense``, ``rrf(bm25,dense)``, ``colbert-rerank(dense)``."""
-    return _label(describe(index))
+    return _label(searcher.description())
 
 
 def _label(d: dict[str, Any]) -> str:
@@ -66,10 +58,10 @@ def _same_documents(first: Sequence[str], other: Sequence[str]) -> bool:
     return len(first) == len(other) and all(a == b for a, b in zip(first, other))
 
 
-class FusedIndex(Index):
-    """Several indexes over one corpus searched together and fused (RRF or weighted normalised scores)."""
+class FusedSearcher(Searcher):
+    """Several searchers over one corpus searched together and fused (RRF or weighted normalised scores)."""
 
-    def __init__(self, parts: Sequence[Index], method: str = "rrf", weights: Sequence[float] | None = None,
+    def __init__(self, parts: Sequence[Searcher], method: str = "rrf", weights: Sequence[float] | None = None,
                  rrf_k: float = 60, depth: int = 100):
         if len(parts) < 2:
             raise EmbedkitError("fusion needs at least two indexes")
@@ -82,11 +74,17 @@ class FusedIndex(Index):
                                     "the same documents in the same order (build both from the same corpus)")
         self.parts = list(parts)
         self.method, self.weights, self.rrf_k, self.depth = method, weights, rrf_k, depth
-        self.store = parts[0].store
-        self.manifest = parts[0].manifest
+
+    @property
+    def store(self) -> DocumentStore:
+        return self.parts[0].store
+
+    @property
+    def searched_index(self) -> SearchedIndex:
+        return self.parts[0].searched_index
 
     def description(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"method": self.method, "parts": [describe(p) for p in self.parts],
+        d: dict[str, Any] = {"method": self.method, "parts": [p.description() for p in self.parts],
                              "depth": self.depth}
         d |= {"k": self.rrf_k} if get_fusion(self.method).uses_rrf_k else {}
         return d | ({"weights": list(self.weights)} if self.weights is not None else {})
@@ -101,22 +99,29 @@ class FusedIndex(Index):
         return _to_arrays([fused.get(i, {}) for i in range(len(queries))], k)
 
 
-class RerankedIndex(Index):
+class RerankedSearcher(Searcher):
     """A first stage's top ``top_n`` rescored by a reranker.
 
     When more than ``top_n`` hits are asked for, the rest follow in first-stage order with scores below
     every reranked one, so a deep run (Recall@100) keeps its tail.
     """
 
-    def __init__(self, first: Index, reranker: Reranker, top_n: int = 100):
+    def __init__(self, first: Searcher, reranker: Reranker, top_n: int = 100):
         if top_n < 1:
             raise EmbedkitError(f"rerank_top_n must be at least 1, got {top_n}")
         self.first, self.reranker, self.top_n = first, reranker, top_n
-        self.store = first.store
-        self.manifest = first.manifest
+
+    @property
+    def store(self) -> DocumentStore:
+        return self.first.store
+
+    @property
+    def searched_index(self) -> SearchedIndex:
+        return self.first.searched_index
 
     def description(self) -> dict[str, Any]:
-        return {"method": f"{self.reranker.name}-rerank", "first_stage": describe(self.first), "top_n": self.top_n}
+        return {"method": f"{self.reranker.name}-rerank", "first_stage": self.first.description(),
+                "top_n": self.top_n}
 
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, positions = self.first.search_positions(queries, max(k, self.top_n))
@@ -132,13 +137,18 @@ class RerankedIndex(Index):
         return _to_arrays(rows, k)
 
 
-def bm25_over(index: Index) -> Index:
-    from embedkit.index.bm25_index import BM25Index
+def configured_reranker(searcher: Searcher) -> Reranker | None:
+    """The reranker of a retriever :func:`compose` made (reranking is its last stage), else ``None``."""
+    return searcher.reranker if isinstance(searcher, RerankedSearcher) else None
 
-    return BM25Index.over(index)
+
+def bm25_over(index: SearchedIndex) -> SearchedIndex:
+    from embedkit.index.bm25_index import BM25Over
+
+    return BM25Over(index)
 
 
-def open_part(spec: str, first: Index, batch_size: int = 64, colbert_library: str = "auto") -> Index:
+def open_part(spec: str, first: SearchedIndex, batch_size: int = 64, colbert_library: str = "auto") -> SearchedIndex:
     """``bm25`` (in memory, from ``first``'s documents) or an index folder (opened with its own model)."""
     if spec == NO_MODEL:
         return bm25_over(first)
@@ -149,33 +159,31 @@ def open_part(spec: str, first: Index, batch_size: int = 64, colbert_library: st
     return open_index(spec, batch_size=batch_size, colbert_library=colbert_library)
 
 
-def compose(first: Index, options: RetrieveConfig, batch_size: int = 64,
-            parts: Sequence[Index] | None = None, colbert_library: str = "auto") -> Index:
+def compose(first: SearchedIndex, options: RetrieveConfig, batch_size: int = 64,
+            parts: Sequence[Searcher] | None = None, colbert_library: str = "auto") -> Searcher:
     """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked;
     ``colbert_library`` loads the colbert models of fused indexes and of a colbert reranker."""
-    index = first
+    searcher: Searcher = first
     if options.fuse_with or parts:
         parts = list(parts) if parts is not None else [open_part(s, first, batch_size, colbert_library)
                                                          for s in options.fuse_with]
-        index = FusedIndex([first, *parts], options.fusion, options.weights, options.rrf_k, options.fusion_depth)
+        searcher = FusedSearcher([first, *parts], options.fusion, options.weights, options.rrf_k,
+                                 options.fusion_depth)
     if options.rerank != NO_RERANK:
         reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size,
                                  colbert_library)
-        stored = getattr(reranker, "stored", None)
-        if stored is not None and not _same_documents(first.store.ids, stored_ids(options.rerank_index)):
+        if reranker.stored is not None and not _same_documents(first.store.ids, stored_ids(options.rerank_index)):
             raise EmbedkitError(f"rerank_index {options.rerank_index}: not the same documents as the searched index")
-        index = RerankedIndex(index, reranker, options.rerank_top_n)
-    return index
+        searcher = RerankedSearcher(searcher, reranker, options.rerank_top_n)
+    return searcher
 
 
 def stored_ids(folder: str | Path) -> Sequence[str]:
-    from embedkit.index.base import DocumentStore
-
     return DocumentStore(Path(folder)).ids
 
 
 def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None, model: str | None = None,
-                   batch_size: int = 64, colbert_library: str = "auto") -> Index:
+                   batch_size: int = 64, colbert_library: str = "auto") -> Searcher:
     """The searched index with fusion and reranking as configured: what search, eval and serve query."""
     from embedkit.index.build import open_index
 

@@ -17,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from embedkit.config import ServeConfig
 from embedkit.errors import EmbedkitError
-from embedkit.index.base import Index
+from embedkit.index.base import Searcher
 from embedkit.serve.batcher import MicroBatcher
 from embedkit.serve.guards import ApiKeyGuard, BodyGuard, HostGuard, accepted_hosts
 from embedkit.serve.limits import resolve_limits
@@ -41,19 +41,17 @@ def _without_paths(value: Any) -> Any:
 
 
 def _info(st: ServeState, cfg: ServeConfig) -> dict[str, Any]:
-    from embedkit.retrieve.retriever import describe
-
     return _without_paths({
-        "method": st.method, "retriever": describe(st.index), "model": st.model.name, "kind": st.model.kind,
-        "embedding_dim": st.model.dim, "rerank_scorer": st.scorer_name, "manifest": asdict(st.index.manifest),
-        "limits": asdict(st.limits),
+        "method": st.method, "retriever": st.index.description(), "model": st.model.name, "kind": st.model.kind,
+        "embedding_dim": st.model.dim, "rerank_scorer": st.scorer_name,
+        "manifest": asdict(st.index.searched_index.manifest), "limits": asdict(st.limits),
         "batching": {"max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms, "max_queue": cfg.max_queue,
                      "request_timeout": cfg.request_timeout},
         "threads": cfg.threads, "auth": cfg.api_key is not None,
         "routes": sorted(ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))})
 
 
-def create_app(index: Index, config: ServeConfig | None = None) -> FastAPI:
+def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
     """The application serving ``index`` (one index, fused, or reranked) with ``config``'s limits and guards.
     The worker thread starts with the app's lifespan (uvicorn runs it)."""
     from embedkit.retrieve.retriever import method_name

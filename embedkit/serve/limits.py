@@ -4,10 +4,10 @@ every text passes before it joins a batch (so a bad text fails its own request, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from embedkit.config import ServeConfig
+from embedkit.index.base import Searcher
 from embedkit.serve.replies import ApiError
 
 CHARS_PER_TOKEN = 10   # generous: English averages ~4 characters a token, indented code more (spaces are free)
@@ -25,17 +25,17 @@ class Limits:
     model_max_tokens: int | None  # what the served model reads of a text (None: no model)
 
 
-def _mean_document_bytes(index: Any) -> float:
-    store = getattr(index, "store", None)
-    path = Path(getattr(store, "folder", "")) / "documents.jsonl"
-    count = len(store.ids) if store is not None else 0
+def _mean_document_bytes(index: Searcher) -> float:
+    store = index.store
+    path = store.folder / "documents.jsonl"
+    count = len(store.ids)
     try:
         return path.stat().st_size / count if count else 0.0
     except OSError:
         return 0.0
 
 
-def resolve_limits(cfg: ServeConfig, index: Any, model_max_tokens: int | None) -> Limits:
+def resolve_limits(cfg: ServeConfig, index: Searcher, model_max_tokens: int | None) -> Limits:
     """The flags' values, with the model- and index-dependent defaults filled in."""
     max_chars = cfg.max_chars or CHARS_PER_TOKEN * (model_max_tokens or 1024)
     max_hits = cfg.max_hits or int(min(100_000, max(1_000, REPLY_BYTES // (HIT_BYTES + _mean_document_bytes(index)))))

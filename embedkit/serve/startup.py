@@ -10,10 +10,13 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from embedkit.config import API_KEY_ENV, RetrieveConfig, ServeConfig
 from embedkit.errors import EmbedkitError
+
+if TYPE_CHECKING:
+    from embedkit.index.base import Searcher
 
 logger = logging.getLogger("embedkit.serve")
 
@@ -89,7 +92,7 @@ def warn_if_exposed(cfg: ServeConfig) -> None:
                        "index and use the model; set %s (or --api-key)", cfg.host, API_KEY_ENV)
 
 
-def serve(index: Any, config: ServeConfig | None = None, sock: socket.socket | None = None) -> None:
+def serve(index: Searcher, config: ServeConfig | None = None, sock: socket.socket | None = None) -> None:
     """Serve ``index`` until interrupted (Ctrl-C), on ``sock`` or a socket bound to ``config``'s address."""
     import uvicorn
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from embedkit.config import ServeConfig
 from embedkit.errors import EmbedkitError
-from embedkit.index.base import Index
+from embedkit.index.base import Searcher
 from embedkit.serve.batcher import Busy, MicroBatcher
 from embedkit.serve.limits import Limits
 from embedkit.serve.observe import Metrics
@@ -30,7 +30,7 @@ async def _disconnected(receive: Receive) -> None:
 
 @dataclass
 class ServeState:
-    index: Index
+    index: Searcher            # what /search searches: an index, fused or reranked
     model: ServedModel
     limits: Limits
     batcher: MicroBatcher

@@ -7,24 +7,17 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedkit.index.base import Index
+from embedkit.index.base import Searcher
 from embedkit.index.registry import LEXICAL, EncoderKind, kind_entry
+from embedkit.models.encoder import Encoder
 from embedkit.serve.batcher import Piece
 
-
-def first_index(index: Index) -> Index:
-    """The searched index under fusion and reranking: the one whose model the server holds."""
-    while True:
-        if hasattr(index, "first"):
-            index = index.first
-        elif hasattr(index, "parts"):
-            index = index.parts[0]
-        else:
-            return index
+if TYPE_CHECKING:
+    from embedkit.retrieve.rerank import Reranker
 
 
 @dataclass
@@ -33,7 +26,7 @@ class ServedModel:
 
     kind: str                  # a name of embedkit.index.registry.KINDS
     name: str                  # what /v1/models lists and clients send as "model"
-    encoder: Any
+    encoder: Encoder | None    # None: no model (lexical)
     max_tokens: int | None     # what it reads of a text
     dim: int | None
 
@@ -43,7 +36,7 @@ class ServedModel:
 
     @property
     def tokenizer(self) -> Any:
-        return getattr(getattr(self.encoder, "model", None), "tokenizer", None)
+        return getattr(self.encoder.model, "tokenizer", None) if self.encoder is not None else None
 
 
 def _max_tokens(model: Any) -> int | None:
@@ -52,17 +45,17 @@ def _max_tokens(model: Any) -> int | None:
     return max(lengths) if lengths else None
 
 
-def served_model(index: Index, name: str | None = None) -> ServedModel:
-    first = first_index(index)
-    manifest = first.manifest
+def served_model(searcher: Searcher, name: str | None = None) -> ServedModel:
+    """The model of ``searcher``'s searched index (the one under fusion and reranking)."""
+    searched = searcher.searched_index
+    manifest = searched.manifest
     if not name:
         model = manifest.model
         name = Path(model).name if Path(model).is_absolute() or Path(model).exists() else model
-    encoder = getattr(first, "encoder", None)
+    encoder = searched.encoder
     if not kind_entry(manifest.kind).needs_model or encoder is None:
         return ServedModel(LEXICAL, name, None, None, None)
-    return ServedModel(manifest.kind, name, encoder, _max_tokens(getattr(encoder, "model", None)),
-                       int(encoder.dim) if hasattr(encoder, "dim") else None)
+    return ServedModel(manifest.kind, name, encoder, _max_tokens(encoder.model), int(encoder.dim))
 
 
 def count_tokens(model: ServedModel, texts: list[str], prompt: str = "") -> list[int]:
@@ -86,13 +79,13 @@ class SearchParams:
 class SearchWork:
     """One search of every query of the batch at the largest k; each request keeps its own k."""
 
-    def __init__(self, index: Index):
-        self.index = index
+    def __init__(self, searcher: Searcher):
+        self.searcher = searcher
 
     def run(self, pieces: list[Piece]) -> list[list[list[dict[str, Any]]]]:
         queries = [q for p in pieces for q in p.texts]
-        scores, positions = self.index.search_positions(queries, max(p.params.k for p in pieces))  # (n, k) each
-        ids, store = self.index.store.ids, self.index.store
+        scores, positions = self.searcher.search_positions(queries, max(p.params.k for p in pieces))  # (n, k) each
+        ids, store = self.searcher.store.ids, self.searcher.store
         out, row = [], 0
         for p in pieces:
             per_query = []
@@ -124,6 +117,7 @@ class EmbedWork:
         texts = [t for p in pieces for t in p.texts]
         input_type = pieces[0].params
         encoder = self.model.encoder
+        assert encoder is not None  # only a served model with an encoder (dense) embeds
         vectors = encoder.encode_queries(texts) if input_type == "query" else encoder.encode_documents(texts)
         vectors = np.asarray(vectors, dtype=np.float32)  # (n, dim)
         prompts = getattr(encoder.model, "prompts", None) or {}
@@ -151,11 +145,9 @@ class _Texts:
         return self.texts[int(position)]
 
 
-def reranker_scorer(reranker: Any) -> Scorer:
+def reranker_scorer(reranker: Reranker) -> Scorer:
     """Scores from an embedkit Reranker (retrieve/rerank.py) over texts sent in the request."""
-    if getattr(reranker, "stored", None) is not None:
-        # stored token vectors belong to the index's documents; a request's documents are encoded now
-        reranker = type(reranker)(reranker.encoder, None, reranker.batch_size)
+    reranker = reranker.for_texts()  # stored token vectors belong to the index's documents, not the request's
 
     def score(queries: list[str], documents: list[list[str]]) -> list[np.ndarray]:
         flat = [d for docs in documents for d in docs]
@@ -166,7 +158,7 @@ def reranker_scorer(reranker: Any) -> Scorer:
     return score
 
 
-def dense_scorer(encoder: Any) -> Scorer:
+def dense_scorer(encoder: Encoder) -> Scorer:
     """Inner product of query and document vectors: the index's own score (cosine for normalised models)."""
 
     def score(queries: list[str], documents: list[list[str]]) -> list[np.ndarray]:
@@ -183,9 +175,11 @@ def dense_scorer(encoder: Any) -> Scorer:
     return score
 
 
-def choose_scorer(index: Index, model: ServedModel) -> tuple[Scorer | None, str]:
+def choose_scorer(searcher: Searcher, model: ServedModel) -> tuple[Scorer | None, str]:
     """The configured reranker, else the served model itself (dense: cosine / inner product; ColBERT: MaxSim)."""
-    reranker = getattr(index, "reranker", None)
+    from embedkit.retrieve.retriever import configured_reranker
+
+    reranker = configured_reranker(searcher)
     if reranker is not None:
         return reranker_scorer(reranker), f"{reranker.name} (the configured reranker)"
     if model.entry.vector_per_text:

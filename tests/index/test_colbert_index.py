@@ -74,8 +74,8 @@ def test_plaid_top10_agrees_with_exact_maxsim(minilm_indexes, small_corpus):
     exact = open_index(built["exact"], encoder=encoder)
     assert plaid.manifest.backend == "plaid" and exact.manifest.backend == "exact"
     vectors = encoder.encode_queries(queries)
-    ps, pp = plaid.search_vectors(vectors, 10)
-    es, ep = exact.search_vectors(vectors, 10)
+    ps, pp = plaid.search_encoded(vectors, 10)
+    es, ep = exact.search_encoded(vectors, 10)
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(pp.tolist(), ep.tolist())])
     assert overlap >= 0.9, overlap
     # same document, same score: PLAID's full scores are MaxSim over decompressed (4-bit) vectors

@@ -57,7 +57,7 @@ def recall_at_10(positions: np.ndarray, exact: np.ndarray) -> float:
 def exact(data, tmp_path_factory):
     shards, vectors, queries = data
     index = FaissIndex(build(tmp_path_factory.mktemp("flat") / "index", shards, FaissOptions()))
-    scores, positions = index.search_vectors(queries, 10)
+    scores, positions = index.search_encoded(queries, 10)
     reference = queries @ vectors.T  # (num_queries, num_documents): brute force
     np.testing.assert_array_equal(positions, np.argsort(-reference, axis=1, kind="stable")[:, :10])
     np.testing.assert_allclose(scores, np.sort(reference, axis=1)[:, ::-1][:, :10], rtol=1e-5, atol=1e-5)
@@ -77,7 +77,7 @@ def test_ivfpq_recall_against_exact(data, exact, ivfpq):
     index = FaissIndex(ivfpq)
     assert index.faiss.ntotal == NUM
     assert index.manifest.settings["factory"] == "IVF51,PQ16"  # nlist = min(4·sqrt(N), sample/39)
-    _, positions = index.search_vectors(queries, 10)
+    _, positions = index.search_encoded(queries, 10)
     recall = recall_at_10(positions, exact)
     assert recall > 0.7, recall  # 16 bytes per 32-dim vector; measured 0.8 here
     assert np.mean((positions == exact[:, :1]).any(axis=1)) > 0.9  # the true best is almost always in the 10
@@ -87,7 +87,7 @@ def test_ivfpq_default_sub_quantisers(data, exact, tmp_path):
     shards, _, queries = data
     index = FaissIndex(build(tmp_path / "index", shards, FaissOptions(index_type="ivfpq", train_sample=2000)))
     assert index.manifest.settings["factory"].endswith(",PQ8")  # dim / 4
-    _, positions = index.search_vectors(queries, 10)
+    _, positions = index.search_encoded(queries, 10)
     assert recall_at_10(positions, exact) > 0.4  # 8 bytes per vector: coarse, but far above chance (0.003)
 
 
@@ -99,8 +99,8 @@ def test_ivf_index_searched_memory_mapped(data, ivfpq):
     lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(mapped.faiss).invlists)
     assert type(lists).__name__ == "OnDiskInvertedLists"  # the lists stay in the file, paged in on demand
     assert mapped.faiss.nprobe == 16
-    s1, p1 = in_memory.search_vectors(queries, 10)
-    s2, p2 = mapped.search_vectors(queries, 10)
+    s1, p1 = in_memory.search_encoded(queries, 10)
+    s2, p2 = mapped.search_encoded(queries, 10)
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_allclose(s1, s2)
 
@@ -108,14 +108,14 @@ def test_ivf_index_searched_memory_mapped(data, ivfpq):
 def test_flat_index_with_mmap_falls_back_to_loading(data, exact, tmp_path):
     shards, _, queries = data
     index = FaissIndex(build(tmp_path / "index", shards, FaissOptions()), mmap=True)
-    _, positions = index.search_vectors(queries, 10)
+    _, positions = index.search_encoded(queries, 10)
     np.testing.assert_array_equal(positions, exact)
 
 
 def test_hnsw_recall_against_exact(data, exact, tmp_path):
     shards, _, queries = data
     index = FaissIndex(build(tmp_path / "index", shards, FaissOptions(index_type="hnsw", hnsw_m=16)))
-    _, positions = index.search_vectors(queries, 10)
+    _, positions = index.search_encoded(queries, 10)
     assert recall_at_10(positions, exact) > 0.95
 
 

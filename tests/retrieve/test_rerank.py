@@ -11,7 +11,7 @@ import pytest
 from embedkit.config import RetrieveConfig
 from embedkit.errors import EmbedkitError
 from embedkit.retrieve.rerank import ColbertReranker, CrossEncoderReranker, StoredTokens, load_reranker
-from embedkit.retrieve.retriever import RerankedIndex, compose, method_name
+from embedkit.retrieve.retriever import RerankedSearcher, compose, method_name
 
 
 @pytest.mark.colbert
@@ -38,7 +38,7 @@ def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, cod
     queries = [p.query for p in code_pairs[:3]]
     stored = compose(dense, RetrieveConfig(rerank="colbert", rerank_index=str(colbert_dir), rerank_top_n=20))
     encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64))  # as built
-    encoded = RerankedIndex(dense, ColbertReranker(encoder, None, batch_size=8), top_n=20)
+    encoded = RerankedSearcher(dense, ColbertReranker(encoder, None, batch_size=8), top_n=20)
     assert method_name(stored) == "colbert-rerank(dense)"
     s_scores, s_pos = stored.search_positions(queries, 20)
     e_scores, e_pos = encoded.search_positions(queries, 20)
@@ -63,7 +63,7 @@ def test_cross_encoder_order_is_its_prediction(tiny_indexes, tiny_modernbert, co
 
     dense = open_index(tiny_indexes[0], batch_size=16)
     model = CrossEncoder(str(tiny_modernbert), num_labels=1)  # random head: any order, but its own
-    reranked = RerankedIndex(dense, CrossEncoderReranker(model, batch_size=8), top_n=10)
+    reranked = RerankedSearcher(dense, CrossEncoderReranker(model, batch_size=8), top_n=10)
     query = code_pairs[5].query
     hits = reranked.search([query], k=10)[0]
     predicted = model.predict([(query, h.text) for h in hits], batch_size=8)  # batched (padded) as the reranker
@@ -94,3 +94,15 @@ def test_search_cli_fuses_and_reranks(tiny_indexes, code_pairs, capsys):
     assert len(hits) == 4 and hits[0]["score"] >= hits[-1]["score"]
     assert main(["search", "--index-dir", str(dense_dir), "q", "--fuse-with", "nowhere"]) == 2
     assert "neither 'bm25' nor an index folder" in capsys.readouterr().err
+
+
+def test_rerankers_for_request_texts_read_no_stored_vectors():
+    """``embedkit serve``'s /rerank scores a request's own texts: a ColBERT reranker over an index's stored
+    vectors is replaced by one that encodes them; a reranker that reads texts is itself."""
+    encoder, stored = object(), object()
+    for_texts = ColbertReranker(encoder, stored, batch_size=4).for_texts()
+    assert for_texts.stored is None and for_texts.encoder is encoder and for_texts.batch_size == 4
+    plain = ColbertReranker(encoder, None)
+    assert plain.for_texts() is plain
+    cross = CrossEncoderReranker(object())
+    assert cross.stored is None and cross.for_texts() is cross

@@ -1,4 +1,4 @@
-"""Fused and reranked retrievers over stub indexes whose scores are fixed, so every order is known."""
+"""Fused and reranked searchers over stub indexes whose scores are fixed, so every order is known."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import pytest
 
 from embedkit.config import RetrieveConfig
 from embedkit.errors import EmbedkitError
-from embedkit.index.base import Index, IndexManifest
-from embedkit.retrieve.retriever import FusedIndex, RerankedIndex, bm25_over, compose, describe, method_name
+from embedkit.index.base import IndexManifest, SearchedIndex
+from embedkit.retrieve.retriever import (
+    FusedSearcher,
+    RerankedSearcher,
+    bm25_over,
+    compose,
+    configured_reranker,
+    method_name,
+)
 
 DOCS = [("d0", "parse a date string"), ("d1", "open a socket"), ("d2", "sort a list in place"),
         ("d3", "merge two sorted lists"), ("d4", "read a file line by line")]
@@ -23,11 +30,12 @@ class _Store:
         return self._texts[position]
 
 
-class FixedIndex(Index):
+class FixedIndex(SearchedIndex):
     """Returns the same per-document scores for every query (documents with no score are not hits)."""
 
     def __init__(self, name: str, scores: dict[int, float], docs=DOCS):
         self.store = _Store(docs)
+        self.encoder = None
         self.manifest = IndexManifest(kind=name, backend=name, model=name, model_fingerprint=name,
                                       embedding_dim=0, normalized=False, num_documents=len(docs), corpus="stub")
         self.scores = scores
@@ -57,21 +65,21 @@ class ByLength:
 def test_rrf_of_two_indexes():
     lexical = FixedIndex("lexical", {0: 9.0, 1: 5.0, 2: 1.0})
     dense = FixedIndex("dense", {2: 0.9, 0: 0.8, 3: 0.1})
-    fused = FusedIndex([lexical, dense], "rrf", rrf_k=60, depth=10)
+    fused = FusedSearcher([lexical, dense], "rrf", rrf_k=60, depth=10)
     hits = fused.search(["any"], k=10)[0]
     assert [h.id for h in hits] == ["d0", "d2", "d1", "d3"]  # d0: 1/61+1/62 > d2: 1/63+1/61 > d1: 1/62 > d3: 1/63
     assert hits[0].score == pytest.approx(1 / 61 + 1 / 62)
     assert hits[0].text == "parse a date string"
     assert method_name(fused) == "rrf(lexical,dense)"
-    assert describe(fused)["k"] == 60
+    assert fused.description()["k"] == 60
 
 
 def test_weighted_fusion_follows_the_weights():
     lexical = FixedIndex("lexical", {0: 9.0, 1: 5.0, 2: 1.0})
     dense = FixedIndex("dense", {2: 0.9, 0: 0.1, 3: 0.5})
-    assert FusedIndex([lexical, dense], "weighted", [1.0, 0.0]).search(["q"], 1)[0][0].id == "d0"
-    assert FusedIndex([lexical, dense], "weighted", [0.0, 1.0]).search(["q"], 1)[0][0].id == "d2"
-    scores, positions = FusedIndex([lexical, dense], "weighted", [0.5, 0.5]).search_positions(["q", "r"], 6)
+    assert FusedSearcher([lexical, dense], "weighted", [1.0, 0.0]).search(["q"], 1)[0][0].id == "d0"
+    assert FusedSearcher([lexical, dense], "weighted", [0.0, 1.0]).search(["q"], 1)[0][0].id == "d2"
+    scores, positions = FusedSearcher([lexical, dense], "weighted", [0.5, 0.5]).search_positions(["q", "r"], 6)
     assert positions.shape == (2, 6) and positions[0, -1] == -1  # only 4 documents were returned by either
     assert scores[0, 0] == pytest.approx(0.5 * 1 + 0.5 * 0)  # d0: best lexical, worst dense
 
@@ -79,15 +87,15 @@ def test_weighted_fusion_follows_the_weights():
 def test_fusion_refuses_different_corpora_and_bad_weights():
     other = FixedIndex("other", {0: 1.0}, docs=DOCS[::-1])
     with pytest.raises(EmbedkitError, match="same documents"):
-        FusedIndex([FixedIndex("a", {0: 1.0}), other])
+        FusedSearcher([FixedIndex("a", {0: 1.0}), other])
     with pytest.raises(EmbedkitError, match="one per index"):
-        FusedIndex([FixedIndex("a", {0: 1.0}), FixedIndex("b", {0: 1.0})], "weighted", [1.0])
+        FusedSearcher([FixedIndex("a", {0: 1.0}), FixedIndex("b", {0: 1.0})], "weighted", [1.0])
 
 
 def test_rerank_orders_as_the_reranker_says_and_keeps_the_tail():
     first = FixedIndex("dense", {0: 0.9, 1: 0.8, 2: 0.7, 3: 0.6, 4: 0.5})
     reranker = ByLength()
-    reranked = RerankedIndex(first, reranker, top_n=3)
+    reranked = RerankedSearcher(first, reranker, top_n=3)
     hits = reranked.search(["q"], k=5)[0]
     # top 3 of the first stage (d0 19 chars, d1 13, d2 20) by length, then d3, d4 in first-stage order
     assert [h.id for h in hits] == ["d1", "d0", "d2", "d3", "d4"]
@@ -102,8 +110,23 @@ def test_bm25_over_an_index_store_keeps_positions():
     bm25 = bm25_over(first)
     assert list(bm25.store.ids) == [d for d, _ in DOCS]
     assert bm25.search(["sorted lists merge"], k=1)[0][0].id == "d3"
+    assert bm25.searched_index is bm25 and bm25.manifest.kind == "lexical" and first.manifest.kind == "dense"
+    assert bm25.description() == {"method": "bm25", "model": "bm25", "backend": "bm25", "num_documents": len(DOCS)}
     fused = compose(first, RetrieveConfig(fuse_with=["bm25"]))
-    assert isinstance(fused, FusedIndex) and method_name(fused) == "rrf(dense,bm25)"
+    assert isinstance(fused, FusedSearcher) and method_name(fused) == "rrf(dense,bm25)"
+
+
+def test_composed_searchers_answer_with_the_searched_index_and_are_not_indexes():
+    first = FixedIndex("dense", {0: 0.9, 1: 0.8})
+    fused = FusedSearcher([first, FixedIndex("lexical", {1: 1.0})])
+    reranked = RerankedSearcher(fused, ByLength(), top_n=2)
+    assert first.searched_index is first
+    for searcher in (fused, reranked):
+        assert searcher.searched_index is first and searcher.store is first.store
+        assert not any(hasattr(searcher, name) for name in ("manifest", "encoder", "add", "delete"))
+    assert reranked.description() == {"method": "by-length-rerank", "first_stage": fused.description(), "top_n": 2}
+    assert configured_reranker(reranked) is reranked.reranker
+    assert configured_reranker(fused) is None and configured_reranker(first) is None
 
 
 def test_compose_rejects_unknown_parts():

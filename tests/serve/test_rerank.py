@@ -74,11 +74,11 @@ def test_configured_cross_encoder_scores(minilm, tiny_modernbert, start_server, 
     from sentence_transformers import CrossEncoder
 
     from embedkit.retrieve.rerank import CrossEncoderReranker
-    from embedkit.retrieve.retriever import RerankedIndex
+    from embedkit.retrieve.retriever import RerankedSearcher
     from embedkit.serve.app import create_app
 
     model = CrossEncoder(str(tiny_modernbert), num_labels=1)  # random head: any order, but its own
-    index = RerankedIndex(minilm, CrossEncoderReranker(model, batch_size=8), top_n=10)
+    index = RerankedSearcher(minilm, CrossEncoderReranker(model, batch_size=8), top_n=10)
     url = start_server(create_app(index, ServeConfig(max_batch=3)))
     query, documents = code_pairs[4].query, [p.code for p in code_pairs[:7]]
     body = _rerank(url, query=query, documents=documents).json()
