@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from embedkit.artifacts import settings_key
 from embedkit.config import IndexSettings
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.metrics import depth_of
 from embedkit.evaluate.runner import EvalOptions, evaluate
-from embedkit.evaluate.settings import model_label, results_path, run_settings, settings_key
+from embedkit.evaluate.settings import model_label, results_path, run_settings
 
 logger = logging.getLogger(__name__)
 

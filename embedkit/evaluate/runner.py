@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -13,12 +11,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import cache_dir, model_fingerprint, write_json
+from embedkit.artifacts import cache_dir, model_fingerprint, settings_key, write_json
 from embedkit.config import EvalOptions, IndexSettings, narrow
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
-from embedkit.evaluate.settings import model_name, run_settings, settings_key
+from embedkit.evaluate.settings import model_name, run_settings
 from embedkit.index.base import Index
 
 logger = logging.getLogger(__name__)
@@ -94,8 +92,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, chunk_tokens)
     build = replace(settings, keep_shards=False)
     if options.use_cache:
-        key = json.dumps([asdict(build), kind, chunk_tokens, FORMAT_VERSION], sort_keys=True)
-        tag = hashlib.sha256(key.encode()).hexdigest()[:8]  # readable parts first, for whoever lists the cache
+        tag = settings_key([asdict(build), kind, chunk_tokens, FORMAT_VERSION], length=8)  # then readable parts
         tag += (f"-len{settings.max_length}" if settings.max_length else "") + \
             (f"-dim{settings.truncate_dim}" if settings.truncate_dim else "")
         folder = cache_dir() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{(fingerprint or '')[:16]}"

@@ -1,20 +1,20 @@
 """What a score depends on, and what a scored model is called.
 
 Every results JSON records :func:`run_settings` (the model's fingerprint and every setting that shapes a
-number: split, k, lengths, protocol, document text, backend options, fusion and reranking) and its
-:func:`settings_key`: equal keys, equal scores, so a run that finds a result with the same key skips it.
+number: split, k, lengths, protocol, document text, backend options, fusion and reranking) and their
+:func:`~embedkit.artifacts.settings_key`: equal keys, equal scores, so a run that finds a result with the same
+key skips it.
 Models are named in results and reports by :func:`model_name`, never by an absolute path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from embedkit.artifacts import model_fingerprint
 from embedkit.config import EvalOptions, IndexSettings, narrow
 
 # EvalOptions fields that change scores; batch size, cache use and per-query output do not.
@@ -29,18 +29,12 @@ def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None
                  index: IndexSettings | None = None, document_text: str = "title+text") -> dict[str, Any]:
     """The model's fingerprint and every setting that changes a score (the index backend and its options
     too): equal settings, equal scores."""
-    from embedkit.artifacts import model_fingerprint
-
     fingerprint = "bm25" if model == "bm25" else model_fingerprint(model)
     scored = {key: value for key, value in asdict(options).items() if key in SCORED_OPTIONS}
     backend = {key: value for key, value in asdict(narrow(IndexSettings, index or IndexSettings())).items()
                if key not in _UNSCORED_INDEX}
     return {"model_fingerprint": fingerprint, **scored, "document_text": document_text, "index": backend,
             **(labels or {})}
-
-
-def settings_key(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def model_name(model: str) -> str:
