@@ -364,6 +364,48 @@ class ServeConfig:
 
 
 @dataclass
+class MiningOptions:
+    """``embedkit mine``: which candidates become hard negatives (one flag per field; not a recipe section).
+
+    Only ranks in ``[range_min, range_max)`` are considered, the query's own positives never; a candidate must
+    pass every margin and score bound that is set. Rows left with fewer than ``num_negatives`` are dropped.
+    """
+
+    num_negatives: int = _help("Negatives written per row.", 3)
+    range_min: int = _help("Skip this many top candidates (near-duplicates, unlabeled positives).", 0)
+    range_max: int = _help("Consider candidates up to this rank.", 50)
+    relative_margin: float | None = _help(
+        "Keep a negative only if it scores at most (1 - margin) x the positive's score (0.05: at most 0.95 x).",
+        None, flag="--margin", metavar="MARGIN")
+    absolute_margin: float | None = _help("Keep a negative only if it scores at most the positive's score minus "
+                                          "this.", None, metavar="MARGIN")
+    max_score: float | None = _help("Drop candidates scoring above this.", None, metavar="SCORE")
+    min_score: float | None = _help("Drop candidates scoring below this.", None, metavar="SCORE")
+    sampling: Literal["top", "random"] = _help("top: the best-scoring valid candidates; random: any valid ones.",
+                                               "top")
+    cross_encoder: str | None = _help("Rescore the candidates (and the positive) with this CrossEncoder before the "
+                                      "filters, as the NV-Retriever paper recommends.", None, metavar="MODEL")
+    batch_size: int = _help("Encoding (and cross-encoder) batch size.", 32)
+    use_faiss: bool = _help("Dense models: search with FAISS instead of a full similarity matrix.", True,
+                            flag="--no-faiss", flag_help="Dense models: an exact similarity matrix instead of FAISS "
+                            "search.")
+    seed: int = _help("Seed of random sampling.", 42)
+
+    def check(self) -> None:
+        if self.num_negatives < 1:
+            raise EmbedkitError(f"num_negatives must be at least 1, got {self.num_negatives}")
+        if self.range_min < 0 or self.range_max <= self.range_min:
+            raise EmbedkitError(f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}")
+        if self.range_max - self.range_min < self.num_negatives:
+            raise EmbedkitError(f"the rank range [{self.range_min}, {self.range_max}) holds fewer than "
+                                f"{self.num_negatives} candidates")
+        if self.sampling not in ("top", "random"):
+            raise EmbedkitError(f"sampling must be 'top' or 'random', got {self.sampling!r}")
+        if self.batch_size < 1:
+            raise EmbedkitError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
 class Recipe:
     kind: Kind = _help("dense (one vector per text, FAISS) or colbert (one vector per token, PLAID).", "dense")
     output_dir: str = _help("Where the trained model folder is written; the run folder, <output_dir>-run, lies "

@@ -18,41 +18,14 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from embedkit.config import ColumnsConfig
+from embedkit.config import ColumnsConfig, MiningOptions
 from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class MiningOptions:
-    num_negatives: int = 3
-    range_min: int = 0              # skip the top ranks (near-duplicates, unlabeled positives)
-    range_max: int = 50             # consider candidates up to this rank
-    relative_margin: float | None = None   # keep a negative only if score <= positive * (1 - margin)
-    absolute_margin: float | None = None   # keep a negative only if score <= positive - margin
-    max_score: float | None = None         # keep a negative only if score <= max_score
-    min_score: float | None = None         # keep a negative only if score >= min_score
-    sampling: Literal["top", "random"] = "top"
-    cross_encoder: str | None = None       # rescore candidates with this CrossEncoder before filtering
-    batch_size: int = 32
-    use_faiss: bool = True                 # dense: FAISS search instead of a full similarity matrix
-    seed: int = 42
-
-    def check(self) -> None:
-        if self.num_negatives < 1:
-            raise EmbedkitError(f"num_negatives must be at least 1, got {self.num_negatives}")
-        if self.range_min < 0 or self.range_max <= self.range_min:
-            raise EmbedkitError(f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}")
-        if self.range_max - self.range_min < self.num_negatives:
-            raise EmbedkitError(f"the rank range [{self.range_min}, {self.range_max}) holds fewer than "
-                                f"{self.num_negatives} candidates")
-        if self.sampling not in ("top", "random"):
-            raise EmbedkitError(f"sampling must be 'top' or 'random', got {self.sampling!r}")
 
 
 @dataclass

@@ -130,3 +130,30 @@ def test_mine_cli(pairs_jsonl, tmp_path):
                "--range-min", "1", "--range-max", "20", "--margin", "0.05"])
     assert rc == 0 and len(_rows(out)) > 0
     assert main(["mine", "--model", "bm25", "--data", str(tmp_path / "nope.jsonl"), "--output", str(out)]) == 2
+
+
+def test_mine_flags_are_the_mining_options_fields():
+    """Each flag parses into its MiningOptions field (same type checks); unset flags keep the field's default."""
+    import dataclasses
+
+    from embedkit.cli import _parser
+    from embedkit.cli_fields import from_args
+
+    base = ["mine", "--model", "bm25", "--data", "d.jsonl", "--output", "o.jsonl"]
+    assert from_args(_parser().parse_args(base), MiningOptions, "mine") == MiningOptions()
+    args = _parser().parse_args(base + ["--margin", "0.05", "--no-faiss", "--sampling", "random", "--cross-encoder",
+                                        "some/reranker", "--num-negatives", "2", "--seed", "7"])
+    options = from_args(args, MiningOptions, "mine")
+    assert (options.relative_margin, options.use_faiss, options.sampling, options.cross_encoder,
+            options.num_negatives, options.seed) == (0.05, False, "random", "some/reranker", 2, 7)
+    with pytest.raises(EmbedkitError, match="range_max: expected an integer"):
+        from_args(_parser().parse_args(base + ["--range-max", "many"]), MiningOptions, "mine")
+    assert all(f.metadata.get("help") for f in dataclasses.fields(MiningOptions))
+
+
+def test_mine_cli_refuses_bad_options_before_reading(tmp_path, capsys):
+    from embedkit.cli import main
+
+    missing = str(tmp_path / "not-read.jsonl")  # the options fail first, so the missing file is never reported
+    assert main(["mine", "--model", "bm25", "--data", missing, "--output", str(tmp_path / "o"), "--batch-size", "0"]) == 2
+    assert "batch_size must be at least 1" in capsys.readouterr().err
