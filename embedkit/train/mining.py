@@ -24,6 +24,7 @@ import numpy as np
 
 from embedkit.config import ColumnsConfig, MiningOptions
 from embedkit.errors import EmbedkitError
+from embedkit.models.cross_encoder import load_cross_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -86,18 +87,19 @@ def _unique(texts: list[str]) -> tuple[list[str], dict[str, int]]:
 
 def _mine_bm25(queries: list[str], positives: list[str], corpus: list[str],
                options: MiningOptions) -> list[list[str] | None]:
-    """BM25 candidates (bm25s, English stopwords), optionally rescored by a cross-encoder."""
+    """BM25 candidates (bm25s, with the bm25 backend's parameters), optionally rescored by a cross-encoder."""
     import bm25s
 
+    from embedkit.index.bm25_index import STOPWORDS, fit_bm25
+
     docs, position = _unique(corpus + positives)
-    retriever = bm25s.BM25(k1=1.5, b=0.75)
-    retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+    retriever = fit_bm25(docs)
     vocab = retriever.vocab_dict
-    query_tokens = bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
+    query_tokens = bm25s.tokenize(queries, stopwords=STOPWORDS, return_ids=False, show_progress=False)
     positives_of: dict[str, set[int]] = {}
     for q, p in zip(queries, positives):
         positives_of.setdefault(q, set()).add(position[p])
-    cross = _load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
+    cross = load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
     depth = min(options.range_max + max(len(s) for s in positives_of.values()), len(docs))
     rng = random.Random(options.seed)
     out: list[list[str] | None] = []
@@ -115,18 +117,6 @@ def _mine_bm25(queries: list[str], positives: list[str], corpus: list[str],
         chosen = select_negatives(ranked, cand_scores, pos_score, positives_of[query], options, rng)
         out.append(None if chosen is None else [docs[d] for d in chosen])
     return out
-
-
-def _load_cross_encoder(name: str) -> Any:
-    from sentence_transformers import CrossEncoder
-
-    from embedkit.models.loading import hub_error, resolve_model
-
-    path = resolve_model(name)
-    try:
-        return CrossEncoder(path)
-    except OSError as exc:
-        raise hub_error(name, exc) from None
 
 
 def _rescore(cross: Any, query: str, positive: str, ranked: list[int], docs: list[str], options: MiningOptions,
@@ -152,7 +142,7 @@ def _mine_dense(dataset: Any, model_name: str, corpus: list[str], options: Minin
     if options.range_max > distinct:  # torch.topk needs k <= number of documents
         options = dataclasses.replace(options, range_max=distinct)
     prompts = getattr(model, "prompts", {}) or {}
-    cross = _load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
+    cross = load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
     return mine_hard_negatives(
         dataset, model, anchor_column_name="query", positive_column_name="positive",
         corpus=list(corpus) or None, cross_encoder=cross, range_min=options.range_min, range_max=options.range_max,
