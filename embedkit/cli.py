@@ -85,8 +85,7 @@ def _index(args: argparse.Namespace) -> int:
 
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     if args.add:
-        num = add_documents(cfg.output_dir, corpus, args.model, batch_size=cfg.batch_size, unpadded=args.unpadded,
-                            colbert_library=library)
+        num = add_documents(cfg.output_dir, corpus, args.model, cfg, colbert_library=library)
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
     changes = None if args.overwrite else index_differences(cfg.output_dir, args.model, corpus, cfg, args.kind)
@@ -99,8 +98,8 @@ def _index(args: argparse.Namespace) -> int:
         raise EmbedkitError(f"{cfg.output_dir} already holds another index ({'; '.join(changes[:6])}); pass "
                             "--overwrite to replace it, or choose another --index-dir")
     with dist_context() as (rank, world_size):
-        common = dict(kind=args.kind, unpadded=args.unpadded, overwrite=args.overwrite, rank=rank,
-                      world_size=world_size, colbert_library=library)
+        common = dict(kind=args.kind, overwrite=args.overwrite, rank=rank, world_size=world_size,
+                      colbert_library=library)
         build = build_index_distributed if world_size > 1 else build_index
         path = build(args.model, corpus, cfg.output_dir, cfg, **common)
     if rank == 0:
@@ -182,7 +181,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
-                             index=index, unpadded=args.unpadded, colbert_library=library)
+                             index=index, colbert_library=library)
         logger.info("results in %s", args.output_dir)
         print(run.table)
         return 1 if run.failed else 0
@@ -191,7 +190,7 @@ def _eval(args: argparse.Namespace) -> int:
     from embedkit.evaluate.runner import evaluate
 
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
-                      unpadded=args.unpadded, colbert_library=library)
+                      colbert_library=library)
     for what, path in (("results", args.output), ("run file", args.run_file)):
         if path:
             logger.info("%s written to %s", what, path)
@@ -284,15 +283,6 @@ def _colbert_library_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
 
 # --------------------------------------------------------------------------- parser
 
-def _unpadded_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    from embedkit.config import ModelConfig
-
-    from embedkit.cli_fields import field_help
-
-    field = next(f for f in dataclasses.fields(ModelConfig) if f.name == "unpadded")
-    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto", help=field_help(field))
-
-
 def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batch_help: str = "") -> None:
     """What ``search`` and ``serve`` open: an index, its model, and RetrieveConfig's flags (the recipe's
     eval.retrieve section), one per field, in the fusion and reranking groups."""
@@ -368,9 +358,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delete", nargs="+", metavar="ID", default=None,
                    help="Remove these document ids from --index-dir (no model needed).")
     p.add_argument_group("corpus and index folder")
-    encoding = p.add_argument_group("encoding")
-    _unpadded_flag(encoding)
-    _colbert_library_flag(encoding)
+    _colbert_library_flag(p.add_argument_group("encoding"))
     add_fields(p, IndexConfig, "index", group="encoding")
     p.set_defaults(func=_index)
 
@@ -405,7 +393,6 @@ def _parser() -> argparse.ArgumentParser:
                         "MLDR-ID column), else ood (default: ood).")
     p.add_argument("--overwrite", action="store_true",
                    help="With --benchmark: score again the datasets already scored with the same model and settings.")
-    _unpadded_flag(p)
     _colbert_library_flag(p)
     add_fields(p, EvalOptions, "eval")
     add_fields(p, IndexSettings, "index", group="index backend",

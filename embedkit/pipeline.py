@@ -193,8 +193,7 @@ def _index(recipe: Recipe, model: str, overwrite: bool) -> tuple[str, str]:
         return str(folder), "skipped (done)"
     if changes:
         logger.info("%s is rebuilt: %s", folder, "; ".join(changes))
-    build_index(model, corpus, folder, cfg, kind=recipe.kind, unpadded=recipe.model.unpadded, overwrite=True,
-                colbert_library=recipe.colbert.library)
+    build_index(model, corpus, folder, cfg, kind=recipe.kind, overwrite=True, colbert_library=recipe.colbert.library)
     return str(folder), "ran"
 
 
@@ -236,8 +235,8 @@ def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_d
             return saved
     ran.append(True)
     return evaluate(model, data, options, output=out, run_file=out.with_suffix(".trec"), dataset_name=data.name,
-                    index=recipe.index, unpadded=recipe.model.unpadded, index_dir=index_dir or None,
-                    document_text=document_text, colbert_library=recipe.colbert.library)
+                    index=recipe.index, index_dir=index_dir or None, document_text=document_text,
+                    colbert_library=recipe.colbert.library)
 
 
 def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[list[dict[str, Any]], str]:
@@ -257,7 +256,7 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
                 run = run_benchmarks(name, item, replace(narrow(EvalOptions, recipe.eval), kind=kind),
                                      output_dir=recipe.eval.output_dir, cache_dir=recipe.eval.benchmark_cache,
                                      mldr_setting=recipe.eval.mldr_setting, overwrite=overwrite, index=recipe.index,
-                                     unpadded=recipe.model.unpadded, colbert_library=recipe.colbert.library)
+                                     colbert_library=recipe.colbert.library)
                 ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
                 results.extend(o.result for o in run.outcomes if o.result is not None)
                 if run.failed:

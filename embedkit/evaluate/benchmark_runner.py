@@ -109,7 +109,7 @@ def _duration(seconds: float) -> str:
 def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str | Path = "results",
                    data: str | None = None, cache_dir: str | Path | None = None,
                    mldr_setting: str = "ood", overwrite: bool = False, index: IndexSettings | None = None,
-                   unpadded: str = "auto", colbert_library: str = "auto") -> BenchmarkRun:
+                   colbert_library: str = "auto") -> BenchmarkRun:
     """Score ``model`` on every benchmark in ``spec``, one isolated dataset at a time.
 
     ``data`` replaces the download for a single, non-aggregate benchmark (a local BEIR folder).
@@ -117,7 +117,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     unless ``options.max_length`` is set. MLDR results record ``mldr_setting``: ``"id"`` when the model was
     fine-tuned on MLDR's training split (the paper's MLDR-ID column), else ``"ood"``. A dataset whose
     JSON under ``output_dir`` already holds the same settings is skipped unless ``overwrite``. ``index``
-    chooses the backend (default ``auto``) and ``unpadded`` the ModernBERT forward, as for ``evaluate``.
+    chooses the backend (default ``auto``), as for ``evaluate``.
     """
     from embedkit.evaluate.benchmarks import document_text_for, resolve_benchmarks
 
@@ -148,8 +148,8 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
         start = time.perf_counter()
         try:
             result = evaluate(model, folder, opts, output=out, run_file=out.with_suffix(".trec"),
-                              dataset_name=dataset, labels=labels, index=index, unpadded=unpadded,
-                              document_text=document_text, colbert_library=colbert_library)
+                              dataset_name=dataset, labels=labels, index=index, document_text=document_text,
+                              colbert_library=colbert_library)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure must not end the run
             _fail(run, progress, dataset, exc)
             continue

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.artifacts import model_fingerprint
-from embedkit.config import EvalOptions, IndexSettings, narrow
+from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow
 
 # EvalOptions fields that change scores; batch size, cache use and per-query output do not.
 SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol", "retrieve")
 # IndexSettings fields that do not change scores (speed, disk), or that the options above set.
-_UNSCORED_INDEX = ("batch_size", "shard_size", "keep_shards", "max_length", "truncate_dim")
+_UNSCORED_INDEX = ("batch_size", "shard_size", "keep_shards", "max_length", "truncate_dim", *NOT_RECORDED)
 # Folder names that say nothing about the model inside them.
 _GENERIC_NAMES = {"model", "models", "final", "best", "output", "outputs", "checkpoint", "snapshot"}
 

@@ -26,31 +26,31 @@ class LexicalEncoder:
         return texts
 
 
-def _dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def _dense(model: str, settings: EncodeSettings, colbert_library: str) -> Any:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
 
     st_model = load_dense_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
-    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=unpadded)
+    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=settings.unpadded)
     set_truncate_dim(encoder, settings.truncate_dim)  # Matryoshka: index and query with the first N dims
     return encoder
 
 
-def _colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def _colbert(model: str, settings: EncodeSettings, colbert_library: str) -> Any:
     from embedkit.errors import EmbedkitError
     from embedkit.models.colbert import ColbertEncoder, load_colbert_model
 
     if settings.truncate_dim:
         raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not colbert")
     encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
-                             unpadded=unpadded)
+                             unpadded=settings.unpadded)
     if settings.max_length:
         encoder.set_document_length(settings.max_length)
     return encoder
 
 
-def _lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Any:
+def _lexical(model: str, settings: EncodeSettings, colbert_library: str) -> Any:
     return LexicalEncoder()
 
 
@@ -74,14 +74,14 @@ def resolve(kind: str, model: str | None) -> str:
     return resolve_model(model or "")
 
 
-def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto",
-                 colbert_library: str = "auto") -> Any:
-    """The encoder of ``kind`` for ``model``; ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT
-    library that loads a colbert model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16
-    autocast (checked against fp32 on its first texts, refused on CPUs without native bf16)."""
+def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, colbert_library: str = "auto") -> Any:
+    """The encoder of ``kind`` for ``model``, encoding as ``settings`` say (batch size, lengths, the packed
+    forward); ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT library that loads a colbert
+    model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16 autocast (checked against
+    fp32 on its first texts, refused on CPUs without native bf16)."""
     _check(kind)
     settings = settings or EncodeSettings()
-    encoder = ENCODERS[kind](model, settings, unpadded, colbert_library)
+    encoder = ENCODERS[kind](model, settings, colbert_library)
     if settings.precision != "fp32" and kind != "lexical":
         from embedkit.models.precision import PrecisionEncoder, model_device
 

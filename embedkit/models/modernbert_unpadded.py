@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from embedkit.config import Unpadded
 from embedkit.errors import EmbedkitError
 from embedkit.models.packed_forward import PackedForward, base_model, is_modernbert, packed_forward
 from embedkit.models.packing import Backend, bucket_seqlen, pick_backend, repad, resolve_backend, unpad, \
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["auto", "on", "off"]
 Pooling = Literal["mean", "cls"]
 HINT_KEY = "embedkit_unpad"
 
@@ -156,7 +156,7 @@ class UnpaddedModernBert(nn.Module):
         if device.type == "cpu":  # cheap here, and it keeps the hint path honest in every CPU test
             if not torch.equal(indices, unpad(attention_mask)[0]):
                 raise EmbedkitError("internal error: the host-side sequence lengths disagree with the attention "
-                                    "mask; unset model.unpadded or report this")
+                                    "mask; set unpadded to off or report this")
             return indices, cu_seqlens, bound or longest
         indices = indices.pin_memory().to(device, non_blocking=True)
         cu_seqlens = cu_seqlens.pin_memory().to(device, non_blocking=True)
@@ -181,7 +181,7 @@ class UnpaddedModernBert(nn.Module):
         self._pending = None
         if bool(flag):
             raise EmbedkitError("internal error: the host-side sequence lengths of the previous batch disagreed with "
-                                "its attention mask; unset model.unpadded or report this")
+                                "its attention mask; set unpadded to off or report this")
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
@@ -332,7 +332,7 @@ def _remove_hints(st_model: Any, first: Any) -> None:
             del st_model.__dict__[name]
 
 
-def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | None = None) -> bool:
+def enable_unpadded(st_model: Any, mode: Unpadded = "auto", padded_fallback: int | None = None) -> bool:
     """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
 
     Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
@@ -371,7 +371,7 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | N
         setattr(first, attr, current)
         message = f"the packed ModernBERT forward could not be swapped into this model: {problem}"
         if mode == "on":
-            raise EmbedkitError(message + "; set model.unpadded: auto (stays on HF's forward) or off")
+            raise EmbedkitError(message + "; set unpadded to auto (stays on HF's forward) or off")
         logger.warning("%s; staying on the Hugging Face forward", message)
         return False
     _install_hints(st_model, first)

@@ -115,7 +115,7 @@ def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_siz
         raise EmbedkitError(f"{tokens_index} holds vectors of {stored.manifest.model!r}, not of {name!r}")
     # documents encoded now are cut where the stored ones were (the index's max_length), if any
     max_length = stored.manifest.settings.get("max_length") if stored else None
-    encoder = load_encoder("colbert", name, EncodeSettings(batch_size=batch_size, max_length=max_length), "auto",
+    encoder = load_encoder("colbert", name, EncodeSettings(batch_size=batch_size, max_length=max_length),
                            colbert_library)
     return ColbertReranker(encoder, stored, batch_size)
 

