@@ -105,3 +105,10 @@ class ColbertTraining:
         from embedkit.models.colbert.registry import describe
 
         return describe(library_of(model))
+
+    def padded_fallback(self, model: Any) -> int:
+        """Queries expanded with [MASK] tokens that are scored but not attended to keep HF's padded forward: the
+        model's library says up to which length."""
+        from embedkit.models.colbert import library_of
+
+        return library_of(model).padded_query_length(model)

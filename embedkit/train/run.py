@@ -53,6 +53,10 @@ class TrainingKind(Protocol):
     def manifest(self, model: Any) -> dict[str, Any]:
         """What the model folder's manifest records beyond the recipe (the ColBERT library and its version)."""
 
+    def padded_fallback(self, model: Any) -> int:
+        """The longest padded batch that keeps HF's padded forward when the packed one is swapped in (a ColBERT
+        library's expanded queries; see ``enable_unpadded``)."""
+
 
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining()}
 
@@ -132,7 +136,7 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     if recipe.training.unpadded != "off":
         from embedkit.models.modernbert_unpadded import enable_unpadded
 
-        enable_unpadded(model, mode=recipe.training.unpadded)
+        enable_unpadded(model, mode=recipe.training.unpadded, padded_fallback=kind.padded_fallback(model))
     train_data = kind.training_data(recipe)
     checkpoints = work / "checkpoints"
     evaluator = during_training_evaluator(recipe, kind.evaluator)

@@ -74,7 +74,8 @@ class ColbertEncoder:
         if self.unpadded != "off":
             from embedkit.models.modernbert_unpadded import enable_unpadded
 
-            self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            self._packed = enable_unpadded(self.model, mode=self.unpadded,
+                                           padded_fallback=self.library.padded_query_length(self.model))
             if self._packed:
                 logger.info("using the packed (unpadded) ModernBERT forward")
 
