@@ -10,7 +10,7 @@ Models are named in results and reports by :func:`model_name`, never by an absol
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ _GENERIC_NAMES = {"model", "models", "final", "best", "output", "outputs", "chec
 def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None = None,
                  index: IndexSettings | None = None, document_text: str = "title+text") -> dict[str, Any]:
     """The model's fingerprint and every setting that changes a score (the index backend and its options
-    too): equal settings, equal scores."""
+    too): equal settings, equal scores. The precision recorded with the backend is the one evaluation encodes
+    with, ``options.precision`` (``index``'s own is the index stage's)."""
     fingerprint = "bm25" if model == "bm25" else model_fingerprint(model)
     scored = {key: value for key, value in asdict(options).items() if key in SCORED_OPTIONS}
-    backend = {key: value for key, value in asdict(narrow(IndexSettings, index or IndexSettings())).items()
-               if key not in _UNSCORED_INDEX}
+    built = replace(narrow(IndexSettings, index or IndexSettings()), precision=options.precision)
+    backend = {key: value for key, value in asdict(built).items() if key not in _UNSCORED_INDEX}
     return {"model_fingerprint": fingerprint, **scored, "document_text": document_text, "index": backend,
             **(labels or {})}
 

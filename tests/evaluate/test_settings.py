@@ -33,3 +33,11 @@ def test_the_packed_forward_is_in_no_key():
     assert cache_tag(replace(build, unpadded="on"), "dense", None) == cache_tag(build, "dense", None)
     assert index_settings(IndexSettings(unpadded="off")) == index_settings(IndexSettings())
     assert "unpadded" not in index_settings(IndexSettings())
+
+
+def test_the_precision_evaluation_encodes_with_is_in_the_key():
+    """eval.precision (--precision) decides the vectors evaluation scores; a bf16 result is not an fp32 one.
+    (The key used to record the index section's precision, which evaluation does not read.)"""
+    fp32 = settings_key(run_settings("bm25", EvalOptions()))
+    assert settings_key(run_settings("bm25", EvalOptions(precision="bf16"))) != fp32
+    assert settings_key(run_settings("bm25", EvalOptions(), None, IndexSettings(precision="bf16"))) == fp32
