@@ -102,7 +102,7 @@ class SourceConfig:
                               None)
     subset: str | None = _help("Hub dataset configuration (e.g. 'triplet-hard').", None)
     split: str = _help("Split to read.", "train")
-    max_samples: int | None = _help("Use at most this many rows (first rows, after shuffling if on).", None)
+    max_samples: int | None = _help("Use at most this many rows (the first ones; the trainer shuffles them).", None)
     columns: ColumnsConfig = _help("Which columns hold query, positive and negatives.", factory=ColumnsConfig)
 
 

@@ -81,7 +81,7 @@ class ColbertTraining:
             from embedkit.models.colbert import get_library
 
             return load_distillation_data(recipe.data, get_library(recipe.colbert.library))
-        return load_training_data(recipe.data, recipe.training.seed)
+        return load_training_data(recipe.data)
 
     def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
         from embedkit.models.colbert import library_of

@@ -72,7 +72,7 @@ def test_mix_source_errors_name_the_source(tmp_path, tiny_modernbert, train_json
     bad.write_text('{"query": "a", "answer": "b"}\n', encoding="utf-8")
     recipe = _recipe(tmp_path, tiny_modernbert, train_jsonl, data={"mix": [{"train": str(bad)}]})
     with pytest.raises(EmbedkitError, match="bad.jsonl: missing column"):
-        load_training_data(recipe.data, 0)
+        load_training_data(recipe.data)
 
 
 def test_matryoshka_model_indexes_at_a_truncated_size(tmp_path, tiny_modernbert, train_jsonl, small_beir):
