@@ -155,7 +155,8 @@ def test_mine_cli_refuses_bad_options_before_reading(tmp_path, capsys):
     from embedkit.cli import main
 
     missing = str(tmp_path / "not-read.jsonl")  # the options fail first, so the missing file is never reported
-    assert main(["mine", "--model", "bm25", "--data", missing, "--output", str(tmp_path / "o"), "--batch-size", "0"]) == 2
+    argv = ["mine", "--model", "bm25", "--data", missing, "--output", str(tmp_path / "o"), "--batch-size", "0"]
+    assert main(argv) == 2
     assert "batch_size must be at least 1" in capsys.readouterr().err
 
 
