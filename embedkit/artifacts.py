@@ -1,4 +1,4 @@
-"""Artefact folders: JSON manifests, atomic publication, model fingerprints."""
+"""Artefact folders: JSON manifests, atomic publication, model fingerprints, and the one hash of settings."""
 
 from __future__ import annotations
 
@@ -80,6 +80,20 @@ def publish_dir(final: str | Path, overwrite: bool = False, keep_partial: bool =
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(work, final)
+
+
+def settings_key(settings: Any, length: int = 16) -> str:
+    """The hash that says whether an artefact was made with ``settings`` (any JSON-able value: a dict, or a
+    list of parts): equal settings, equal keys, whatever the order of a dict's keys. Results JSONs, the
+    report stage's stamp and evaluation's cached indexes are named or checked by it, so the formula is fixed:
+    a change would make every saved result look stale.
+
+    >>> settings_key({"k": 10, "split": "test"}) == settings_key({"split": "test", "k": 10})
+    True
+    >>> settings_key(["report", "ndcg@10"], length=8)
+    '05a6c193'
+    """
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
 def model_fingerprint(path: str | Path) -> str:

@@ -88,8 +88,7 @@ def _index(args: argparse.Namespace) -> int:
 
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     if args.add:
-        num = add_documents(cfg.output_dir, corpus, args.model, batch_size=cfg.batch_size, unpadded=args.unpadded,
-                            colbert_library=library)
+        num = add_documents(cfg.output_dir, corpus, args.model, cfg, colbert_library=library)
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
     changes = None if args.overwrite else index_differences(cfg.output_dir, args.model, corpus, cfg, args.kind)
@@ -102,8 +101,8 @@ def _index(args: argparse.Namespace) -> int:
         raise EmbedkitError(f"{cfg.output_dir} already holds another index ({'; '.join(changes[:6])}); pass "
                             "--overwrite to replace it, or choose another --index-dir")
     with dist_context() as (rank, world_size):
-        common = dict(kind=args.kind, unpadded=args.unpadded, overwrite=args.overwrite, rank=rank,
-                      world_size=world_size, colbert_library=library)
+        common = dict(kind=args.kind, overwrite=args.overwrite, rank=rank, world_size=world_size,
+                      colbert_library=library)
         build = build_index_distributed if world_size > 1 else build_index
         path = build(args.model, corpus, cfg.output_dir, cfg, **common)
     if rank == 0:
@@ -186,7 +185,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
-                             index=index, unpadded=args.unpadded, colbert_library=library)
+                             index=index, colbert_library=library)
         logger.info("results in %s", args.output_dir)
         print(run.table)
         return 1 if run.failed else 0
@@ -195,7 +194,7 @@ def _eval(args: argparse.Namespace) -> int:
     from embedkit.evaluate.runner import evaluate
 
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
-                      unpadded=args.unpadded, colbert_library=library)
+                      colbert_library=library)
     for what, path in (("results", args.output), ("run file", args.run_file)):
         if path:
             logger.info("%s written to %s", what, path)
@@ -248,6 +247,35 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mine(args: argparse.Namespace) -> int:
+    from embedkit.cli_fields import from_args
+    from embedkit.config import ColumnsConfig, MiningOptions
+    from embedkit.train.mining import mine
+
+    report = mine(args.data, args.output, args.model, from_args(args, MiningOptions, "mine"),
+                  columns=ColumnsConfig(query=args.query_column, positive=args.positive_column),
+                  subset=args.subset, split=args.split, max_samples=args.max_samples)
+    print(f"wrote {report.rows_out} rows with {report.num_negatives} negatives each to {report.output} "
+          f"({report.dropped} of {report.rows_in} rows dropped: too few valid candidates)")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from embedkit.train.sweep import run_sweep
+
+    only = [int(i) for part in args.only_index for i in part.split(",") if i.strip()] if args.only_index else None
+    result = run_sweep(args.recipe, args.set_grid, overrides=args.set or [], only=only, keep=args.keep,
+                       overwrite=args.overwrite, sweep_dir=args.sweep_dir)
+    print(result.table)
+    if result.complete:
+        w = result.winner
+        print(f"\nwinner: variant {w.index} ({', '.join(w.assignments)}), mean nDCG@10 {w.mean:.4f}: {w.output_dir}")
+        print(f"table: {result.sweep_dir / 'sweep.md'}")
+    else:
+        print(f"\n{len(result.results)} variants finished so far; rerun without --only-index once all are done")
+    return 0
+
+
 def _colbert_library_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--colbert-library``: the recipe's colbert.library field as a flag (its help, default and checks)."""
     from embedkit.cli_fields import add_fields
@@ -258,15 +286,6 @@ def _colbert_library_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
 
 
 # --------------------------------------------------------------------------- parser
-
-def _unpadded_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    from embedkit.config import ModelConfig
-
-    from embedkit.cli_fields import field_help
-
-    field = next(f for f in dataclasses.fields(ModelConfig) if f.name == "unpadded")
-    p.add_argument("--unpadded", choices=["auto", "on", "off"], default="auto", help=field_help(field))
-
 
 def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batch_help: str = "") -> None:
     """What ``search`` and ``serve`` open: an index, its model, and RetrieveConfig's flags (the recipe's
@@ -301,8 +320,8 @@ def _add_serve_options(group: argparse._ArgumentGroup) -> None:
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
     from embedkit.cli_help import DESCRIPTION, command, describe_existing
-    from embedkit.config import (EncodeSettings, EvalOptions, IndexConfig, IndexSettings, Kind, MldrSetting,
-                                 ReportConfig)
+    from embedkit.config import (EncodeSettings, EvalOptions, IndexConfig, IndexSettings, Kind, MiningOptions,
+                                 MldrSetting, ReportConfig)
 
     parser = argparse.ArgumentParser(prog="embedkit", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -344,9 +363,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delete", nargs="+", metavar="ID", default=None,
                    help="Remove these document ids from --index-dir (no model needed).")
     p.add_argument_group("corpus and index folder")
-    encoding = p.add_argument_group("encoding")
-    _unpadded_flag(encoding)
-    _colbert_library_flag(encoding)
+    _colbert_library_flag(p.add_argument_group("encoding"))
     add_fields(p, IndexConfig, "index", group="encoding")
     p.set_defaults(func=_index)
 
@@ -381,7 +398,6 @@ def _parser() -> argparse.ArgumentParser:
                         "MLDR-ID column), else ood (default: ood).")
     p.add_argument("--overwrite", action="store_true",
                    help="With --benchmark: score again the datasets already scored with the same model and settings.")
-    _unpadded_flag(p)
     _colbert_library_flag(p)
     add_fields(p, EvalOptions, "eval")
     add_fields(p, IndexSettings, "index", group="index backend",
@@ -418,11 +434,35 @@ def _parser() -> argparse.ArgumentParser:
     add_fields(p, ReportConfig, "report", skip=("baselines",))
     p.set_defaults(func=_report)
 
-    from embedkit.train.commands import register  # mine, sweep
+    p = command(sub, "mine", "add hard negatives to (query, positive) data, from a dense model or BM25")
+    p.add_argument("--model", required=True,
+                   help="The sentence-transformers model folder or Hugging Face id that ranks candidates, or bm25.")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="(query, positive) rows: a JSONL, Parquet or CSV file or folder, or a Hugging Face dataset id.")
+    p.add_argument("--output", required=True, metavar="FILE", help="The JSONL to write: query, positive, "
+                   "negative_1..n.")
+    add_fields(p, MiningOptions, "mine")
+    p.add_argument("--query-column", default="query", metavar="NAME",
+                   help="Column holding the query (default: query).")
+    p.add_argument("--positive-column", default="positive", metavar="NAME",
+                   help="Column holding the relevant document (default: positive).")
+    p.add_argument("--subset", default=None, help="Hugging Face dataset configuration.")
+    p.add_argument("--split", default="train", help="Split to read (default: train).")
+    p.add_argument("--max-samples", type=int, default=None, metavar="INT", help="Mine for at most this many rows.")
+    p.set_defaults(func=_mine)
 
-    register(sub)
-    for name in ("mine", "sweep"):
-        describe_existing(sub, name)
+    p = command(sub, "sweep", "train a recipe over a grid of settings and keep the best by mean nDCG@10")
+    p.add_argument("recipe", help="the YAML recipe every variant starts from")
+    p.add_argument("--set-grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="values to sweep (repeatable: the grid is their product)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key for every variant")
+    p.add_argument("--only-index", action="append", metavar="I[,J...]",
+                   help="train only these variants (0-based), e.g. one process per GPU")
+    p.add_argument("--keep", choices=["best", "all"], default="best",
+                   help="best: delete the other variants' models once the sweep is complete")
+    p.add_argument("--sweep-dir", default=None, help="default: <output_dir>-sweep")
+    p.add_argument("--overwrite", action="store_true", help="retrain variants that already finished")
+    p.set_defaults(func=_sweep)
     return parser
 
 

@@ -99,14 +99,3 @@ def command(sub: argparse._SubParsersAction, name: str, summary: str) -> argpars
     description, examples = HELP[name]
     epilog = "examples:\n" + "".join(f"  {line}\n" for line in examples.splitlines())
     return sub.add_parser(name, help=summary, description=description, epilog=epilog, formatter_class=_Formatter)
-
-
-def describe_existing(sub: argparse._SubParsersAction, name: str) -> None:
-    """Description and examples for a sub-command whose flags another module registers (mine, sweep)."""
-    parser = sub.choices.get(name)
-    if parser is None or name not in HELP:
-        return
-    description, examples = HELP[name]
-    parser.description = description
-    parser.epilog = "examples:\n" + "".join(f"  {line}\n" for line in examples.splitlines())
-    parser.formatter_class = _Formatter

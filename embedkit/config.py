@@ -31,6 +31,11 @@ import yaml
 from embedkit.errors import EmbedkitError
 
 Kind = Literal["dense", "colbert"]
+# The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
+# padded forward where it cannot be used or its first-use check fails; on insists (those are errors); off never.
+Unpadded = Literal["auto", "on", "off"]
+UNPADDED_HELP = ("Packed (unpadded) ModernBERT forward {what}: auto uses it for ModernBERT (checked against HF on "
+                 "first use, HF's forward on a mismatch), on makes a mismatch an error, off keeps HF's padded forward.")
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
@@ -58,8 +63,6 @@ class ModelConfig:
     query_prompt: str = _help("Text prepended to every query (e.g. 'search_query: ').", "")
     document_prompt: str = _help("Text prepended to every document.", "")
     trust_remote_code: bool = _help("Run code shipped with a hub model. Off unless you trust it.", False)
-    unpadded: Literal["auto", "on", "off"] = _help(
-        "Packed (unpadded) ModernBERT forward: auto uses it for ModernBERT (checked against HF on first use).", "auto")
 
 
 # What a fresh ColBERT (a backbone or a dense sentence-transformers model) gets for each ColbertConfig field left
@@ -105,7 +108,7 @@ class SourceConfig:
                               None)
     subset: str | None = _help("Hub dataset configuration (e.g. 'triplet-hard').", None)
     split: str = _help("Split to read.", "train")
-    max_samples: int | None = _help("Use at most this many rows (first rows, after shuffling if on).", None)
+    max_samples: int | None = _help("Use at most this many rows (the first ones; the trainer shuffles them).", None)
     columns: ColumnsConfig = _help("Which columns hold query, positive and negatives.", factory=ColumnsConfig)
 
 
@@ -144,6 +147,7 @@ class TrainingConfig:
     weight_decay: float = _help("AdamW weight decay.", 0.01)
     scheduler: Literal["linear", "cosine", "constant_with_warmup"] = _help("Learning-rate schedule.", "linear")
     bf16: bool = _help("Train in bfloat16 mixed precision (GPU).", False)
+    unpadded: Unpadded = _help(UNPADDED_HELP.format(what="in training"), "auto")
     seed: int = _help("Seed for shuffling and initialisation.", 42)
     logging_steps: int = _help("Log the loss every N updates.", 10)
     save_steps: int = _help("Checkpoint every N updates (kept until training finishes).", 500)
@@ -188,6 +192,13 @@ class EncodeSettings:
         "Compute precision of encoding. bf16: bfloat16 autocast, for CPUs with AVX512-BF16 or AMX (refused "
         "elsewhere) and GPUs; checked against fp32 on the first texts. An index records it and encodes its "
         "queries the same way.", "fp32")
+    unpadded: Unpadded = _help(UNPADDED_HELP.format(what="when encoding") + " The vectors agree either way (to "
+                               "float tolerance), so no index or result records it.", "auto")
+
+
+# EncodeSettings fields that choose how vectors are computed, never which (the packed forward is checked against
+# HF's): no index manifest, evaluation cache or results key records them, so they never make an artefact stale.
+NOT_RECORDED = ("unpadded",)
 
 
 @dataclass
@@ -373,6 +384,48 @@ class ServeConfig:
 
 
 @dataclass
+class MiningOptions:
+    """``embedkit mine``: which candidates become hard negatives (one flag per field; not a recipe section).
+
+    Only ranks in ``[range_min, range_max)`` are considered, the query's own positives never; a candidate must
+    pass every margin and score bound that is set. Rows left with fewer than ``num_negatives`` are dropped.
+    """
+
+    num_negatives: int = _help("Negatives written per row.", 3)
+    range_min: int = _help("Skip this many top candidates (near-duplicates, unlabeled positives).", 0)
+    range_max: int = _help("Consider candidates up to this rank.", 50)
+    relative_margin: float | None = _help(
+        "Keep a negative only if it scores at most (1 - margin) x the positive's score (0.05: at most 0.95 x).",
+        None, flag="--margin", metavar="MARGIN")
+    absolute_margin: float | None = _help("Keep a negative only if it scores at most the positive's score minus "
+                                          "this.", None, metavar="MARGIN")
+    max_score: float | None = _help("Drop candidates scoring above this.", None, metavar="SCORE")
+    min_score: float | None = _help("Drop candidates scoring below this.", None, metavar="SCORE")
+    sampling: Literal["top", "random"] = _help("top: the best-scoring valid candidates; random: any valid ones.",
+                                               "top")
+    cross_encoder: str | None = _help("Rescore the candidates (and the positive) with this CrossEncoder before the "
+                                      "filters, as the NV-Retriever paper recommends.", None, metavar="MODEL")
+    batch_size: int = _help("Encoding (and cross-encoder) batch size.", 32)
+    use_faiss: bool = _help("Dense models: search with FAISS instead of a full similarity matrix.", True,
+                            flag="--no-faiss", flag_help="Dense models: an exact similarity matrix instead of FAISS "
+                            "search.")
+    seed: int = _help("Seed of random sampling.", 42)
+
+    def check(self) -> None:
+        if self.num_negatives < 1:
+            raise EmbedkitError(f"num_negatives must be at least 1, got {self.num_negatives}")
+        if self.range_min < 0 or self.range_max <= self.range_min:
+            raise EmbedkitError(f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}")
+        if self.range_max - self.range_min < self.num_negatives:
+            raise EmbedkitError(f"the rank range [{self.range_min}, {self.range_max}) holds fewer than "
+                                f"{self.num_negatives} candidates")
+        if self.sampling not in ("top", "random"):
+            raise EmbedkitError(f"sampling must be 'top' or 'random', got {self.sampling!r}")
+        if self.batch_size < 1:
+            raise EmbedkitError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
 class Recipe:
     kind: Kind = _help("dense (one vector per text, FAISS) or colbert (one vector per token, PLAID).", "dense")
     output_dir: str = _help("Where the trained model folder is written; the run folder, <output_dir>-run, lies "
@@ -476,12 +529,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} at {where}")
 
 
+# Recipe keys that have moved, and where to: an old recipe gets one error that says what to write instead.
+MOVED_KEYS = {"model.unpadded": "training.unpadded, index.unpadded and eval.unpadded (one per stage, as the "
+                                "precision of training and encoding is)"}
+
+
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in raw if k not in names]
     if unknown:
         prefix = f"{where}." if where else ""
+        if f"{prefix}{unknown[0]}" in MOVED_KEYS:
+            raise EmbedkitError(f"{prefix}{unknown[0]} has moved: set {MOVED_KEYS[f'{prefix}{unknown[0]}']}")
         raise EmbedkitError(
             f"unknown key {prefix}{unknown[0]!s}; valid keys{' in ' + where if where else ''}: {', '.join(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
@@ -637,12 +697,22 @@ _TRAINING_EVAL_KEYS = ("during_training", "split", "batch_size")
 def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
     """The part of a recipe (or of a saved recipe's dict) that decides the trained model: two recipes with
     equal training settings train the same model, whatever their index, eval and report sections say."""
-    raw = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)
+    raw = recipe.to_dict() if isinstance(recipe, Recipe) else _moved_unpadded(dict(recipe))
     kept = {key: value for key, value in raw.items() if key not in _NOT_TRAINING and key != "eval"}
     evaluation = raw.get("eval") or {}
     during = evaluation.get("during_training")  # split and batch size count only when something is scored
     kept["eval"] = {key: evaluation.get(key) for key in _TRAINING_EVAL_KEYS} if during else {"during_training": None}
     return kept
+
+
+def _moved_unpadded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved recipe's dict with the ``model.unpadded`` of a model trained before that key moved read as the
+    ``training.unpadded`` it now is (so an unchanged recipe still finds its model trained)."""
+    model, training = raw.get("model"), raw.get("training")
+    if not isinstance(model, dict) or "unpadded" not in model or not isinstance(training, dict):
+        return raw
+    model = dict(model)
+    return {**raw, "model": model, "training": {**training, "unpadded": model.pop("unpadded")}}
 
 
 def setting_differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

@@ -13,8 +13,6 @@ corpus is encoded once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import read_json, write_json
+from embedkit.artifacts import read_json, settings_key, write_json
 from embedkit.config import (EvalConfig, EvalOptions, IndexConfig, Recipe, ReportConfig, narrow, run_folder,
                              setting_differences, training_settings, with_run_paths)
 from embedkit.errors import EmbedkitError
@@ -79,10 +77,6 @@ def scores_table(results: Sequence[dict[str, Any]]) -> list[str]:
         lines.append(f"| {r.get('model_name') or r['model']} | {r['dataset']} | {r.get('backend', '')} | "
                      + " | ".join(text) + " |")
     return lines
-
-
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def training_recipe(recipe: Recipe) -> Recipe:
@@ -200,8 +194,7 @@ def _index(recipe: Recipe, model: str, overwrite: bool) -> tuple[str, str]:
         return str(folder), "skipped (done)"
     if changes:
         logger.info("%s is rebuilt: %s", folder, "; ".join(changes))
-    build_index(model, corpus, folder, cfg, kind=recipe.kind, unpadded=recipe.model.unpadded, overwrite=True,
-                colbert_library=recipe.colbert.library)
+    build_index(model, corpus, folder, cfg, kind=recipe.kind, overwrite=True, colbert_library=recipe.colbert.library)
     return str(folder), "ran"
 
 
@@ -229,7 +222,7 @@ def _corpus_fingerprint(folder: Path, titles: bool) -> str | None:
 def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_dir: str, overwrite: bool,
               ran: list[bool]) -> dict[str, Any]:
     from embedkit.evaluate.runner import document_text_of, evaluate
-    from embedkit.evaluate.settings import results_path, run_settings, settings_key
+    from embedkit.evaluate.settings import results_path, run_settings
 
     options = narrow(EvalOptions, replace(recipe.eval, kind=kind))
     data = Path(folder)
@@ -243,8 +236,8 @@ def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_d
             return saved
     ran.append(True)
     return evaluate(model, data, options, output=out, run_file=out.with_suffix(".trec"), dataset_name=data.name,
-                    index=recipe.index, unpadded=recipe.model.unpadded, index_dir=index_dir or None,
-                    document_text=document_text, colbert_library=recipe.colbert.library)
+                    index=recipe.index, index_dir=index_dir or None, document_text=document_text,
+                    colbert_library=recipe.colbert.library)
 
 
 def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[list[dict[str, Any]], str]:
@@ -264,7 +257,7 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
                 run = run_benchmarks(name, item, replace(narrow(EvalOptions, recipe.eval), kind=kind),
                                      output_dir=recipe.eval.output_dir, cache_dir=recipe.eval.benchmark_cache,
                                      mldr_setting=recipe.eval.mldr_setting, overwrite=overwrite, index=recipe.index,
-                                     unpadded=recipe.model.unpadded, colbert_library=recipe.colbert.library)
+                                     colbert_library=recipe.colbert.library)
                 ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
                 results.extend(o.result for o in run.outcomes if o.result is not None)
                 if run.failed:
@@ -281,7 +274,7 @@ def _report(recipe: Recipe, overwrite: bool) -> tuple[str, str]:
 
     out = Path(recipe.report.output_dir)
     files = sorted(results_dir.rglob("*.json"))
-    key = _key([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files], recipe.report.metric)
+    key = settings_key([[(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files], recipe.report.metric])
     stamp = out / RUN_MANIFEST
     artefact = f"{out / 'report.md'}, {out / 'report.png'}"
     if not overwrite and stamp.is_file() and read_json(stamp).get("stage_key") == key \

@@ -268,3 +268,18 @@ def test_every_flag_has_help_and_defaults_read_as_typed():
         assert group in index_help, group
     search_help = _subparsers()["search"].format_help()
     assert "fusion:" in search_help and "reranking:" in search_help
+
+
+def test_unpadded_flag_is_the_encode_settings_field():
+    """--unpadded on index and eval is EncodeSettings.unpadded: the recipe's index.unpadded / eval.unpadded."""
+    from embedkit.cli import _parser
+    from embedkit.cli_fields import from_args
+    from embedkit.config import EvalOptions, IndexConfig
+
+    cfg = from_args(_parser().parse_args(["index", "--corpus", "c.jsonl", "--unpadded", "off"]), IndexConfig, "index")
+    assert cfg.unpadded == "off"
+    assert from_args(_parser().parse_args(["index", "--corpus", "c.jsonl"]), IndexConfig, "index").unpadded == "auto"
+    options = from_args(_parser().parse_args(["eval", "--model", "bm25", "--unpadded", "on"]), EvalOptions, "eval")
+    assert options.unpadded == "on"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["eval", "--model", "bm25", "--unpadded", "yes"])

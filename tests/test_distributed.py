@@ -95,10 +95,11 @@ def torchrun_train(tmp_path: Path, raw: dict) -> Path:
 def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl):
     output = torchrun_train(tmp_path, {
         "kind": "dense", "output_dir": str(tmp_path / "model"),
-        "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
+        "model": {"name": str(tiny_modernbert), "max_seq_length": 64},
         "data": {"train": str(train_jsonl), "max_samples": 32},
         "loss": {"name": "mnrl", "gather_across_devices": True},  # in-batch negatives from both processes
-        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
+        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
+                     "unpadded": "off"},
     })
     from embedkit.models.dense import load_dense_model
 
@@ -114,10 +115,11 @@ def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_
 
     output = torchrun_train(tmp_path, {
         "kind": "colbert", "output_dir": str(tmp_path / "colbert"),  # no loss: the kind's default (contrastive)
-        "model": {"name": str(tiny_modernbert), "unpadded": "off"},
+        "model": {"name": str(tiny_modernbert)},
         "colbert": {"embedding_dim": 16, "query_length": 16, "document_length": 48},
         "data": {"train": str(train_jsonl), "max_samples": 32},
-        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0},
+        "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
+                     "unpadded": "off"},
     })
     manifest = json.loads((output / "embedkit.json").read_text())
     assert manifest["kind"] == "colbert" and manifest["recipe"]["loss"]["name"] == "contrastive"

@@ -44,13 +44,13 @@ def small_beir(tmp_path, make_beir, code_pairs):
 def make_recipe(tmp_path, model, train, beir, *overrides):
     return recipe_from_dict({
         "output_dir": str(tmp_path / "model"),
-        "model": {"name": str(model), "max_seq_length": 64, "unpadded": "off"},
+        "model": {"name": str(model), "max_seq_length": 64},
         "data": {"train": str(train)},
         "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 3, "warmup_ratio": 0.0,
-                     "logging_steps": 1},
+                     "logging_steps": 1, "unpadded": "off"},
         "index": {"corpus": str(beir), "output_dir": str(tmp_path / "index"), "shard_size": 25,
-                  "batch_size": 32},
-        "eval": {"data": [str(beir)], "output_dir": str(tmp_path / "eval"), "batch_size": 32},
+                  "batch_size": 32, "unpadded": "off"},
+        "eval": {"data": [str(beir)], "output_dir": str(tmp_path / "eval"), "batch_size": 32, "unpadded": "off"},
         "report": {"output_dir": str(tmp_path / "report"), "baselines": ["bm25"]},
     }, list(overrides))
 
@@ -157,9 +157,9 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
     so the eval stage searches the index stage's index; a backend change rebuilds it from the kept shards."""
     monkeypatch.chdir(tmp_path)
     raw = {"output_dir": "runs/tiny",
-           "model": {"name": str(tiny_modernbert), "unpadded": "off"},
-           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40},
-           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10}}
+           "model": {"name": str(tiny_modernbert)},
+           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40, "unpadded": "off"},
+           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10, "unpadded": "off"}}
     result = run_pipeline(recipe_from_dict(raw))
     assert sum(count_encoded) == 100  # the corpus's 100 documents, once
     assert [(s.stage, s.status) for s in result.stages][1:3] == [("index", "ran"), ("eval", "ran")]
@@ -212,12 +212,12 @@ def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(json.dumps({
         "output_dir": str(tmp_path / "model"),
-        "model": {"name": str(tiny_modernbert), "max_seq_length": 64, "unpadded": "off"},
+        "model": {"name": str(tiny_modernbert), "max_seq_length": 64},
         "data": {"train": str(train_jsonl)},
         "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 2, "warmup_ratio": 0.0,
-                     "logging_steps": 1},
-        "index": {"corpus": str(small_beir), "batch_size": 32},
-        "eval": {"data": [str(small_beir)], "batch_size": 32}}))
+                     "logging_steps": 1, "unpadded": "off"},
+        "index": {"corpus": str(small_beir), "batch_size": 32, "unpadded": "off"},
+        "eval": {"data": [str(small_beir)], "batch_size": 32, "unpadded": "off"}}))
     assert main(["run", str(recipe)]) == 0
     out, err = capsys.readouterr()
     assert "loss" not in out and "{" not in out  # the trainer's log dicts stay off stdout

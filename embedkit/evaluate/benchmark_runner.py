@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from embedkit.artifacts import settings_key
 from embedkit.config import IndexSettings, MldrSetting
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.metrics import depth_of
 from embedkit.evaluate.runner import EvalOptions, evaluate
-from embedkit.evaluate.settings import model_label, results_path, run_settings, settings_key
+from embedkit.evaluate.settings import model_label, results_path, run_settings
 from embedkit.index.registry import NO_MODEL
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _duration(seconds: float) -> str:
 def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str | Path = "results",
                    data: str | None = None, cache_dir: str | Path | None = None,
                    mldr_setting: str = "ood", overwrite: bool = False, index: IndexSettings | None = None,
-                   unpadded: str = "auto", colbert_library: str = "auto") -> BenchmarkRun:
+                   colbert_library: str = "auto") -> BenchmarkRun:
     """Score ``model`` on every benchmark in ``spec``, one isolated dataset at a time.
 
     ``data`` replaces the download for a single, non-aggregate benchmark (a local BEIR folder).
@@ -118,7 +119,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
     unless ``options.max_length`` is set. MLDR results record ``mldr_setting``: ``"id"`` when the model was
     fine-tuned on MLDR's training split (the paper's MLDR-ID column), else ``"ood"``. A dataset whose
     JSON under ``output_dir`` already holds the same settings is skipped unless ``overwrite``. ``index``
-    chooses the backend (default ``auto``) and ``unpadded`` the ModernBERT forward, as for ``evaluate``.
+    chooses the backend (default ``auto``), as for ``evaluate``.
     """
     from embedkit.data.benchmarks import document_text_for, resolve_benchmarks
 
@@ -149,8 +150,8 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
         start = time.perf_counter()
         try:
             result = evaluate(model, folder, opts, output=out, run_file=out.with_suffix(".trec"),
-                              dataset_name=dataset, labels=labels, index=index, unpadded=unpadded,
-                              document_text=document_text, colbert_library=colbert_library)
+                              dataset_name=dataset, labels=labels, index=index, document_text=document_text,
+                              colbert_library=colbert_library)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure must not end the run
             _fail(run, progress, dataset, exc)
             continue

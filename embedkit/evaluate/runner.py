@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -13,14 +11,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import cache_dir, model_fingerprint, write_json
-from embedkit.config import EvalOptions, IndexSettings, narrow
+from embedkit.artifacts import cache_dir, model_fingerprint, settings_key, write_json
+from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
 from embedkit.evaluate.retrieval import is_plain, retriever_for_eval
-from embedkit.evaluate.settings import model_name, run_settings, settings_key
-from embedkit.index.base import Index, Searcher
+from embedkit.evaluate.settings import model_name, run_settings
+from embedkit.index.base import FORMAT_VERSION, Index, Searcher
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +49,32 @@ def retrieve(index: Searcher, queries: dict[str, str], k: int, batch: int = 4096
 def _eval_settings(options: EvalOptions, index: IndexSettings | None) -> IndexSettings:
     """The index settings evaluation builds with: the backend's from ``index``, the encoding's from ``options``."""
     return replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size,
-                   max_length=options.max_length, truncate_dim=options.truncate_dim, precision=options.precision)
+                   max_length=options.max_length, truncate_dim=options.truncate_dim, precision=options.precision,
+                   unpadded=options.unpadded)
+
+
+def cache_tag(build: IndexSettings, kind: str, chunk_tokens: int | None) -> str:
+    """The name of the index evaluation keeps in the cache for these settings (a hash, then the readable parts:
+    length and dimension); with the model's and the corpus's fingerprints, the cached index's folder name."""
+    recorded = {key: value for key, value in asdict(build).items() if key not in NOT_RECORDED}
+    return settings_key([recorded, kind, chunk_tokens, FORMAT_VERSION], length=8) + \
+        (f"-len{build.max_length}" if build.max_length else "") + \
+        (f"-dim{build.truncate_dim}" if build.truncate_dim else "")
 
 
 def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: Path,
-                    index: IndexSettings | None = None, unpadded: str = "auto",
-                    index_dir: str | Path | None = None, colbert_library: str = "auto") -> tuple[Index, dict[str, float]]:
+                    index: IndexSettings | None = None, index_dir: str | Path | None = None,
+                    colbert_library: str = "auto") -> tuple[Index, dict[str, float]]:
     """An index of ``data``'s corpus for ``model`` (or ``bm25``): ``index_dir`` if it holds the same documents
     encoded the same way (same content fingerprint, model, kind and settings: a file and its BEIR folder
     match), else one built once per (model, documents, settings) under the cache (under ``scratch``, deleted by
-    the caller, when the cache is off). The backend comes from ``index`` (default ``auto``); ``colbert_library``
-    loads a colbert model.
+    the caller, when the cache is off). The backend comes from ``index`` (default ``auto``), the encoding from
+    ``options``; ``colbert_library`` loads a colbert model.
 
     The corpus's content fingerprint must be known (a full pass over ``data.corpus``, as
     :func:`~embedkit.data.beir.check_judged_documents` makes, computes it).
     """
     from embedkit.index import encoders
-    from embedkit.index.base import FORMAT_VERSION
     from embedkit.index.build import build_index, index_differences, open_index
     from embedkit.index.registry import encoder_kind
 
@@ -82,12 +89,11 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         if changes == []:
             logger.debug("%s: searching the index %s (same documents, model and settings)", data.folder.name,
                          index_dir)
-            return open_index(index_dir, model, batch_size=options.batch_size, unpadded=unpadded,
-                              colbert_library=colbert_library), seconds
+            return open_index(index_dir, model, settings, colbert_library=colbert_library), seconds
         if changes:
             logger.info("%s: the index %s is not this corpus encoded this way (%s); encoding it for evaluation",
                         data.folder.name, index_dir, "; ".join(changes))
-    encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
+    encoder = encoders.load_encoder(kind, model, settings, colbert_library)
     corpus = data.corpus
     chunk_tokens = None
     if options.long_documents == "chunk-maxpool" and encoder.model is not None:  # bm25 has no tokenizer
@@ -95,17 +101,14 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         corpus = ChunkedCorpus(data.corpus, encoder.model.tokenizer, chunk_tokens)
     build = replace(settings, keep_shards=False)
     if options.use_cache:
-        key = json.dumps([asdict(build), kind, chunk_tokens, FORMAT_VERSION], sort_keys=True)
-        tag = hashlib.sha256(key.encode()).hexdigest()[:8]  # readable parts first, for whoever lists the cache
-        tag += (f"-len{settings.max_length}" if settings.max_length else "") + \
-            (f"-dim{settings.truncate_dim}" if settings.truncate_dim else "")
+        tag = cache_tag(build, kind, chunk_tokens)
         folder = cache_dir() / "indexes" / f"{kind}-{tag}-{model_fingerprint(model)}-{(fingerprint or '')[:16]}"
     else:
         scratch.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
     if not (options.use_cache and fingerprint and (folder / "embedkit-index.json").is_file()):
-        build_index(model, corpus, folder, build, kind=kind, encoder=encoder, unpadded=unpadded,
-                    overwrite=True, progress=logger.isEnabledFor(logging.INFO))
+        build_index(model, corpus, folder, build, kind=kind, encoder=encoder, overwrite=True,
+                    progress=logger.isEnabledFor(logging.INFO))
     seconds["index"] = time.perf_counter() - start
     return open_index(folder, model, encoder=encoder), seconds
 
@@ -123,9 +126,8 @@ def document_text_of(folder: Path, protocol: str) -> str:
 def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = None,
              output: str | Path | None = None, run_file: str | Path | None = None,
              dataset_name: str | None = None, labels: dict[str, Any] | None = None,
-             index: IndexSettings | None = None, unpadded: str = "auto",
-             index_dir: str | Path | None = None, document_text: str | None = None,
-             colbert_library: str = "auto") -> dict[str, Any]:
+             index: IndexSettings | None = None, index_dir: str | Path | None = None,
+             document_text: str | None = None, colbert_library: str = "auto") -> dict[str, Any]:
     """nDCG@10, Recall@k, MRR@10 and MAP@k of ``model`` (or ``"bm25"``) on a BEIR folder, retrieving
     ``options.k`` documents per query (the metric names carry the depth: ``recall@10`` when k is 10).
 
@@ -145,7 +147,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     settings = run_settings(model, options, labels, index, document_text)
     scratch = cache_dir() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        found, seconds = open_eval_index(model, data, options, scratch, index, unpadded, index_dir, colbert_library)
+        found, seconds = open_eval_index(model, data, options, scratch, index, index_dir, colbert_library)
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
         searcher, queries, retrieve_info = found, data.queries, {}
         if not is_plain(options.retrieve):

@@ -1,27 +1,27 @@
 """What a score depends on, and what a scored model is called.
 
 Every results JSON records :func:`run_settings` (the model's fingerprint and every setting that shapes a
-number: split, k, lengths, protocol, document text, backend options, fusion and reranking) and its
-:func:`settings_key`: equal keys, equal scores, so a run that finds a result with the same key skips it.
+number: split, k, lengths, protocol, document text, backend options, fusion and reranking) and their
+:func:`~embedkit.artifacts.settings_key`: equal keys, equal scores, so a run that finds a result with the same
+key skips it.
 Models are named in results and reports by :func:`model_name`, never by an absolute path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.config import EvalOptions, IndexSettings, narrow
+from embedkit.artifacts import model_fingerprint
+from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow
 from embedkit.index.registry import NO_MODEL
 
 # EvalOptions fields that change scores; batch size, cache use and per-query output do not.
 SCORED_OPTIONS = ("kind", "split", "k", "max_length", "truncate_dim", "long_documents", "protocol", "retrieve")
 # IndexSettings fields that do not change scores (speed, disk), or that the options above set.
-_UNSCORED_INDEX = ("batch_size", "shard_size", "keep_shards", "max_length", "truncate_dim")
+_UNSCORED_INDEX = ("batch_size", "shard_size", "keep_shards", "max_length", "truncate_dim", *NOT_RECORDED)
 # Folder names that say nothing about the model inside them.
 _GENERIC_NAMES = {"model", "models", "final", "best", "output", "outputs", "checkpoint", "snapshot"}
 
@@ -29,19 +29,14 @@ _GENERIC_NAMES = {"model", "models", "final", "best", "output", "outputs", "chec
 def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None = None,
                  index: IndexSettings | None = None, document_text: str = "title+text") -> dict[str, Any]:
     """The model's fingerprint and every setting that changes a score (the index backend and its options
-    too): equal settings, equal scores."""
-    from embedkit.artifacts import model_fingerprint
-
+    too): equal settings, equal scores. The precision recorded with the backend is the one evaluation encodes
+    with, ``options.precision`` (``index``'s own is the index stage's)."""
     fingerprint = NO_MODEL if model == NO_MODEL else model_fingerprint(model)
     scored = {key: value for key, value in asdict(options).items() if key in SCORED_OPTIONS}
-    backend = {key: value for key, value in asdict(narrow(IndexSettings, index or IndexSettings())).items()
-               if key not in _UNSCORED_INDEX}
+    built = replace(narrow(IndexSettings, index or IndexSettings()), precision=options.precision)
+    backend = {key: value for key, value in asdict(built).items() if key not in _UNSCORED_INDEX}
     return {"model_fingerprint": fingerprint, **scored, "document_text": document_text, "index": backend,
             **(labels or {})}
-
-
-def settings_key(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def model_name(model: str) -> str:

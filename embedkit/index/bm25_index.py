@@ -19,7 +19,7 @@ from embedkit.index.registry import NO_MODEL
 from embedkit.models.encoder import Encoder
 
 BM25_DIR = "bm25"
-K1, B, STOPWORDS = 1.5, 0.75, "en"
+K1, B, STOPWORDS = 1.5, 0.75, "en"  # the one place BM25's parameters are set (mining reads them here too)
 
 
 def _retrieve(retriever, queries: list[str], k: int, num_documents: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,13 +55,14 @@ class BM25Over(SearchedIndex):
         self.manifest = replace(index.manifest, kind="lexical", backend="bm25", model=NO_MODEL,
                                 model_fingerprint=NO_MODEL, embedding_dim=0, normalized=False,
                                 settings={"k1": K1, "b": B, "stopwords": STOPWORDS})
-        self.retriever = _bm25(_store_texts(index.store))
+        self.retriever = fit_bm25(_store_texts(index.store))
 
     def search_positions(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         return _retrieve(self.retriever, queries, k, len(self.store.ids))
 
 
-def _bm25(texts: list[str]):
+def fit_bm25(texts: list[str]):
+    """bm25s's BM25 with embedkit's parameters, indexed over ``texts``."""
     import bm25s
 
     retriever = bm25s.BM25(k1=K1, b=B)
@@ -70,7 +71,7 @@ def _bm25(texts: list[str]):
 
 
 def _write(folder: Path, texts: list[str]) -> None:
-    _bm25(texts).save(str(folder / BM25_DIR), show_progress=False)
+    fit_bm25(texts).save(str(folder / BM25_DIR), show_progress=False)
 
 
 def _store_texts(store: DocumentStore) -> list[str]:

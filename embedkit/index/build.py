@@ -14,11 +14,11 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from embedkit.artifacts import model_fingerprint, partial_path, publish_dir, read_json, versions, write_json
-from embedkit.config import IndexSettings, narrow, setting_differences
+from embedkit.config import NOT_RECORDED, EncodeSettings, IndexSettings, narrow, setting_differences
 from embedkit.data.corpus import Corpus, corpus_file
 from embedkit.errors import EmbedkitError
 from embedkit.index import encoders
@@ -38,7 +38,7 @@ def _encode_settings(kind: str, model: str, settings: IndexSettings) -> dict:
 
 
 # IndexSettings fields that do not change what an index holds or returns.
-_UNSCORED = ("batch_size", "keep_shards")
+_UNSCORED = ("batch_size", "keep_shards", *NOT_RECORDED)
 
 
 def index_settings(settings: IndexSettings) -> dict:
@@ -146,7 +146,7 @@ def _adopt_shards(index_dir: Path, work: Path, settings: dict) -> int:
 
 
 def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settings: IndexSettings | None = None,
-                kind: str | None = None, unpadded: str = "auto", overwrite: bool = False, progress: bool = True,
+                kind: str | None = None, overwrite: bool = False, progress: bool = True,
                 encoder: Encoder | None = None, rank: int = 0, world_size: int = 1,
                 colbert_library: str = "auto") -> Path:
     """Encode ``corpus`` with ``model`` and publish the index at ``index_dir`` atomically.
@@ -163,7 +163,7 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     if index_dir.exists() and not overwrite:
         raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
     if encoder is None:
-        encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
+        encoder = encoders.load_encoder(kind, model, settings, colbert_library)
     shard_settings = _encode_settings(kind, model, settings)
     work = partial_path(index_dir)
     if rank == 0 and overwrite and work.exists() and _settings_differ(work, shard_settings):
@@ -210,8 +210,8 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
 
 
 def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, settings: IndexSettings,
-                            kind: str | None = None, unpadded: str = "auto", overwrite: bool = False,
-                            rank: int = 0, world_size: int = 1, colbert_library: str = "auto") -> Path:
+                            kind: str | None = None, overwrite: bool = False, rank: int = 0, world_size: int = 1,
+                            colbert_library: str = "auto") -> Path:
     """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index.
 
     The work folder (``<index_dir>.partial``) is shared, so the ranks must see one file system. A killed
@@ -221,9 +221,9 @@ def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, s
 
     kind = encoder_kind(settings, model, kind)
     model = encoders.resolve(kind, model)
-    encoder = encoders.load_encoder(kind, model, settings, unpadded, colbert_library)
-    run_everywhere(build_index, model, corpus, index_dir, settings, kind=kind, unpadded=unpadded,
-                   overwrite=overwrite, encoder=encoder, rank=rank, world_size=world_size)
+    encoder = encoders.load_encoder(kind, model, settings, colbert_library)
+    run_everywhere(build_index, model, corpus, index_dir, settings, kind=kind, overwrite=overwrite, encoder=encoder,
+                   rank=rank, world_size=world_size)
     run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, settings, overwrite=overwrite,
                    only_rank0=True)
     return Path(index_dir)
@@ -237,30 +237,31 @@ def _check_model(index_dir: str | Path, manifest: IndexManifest, model: str | No
     return name
 
 
-def open_index(index_dir: str | Path, model: str | None = None, batch_size: int = 64, unpadded: str = "auto",
-               max_length: int | None = None, encoder: Encoder | None = None, colbert_library: str = "auto") -> Index:
-    """Load an index with the model it was built with; a different ``model`` is refused."""
-    from embedkit.config import EncodeSettings
+def open_index(index_dir: str | Path, model: str | None = None, settings: EncodeSettings | None = None,
+               encoder: Encoder | None = None, colbert_library: str = "auto") -> Index:
+    """Load an index with the model it was built with; a different ``model`` is refused.
 
+    ``settings`` give the batch size and the forward (``unpadded``) of the encoder loaded for it; what the
+    documents were encoded with (length, truncated dimension, precision) is the index's own, from its manifest,
+    so that queries and added documents are encoded alike.
+    """
     manifest = IndexManifest.load(index_dir)
     backend = get_backend(manifest.backend)
     name = _check_model(index_dir, manifest, model)
     if encoder is None:
-        encoder = encoders.load_encoder(manifest.kind, name, EncodeSettings(
-            batch_size=batch_size, max_length=max_length or manifest.settings.get("max_length"),
-            truncate_dim=manifest.settings.get("truncate_dim"),
-            precision=manifest.settings.get("precision", "fp32")), unpadded, colbert_library)
+        own = manifest.settings
+        settings = replace(settings or EncodeSettings(), max_length=own.get("max_length"),
+                           truncate_dim=own.get("truncate_dim"), precision=own.get("precision", "fp32"))
+        encoder = encoders.load_encoder(manifest.kind, name, settings, colbert_library)
     return backend.open(Path(index_dir), encoder)
 
 
 def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,
-                  batch_size: int = 64, unpadded: str = "auto", encoder: Encoder | None = None,
+                  settings: EncodeSettings | None = None, encoder: Encoder | None = None,
                   colbert_library: str = "auto") -> int:
-    """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) and add them; return the new document count."""
-    manifest = IndexManifest.load(index_dir)
-    count = open_index(index_dir, model, batch_size=batch_size, unpadded=unpadded,
-                       max_length=manifest.settings.get("max_length"), encoder=encoder,
-                       colbert_library=colbert_library).add(documents)
+    """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) as the index's own were and add them; return
+    the new document count. ``settings`` as for :func:`open_index`."""
+    count = open_index(index_dir, model, settings, encoder=encoder, colbert_library=colbert_library).add(documents)
     _forget_corpus(index_dir)
     return count
 

@@ -35,31 +35,31 @@ class LexicalEncoder:
         """Nothing to prepare."""
 
 
-def load_dense(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Encoder:
+def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
 
     st_model = load_dense_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
-    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=unpadded)
+    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=settings.unpadded)
     set_truncate_dim(encoder, settings.truncate_dim)  # Matryoshka: index and query with the first N dims
     return encoder
 
 
-def load_colbert(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Encoder:
+def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
     from embedkit.errors import EmbedkitError
     from embedkit.models.colbert import ColbertEncoder, load_colbert_model
 
     if settings.truncate_dim:
         raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not colbert")
     encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
-                             unpadded=unpadded)
+                             unpadded=settings.unpadded)
     if settings.max_length:
         encoder.set_document_length(settings.max_length)
     return encoder
 
 
-def load_lexical(model: str, settings: EncodeSettings, unpadded: str, colbert_library: str) -> Encoder:
+def load_lexical(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
     return LexicalEncoder()
 
 
@@ -72,14 +72,15 @@ def resolve(kind: str, model: str | None) -> str:
     return resolve_model(model or "")
 
 
-def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None, unpadded: str = "auto",
+def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None,
                  colbert_library: str = "auto") -> Encoder:
-    """The encoder of ``kind`` for ``model``; ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT
-    library that loads a colbert model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16
-    autocast (checked against fp32 on its first texts, refused on CPUs without native bf16)."""
+    """The encoder of ``kind`` for ``model``, encoding as ``settings`` say (batch size, lengths, the packed
+    forward); ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT library that loads a colbert
+    model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16 autocast (checked against
+    fp32 on its first texts, refused on CPUs without native bf16)."""
     load = encoder_loader(kind)
     settings = settings or EncodeSettings()
-    encoder = load(model, settings, unpadded, colbert_library)
+    encoder = load(model, settings, colbert_library)
     if settings.precision != "fp32" and kind_entry(kind).needs_model:
         from embedkit.models.precision import PrecisionEncoder, model_device
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedkit.config import ModelConfig
+from embedkit.config import ModelConfig, Unpadded
 from embedkit.models.loading import hub_error, is_sentence_transformers_folder, remote_code_error, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class DenseEncoder:
     model: object
     batch_size: int = 64
     show_progress: bool = False
-    unpadded: str = "auto"
+    unpadded: Unpadded = "auto"
 
     def __post_init__(self) -> None:
         self.normalize = getattr(self.model, "similarity_fn_name", None) in (None, "cosine")

@@ -14,7 +14,8 @@ Fast inference over whole token-budget batches is :mod:`embedkit.models.packed_e
 
 Outputs at padding positions (``attention_mask == 0``) are zeros, where HF returns values that every
 pooling ignores. The one user of such outputs, ColBERT query expansion without attention to the
-expansion tokens, is routed to the original padded forward (:func:`padded_fallback_len`).
+expansion tokens, is routed to the original padded forward: the caller passes the padded length that must keep
+it (``padded_fallback``, which a ColBERT model's library gives; see ``ColbertLibrary.padded_query_length``).
 
 Unpadding needs each row's length. On a GPU, reading it from the device mask (``torch.nonzero``) waits for
 the device in every training forward, so :func:`enable_unpadded` also wraps the model's ``tokenize`` /
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from embedkit.config import Unpadded
 from embedkit.errors import EmbedkitError
 from embedkit.models.packed_forward import PackedForward, base_model, is_modernbert, packed_forward
 from embedkit.models.packing import AttentionKernel, bucket_seqlen, pick_kernel, repad, resolve_kernel, unpad, \
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["auto", "on", "off"]
 Pooling = Literal["mean", "cls"]
 HINT_KEY = "embedkit_unpad"
 
@@ -156,7 +157,7 @@ class UnpaddedModernBert(nn.Module):
         if device.type == "cpu":  # cheap here, and it keeps the hint path honest in every CPU test
             if not torch.equal(indices, unpad(attention_mask)[0]):
                 raise EmbedkitError("internal error: the host-side sequence lengths disagree with the attention "
-                                    "mask; unset model.unpadded or report this")
+                                    "mask; set unpadded to off or report this")
             return indices, cu_seqlens, bound or longest
         indices = indices.pin_memory().to(device, non_blocking=True)
         cu_seqlens = cu_seqlens.pin_memory().to(device, non_blocking=True)
@@ -181,7 +182,7 @@ class UnpaddedModernBert(nn.Module):
         self._pending = None
         if bool(flag):
             raise EmbedkitError("internal error: the host-side sequence lengths of the previous batch disagreed with "
-                                "its attention mask; unset model.unpadded or report this")
+                                "its attention mask; set unpadded to off or report this")
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
@@ -253,18 +254,6 @@ def hf_forward(st_model: Any) -> Iterator[None]:
         wrapper.force_padded = before
 
 
-def padded_fallback_len(st_model: Any) -> int:
-    """Longest padded batch that must keep HF's forward: ColBERT queries padded with expansion tokens that are
-    masked out of attention but scored (PyLate ``attend_to_expansion_tokens=False``, sentence-transformers
-    ``query_expansion={"attend": False}``) need HF's outputs at masked positions. 0 when there are none."""
-    if getattr(st_model, "do_query_expansion", False) and not getattr(st_model, "attend_to_expansion_tokens", True):
-        return int(getattr(st_model, "query_length", 0) or 0)  # PyLate
-    expansion = getattr(st_model[0], "query_expansion", None) if len(st_model) else None
-    if isinstance(expansion, dict) and not expansion.get("attend", True):
-        return int(expansion.get("length") or 0)  # sentence-transformers MultiVectorEncoder
-    return 0
-
-
 def _backbone_attr(first: Any) -> str:
     """Where the ``Transformer`` module keeps the HF model: ``model`` when ``auto_model`` is a property over it
     (sentence-transformers >= 5.4), else ``auto_model`` (older versions, PyLate)."""
@@ -332,7 +321,7 @@ def _remove_hints(st_model: Any, first: Any) -> None:
             del st_model.__dict__[name]
 
 
-def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | None = None) -> bool:
+def enable_unpadded(st_model: Any, mode: Unpadded = "auto", padded_fallback: int = 0) -> bool:
     """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
 
     Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
@@ -344,7 +333,10 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | N
     (:mod:`embedkit.models.selfcheck`): ``"auto"`` falls back to the HF forward on a mismatch, ``"on"`` raises.
 
     Args:
-        padded_fallback: see :func:`padded_fallback_len` (the default reads it from the model).
+        padded_fallback: batches padded to at most this many tokens keep HF's padded forward: a ColBERT model's
+            query length when its queries are padded with expansion tokens that are masked out of attention but
+            scored (its library says: ``ColbertLibrary.padded_query_length``); 0 (the default) for a model whose
+            outputs at masked positions are never used (dense).
     """
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"unpadded mode must be 'auto', 'on' or 'off', got {mode!r}")
@@ -362,8 +354,7 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | N
 
     if not isinstance(current, ModernBertModel):
         return False
-    fallback = padded_fallback_len(st_model) if padded_fallback is None else padded_fallback
-    wrapper = UnpaddedModernBert(current, padded_fallback_len=fallback, strict=mode == "on")
+    wrapper = UnpaddedModernBert(current, padded_fallback_len=padded_fallback, strict=mode == "on")
     attr = _backbone_attr(first)
     setattr(first, attr, wrapper)
     problem = _routing_problem(first, wrapper)
@@ -371,7 +362,7 @@ def enable_unpadded(st_model: Any, mode: Mode = "auto", padded_fallback: int | N
         setattr(first, attr, current)
         message = f"the packed ModernBERT forward could not be swapped into this model: {problem}"
         if mode == "on":
-            raise EmbedkitError(message + "; set model.unpadded: auto (stays on HF's forward) or off")
+            raise EmbedkitError(message + "; set unpadded to auto (stays on HF's forward) or off")
         logger.warning("%s; staying on the Hugging Face forward", message)
         return False
     _install_hints(st_model, first)

@@ -217,7 +217,7 @@ class PackedTextEncoder:
             return self._forward
         if self.unsupported:
             if self.strict:
-                raise EmbedkitError(f"model.unpadded: on, but packed encoding does not support {self.unsupported}")
+                raise EmbedkitError(f"unpadded: on, but packed encoding does not support {self.unsupported}")
             logger.warning("packed encoding does not support %s; using sentence-transformers' encode", self.unsupported)
             self._fallback = True
             return None

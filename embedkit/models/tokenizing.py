@@ -123,7 +123,7 @@ def check_tokens(side: TextSide, tokenize: Callable[[list[str]], list[list[int]]
     message = (f"the packed path tokenises {what} differently from the model's library (first difference in "
                f"text {bad}: {len(got[bad]) if bad < len(got) else '-'} vs {len(expected[bad])} tokens)")
     if strict:
-        raise EmbedkitError(message + "; set model.unpadded: auto (falls back) or off")
+        raise EmbedkitError(message + "; set unpadded to auto (falls back) or off")
     logger.warning("%s; using the library's own tokenisation", message)
     return side.reference_ids
 

@@ -137,25 +137,23 @@ def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_siz
         raise EmbedkitError(f"{tokens_index} holds vectors of {stored.manifest.model!r}, not of {name!r}")
     # documents encoded now are cut where the stored ones were (the index's max_length), if any
     max_length = stored.manifest.settings.get("max_length") if stored else None
-    encoder = load_encoder("colbert", name, EncodeSettings(batch_size=batch_size, max_length=max_length), "auto",
+    encoder = load_encoder("colbert", name, EncodeSettings(batch_size=batch_size, max_length=max_length),
                            colbert_library)
     return ColbertReranker(encoder, stored, batch_size)
 
 
-def load_cross_encoder(model: str | None, tokens_index: str | None, batch_size: int,
-                       colbert_library: str = "auto") -> CrossEncoderReranker:
-    from sentence_transformers import CrossEncoder
-
-    from embedkit.models.loading import resolve_model
+def load_cross_encoder_reranker(model: str | None, tokens_index: str | None, batch_size: int,
+                                colbert_library: str = "auto") -> CrossEncoderReranker:
+    from embedkit.models.cross_encoder import load_cross_encoder
 
     if tokens_index:
         raise EmbedkitError("rerank_index (stored ColBERT vectors) applies to colbert reranking, not cross-encoder")
     if not model:
         raise EmbedkitError("cross-encoder reranking needs rerank_model (a sentence-transformers CrossEncoder)")
-    return CrossEncoderReranker(CrossEncoder(resolve_model(model)), batch_size)
+    return CrossEncoderReranker(load_cross_encoder(model), batch_size)
 
 
-RERANKERS = {"colbert": load_colbert_reranker, "cross-encoder": load_cross_encoder}
+RERANKERS = {"colbert": load_colbert_reranker, "cross-encoder": load_cross_encoder_reranker}
 NO_RERANK = "none"  # RetrieveConfig.rerank when there is no second stage
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from embedkit.config import RetrieveConfig
+from embedkit.config import EncodeSettings, RetrieveConfig
 from embedkit.errors import EmbedkitError
 from embedkit.index.base import DocumentStore, SearchedIndex, Searcher
 from embedkit.index.registry import NO_MODEL
@@ -156,7 +156,7 @@ def open_part(spec: str, first: SearchedIndex, batch_size: int = 64, colbert_lib
         raise EmbedkitError(f"fuse_with: {spec!r} is neither {NO_MODEL!r} nor an index folder")
     from embedkit.index.build import open_index
 
-    return open_index(spec, batch_size=batch_size, colbert_library=colbert_library)
+    return open_index(spec, settings=EncodeSettings(batch_size=batch_size), colbert_library=colbert_library)
 
 
 def compose(first: SearchedIndex, options: RetrieveConfig, batch_size: int = 64,
@@ -187,5 +187,5 @@ def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None,
     """The searched index with fusion and reranking as configured: what search, eval and serve query."""
     from embedkit.index.build import open_index
 
-    first = open_index(index_dir, model, batch_size=batch_size, colbert_library=colbert_library)
+    first = open_index(index_dir, model, EncodeSettings(batch_size=batch_size), colbert_library=colbert_library)
     return compose(first, options or RetrieveConfig(), batch_size, colbert_library=colbert_library)

@@ -82,7 +82,7 @@ class ColbertTraining:
             from embedkit.models.colbert import get_library
 
             return load_distillation_data(recipe.data, get_library(recipe.colbert.library))
-        return load_training_data(recipe.data, recipe.training.seed)
+        return load_training_data(recipe.data)
 
     def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
         from embedkit.models.colbert import library_of
@@ -106,3 +106,10 @@ class ColbertTraining:
         from embedkit.models.colbert.registry import manifest_entry
 
         return manifest_entry(library_of(model))
+
+    def padded_fallback(self, model: Any) -> int:
+        """Queries expanded with [MASK] tokens that are scored but not attended to keep HF's padded forward: the
+        model's library says up to which length."""
+        from embedkit.models.colbert import library_of
+
+        return library_of(model).padded_query_length(model)

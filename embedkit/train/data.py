@@ -22,7 +22,7 @@ def _local_files(path: Path) -> list[Path]:
     return files
 
 
-def _read_local(path: Path, split: str):
+def _read_local(path: Path):
     import datasets
 
     files = _local_files(path)
@@ -39,10 +39,11 @@ def _read_local(path: Path, split: str):
 
 
 def read_source(source: str, subset: str | None, split: str):
-    """A ``datasets.Dataset`` from a local file/folder or a hub id."""
+    """A ``datasets.Dataset`` from a local file/folder (all of it: ``split`` names a hub dataset's split) or a
+    hub id."""
     path = Path(source).expanduser()
     if path.exists():
-        return _read_local(path, split)
+        return _read_local(path)
     if looks_like_hub_id(source):
         from embedkit.data.hub import load_hub_dataset
 
@@ -74,7 +75,7 @@ def select_columns(dataset, columns: ColumnsConfig, where: str):
     return dataset
 
 
-def load_source(src: SourceConfig, seed: int) -> Any:
+def load_source(src: SourceConfig) -> Any:
     if not src.train:
         raise EmbedkitError("data.train: no training data given")
     where = src.train if not src.subset else f"{src.train} ({src.subset})"
@@ -84,14 +85,14 @@ def load_source(src: SourceConfig, seed: int) -> Any:
     return select_columns(dataset, src.columns, where)
 
 
-def load_training_data(cfg: DataConfig, seed: int) -> Any:
+def load_training_data(cfg: DataConfig) -> Any:
     """One Dataset, or a DatasetDict when ``data.mix`` adds sources (sampled per ``data.sampling``)."""
-    main = load_source(cfg, seed)
+    main = load_source(cfg)
     if not cfg.mix:
         return main
     import datasets
 
     parts = {"main": main}
     for i, src in enumerate(cfg.mix, start=1):
-        parts[f"mix{i}"] = load_source(src, seed)
+        parts[f"mix{i}"] = load_source(src)
     return datasets.DatasetDict(parts)

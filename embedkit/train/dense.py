@@ -29,7 +29,7 @@ class DenseTraining:
         return build_dense_model(recipe.model)
 
     def training_data(self, recipe: Recipe) -> Any:
-        return load_training_data(recipe.data, recipe.training.seed)
+        return load_training_data(recipe.data)
 
     def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
         first = train_data if not hasattr(train_data, "keys") else next(iter(train_data.values()))
@@ -46,3 +46,6 @@ class DenseTraining:
 
     def manifest(self, model: Any) -> dict[str, Any]:
         return {}
+
+    def padded_fallback(self, model: Any) -> int:
+        return 0  # pooling ignores every masked position: the packed forward serves every batch

@@ -18,42 +18,16 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from embedkit.config import ColumnsConfig
+from embedkit.config import ColumnsConfig, MiningOptions
 from embedkit.errors import EmbedkitError
 from embedkit.index.registry import NO_MODEL
+from embedkit.models.cross_encoder import load_cross_encoder
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class MiningOptions:
-    num_negatives: int = 3
-    range_min: int = 0              # skip the top ranks (near-duplicates, unlabeled positives)
-    range_max: int = 50             # consider candidates up to this rank
-    relative_margin: float | None = None   # keep a negative only if score <= positive * (1 - margin)
-    absolute_margin: float | None = None   # keep a negative only if score <= positive - margin
-    max_score: float | None = None         # keep a negative only if score <= max_score
-    min_score: float | None = None         # keep a negative only if score >= min_score
-    sampling: Literal["top", "random"] = "top"
-    cross_encoder: str | None = None       # rescore candidates with this CrossEncoder before filtering
-    batch_size: int = 32
-    use_faiss: bool = True                 # dense: FAISS search instead of a full similarity matrix
-    seed: int = 42
-
-    def check(self) -> None:
-        if self.num_negatives < 1:
-            raise EmbedkitError(f"num_negatives must be at least 1, got {self.num_negatives}")
-        if self.range_min < 0 or self.range_max <= self.range_min:
-            raise EmbedkitError(f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}")
-        if self.range_max - self.range_min < self.num_negatives:
-            raise EmbedkitError(f"the rank range [{self.range_min}, {self.range_max}) holds fewer than "
-                                f"{self.num_negatives} candidates")
-        if self.sampling not in ("top", "random"):
-            raise EmbedkitError(f"sampling must be 'top' or 'random', got {self.sampling!r}")
 
 
 @dataclass
@@ -114,18 +88,19 @@ def _unique(texts: list[str]) -> tuple[list[str], dict[str, int]]:
 
 def _mine_bm25(queries: list[str], positives: list[str], corpus: list[str],
                options: MiningOptions) -> list[list[str] | None]:
-    """BM25 candidates (bm25s, English stopwords), optionally rescored by a cross-encoder."""
+    """BM25 candidates (bm25s, with the bm25 backend's parameters), optionally rescored by a cross-encoder."""
     import bm25s
 
+    from embedkit.index.bm25_index import STOPWORDS, fit_bm25
+
     docs, position = _unique(corpus + positives)
-    retriever = bm25s.BM25(k1=1.5, b=0.75)
-    retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+    retriever = fit_bm25(docs)
     vocab = retriever.vocab_dict
-    query_tokens = bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
+    query_tokens = bm25s.tokenize(queries, stopwords=STOPWORDS, return_ids=False, show_progress=False)
     positives_of: dict[str, set[int]] = {}
     for q, p in zip(queries, positives):
         positives_of.setdefault(q, set()).add(position[p])
-    cross = _load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
+    cross = load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
     depth = min(options.range_max + max(len(s) for s in positives_of.values()), len(docs))
     rng = random.Random(options.seed)
     out: list[list[str] | None] = []
@@ -143,18 +118,6 @@ def _mine_bm25(queries: list[str], positives: list[str], corpus: list[str],
         chosen = select_negatives(ranked, cand_scores, pos_score, positives_of[query], options, rng)
         out.append(None if chosen is None else [docs[d] for d in chosen])
     return out
-
-
-def _load_cross_encoder(name: str) -> Any:
-    from sentence_transformers import CrossEncoder
-
-    from embedkit.models.loading import hub_error, resolve_model
-
-    path = resolve_model(name)
-    try:
-        return CrossEncoder(path)
-    except OSError as exc:
-        raise hub_error(name, exc) from None
 
 
 def _rescore(cross: Any, query: str, positive: str, ranked: list[int], docs: list[str], options: MiningOptions,
@@ -180,7 +143,7 @@ def _mine_dense(dataset: Any, model_name: str, corpus: list[str], options: Minin
     if options.range_max > distinct:  # torch.topk needs k <= number of documents
         options = dataclasses.replace(options, range_max=distinct)
     prompts = getattr(model, "prompts", {}) or {}
-    cross = _load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
+    cross = load_cross_encoder(options.cross_encoder) if options.cross_encoder else None
     return mine_hard_negatives(
         dataset, model, anchor_column_name="query", positive_column_name="positive",
         corpus=list(corpus) or None, cross_encoder=cross, range_min=options.range_min, range_max=options.range_max,

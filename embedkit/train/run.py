@@ -53,6 +53,10 @@ class TrainingKind(Protocol):
     def manifest(self, model: Any) -> dict[str, Any]:
         """What the model folder's manifest records beyond the recipe (the ColBERT library and its version)."""
 
+    def padded_fallback(self, model: Any) -> int:
+        """The longest padded batch that keeps HF's padded forward when the packed one is swapped in (a ColBERT
+        library's expanded queries; see ``enable_unpadded``)."""
+
 
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining()}
 
@@ -129,10 +133,10 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     ``training.resume``); rank 0 saves the model into ``work``. Returns the model and the trainer's log."""
     kind = KINDS[recipe.kind]
     model = kind.build_model(recipe)
-    if recipe.model.unpadded != "off":
+    if recipe.training.unpadded != "off":
         from embedkit.models.modernbert_unpadded import enable_unpadded
 
-        enable_unpadded(model, mode=recipe.model.unpadded)
+        enable_unpadded(model, mode=recipe.training.unpadded, padded_fallback=kind.padded_fallback(model))
     train_data = kind.training_data(recipe)
     checkpoints = work / "checkpoints"
     evaluator = during_training_evaluator(recipe, kind.evaluator)
@@ -180,7 +184,7 @@ def evaluate_model(recipe: Recipe, folder: Path) -> dict[str, dict]:
     for data in recipe.eval.data:
         result = evaluate(str(folder), data, EvalOptions(kind=recipe.kind, split=recipe.eval.split,
                                                         batch_size=recipe.eval.batch_size, use_cache=False,
-                                                        retrieve=recipe.eval.retrieve),
+                                                        unpadded=recipe.eval.unpadded, retrieve=recipe.eval.retrieve),
                           colbert_library=recipe.colbert.library)
         metrics[data] = {k: result[k] for k in ("ndcg@10", "recall@100", "mrr@10", "map@100")}
         logger.info("%s: nDCG@10 %.4f", data, metrics[data]["ndcg@10"])

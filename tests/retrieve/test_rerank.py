@@ -33,8 +33,8 @@ def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, cod
     from embedkit.index.encoders import load_encoder
 
     dense_dir, colbert_dir = tiny_indexes
-    dense = open_index(dense_dir, batch_size=16)
-    colbert = open_index(colbert_dir, batch_size=16)
+    dense = open_index(dense_dir, settings=EncodeSettings(batch_size=16))
+    colbert = open_index(colbert_dir, settings=EncodeSettings(batch_size=16))
     queries = [p.query for p in code_pairs[:3]]
     stored = compose(dense, RetrieveConfig(rerank="colbert", rerank_index=str(colbert_dir), rerank_top_n=20))
     encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64))  # as built
@@ -59,9 +59,10 @@ def test_colbert_rerank_stored_equals_encoded(tiny_indexes, tiny_modernbert, cod
 def test_cross_encoder_order_is_its_prediction(tiny_indexes, tiny_modernbert, code_pairs):
     from sentence_transformers import CrossEncoder
 
+    from embedkit.config import EncodeSettings
     from embedkit.index.build import open_index
 
-    dense = open_index(tiny_indexes[0], batch_size=16)
+    dense = open_index(tiny_indexes[0], settings=EncodeSettings(batch_size=16))
     model = CrossEncoder(str(tiny_modernbert), num_labels=1)  # random head: any order, but its own
     reranked = RerankedSearcher(dense, CrossEncoderReranker(model, batch_size=8), top_n=10)
     query = code_pairs[5].query

@@ -47,9 +47,10 @@ def minilm_index(tmp_path_factory, minilm_path, code_pairs) -> Path:
 @pytest.fixture(scope="module")
 def minilm(minilm_index):
     """The index opened once per module, as `embedkit serve` opens it."""
+    from embedkit.config import EncodeSettings
     from embedkit.index.build import open_index
 
-    return open_index(minilm_index, batch_size=32)
+    return open_index(minilm_index, settings=EncodeSettings(batch_size=32))
 
 
 class Probe:

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from embedkit.config import ServeConfig
+from embedkit.config import EncodeSettings, ServeConfig
 
 openai = pytest.importorskip("openai")
 
@@ -134,6 +134,6 @@ def test_colbert_model_explains_instead_of_embedding(request, start_server):
     from embedkit.serve.app import create_app
 
     colbert_dir = request.getfixturevalue("tiny_indexes")[1]
-    url = start_server(create_app(open_index(colbert_dir, batch_size=16), ServeConfig()))
+    url = start_server(create_app(open_index(colbert_dir, settings=EncodeSettings(batch_size=16)), ServeConfig()))
     reply = httpx.post(f"{url}/v1/embeddings", json={"input": "a"}, timeout=TIMEOUT)
     assert reply.status_code == 400 and "one vector per token" in reply.json()["error"]

@@ -98,7 +98,7 @@ def test_colbert_model_scores_by_maxsim(request, start_server, code_pairs, tiny_
     from embedkit.serve.app import create_app
 
     colbert_dir = request.getfixturevalue("tiny_indexes")[1]
-    url = start_server(create_app(open_index(colbert_dir, batch_size=16), ServeConfig()))
+    url = start_server(create_app(open_index(colbert_dir, settings=EncodeSettings(batch_size=16)), ServeConfig()))
     query, documents = code_pairs[3].query, [p.code for p in code_pairs[:5]]
     body = _rerank(url, query=query, documents=documents).json()
     encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(batch_size=8, max_length=64))  # as built

@@ -20,12 +20,13 @@ def _losses(history: list[dict]) -> list[float]:
 def _recipe(model_path: Path, data_path: Path, out: Path, **sections) -> dict:
     raw = {
         "kind": "colbert", "output_dir": str(out),
-        "model": {"name": str(model_path), "unpadded": "off"},
+        "model": {"name": str(model_path)},
         "colbert": {"embedding_dim": 16, "query_length": 16, "document_length": 48},
         "data": {"train": str(data_path)},
         "loss": {"name": "contrastive"},
         "training": {"learning_rate": 2e-3, "batch_size": 8, "max_steps": 24, "warmup_ratio": 0.0,
-                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup"},
+                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup", "unpadded": "off"},
+        "eval": {"unpadded": "off"},
     }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value}

@@ -125,3 +125,58 @@ def test_mine_cli(pairs_jsonl, tmp_path):
                "--range-min", "1", "--range-max", "20", "--margin", "0.05"])
     assert rc == 0 and len(_rows(out)) > 0
     assert main(["mine", "--model", "bm25", "--data", str(tmp_path / "nope.jsonl"), "--output", str(out)]) == 2
+
+
+def test_mine_flags_are_the_mining_options_fields():
+    """Each flag parses into its MiningOptions field (same type checks); unset flags keep the field's default."""
+    import dataclasses
+
+    from embedkit.cli import _parser
+    from embedkit.cli_fields import from_args
+
+    base = ["mine", "--model", "bm25", "--data", "d.jsonl", "--output", "o.jsonl"]
+    assert from_args(_parser().parse_args(base), MiningOptions, "mine") == MiningOptions()
+    args = _parser().parse_args(base + ["--margin", "0.05", "--no-faiss", "--sampling", "random", "--cross-encoder",
+                                        "some/reranker", "--num-negatives", "2", "--seed", "7"])
+    options = from_args(args, MiningOptions, "mine")
+    assert (options.relative_margin, options.use_faiss, options.sampling, options.cross_encoder,
+            options.num_negatives, options.seed) == (0.05, False, "random", "some/reranker", 2, 7)
+    with pytest.raises(EmbedkitError, match="range_max: expected an integer"):
+        from_args(_parser().parse_args(base + ["--range-max", "many"]), MiningOptions, "mine")
+    assert all(f.metadata.get("help") for f in dataclasses.fields(MiningOptions))
+
+
+def test_mine_cli_refuses_bad_options_before_reading(tmp_path, capsys):
+    from embedkit.cli import main
+
+    missing = str(tmp_path / "not-read.jsonl")  # the options fail first, so the missing file is never reported
+    argv = ["mine", "--model", "bm25", "--data", missing, "--output", str(tmp_path / "o"), "--batch-size", "0"]
+    assert main(argv) == 2
+    assert "batch_size must be at least 1" in capsys.readouterr().err
+
+
+def test_bm25_mining_ranks_as_the_bm25_backend(pairs_jsonl, tmp_path):
+    """Mining's BM25 is the bm25 backend's (same parameters, same tokenisation): with no filter, each row's
+    first negative is the backend's best hit that is not the row's positive (or one tied with it)."""
+    from embedkit.config import IndexSettings
+    from embedkit.data.corpus import Corpus
+    from embedkit.index.build import build_index, open_index
+
+    rows = _rows(pairs_jsonl)
+    documents = list(dict.fromkeys(r["positive"] for r in rows))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": str(i), "text": d}) + "\n" for i, d in enumerate(documents)),
+                      encoding="utf-8")
+    index = open_index(build_index(None, Corpus(str(corpus)), tmp_path / "bm25", IndexSettings(backend="bm25"),
+                                   progress=False))
+    mined = {r["query"]: r["negative_1"] for r in _rows(mine(pairs_jsonl, tmp_path / "m.jsonl", "bm25",
+                                                             MiningOptions(num_negatives=1, range_max=10)).output)}
+    checked = 0
+    for row in rows[:40]:
+        if row["query"] not in mined:
+            continue
+        (hits,) = index.search([row["query"]], k=10)
+        others = {h.text: h.score for h in hits if h.text != row["positive"]}
+        assert others.get(mined[row["query"]]) == pytest.approx(max(others.values()), rel=1e-6), row["query"]
+        checked += 1
+    assert checked >= 20

@@ -23,10 +23,11 @@ def small_beir(tmp_path, code_pairs, make_beir) -> Path:
 
 def _recipe(tmp_path, model, train, **sections):
     raw = {"kind": "dense", "output_dir": str(tmp_path / "model"),
-           "model": {"name": str(model), "max_seq_length": 64, "unpadded": "off"},
+           "model": {"name": str(model), "max_seq_length": 64},
            "data": {"train": str(train), "max_samples": 24},
            "training": {"batch_size": 8, "max_steps": 2, "logging_steps": 1, "save_steps": 1000,
-                        "warmup_ratio": 0.0}}
+                        "warmup_ratio": 0.0, "unpadded": "off"},
+           "eval": {"unpadded": "off"}}
     for key, value in sections.items():
         raw.setdefault(key, {}).update(value)
     return recipe_from_dict(raw)
@@ -65,7 +66,7 @@ def test_mix_source_errors_name_the_source(tmp_path, tiny_modernbert, train_json
     bad.write_text('{"query": "a", "answer": "b"}\n', encoding="utf-8")
     recipe = _recipe(tmp_path, tiny_modernbert, train_jsonl, data={"mix": [{"train": str(bad)}]})
     with pytest.raises(EmbedkitError, match="bad.jsonl: missing column"):
-        load_training_data(recipe.data, 0)
+        load_training_data(recipe.data)
 
 
 def test_matryoshka_model_indexes_at_a_truncated_size(tmp_path, tiny_modernbert, train_jsonl, small_beir,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from embedkit.config import ColbertConfig, ModelConfig
+from embedkit.config import ColbertConfig, ModelConfig, Unpadded
 from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
 from embedkit.models.colbert.registry import ColbertLibrary, get_library, library_of, manifest_entry
 from embedkit.models.loading import hub_error, remote_code_error, resolve_model
@@ -60,7 +60,7 @@ class ColbertEncoder:
     model: Any
     batch_size: int = 64
     show_progress: bool = False
-    unpadded: str = "auto"
+    unpadded: Unpadded = "auto"
     library: ColbertLibrary | None = field(default=None, repr=False)  # default: the one the model belongs to
 
     def __post_init__(self) -> None:
@@ -74,7 +74,8 @@ class ColbertEncoder:
         if self.unpadded != "off":
             from embedkit.models.modernbert_unpadded import enable_unpadded
 
-            self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            self._packed = enable_unpadded(self.model, mode=self.unpadded,
+                                           padded_fallback=self.library.padded_query_length(self.model))
             if self._packed:
                 logger.info("using the packed (unpadded) ModernBERT forward")
 

@@ -69,6 +69,11 @@ class PyLateColbert:
 
         return pylate_documents(model)
 
+    def padded_query_length(self, model: Any) -> int:
+        if model.do_query_expansion and not model.attend_to_expansion_tokens:
+            return int(model.query_length or 0)
+        return 0
+
     def dim(self, model: Any) -> int:
         return int(model[-1].out_features)
 

@@ -149,6 +149,12 @@ class SentenceTransformersColbert:
 
         return sentence_transformers_documents(model)
 
+    def padded_query_length(self, model: Any) -> int:
+        expansion = _transformer(model).query_expansion  # {"strategy", "attend", "length", ...} or None
+        if isinstance(expansion, dict) and not expansion.get("attend", True):
+            return int(expansion.get("length") or 0)
+        return 0
+
     def dim(self, model: Any) -> int:
         return int(model.get_embedding_dimension())
 
