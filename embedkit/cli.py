@@ -319,7 +319,7 @@ def _add_serve_options(group: argparse._ArgumentGroup) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
-    from embedkit.cli_help import DESCRIPTION, command, describe_existing
+    from embedkit.cli_help import DESCRIPTION, command
     from embedkit.config import (EncodeSettings, EvalOptions, IndexConfig, IndexSettings, Kind, MiningOptions,
                                  MldrSetting, ReportConfig)
 

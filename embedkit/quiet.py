@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import Any
 
 # Libraries that report at INFO/WARNING on every model load (transformers prints a LOAD REPORT table as a
 # warning; sentence-transformers and PyLate log each module they build; bm25s sets its own logger to DEBUG
@@ -43,9 +44,26 @@ class _Format(logging.Formatter):
         return f"{record.levelname} {record.name}: {message}"
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (as :data:`logging.lastResort` does), not
+    to the stream it was created with: a caller that swaps stderr (pytest's capture, a notebook) and closes the
+    old one gets no "I/O operation on closed file" from a later log line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     """Log to stderr: embedkit at INFO (DEBUG with ``verbose``), the dependencies only with ``verbose``."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(_Format() if not verbose else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         handler.addFilter(_Quiet())

@@ -106,14 +106,17 @@ def test_report_metrics_and_protocols():
 
 
 def test_model_options():
-    from embedkit.models.modernbert_unpadded import Mode, Pooling
+    from embedkit.models.modernbert_unpadded import Pooling, enable_unpadded
     from embedkit.models.precision import Precision
 
     assert _names(_field_type(config.ModelConfig, "pooling")) == _names(Pooling)
     assert _names(_field_type(config.EncodeSettings, "precision")) == _names(Precision)
-    unpadded = [_field_type(cls, "unpadded") for cls in (config.ModelConfig, config.EncodeSettings)
-                if "unpadded" in typing.get_type_hints(cls)]
-    assert unpadded and all(_names(tp) == _names(Mode) for tp in unpadded)
+    # every stage's unpadded key is the one Literal enable_unpadded checks its mode against
+    assert _field_type(config.TrainingConfig, "unpadded") == _field_type(config.EncodeSettings, "unpadded")
+    assert _field_type(config.EncodeSettings, "unpadded") == config.Unpadded
+    assert "unpadded" not in typing.get_type_hints(config.ModelConfig)
+    with pytest.raises(ValueError, match="auto, on, off"):
+        enable_unpadded(None, "sometimes")
 
 
 def test_benchmark_loaders():
@@ -146,13 +149,12 @@ def _expected_choices() -> dict[str, set[str]]:
         "--protocol": _names(_field_type(config.EvalOptions, "protocol")),
         "--long-documents": _names(_field_type(config.EvalOptions, "long_documents")),
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
-        "--unpadded": _names(_field_type(config.ModelConfig, "unpadded")),
+        "--unpadded": _names(config.Unpadded),
         "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),
+        "--sampling": _names(_field_type(config.MiningOptions, "sampling")),
     }
 
 
-# Choices of options that are no recipe field and no registry: the sub-command's own (mining's sampling).
-_OWN_CHOICES = {("mine", "--sampling")}
 
 
 def test_every_choices_list_on_the_command_line_is_a_registry_or_a_recipe_type():
@@ -166,8 +168,6 @@ def test_every_choices_list_on_the_command_line_is_a_registry_or_a_recipe_type()
             if not action.choices or isinstance(action, argparse._SubParsersAction):
                 continue
             flag = action.option_strings[0]
-            if (command, flag) in _OWN_CHOICES:
-                continue
             assert flag in expected, f"embedkit {command} {flag}: choices from where? (add it here)"
             assert set(action.choices) == expected[flag], f"embedkit {command} {flag}"
             seen.add(flag)
@@ -209,9 +209,9 @@ def name_comparisons(source: str, names: set[str]) -> list[tuple[int, str]]:
     written as a string."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Compare):
-            if any(text in names for part in (node.left, *node.comparators) for text in _strings(part)):
-                found.append((node.lineno, ast.unparse(node)))
+        if isinstance(node, ast.Compare) and any(
+                text in names for part in (node.left, *node.comparators) for text in _strings(part)):
+            found.append((node.lineno, ast.unparse(node)))
     return found
 
 

@@ -204,8 +204,7 @@ def resolve_benchmarks(spec: str | Iterable[str]) -> list[Benchmark]:
     set; ``beir/cqadupstack`` is the aggregate whose members are its 12 forums. Unknown names raise
     :class:`EmbedkitError` listing the valid ones.
     """
-    names = [part for part in (spec.split(",") if isinstance(spec, str) else spec)]
-    names = [part.strip() for part in names if part.strip()]
+    names = [part.strip() for part in (spec.split(",") if isinstance(spec, str) else spec) if part.strip()]
     if not names:
         raise EmbedkitError("no benchmark named; valid groups: " + ", ".join(sorted(GROUPS)))
     resolved: list[Benchmark] = []

@@ -32,7 +32,7 @@ import inspect
 import logging
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -338,8 +338,8 @@ def enable_unpadded(st_model: Any, mode: Unpadded = "auto", padded_fallback: int
             scored (its library says: ``ColbertLibrary.padded_query_length``); 0 (the default) for a model whose
             outputs at masked positions are never used (dense).
     """
-    if mode not in ("auto", "on", "off"):
-        raise ValueError(f"unpadded mode must be 'auto', 'on' or 'off', got {mode!r}")
+    if mode not in get_args(Unpadded):
+        raise ValueError(f"unpadded mode must be one of {', '.join(get_args(Unpadded))}, got {mode!r}")
     first = st_model[0] if len(st_model) else None
     current = getattr(first, "auto_model", None)
     if isinstance(current, UnpaddedModernBert):

@@ -4,7 +4,6 @@ every text passes before it joins a batch (so a bad text fails its own request, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from embedkit.config import ServeConfig
 from embedkit.index.base import Searcher

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from embedkit.data import benchmark_sources as sources
-from embedkit.errors import EmbedkitError
 from embedkit.data.benchmarks import BENCHMARKS, CQADUPSTACK_FORUMS, get_benchmark
+from embedkit.errors import EmbedkitError
 
 
 def _beir_files(prefix: str, n_docs: int = 3, split: str = "test") -> dict[str, str]:

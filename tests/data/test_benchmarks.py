@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from embedkit.errors import EmbedkitError
 from embedkit.data.benchmarks import (
     BEIR_15,
     BENCHMARKS,
@@ -15,6 +14,7 @@ from embedkit.data.benchmarks import (
     list_benchmarks_table,
     resolve_benchmarks,
 )
+from embedkit.errors import EmbedkitError
 
 
 def test_registry_holds_the_paper_sets():

@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from embedkit.cli import main
+from embedkit.data.benchmarks import GROUPS, resolve_benchmarks
 from embedkit.evaluate import benchmark_runner
 from embedkit.evaluate.benchmark_runner import results_path, run_benchmarks
-from embedkit.data.benchmarks import GROUPS, resolve_benchmarks
 from embedkit.evaluate.runner import EvalOptions
 
 PAPER = [name for entry in resolve_benchmarks("paper") for name in (entry.members or (entry.name,))]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from embedkit.errors import EmbedkitError
 from embedkit.data.benchmarks import BEIR_15, CQADUPSTACK_FORUMS
+from embedkit.errors import EmbedkitError
 from embedkit.evaluate.report import (
     PAPER_TABLE_1,
     chart_figure,
