@@ -36,10 +36,10 @@ def main() -> None:
     from compare_st import build_folder, machine, save
 
     from embedkit.config import EvalOptions
-    from embedkit.train.recipes import recipe_from_dict
     from embedkit.evaluate.runner import evaluate
     from embedkit.models.dense import DenseEncoder
     from embedkit.pipeline import run_pipeline
+    from embedkit.train.recipes import recipe_from_dict
 
     encoded = [0]
     real = DenseEncoder.encode_documents

@@ -119,8 +119,8 @@ def build_indexes(folder: Path, minilm: str, colbert_model: str) -> tuple[Path, 
 def fine_tuned_colbert(work: Path, minilm: str) -> str:
     """The quickstart's ColBERT: MiniLM + 128-d projection, 20 steps on site-packages docstring/code pairs
     (disjoint from the stdlib corpora scored here). Trained once into ``work``."""
-    from embedkit.train.recipes import load_recipe
     from embedkit.quickstart import RECIPE, prepare_data
+    from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
     out = work / "minilm-colbert-code"
