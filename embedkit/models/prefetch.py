@@ -153,6 +153,28 @@ def default_threads(device: torch.device) -> int:
 _DONE = object()
 
 
+def _put(slots: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first: a consumer that has gone stops reading a full queue."""
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(slots: queue.Queue) -> Iterator:
+    """The producer's items up to ``_DONE``; an exception it handed over is raised here, in the consumer."""
+    while True:
+        item = slots.get()
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 class PackedJob:
     """The packed batches of one call's texts, produced in the background; iterate it once.
 
@@ -169,15 +191,6 @@ class PackedJob:
         self._args = (pool, tokenize, max_tokens, chunk_size, window, sort, sort_tokens, pin_memory, bucket)
         self._thread = threading.Thread(target=self._produce, name="embedkit-pack", daemon=True)
         self._thread.start()
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def _produce(self) -> None:
         pool, tokenize, max_tokens, chunk_size, window, sort, sort_tokens, pin_memory, bucket = self._args
@@ -210,24 +223,18 @@ class PackedJob:
                     pending = [_select(merged, groups.pop())]
                     pending_tokens = int(pending[0].lengths.sum())
                 for group in groups:
-                    if not self._put(_make_batch(_select(merged, group), pin_memory, bucket)):
+                    if not _put(self._queue, _make_batch(_select(merged, group), pin_memory, bucket), self._stop):
                         return
-            self._put(_DONE)
+            _put(self._queue, _DONE, self._stop)
         except BaseException as exc:  # handed to the consumer
-            self._put(exc)
+            _put(self._queue, exc, self._stop)
         finally:
             for future in futures.values():
                 future.cancel()
 
     def __iter__(self) -> Iterator[HostBatch]:
         try:
-            while True:
-                item = self._queue.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            yield from _drain(self._queue)
         finally:
             self.cancel()
 
@@ -314,28 +321,16 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not _put(slots, item, stop):
                     return
-            slots.put(_DONE)
+            _put(slots, _DONE, stop)
         except BaseException as exc:  # handed to the consumer
-            slots.put(exc)
+            _put(slots, exc, stop)
 
     worker = threading.Thread(target=produce, name="embedkit-tokenize", daemon=True)
     worker.start()
     try:
-        while True:
-            item = slots.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from _drain(slots)
     finally:
         stop.set()
         worker.join(timeout=5)
