@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger("embedkit")
 
 
 def cache_dir() -> Path:
@@ -56,15 +59,96 @@ def partial_path(final: Path) -> Path:
     return final.with_name(final.name + ".partial")
 
 
+def check_replaceable(final: str | Path, manifest: str, what: str, announce: bool = False) -> None:
+    """Refuse to replace ``final`` unless it is a folder holding embedkit's ``manifest`` (a folder of ``what``
+    embedkit made): ``--overwrite`` never deletes a user's folder or file. ``announce`` logs what is replaced."""
+    final = Path(final)
+    if not (final.exists() or final.is_symlink()):
+        return
+    if final.is_symlink() or not final.is_dir():
+        raise EmbedkitError(f"{final} is a file, not {what} folder embedkit made; --overwrite replaces only those: "
+                            "choose another path (embedkit never deletes what it did not make)")
+    if not (final / manifest).is_file():
+        raise EmbedkitError(f"{final} holds no {manifest}: it is not {what} folder embedkit made, and --overwrite "
+                            "replaces only those; choose another folder (embedkit never deletes what it did not "
+                            "make)")
+    if announce:
+        logger.warning("--overwrite: replacing %s (%s folder embedkit made, %s)", final, what, manifest)
+
+
+def check_apart(output: str | Path | None, where: str, inputs: Iterable[tuple[str, str | Path | None]]) -> None:
+    """Refuse an output path that equals, contains or lies inside one of the ``(flag, path)`` inputs that exist
+    locally: writing it could overwrite, delete or be read back as the input (``mine --output`` equal to
+    ``--data``, an index folder inside its corpus folder)."""
+    if not output:
+        return
+    out = Path(output).expanduser().resolve()
+    for flag, value in inputs:
+        if not value or not Path(value).expanduser().exists():
+            continue
+        source = Path(value).expanduser().resolve()
+        if out == source:
+            raise EmbedkitError(f"{where} {output} is the input {flag}; write to another path")
+        if source.is_relative_to(out):
+            raise EmbedkitError(f"{where} {output} contains the input {flag} {value}; write to another path")
+        if source.is_dir() and out.is_relative_to(source):
+            raise EmbedkitError(f"{where} {output} lies inside the input {flag} {value}; write outside it")
+
+
+def check_writable(path: str | Path, where: str, expect: str = "file") -> Path:
+    """An output path that can be written: not a folder where a file is expected (or the reverse), and its
+    nearest existing parent a folder this process may write in. Checked before any work, so that the OS error
+    is one line naming the path instead of a traceback after minutes of work."""
+    path = Path(path).expanduser()
+    if expect == "file" and path.is_dir():
+        raise EmbedkitError(f"{where}: {path} is a folder; a file is expected here")
+    if expect == "folder" and path.exists() and not path.is_dir():
+        raise EmbedkitError(f"{where}: {path} is a file; a folder is expected here")
+    for parent in path.absolute().parents:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise EmbedkitError(f"{where}: cannot write {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise EmbedkitError(f"{where}: cannot write {path}: permission denied in {parent}")
+        break
+    return path
+
+
+def check_results_file(path: str | Path | None, where: str) -> None:
+    """A results JSON to write: writable, and if it exists, a results JSON embedkit wrote (one with a
+    ``settings_key``), never a user's file."""
+    if not path:
+        return
+    path = check_writable(path, where)
+    if not path.exists():
+        return
+    try:
+        ours = "settings_key" in json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, OSError):
+        ours = False
+    if not ours:
+        raise EmbedkitError(f"{where}: {path} exists and is not a results file embedkit wrote; choose another "
+                            "path (embedkit never overwrites what it did not make)")
+
+
 @contextmanager
-def publish_dir(final: str | Path, overwrite: bool = False, keep_partial: bool = True) -> Iterator[Path]:
+def publish_dir(final: str | Path, overwrite: bool = False, keep_partial: bool = True,
+                manifest: str | None = None, what: str = "an artefact", announce: bool = True) -> Iterator[Path]:
     """Yield a work folder beside ``final``; rename it to ``final`` only when the block succeeds.
 
-    The work folder (``<final>.partial``) survives a failure so that a rerun can resume from it.
+    The work folder (``<final>.partial``) survives a failure so that a rerun can resume from it. With
+    ``overwrite``, an existing ``final`` is replaced only when it holds ``manifest`` (see
+    :func:`check_replaceable`, which says on stderr what it replaces unless ``announce`` is off: an edit in
+    place); without a ``manifest`` nothing existing is replaced.
     """
     final = Path(final)
-    if final.exists() and not overwrite:
-        raise EmbedkitError(f"{final} already exists; pass --overwrite to replace it")
+    if final.exists() or final.is_symlink():
+        if manifest is None:
+            raise EmbedkitError(f"{final} already exists; choose another path")
+        check_replaceable(final, manifest, what, announce=overwrite and announce)
+        if not overwrite:
+            raise EmbedkitError(f"{final} already exists; pass --overwrite to replace it")
     work = partial_path(final)
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -74,6 +158,8 @@ def publish_dir(final: str | Path, overwrite: bool = False, keep_partial: bool =
             shutil.rmtree(work, ignore_errors=True)
         raise
     if final.exists():
+        if manifest is not None:
+            check_replaceable(final, manifest, what)  # again: something may have taken its place meanwhile
         trash = final.with_name(f".{final.name}.old-{int(time.time())}")
         os.replace(final, trash)
         os.replace(work, final)

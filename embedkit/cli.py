@@ -82,6 +82,13 @@ def _index(args: argparse.Namespace) -> int:
         raise EmbedkitError(f"index needs --model (only {model_free} needs none)")
     if args.model and args.model != NO_MODEL:
         check_local_or_hub(args.model, "--model", "model")
+    if not args.add:
+        from embedkit.artifacts import check_apart, check_replaceable, check_writable
+        from embedkit.index.base import MANIFEST
+
+        check_apart(cfg.output_dir, "--index-dir", [("--corpus", cfg.corpus), ("--model", args.model)])
+        check_writable(cfg.output_dir, "--index-dir", "folder")
+        check_replaceable(cfg.output_dir, MANIFEST, "an index")
     from embedkit.data.corpus import Corpus
     from embedkit.distributed import dist_context
     from embedkit.index.build import (add_documents, build_index, build_index_distributed, index_differences)
@@ -180,7 +187,17 @@ def _eval(args: argparse.Namespace) -> int:
         check_local_or_hub(args.model, "--model", "model")
     if args.data:
         check_local(args.data, "--data", "folder")
+    from embedkit.artifacts import check_apart, check_results_file, check_writable
+
+    inputs = [("--data", args.data), ("--model", args.model)]
+    for flag, path in (("--output", args.output), ("--run-file", args.run_file)):
+        check_apart(path, flag, inputs)
+    check_results_file(args.output, "--output")
+    if args.run_file:
+        check_writable(args.run_file, "--run-file")
     if args.benchmark:
+        check_apart(args.output_dir, "--output-dir", inputs)
+        check_writable(args.output_dir, "--output-dir", "folder")
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
@@ -241,6 +258,10 @@ def _report(args: argparse.Namespace) -> int:
     cfg = from_args(args, ReportConfig, "report")
     for path in args.results:
         check_local(path, "results")
+    from embedkit.artifacts import check_apart, check_writable
+
+    check_apart(cfg.output_dir, "--output", [("results", path) for path in args.results])
+    check_writable(cfg.output_dir, "--output", "folder")
     md_path, png_path = write_report(args.results, cfg.output_dir, cfg.metric)
     logger.info("wrote %s and %s", md_path, png_path)
     print(md_path.read_text(encoding="utf-8"), end="")

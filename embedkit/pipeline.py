@@ -109,8 +109,8 @@ def refuse_retraining(recipe: Recipe, changes: list[str]) -> EmbedkitError:
     from embedkit.train.run import MANIFEST
 
     if not (Path(recipe.output_dir) / MANIFEST).is_file():
-        return EmbedkitError(f"output_dir {recipe.output_dir} already exists and holds no model embedkit trained; "
-                             "pass --overwrite to replace it, or set output_dir to another folder")
+        return EmbedkitError(f"output_dir {recipe.output_dir} already exists and holds no model embedkit trained "
+                             f"(no {MANIFEST}); --overwrite replaces only those: set output_dir to another folder")
     shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
     return EmbedkitError(f"output_dir {recipe.output_dir} holds a model trained with other settings ({shown}); "
                          "pass --overwrite to train again and replace it, or set output_dir to keep both")

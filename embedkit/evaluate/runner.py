@@ -11,7 +11,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import cache_dir, model_fingerprint, settings_key, write_json
+from embedkit.artifacts import (
+    cache_dir,
+    check_results_file,
+    check_writable,
+    model_fingerprint,
+    settings_key,
+    write_json,
+)
 from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
@@ -140,6 +147,9 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     """
     options = options or EvalOptions()
     folder = Path(data_folder)
+    check_results_file(output, "output")  # before any work; never over a file embedkit did not write
+    if run_file:
+        check_writable(run_file, "run file")
     document_text = document_text or document_text_of(folder, options.protocol)
     data = load_beir(folder, options.split, titles=document_text == "title+text")
     coverage = check_judged_documents(data)  # one pass over the corpus before any encoding (its fingerprint too)

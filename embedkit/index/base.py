@@ -299,7 +299,7 @@ class Index(SearchedIndex):
         work = partial_path(self.folder)
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(self.folder, work)
-        return publish_dir(self.folder, overwrite=True)
+        return publish_dir(self.folder, overwrite=True, manifest=MANIFEST, what="an index", announce=False)
 
     def _save_manifest(self, folder: Path, num: int) -> None:
         manifest = IndexManifest(**asdict(self.manifest))

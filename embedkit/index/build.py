@@ -17,7 +17,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from embedkit.artifacts import model_fingerprint, partial_path, publish_dir, read_json, versions, write_json
+from embedkit.artifacts import (
+    check_replaceable,
+    model_fingerprint,
+    partial_path,
+    publish_dir,
+    read_json,
+    versions,
+    write_json,
+)
 from embedkit.config import NOT_RECORDED, EncodeSettings, IndexSettings, narrow, setting_differences
 from embedkit.data.corpus import Corpus, corpus_file
 from embedkit.errors import EmbedkitError
@@ -160,8 +168,10 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     kind = encoder_kind(settings, model or NO_MODEL, kind)
     model = encoders.resolve(kind, model)
     index_dir = Path(index_dir)
-    if index_dir.exists() and not overwrite:
-        raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
+    if index_dir.exists() or index_dir.is_symlink():
+        check_replaceable(index_dir, MANIFEST, "an index")
+        if not overwrite:
+            raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
     if encoder is None:
         encoder = encoders.load_encoder(kind, model, settings, colbert_library)
     shard_settings = _encode_settings(kind, model, settings)
@@ -191,7 +201,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
     shards = list_shards(work)
     total = sum(s.count for s in shards)
     backend = get_backend(resolve_backend(settings, kind, total))
-    with publish_dir(index_dir, overwrite=overwrite) as folder:
+    with publish_dir(index_dir, overwrite=overwrite, manifest=MANIFEST, what="an index") as folder:
         backend_settings = backend.build(shards, folder, settings, int(encoder.dim))
         num = DocumentStore.write(folder, (doc for shard in shards for doc in shard.documents()))
         backend_settings.update(max_length=settings.max_length, truncate_dim=settings.truncate_dim,

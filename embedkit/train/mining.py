@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from embedkit.artifacts import check_apart, check_writable
 from embedkit.config import ColumnsConfig, MiningOptions
 from embedkit.errors import EmbedkitError
 from embedkit.index.registry import NO_MODEL
@@ -178,6 +179,8 @@ def mine(data: str | Path, output: str | Path, model: str, options: MiningOption
 
     options = options or MiningOptions()
     options.check()
+    check_apart(output, "--output", [("--data", data), ("--model", model)])
+    check_writable(output, "--output")
     columns = columns or ColumnsConfig()
     columns = ColumnsConfig(query=columns.query, positive=columns.positive, negatives=[])
     dataset = read_source(str(data), subset, split)

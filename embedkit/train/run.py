@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from embedkit.artifacts import partial_path, publish_dir, versions, write_json
+from embedkit.artifacts import check_replaceable, partial_path, publish_dir, versions, write_json
 from embedkit.config import Recipe
 from embedkit.distributed import barrier, world
 from embedkit.errors import EmbedkitError
@@ -198,8 +198,10 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
     its checkpoints there, and the same command resumes from the last one.
     """
     final = Path(recipe.output_dir)
-    if final.exists() and not overwrite:
-        raise EmbedkitError(f"output_dir {final} already holds a model; pass --overwrite to replace it")
+    if final.exists() or final.is_symlink():
+        check_replaceable(final, MANIFEST, "a model")
+        if not overwrite:
+            raise EmbedkitError(f"output_dir {final} already holds a model; pass --overwrite to replace it")
     work = partial_path(final)
     rank = world()[0]
     previous = work / "recipe.yaml"
@@ -217,7 +219,7 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
         barrier()
         return final
     try:
-        with publish_dir(final, overwrite=overwrite) as work:
+        with publish_dir(final, overwrite=overwrite, manifest=MANIFEST, what="a model") as work:
             (work / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
             model, history = fit(recipe, work)
             _finish(recipe, work, final, history, start, keep_checkpoints, KINDS[recipe.kind].manifest(model))

@@ -141,20 +141,25 @@ def export_pylate(model: str | Path, out: Path) -> None:
 
 
 EXPORTS: dict[str, Callable[[str | Path, Path], None]] = {"pylate": export_pylate}
+# What marks a folder as an export embedkit wrote (the only kind of folder export --overwrite replaces).
+EXPORT_MANIFEST = "embedkit-export.json"
 
 
 def export_model(model: str | Path, out: str | Path, format: str, overwrite: bool = False) -> Path:
     """Export ``model`` to ``format`` at ``out``, written in a temporary sibling and renamed when complete."""
-    from embedkit.artifacts import partial_path, publish_dir
+    from embedkit.artifacts import check_apart, check_replaceable, partial_path, publish_dir, versions, write_json
 
     if format not in EXPORTS:
         raise EmbedkitError(f"unknown export format {format!r}; use one of {', '.join(EXPORTS)}")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise EmbedkitError(f"{out} already exists; pass --overwrite to replace it")
-    if out.resolve() == Path(model).expanduser().resolve():
-        raise EmbedkitError(f"{out}: export into a new folder, not over the model itself")
+    check_apart(out, "output", [("model", model)])
+    if out.exists() or out.is_symlink():
+        check_replaceable(out, EXPORT_MANIFEST, "an exported model")
+        if not overwrite:
+            raise EmbedkitError(f"{out} already exists; pass --overwrite to replace it")
     shutil.rmtree(partial_path(out), ignore_errors=True)  # a killed export's leftovers
-    with publish_dir(out, overwrite=overwrite, keep_partial=False) as work:
+    with publish_dir(out, overwrite=overwrite, keep_partial=False, manifest=EXPORT_MANIFEST,
+                     what="an exported model") as work:
         EXPORTS[format](model, work)
+        write_json(work / EXPORT_MANIFEST, {"format": format, "model": str(model), "versions": versions()})
     return out
