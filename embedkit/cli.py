@@ -60,10 +60,11 @@ def _index(args: argparse.Namespace) -> int:
     from embedkit.cli_fields import from_args
     from embedkit.config import IndexConfig
     from embedkit.data.inputs import check_local, check_local_or_hub
-    from embedkit.index.registry import BACKENDS, NO_MODEL, needs_model
+    from embedkit.index.registry import BACKENDS, NO_MODEL, check_available, needs_model
 
     cfg = from_args(args, IndexConfig, "index")
     library = _colbert_library(args)
+    check_available(cfg.backend)
     if args.delete:
         check_local(cfg.output_dir, "--index-dir", "folder")
         from embedkit.index.build import delete_documents
@@ -177,12 +178,13 @@ def _eval(args: argparse.Namespace) -> int:
     from embedkit.cli_fields import from_args
     from embedkit.config import EvalOptions, IndexSettings
     from embedkit.data.inputs import check_local, check_local_or_hub
-    from embedkit.index.registry import NO_MODEL
+    from embedkit.index.registry import NO_MODEL, check_available
 
     options = from_args(args, EvalOptions, "eval")
     library = _colbert_library(args)
     index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
                                                           for k in ("batch_size", "max_length", "truncate_dim")})
+    check_available(index.backend)
     if args.model != NO_MODEL:
         check_local_or_hub(args.model, "--model", "model")
     if args.data:
@@ -284,7 +286,14 @@ def _mine(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from embedkit.train.sweep import run_sweep
 
-    only = [int(i) for part in args.only_index for i in part.split(",") if i.strip()] if args.only_index else None
+    only = None
+    if args.only_index:
+        try:
+            only = [int(i) for part in args.only_index for i in part.split(",") if i.strip()]
+        except ValueError:
+            raise EmbedkitError(f"--only-index: expected variant numbers like 0,2, got {args.only_index}") from None
+        if not only:
+            raise EmbedkitError("--only-index: no variant number given")
     result = run_sweep(args.recipe, args.set_grid, overrides=args.set or [], only=only, keep=args.keep,
                        overwrite=args.overwrite, sweep_dir=args.sweep_dir)
     print(result.table)
@@ -308,6 +317,25 @@ def _colbert_library_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
 
 # --------------------------------------------------------------------------- parser
 
+def _count(text: str) -> int:
+    """A flag's whole number of at least 1 (a count, a size, k); an over-long value is not echoed whole.
+
+    >>> _count("3")
+    3
+    """
+    try:
+        value = int(text) if len(text) <= 40 else None
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= _MAX_COUNT:
+        shown = repr(text) if len(text) <= 40 else repr(text[:20]) + f"... ({len(text)} characters)"
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {_MAX_COUNT}, got {shown}")
+    return value
+
+
+_MAX_COUNT = 2**31 - 1  # what FAISS, numpy indexing and torch take as a count
+
+
 def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batch_help: str = "") -> None:
     """What ``search`` and ``serve`` open: an index, its model, and RetrieveConfig's flags (the recipe's
     eval.retrieve section), one per field, in the fusion and reranking groups."""
@@ -317,7 +345,7 @@ def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batc
     p.add_argument("--index-dir", required=True, metavar="DIR", help="The index folder to search.")
     p.add_argument("--model", default=None, help="The model that encodes queries. Default: the one the index was "
                    "built with (another model is refused).")
-    p.add_argument("--batch-size", type=int, default=batch_size, metavar="INT",
+    p.add_argument("--batch-size", type=_count, default=batch_size, metavar="INT",
                    help=f"Query encoding batch size{batch_help} (default: {batch_size}).")
     _colbert_library_flag(p)
     add_fields(p, RetrieveConfig, "retrieve")
@@ -338,14 +366,23 @@ def _add_serve_options(group: argparse._ArgumentGroup) -> None:
                                metavar="TEXT", help=f"{f.metadata['help']} (default: {f.default!r})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with embedkit's one error line: ``embedkit: error: search: argument -k: ...`` (after the usage),
+    exit code 2; sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("embedkit").strip()
+        self.exit(2, f"embedkit: error: {command + ': ' if command else ''}{message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from embedkit.cli_fields import add_fields
     from embedkit.cli_help import DESCRIPTION, command
     from embedkit.config import (EncodeSettings, EvalOptions, IndexConfig, IndexSettings, Kind, MiningOptions,
                                  MldrSetting, ReportConfig)
 
-    parser = argparse.ArgumentParser(prog="embedkit", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="embedkit", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="Debug logging, including the dependencies' load reports, warnings and the trainer's "
                              "log lines.")
@@ -390,7 +427,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command(sub, "search", "search an index by query text")
     p.add_argument("query", nargs="+", help="One or more queries (quote each).")
-    p.add_argument("-k", type=int, default=10, help="Hits to show per query (default: 10).")
+    p.add_argument("-k", type=_count, default=10, help="Hits to show per query (default: 10).")
     p.add_argument("--json", action="store_true",
                    help="Print the hits as JSON (query, then id, score and text of each hit).")
     _add_searcher_options(p)
@@ -438,11 +475,11 @@ def _parser() -> argparse.ArgumentParser:
     p = command(sub, "quickstart", "offline demo: fine-tune MiniLM on code search and compare with BM25")
     p.add_argument("--workdir", default="runs/quickstart", metavar="DIR",
                    help="Where the data, models, indexes and reports go (default: runs/quickstart).")
-    p.add_argument("--train-size", type=int, default=2000, metavar="INT",
+    p.add_argument("--train-size", type=_count, default=2000, metavar="INT",
                    help="Training pairs extracted from the installed packages (default: 2000).")
-    p.add_argument("--eval-size", type=int, default=2000, metavar="INT",
+    p.add_argument("--eval-size", type=_count, default=2000, metavar="INT",
                    help="Python stdlib functions in the scored corpus (default: 2000; 500 of them are queried).")
-    p.add_argument("--max-steps", type=int, default=None, metavar="INT",
+    p.add_argument("--max-steps", type=_count, default=None, metavar="INT",
                    help="Stop training after this many updates (default: the recipes' own).")
     p.add_argument("--no-colbert", action="store_true", help="Run the dense recipe only, not the ColBERT one.")
     p.set_defaults(func=_quickstart)
@@ -469,7 +506,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="Column holding the relevant document (default: positive).")
     p.add_argument("--subset", default=None, help="Hugging Face dataset configuration.")
     p.add_argument("--split", default="train", help="Split to read (default: train).")
-    p.add_argument("--max-samples", type=int, default=None, metavar="INT", help="Mine for at most this many rows.")
+    p.add_argument("--max-samples", type=_count, default=None, metavar="INT", help="Mine for at most this many rows.")
     p.set_defaults(func=_mine)
 
     p = command(sub, "sweep", "train a recipe over a grid of settings and keep the best by mean nDCG@10")
@@ -487,6 +524,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> int:
+    """Print the one error line (on a line of its own: open progress bars are ended first); exit code 2."""
+    from embedkit.quiet import end_progress_lines
+
+    end_progress_lines()
+    print(f"embedkit: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from embedkit.quiet import configure_logging
@@ -495,8 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except EmbedkitError as exc:
-        print(f"embedkit: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
     except KeyboardInterrupt:
         print("embedkit: interrupted", file=sys.stderr)
         return 130
@@ -505,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a path the checks before the work could not foresee (a disk full, a race)
+        if exc.errno is None or exc.strerror is None:
+            raise
+        where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        return _error(f"{where}: {exc.strerror}" if where else exc.strerror)
 
 
 if __name__ == "__main__":

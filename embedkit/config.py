@@ -40,23 +40,58 @@ UNPADDED_HELP = ("Packed (unpadded) ModernBERT forward {what}: auto uses it for 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
           flag: str | None = None, flag_help: str | None = None, group: str | None = None,
-          metavar: str | None = None) -> Any:
+          metavar: str | None = None, low: float | None = None, high: float | None = None,
+          above: float | None = None, below: float | None = None) -> Any:
     """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do,
     ``flag_help`` is the flag's own help where it differs (a flag that turns a default-on setting off),
-    ``group`` the option group of the flag (on a section: of all its flags), ``metavar`` its value's name."""
-    options = (("flag", flag), ("flag_help", flag_help), ("group", group), ("metavar", metavar))
-    metadata = {"help": text, **{k: v for k, v in options if v}}
+    ``group`` the option group of the flag (on a section: of all its flags), ``metavar`` its value's name.
+    ``low``/``high`` (inclusive) and ``above``/``below`` (exclusive) bound a number: :class:`Bounded` checks
+    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds)."""
+    options = (("flag", flag), ("flag_help", flag_help), ("group", group), ("metavar", metavar), ("low", low),
+               ("high", high), ("above", above), ("below", below))
+    metadata = {"help": text, **{k: v for k, v in options if v is not None}}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
+def bound_error(name: str, value: Any, f: dataclasses.Field) -> str | None:
+    """What is wrong with ``value`` for the field ``f`` given its bounds, or None.
+
+    >>> bound_error("k", 0, dataclasses.field(metadata={"low": 1}))
+    'k: must be at least 1, got 0'
+    """
+    meta = f.metadata
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if "low" in meta and value < meta["low"]:
+        return f"{name}: must be at least {meta['low']}, got {value}"
+    if "high" in meta and value > meta["high"]:
+        return f"{name}: must be at most {meta['high']}, got {value}"
+    if "above" in meta and not value > meta["above"]:
+        return f"{name}: must be above {meta['above']}, got {value}"
+    if "below" in meta and not value < meta["below"]:
+        return f"{name}: must be below {meta['below']}, got {value}"
+    return None
+
+
+class Bounded:
+    """Config sections whose numeric fields carry bounds (``_help(..., low=1)``): checked on construction, so a
+    recipe, a ``--set``, a flag and a Python caller all get the same one-line error."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            problem = bound_error(f.name, getattr(self, f.name), f)
+            if problem:
+                raise EmbedkitError(problem)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(Bounded):
     name: str = _help("Hub id or local path of the backbone or of a sentence-transformers/PyLate model.",
                       "answerdotai/ModernBERT-base")
     max_seq_length: int | None = _help("Longest input in tokens (dense); longer texts are truncated. Default: "
-                                       "the model's own limit (all-MiniLM-L6-v2: 256).", None)
+                                       "the model's own limit (all-MiniLM-L6-v2: 256).", None, low=1)
     pooling: Literal["mean", "cls"] = _help("How token vectors become one vector (dense, raw backbones).",
                                             "mean")
     similarity: Literal["cosine", "dot"] = _help("Score function; cosine normalises embeddings.", "cosine")
@@ -72,17 +107,17 @@ COLBERT_FRESH_DEFAULTS = {"embedding_dim": 128, "query_length": 32, "document_le
 
 
 @dataclass
-class ColbertConfig:
+class ColbertConfig(Bounded):
     library: Literal["auto", "sentence-transformers", "pylate"] = _help(
         "ColBERT library: sentence-transformers (MultiVectorEncoder, sentence-transformers >= 6) or pylate "
         "(PyLate, in an environment with embedkit[pylate]); auto: sentence-transformers when it has "
         "MultiVectorEncoder, else pylate.", "auto", flag="--colbert-library")
     embedding_dim: int | None = _help("Size of the per-token projection; null = the checkpoint's own (128 for a "
-                                      "fresh projection).", None)
+                                      "fresh projection).", None, low=1)
     query_length: int | None = _help("Query length in tokens, padded with [MASK] (query expansion); null = the "
-                                     "checkpoint's own (32 for a backbone).", None)
+                                     "checkpoint's own (32 for a backbone).", None, low=1)
     document_length: int | None = _help("Document length in tokens (up to the backbone's limit, 8192 for "
-                                        "ModernBERT); null = the checkpoint's own (180 for a backbone).", None)
+                                        "ModernBERT); null = the checkpoint's own (180 for a backbone).", None, low=1)
     query_prefix: str | None = _help("Marker prepended to queries; null = the checkpoint's own ('[Q] ' for a "
                                      "backbone).", None)
     document_prefix: str | None = _help("Marker prepended to documents; null = the checkpoint's own ('[D] ' for a "
@@ -103,12 +138,13 @@ class ColumnsConfig:
 
 
 @dataclass
-class SourceConfig:
+class SourceConfig(Bounded):
     train: str | None = _help("Training data: hub dataset id, or a local JSONL/Parquet/CSV file or folder.",
                               None)
     subset: str | None = _help("Hub dataset configuration (e.g. 'triplet-hard').", None)
     split: str = _help("Split to read.", "train")
-    max_samples: int | None = _help("Use at most this many rows (the first ones; the trainer shuffles them).", None)
+    max_samples: int | None = _help("Use at most this many rows (the first ones; the trainer shuffles them).", None,
+                                    low=1)
     columns: ColumnsConfig = _help("Which columns hold query, positive and negatives.", factory=ColumnsConfig)
 
 
@@ -123,71 +159,71 @@ class DataConfig(SourceConfig):
 
 
 @dataclass
-class LossConfig:
+class LossConfig(Bounded):
     name: str | None = _help("The training loss: mnrl or cached_mnrl for dense models; contrastive, "
                              "cached_contrastive or distillation for colbert. Default: mnrl for dense, contrastive "
                              "for colbert, distillation when data.format is distillation.", None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
-                                 32)
-    scale: float = _help("Inverse temperature of the in-batch softmax (dense).", 20.0)
+                                 32, low=1)
+    scale: float = _help("Inverse temperature of the in-batch softmax (dense).", 20.0, above=0)
     gather_across_devices: bool = _help("Share in-batch negatives across processes under torchrun.", True)
     matryoshka_dims: list[int] = _help("Also train these truncated embedding sizes (Matryoshka). Default: none, "
                                        "the full size only.", factory=list)
 
 
 @dataclass
-class TrainingConfig:
-    learning_rate: float = _help("Peak learning rate.", 8e-5)
-    batch_size: int = _help("Rows per device per step; in-batch negatives come from the whole batch.", 32)
+class TrainingConfig(Bounded):
+    learning_rate: float = _help("Peak learning rate.", 8e-5, above=0)
+    batch_size: int = _help("Rows per device per step; in-batch negatives come from the whole batch.", 32, low=1)
     gradient_accumulation_steps: int = _help("Steps accumulated before an update (negatives are not shared "
-                                             "across them: prefer a cached loss).", 1)
-    epochs: float = _help("Passes over the training data.", 1.0)
-    max_steps: int = _help("Stop after this many updates; -1 runs every epoch.", -1)
-    warmup_ratio: float = _help("Fraction of updates spent warming the learning rate up.", 0.05)
-    weight_decay: float = _help("AdamW weight decay.", 0.01)
+                                             "across them: prefer a cached loss).", 1, low=1)
+    epochs: float = _help("Passes over the training data.", 1.0, above=0)
+    max_steps: int = _help("Stop after this many updates; -1 runs every epoch.", -1, low=-1)
+    warmup_ratio: float = _help("Fraction of updates spent warming the learning rate up.", 0.05, low=0, below=1)
+    weight_decay: float = _help("AdamW weight decay.", 0.01, low=0)
     scheduler: Literal["linear", "cosine", "constant_with_warmup"] = _help("Learning-rate schedule.", "linear")
     bf16: bool = _help("Train in bfloat16 mixed precision (GPU).", False)
     unpadded: Unpadded = _help(UNPADDED_HELP.format(what="in training"), "auto")
-    seed: int = _help("Seed for shuffling and initialisation.", 42)
-    logging_steps: int = _help("Log the loss every N updates.", 10)
-    save_steps: int = _help("Checkpoint every N updates (kept until training finishes).", 500)
-    eval_steps: int = _help("Score eval.during_training every N updates; 0 scores it once, at the end.", 0)
+    seed: int = _help("Seed for shuffling and initialisation.", 42, low=0)
+    logging_steps: int = _help("Log the loss every N updates.", 10, low=1)
+    save_steps: int = _help("Checkpoint every N updates (kept until training finishes).", 500, low=1)
+    eval_steps: int = _help("Score eval.during_training every N updates; 0 scores it once, at the end.", 0, low=0)
     resume: bool = _help("Continue from the last checkpoint of an interrupted run in the same output_dir.",
                          True)
-    dataloader_num_workers: int = _help("Worker processes feeding batches.", 0)
+    dataloader_num_workers: int = _help("Worker processes feeding batches.", 0, low=0)
 
 
 IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"]
 
 
 @dataclass
-class FaissConfig:
-    hnsw_m: int = _help("hnsw: graph neighbours per node.", 32)
-    ef_search: int = _help("hnsw: candidates kept while searching; higher finds more, slower.", 128)
+class FaissConfig(Bounded):
+    hnsw_m: int = _help("hnsw: graph neighbours per node.", 32, low=2)
+    ef_search: int = _help("hnsw: candidates kept while searching; higher finds more, slower.", 128, low=1)
     nlist: int | None = _help("ivfpq: inverted lists. Default: 4·sqrt(documents), capped by the training sample.",
-                              None)
+                              None, low=1)
     pq_m: int | None = _help("ivfpq: product-quantiser parts (must divide the dimension). Default: dimension / 4.",
-                             None)
-    nprobe: int = _help("ivfpq: lists probed per query.", 32)
-    train_sample: int = _help("ivfpq: vectors the quantisers are trained on.", 200_000)
+                             None, low=1)
+    nprobe: int = _help("ivfpq: lists probed per query.", 32, low=1)
+    train_sample: int = _help("ivfpq: vectors the quantisers are trained on.", 200_000, low=1)
 
 
 @dataclass
-class PlaidConfig:
-    nbits: int = _help("Bits per residual dimension.", 4)
-    kmeans_niters: int = _help("k-means iterations for the centroids.", 4)
-    n_ivf_probe: int = _help("Centroids probed per query token when searching.", 8)
-    n_full_scores: int = _help("Candidates scored in full (decompressed MaxSim) when searching.", 4096)
-    seed: int = _help("k-means seed.", 42)
+class PlaidConfig(Bounded):
+    nbits: int = _help("Bits per residual dimension.", 4, low=1, high=8)
+    kmeans_niters: int = _help("k-means iterations for the centroids.", 4, low=1)
+    n_ivf_probe: int = _help("Centroids probed per query token when searching.", 8, low=1)
+    n_full_scores: int = _help("Candidates scored in full (decompressed MaxSim) when searching.", 4096, low=1)
+    seed: int = _help("k-means seed.", 42, low=0)
 
 
 @dataclass
-class EncodeSettings:
+class EncodeSettings(Bounded):
     """How texts are encoded for an index (the index stage, and the indexes evaluation builds)."""
 
-    batch_size: int = _help("Encoding batch size.", 64)
-    max_length: int | None = _help("Document length in tokens. Default: the model's own.", None)
-    truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None)
+    batch_size: int = _help("Encoding batch size.", 64, low=1)
+    max_length: int | None = _help("Document length in tokens. Default: the model's own.", None, low=1)
+    truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None, low=1)
     precision: Literal["fp32", "bf16"] = _help(
         "Compute precision of encoding. bf16: bfloat16 autocast, for CPUs with AVX512-BF16 or AMX (refused "
         "elsewhere) and GPUs; checked against fp32 on the first texts. An index records it and encodes its "
@@ -212,8 +248,8 @@ class IndexSettings(EncodeSettings):
         group="index backend")
     auto_exact_max_documents: int = _help(
         "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "
-        "crossover, see the README).", 10_000, group="index backend")
-    shard_size: int = _help("Documents per resumable shard.", 8192)
+        "crossover, see the README).", 10_000, group="index backend", low=0)
+    shard_size: int = _help("Documents per resumable shard.", 8192, low=1)
     keep_shards: bool = _help(
         "Keep the encoded vectors in the index folder (shards/), so that a rebuild with another backend or "
         "other backend options encodes nothing; they take about the disk space of a flat index.", True,
@@ -239,7 +275,7 @@ class IndexConfig(IndexSettings):
 
 
 @dataclass
-class RetrieveConfig:
+class RetrieveConfig(Bounded):
     """Fusion of several indexes and a second-stage reranker over any index (search, eval and serve)."""
 
     fuse_with: list[str] = _help("Other indexes over the same corpus to fuse with the searched one: index folders, "
@@ -247,11 +283,12 @@ class RetrieveConfig:
                                  group="fusion", metavar="INDEX")
     fusion: Literal["rrf", "weighted"] = _help(
         "rrf: reciprocal rank fusion; weighted: a weighted sum of min-max normalised scores.", "rrf", group="fusion")
-    rrf_k: int = _help("The constant k of RRF's 1/(k + rank) (60 in Cormack et al. 2009).", 60, group="fusion")
+    rrf_k: int = _help("The constant k of RRF's 1/(k + rank) (60 in Cormack et al. 2009).", 60, group="fusion", low=0)
     weights: list[float] | None = _help("Weighted fusion: one weight per index, the searched one first. Default: "
                                         "equal weights (in eval: chosen on half of the queries, scored on the "
                                         "other half).", None, group="fusion")
-    fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100, group="fusion")
+    fusion_depth: int = _help("Candidates taken from each fused index per query (at least k).", 100, group="fusion",
+                              low=1)
     rerank: Literal["none", "colbert", "cross-encoder"] = _help(
         "A second stage over the first stage's top rerank_top_n: ColBERT MaxSim or a CrossEncoder.", "none",
         group="reranking")
@@ -260,8 +297,8 @@ class RetrieveConfig:
     rerank_index: str | None = _help("colbert: an exact-MaxSim colbert index (backend exact) over the same corpus, "
                                      "whose stored token vectors are read instead of encoding documents per query.",
                                      None, group="reranking", metavar="DIR")
-    rerank_top_n: int = _help("First-stage candidates reranked per query.", 100, group="reranking")
-    rerank_batch_size: int = _help("Batch size of the reranker's encoding and scoring.", 32, group="reranking")
+    rerank_top_n: int = _help("First-stage candidates reranked per query.", 100, group="reranking", low=1)
+    rerank_batch_size: int = _help("Batch size of the reranker's encoding and scoring.", 32, group="reranking", low=1)
 
 
 @dataclass
@@ -277,7 +314,7 @@ class EvalOptions(EncodeSettings):
         "the ModernBERT paper do. mteb: self-hits are dropped only where the MTEB task opts in (ArguAna, Quora, "
         "FiQA, FEVER, MS MARCO in mteb 2.26) and titles are always joined to the text.", "beir")
     k: int = _help("Documents retrieved per query: recall and MAP are measured at this depth (recall@k, map@k), "
-                   "nDCG and MRR at 10 (at k when k is smaller).", 100, flag="-k")
+                   "nDCG and MRR at 10 (at k when k is smaller).", 100, flag="-k", low=1)
     long_documents: Literal["truncate", "chunk-maxpool"] = _help(
         "truncate documents at the model's length, or split them into windows and keep each document's best "
         "window.", "truncate")
@@ -326,13 +363,14 @@ API_KEY_ENV = "EMBEDKIT_API_KEY"
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(Bounded):
     """``embedkit serve``: address, security, limits, batching and threads (one flag per field; not a recipe
     section). Limits left at null follow the served model and index (see the README's serve section)."""
 
     host: str = _help("Address to bind. 127.0.0.1 (loopback) is reachable from this machine only; 0.0.0.0 or a "
                       "public address exposes the server: set an API key.", "127.0.0.1")
-    port: int = _help("TCP port; it is bound before the model loads, so a port in use fails at once.", 8000)
+    port: int = _help("TCP port; it is bound before the model loads, so a port in use fails at once.", 8000,
+                      low=0, high=65535)
     api_key: str | None = _help(f"Bearer token every route but /health requires (Authorization: Bearer KEY). "
                                 f"Prefer the {API_KEY_ENV} environment variable: a flag shows in `ps`.", None)
     allowed_hosts: list[str] = _help(
@@ -349,27 +387,29 @@ class ServeConfig:
     threads: int = _help(
         "Threads for torch and FAISS (the tokenizer keeps one). 1 keeps single-query latency stable on a machine "
         "shared with other work (with more, torch's threads wait for busy cores: 15 ms queries took up to 0.5 s "
-        "in our measurements); raise it on a machine the server has to itself.", 1)
+        "in our measurements); raise it on a machine the server has to itself.", 1, low=1)
     max_batch: int = _help("Texts (queries, inputs, documents) computed together from concurrent requests; a "
-                           "larger request is computed in slices of this size, in turn with the others.", 64)
+                           "larger request is computed in slices of this size, in turn with the others.", 64, low=1)
     max_wait_ms: float = _help("How long a batch waits for more requests to join it, only while others are "
-                               "already queued (a lone request starts at once).", 2.0)
+                               "already queued (a lone request starts at once).", 2.0, low=0)
     max_queue: int = _help("Texts waiting for the model across all requests; a request that would exceed it "
-                           "gets 503 with Retry-After.", 2048)
+                           "gets 503 with Retry-After.", 2048, low=1)
     request_timeout: float = _help("Seconds a request may take (reading its body, waiting, computing) before "
-                                   "it is answered 503 (or 408 for a slow body) and its work dropped.", 30.0)
-    max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024)
-    max_texts: int = _help("Texts per request: /search queries, /v1/embeddings inputs, /rerank documents.", 1024)
+                                   "it is answered 503 (or 408 for a slow body) and its work dropped.", 30.0, above=0)
+    max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024,
+                                low=1)
+    max_texts: int = _help("Texts per request: /search queries, /v1/embeddings inputs, /rerank documents.", 1024, low=1)
     max_chars: int | None = _help("Characters per text; null = 10 per token of the model's max_seq_length "
                                   "(all-MiniLM-L6-v2: 256 tokens, 2560 characters), past which it reads nothing.",
-                                  None)
-    max_k: int = _help("Largest k of /search.", 1000)
+                                  None, low=1)
+    max_k: int = _help("Largest k of /search.", 1000, low=1)
     max_hits: int | None = _help("Largest queries × k of one /search request; null = what keeps a reply with "
-                                 "texts near 8 MB at the index's mean document size (1,000 to 100,000).", None)
+                                 "texts near 8 MB at the index's mean document size (1,000 to 100,000).", None, low=1)
     access_log: bool = _help("Log one line per request (client, method, path, status, milliseconds, bytes) at "
                              "info level on stderr.", True, flag="--no-access-log")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 <= self.port <= 65535:
             raise EmbedkitError(f"serve port: must be 0-65535, got {self.port}")
         for name in ("threads", "max_batch", "max_queue", "max_body_bytes", "max_texts", "max_k", "max_chars",
@@ -384,28 +424,28 @@ class ServeConfig:
 
 
 @dataclass
-class MiningOptions:
+class MiningOptions(Bounded):
     """``embedkit mine``: which candidates become hard negatives (one flag per field; not a recipe section).
 
     Only ranks in ``[range_min, range_max)`` are considered, the query's own positives never; a candidate must
     pass every margin and score bound that is set. Rows left with fewer than ``num_negatives`` are dropped.
     """
 
-    num_negatives: int = _help("Negatives written per row.", 3)
-    range_min: int = _help("Skip this many top candidates (near-duplicates, unlabeled positives).", 0)
-    range_max: int = _help("Consider candidates up to this rank.", 50)
+    num_negatives: int = _help("Negatives written per row.", 3, low=1)
+    range_min: int = _help("Skip this many top candidates (near-duplicates, unlabeled positives).", 0, low=0)
+    range_max: int = _help("Consider candidates up to this rank.", 50, low=1)
     relative_margin: float | None = _help(
         "Keep a negative only if it scores at most (1 - margin) x the positive's score (0.05: at most 0.95 x).",
-        None, flag="--margin", metavar="MARGIN")
+        None, flag="--margin", metavar="MARGIN", low=0, high=1)
     absolute_margin: float | None = _help("Keep a negative only if it scores at most the positive's score minus "
-                                          "this.", None, metavar="MARGIN")
+                                          "this.", None, metavar="MARGIN", low=0)
     max_score: float | None = _help("Drop candidates scoring above this.", None, metavar="SCORE")
     min_score: float | None = _help("Drop candidates scoring below this.", None, metavar="SCORE")
     sampling: Literal["top", "random"] = _help("top: the best-scoring valid candidates; random: any valid ones.",
                                                "top")
     cross_encoder: str | None = _help("Rescore the candidates (and the positive) with this CrossEncoder before the "
                                       "filters, as the NV-Retriever paper recommends.", None, metavar="MODEL")
-    batch_size: int = _help("Encoding (and cross-encoder) batch size.", 32)
+    batch_size: int = _help("Encoding (and cross-encoder) batch size.", 32, low=1)
     use_faiss: bool = _help("Dense models: search with FAISS instead of a full similarity matrix.", True,
                             flag="--no-faiss", flag_help="Dense models: an exact similarity matrix instead of FAISS "
                             "search.")
@@ -545,7 +585,13 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
         raise EmbedkitError(
             f"unknown key {prefix}{unknown[0]!s}; valid keys{' in ' + where if where else ''}: {', '.join(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except EmbedkitError as exc:  # a field's bound (Bounded): name it by its full key
+        field_name = str(exc).split(":", 1)[0]
+        if where and field_name in names:
+            raise EmbedkitError(f"{where}.{exc}") from None
+        raise
 
 
 def _set_override(raw: dict[str, Any], assignment: str) -> None:
@@ -578,6 +624,8 @@ def check_fields(recipe: Recipe) -> Recipe:
     if recipe.model.max_seq_length is not None and recipe.model.max_seq_length < 1:
         raise EmbedkitError(f"model.max_seq_length: must be at least 1 (or null: the model's own limit), "
                             f"got {recipe.model.max_seq_length}")
+    if recipe.training.max_steps == 0:
+        raise EmbedkitError("training.max_steps: must be -1 (every epoch) or at least 1, got 0")
     if recipe.training.learning_rate <= 0:
         raise EmbedkitError(f"training.learning_rate: must be positive, got {recipe.training.learning_rate}")
     if not 0 <= recipe.training.warmup_ratio < 1:
@@ -594,6 +642,8 @@ def parse_recipe(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
     """A recipe mapping with ``key=value`` overrides applied, typed and its fields checked; errors start with
     ``source``. Not checked against the registries: load recipes with ``embedkit.train.recipes``."""
     raw = dict(raw or {})
+    if isinstance(overrides, str):  # one "key=value" passed on its own, not iterated character by character
+        overrides = [overrides]
     for assignment in overrides:
         _set_override(raw, assignment)
     try:

@@ -121,16 +121,19 @@ def refuse_retraining(recipe: Recipe, changes: list[str]) -> EmbedkitError:
 def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
     """Every input path the stages will read, checked before any model loads: a path that does not exist
     locally is reported first as such (and, for a Hub-id-shaped one, why the Hub could not supply it)."""
-    from embedkit.data.inputs import check_local, check_local_or_hub
     from embedkit.data.benchmarks import resolve_benchmarks
+    from embedkit.data.inputs import check_local, check_local_or_hub
+    from embedkit.train.data import check_source
 
     trains = "train" in stages and bool(recipe.data.train)
     if trains:
         check_local_or_hub(recipe.model.name, "model.name", "model")
         check_local_or_hub(recipe.data.train, "data.train", "dataset")
+        check_source(recipe.data.train, "data.train")
         for number, source in enumerate(recipe.data.mix):
             if source.train:
                 check_local_or_hub(source.train, f"data.mix[{number}].train", "dataset")
+                check_source(source.train, f"data.mix[{number}].train")
         if recipe.eval.during_training:
             check_local(recipe.eval.during_training, "eval.during_training", "folder")
     later = [s for s in ("index", "eval") if s in stages]
@@ -294,6 +297,8 @@ def parse_stages(text: str | Sequence[str] | None) -> tuple[str, ...]:
     unknown = [s for s in names if s not in STAGES]
     if unknown:
         raise EmbedkitError(f"--stages: unknown stage {unknown[0]!r}; use a comma list of {', '.join(STAGES)}")
+    if not names:
+        raise EmbedkitError(f"--stages: no stage named; use a comma list of {', '.join(STAGES)}")
     return tuple(s for s in STAGES if s in names)
 
 

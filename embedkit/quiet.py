@@ -89,3 +89,17 @@ def configure_logging(verbose: bool = False) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+
+
+def end_progress_lines() -> None:
+    """Close the progress bars still open (an error raised inside a loop a bar wraps leaves its bar open, on a
+    line without an end), so that the error printed next starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")  # never imported here: a bar can only be open when something else imported it
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error being reported
+            continue
+    sys.stderr.flush()

@@ -300,3 +300,176 @@ def test_no_pickle_is_loaded_by_embedkit():
             if re.search(r"allow_pickle\s*=\s*True|torch\.load\(|\bimport pickle\b|pickle\.loads?\(|joblib", code):
                 offenders.append(f"{path.relative_to(root)}:{lineno}: {line.strip()}")
     assert not offenders, offenders
+
+
+# --- the table: every sub-command with bad input: exit 2, one error line of its own, nothing left behind -------
+
+def run_main(capsys, argv: list) -> tuple[int, str]:
+    """``main`` in-process; argparse's own refusals (SystemExit) count as the exit code they carry."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_clean_line(code: int, err: str, needle: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = err.replace("\r", "\n").splitlines()
+    messages = [line for line in lines if "embedkit: error:" in line]
+    assert len(messages) == 1 and messages[0].startswith("embedkit: error: "), err  # never glued to a bar
+    assert needle in messages[0], err
+
+
+def _recipe_text(tmp: Path, model: str, train: str, extra: str = "") -> Path:
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(f"kind: dense\noutput_dir: {tmp / 'model'}\nmodel: {{name: {model}}}\n"
+                      f"data:\n  train: {train}\n{extra}", encoding="utf-8")
+    return recipe
+
+
+def _bad_model(tmp: Path) -> Path:
+    folder = tmp / "broken-model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"hidden_size": 8}')
+    return folder
+
+
+# (id, argv given (tmp folder, corpus, pairs, beir folder, minilm), what the error line must say)
+BAD = [
+    ("train-txt-data", lambda t, c, p, b, m: ["train", _recipe_text(t, m, str(t / "pairs.txt"))],
+     "unsupported training data file .txt"),
+    ("mine-tsv-data", lambda t, c, p, b, m: ["mine", "--model", "bm25", "--data", t / "pairs.tsv", "--output",
+                                             t / "out.jsonl"], "unsupported training data file .tsv"),
+    ("index-dir-under-a-file", lambda t, c, p, b, m: ["index", "--backend", "bm25", "--corpus", c, "--index-dir",
+                                                      t / "pairs.txt" / "index"], "is a file, not a folder"),
+    ("index-dir-is-a-file", lambda t, c, p, b, m: ["index", "--backend", "bm25", "--corpus", c, "--index-dir",
+                                                   t / "pairs.txt"], "a folder is expected here"),
+    ("eval-output-is-a-folder", lambda t, c, p, b, m: ["eval", "--model", "bm25", "--data", b, "--output",
+                                                       t / "a-folder"],
+     "a file is expected here"),
+    ("eval-run-file-missing-parent-is-a-file", lambda t, c, p, b, m: [
+        "eval", "--model", "bm25", "--data", b, "--run-file", t / "pairs.txt" / "run.trec"], "is a file, not a folder"),
+    ("mine-output-is-a-folder", lambda t, c, p, b, m: ["mine", "--model", "bm25", "--data", p, "--output",
+                                                       t / "a-folder"],
+     "a file is expected here"),
+    ("report-output-is-a-file", lambda t, c, p, b, m: ["report", b, "--output", t / "pairs.txt"],
+     "a folder is expected here"),
+    ("model-config-without-model-type", lambda t, c, p, b, m: [
+        "index", "--model", _bad_model(t), "--corpus", c, "--index-dir", t / "index"], "no model_type"),
+    ("index-batch-size-0", lambda t, c, p, b, m: ["index", "--model", m, "--corpus", c, "--index-dir", t / "index",
+                                                  "--batch-size", 0], "batch_size: must be at least 1"),
+    ("index-max-length-negative", lambda t, c, p, b, m: [
+        "index", "--model", m, "--corpus", c, "--index-dir", t / "index", "--max-length", -5], "max_length"),
+    ("index-max-length-0", lambda t, c, p, b, m: [
+        "index", "--model", m, "--corpus", c, "--index-dir", t / "index", "--max-length", 0], "max_length"),
+    ("index-max-length-beyond-positions", lambda t, c, p, b, m: [
+        "index", "--model", m, "--corpus", c, "--index-dir", t / "index", "--max-length", 100000], "positions"),
+    ("index-shard-size-0", lambda t, c, p, b, m: [
+        "index", "--model", m, "--corpus", c, "--index-dir", t / "index", "--shard-size", 0], "shard_size"),
+    ("search-k-0", lambda t, c, p, b, m: ["search", "--index-dir", t, "-k", 0, "q"], "-k"),
+    ("search-k-4000-digits", lambda t, c, p, b, m: ["search", "--index-dir", t, "-k", "9" * 4000, "q"],
+     "(4000 characters)"),
+    ("search-batch-size-0", lambda t, c, p, b, m: ["search", "--index-dir", t, "--batch-size", 0, "q"],
+     "--batch-size"),
+    ("eval-k-negative", lambda t, c, p, b, m: ["eval", "--model", "bm25", "--data", b, "-k", -5], "eval.k"),
+    ("set-eval-k-negative", lambda t, c, p, b, m: ["train", _recipe_text(t, m, p), "--dry-run", "--set",
+                                                   "eval.k=-5"], "eval.k: must be at least 1"),
+    ("recipe-eval-k-0", lambda t, c, p, b, m: ["run", _recipe_text(t, m, p, "eval:\n  k: 0\n")], "eval.k"),
+    ("recipe-max-steps-0", lambda t, c, p, b, m: ["train", _recipe_text(t, m, p, "training:\n  max_steps: 0\n")],
+     "training.max_steps"),
+    ("sweep-only-index-x", lambda t, c, p, b, m: ["sweep", _recipe_text(t, m, p), "--set-grid",
+                                                  "training.learning_rate=1e-4", "--only-index", "x"],
+     "--only-index"),
+    ("serve-bad-host", lambda t, c, p, b, m: ["serve", "--index-dir", t, "--host", "not..a..host"],
+     "unknown address"),
+    ("quickstart-train-size-0", lambda t, c, p, b, m: ["quickstart", "--workdir", t / "qs", "--train-size", 0],
+     "--train-size"),
+    ("quickstart-eval-size-0", lambda t, c, p, b, m: ["quickstart", "--workdir", t / "qs", "--eval-size", 0],
+     "--eval-size"),
+    ("mine-margin-negative", lambda t, c, p, b, m: ["mine", "--model", "bm25", "--data", p, "--output",
+                                                    t / "out.jsonl", "--margin", -1], "relative_margin"),
+    ("run-stages-empty", lambda t, c, p, b, m: ["run", _recipe_text(t, m, p), "--stages", ","], "--stages"),
+    ("export-into-the-model", lambda t, c, p, b, m: ["export", m, m], "is the input model"),
+]
+
+
+@pytest.mark.parametrize("name, argv, needle", BAD, ids=[row[0] for row in BAD])
+def test_bad_input_table(tmp_path, capsys, make_beir, minilm_path, name, argv, needle):
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc(i, t) for i, t in DOCS])
+    pairs = write_lines(tmp_path / "pairs.jsonl", [json.dumps({"query": f"q{i}", "positive": f"doc {i}"})
+                                                   for i in range(8)])
+    (tmp_path / "pairs.txt").write_text("add\tdef add(a, b): ...\n")
+    (tmp_path / "pairs.tsv").write_text("query\tpositive\nadd\tdef add(a, b): ...\n")
+    (tmp_path / "a-folder").mkdir()
+    beir = make_beir(tmp_path / "beir", DOCS, QUERIES, QRELS)
+    args = argv(tmp_path, corpus, pairs, beir, minilm_path)
+    before = sorted(tmp_path.rglob("*"))
+    code, err = run_main(capsys, args)
+    assert_one_clean_line(code, err, needle)
+    left = [p for p in sorted(tmp_path.rglob("*")) if p not in before and p.parent.name != "cache"
+            and p.name != "cache"]
+    assert not left, left
+
+
+def test_missing_optional_library_is_named_before_any_work(tmp_path, capsys, monkeypatch, make_beir):
+    from dataclasses import replace
+
+    from embedkit.index import registry
+
+    plaid = registry.BACKENDS["plaid"]
+    monkeypatch.setitem(registry.BACKENDS, "plaid", replace(plaid, requires=("no_such_module_xyz", "plaid")))
+    data = make_beir(tmp_path / "beir", DOCS, QUERIES, QRELS)
+    code, err = run_main(capsys, ["eval", "--model", "bm25", "--data", data, "--backend", "plaid"])
+    assert_one_clean_line(code, err, "pip install 'embedkit[plaid]'")
+
+
+def test_corpus_error_comes_before_the_model_loads(tmp_path, capsys, monkeypatch, tiny_modernbert):
+    from embedkit.index import encoders
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the corpus was checked")
+
+    monkeypatch.setattr(encoders, "load_encoder", no_model)
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc("d1", "one"), '{"_id": "d2", "text": '])
+    code, err = index_cli(capsys, tiny_modernbert, corpus, tmp_path / "index")
+    assert_one_clean_line(code, err, f"{corpus}:2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "corpus.jsonl"] or \
+        not (tmp_path / "index.partial").exists()
+
+
+def test_an_open_progress_bar_is_ended_before_the_error(capsys):
+    from tqdm import tqdm
+
+    from embedkit.cli import _error
+
+    bar = tqdm(total=10, desc="encoding")
+    bar.update(3)
+    assert _error("boom") == 2
+    err = capsys.readouterr().err
+    assert "\nembedkit: error: boom" in err.replace("\r", "\n") and err.endswith("embedkit: error: boom\n")
+
+
+def test_python_api_mistakes(tmp_path, capsys):
+    from embedkit.errors import EmbedkitError
+    from embedkit.index.build import open_index
+    from embedkit.train.recipes import load_recipe
+
+    corpus = write_lines(tmp_path / "corpus.jsonl", [doc(i, t) for i, t in DOCS])
+    assert main(["index", "--backend", "bm25", "--corpus", str(corpus), "--index-dir", str(tmp_path / "i")]) == 0
+    index = open_index(tmp_path / "i")
+    with pytest.raises(EmbedkitError, match=r"search one query as search\(\[\"a query\"\], k\)"):
+        index.search("a query", 3)
+    with pytest.raises(EmbedkitError, match="k: must be a whole number of at least 1, got 0"):
+        index.search(["a query"], k=0)
+    assert [h.id for h in index.search(["add numbers"], 1)[0]] == ["d1"]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("kind: dense\n", encoding="utf-8")
+    assert load_recipe(recipe, "training.max_steps=7").training.max_steps == 7
+    with pytest.raises(EmbedkitError, match="eval.k: must be at least 1, got 0"):
+        load_recipe(recipe, ["eval.k=0"])
+    from embedkit.config import EvalOptions
+
+    with pytest.raises(EmbedkitError, match="k: must be at least 1, got -5"):
+        EvalOptions(k=-5)

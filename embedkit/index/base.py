@@ -190,6 +190,8 @@ class Searcher(Protocol):
         searched (first) index under fusion and reranking."""
 
     def search(self, queries: list[str], k: int = 10, with_text: bool = True) -> list[list[Hit]]:
+        """The top ``k`` hits of each query (a list of query texts: one list of hits per query)."""
+        check_search(queries, k)
         scores, positions = self.search_positions(queries, k)
         ids = self.store.ids
         results = []
@@ -221,6 +223,19 @@ class SearchedIndex(Searcher, Protocol):
     @property
     def searched_index(self) -> SearchedIndex:
         return self
+
+
+def check_search(queries: Any, k: Any) -> None:
+    """A search's arguments as a user may get them wrong: one string instead of a list, k that is not a whole
+    number of at least 1 (shown cut short, as an over-long one is)."""
+    if isinstance(queries, str) or not isinstance(queries, (list, tuple)) or \
+            not all(isinstance(q, str) for q in queries):
+        raise EmbedkitError(f"queries: a list of query texts is expected, got {type(queries).__name__}; "
+                            "search one query as search([\"a query\"], k)")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        shown = repr(k)
+        shown = shown if len(shown) <= 40 else shown[:20] + f"... ({len(shown)} characters)"
+        raise EmbedkitError(f"k: must be a whole number of at least 1, got {shown}")
 
 
 class Index(SearchedIndex):

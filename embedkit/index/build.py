@@ -32,7 +32,7 @@ from embedkit.errors import EmbedkitError
 from embedkit.index import encoders
 from embedkit.index.base import MANIFEST, DocumentStore, Index, IndexManifest
 from embedkit.index.encode import encode_corpus, list_shards
-from embedkit.index.registry import NO_MODEL, detect_kind, encoder_kind, get_backend, resolve_backend
+from embedkit.index.registry import NO_MODEL, check_available, detect_kind, encoder_kind, get_backend, resolve_backend
 from embedkit.models.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,12 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
         check_replaceable(index_dir, MANIFEST, "an index")
         if not overwrite:
             raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
+    check_available(settings.backend)
+    if getattr(corpus, "fingerprint", "") is None:
+        # one pass before the model loads: a bad line is named in seconds, with no work folder; its count
+        # decides what backend auto stands for, whose optional library is then checked before any encoding
+        count = sum(1 for _ in corpus)
+        check_available(resolve_backend(settings, kind, count))
     if encoder is None:
         encoder = encoders.load_encoder(kind, model, settings, colbert_library)
     shard_settings = _encode_settings(kind, model, settings)

@@ -37,7 +37,9 @@ class LexicalEncoder:
 
 def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
+    from embedkit.models.loading import check_length
 
+    check_length(model, settings.max_length, "max_length")
     st_model = load_dense_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
@@ -52,6 +54,9 @@ def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> 
 
     if settings.truncate_dim:
         raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not colbert")
+    from embedkit.models.loading import check_length
+
+    check_length(model, settings.max_length, "max_length")
     encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
                              unpadded=settings.unpadded)
     if settings.max_length:

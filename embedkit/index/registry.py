@@ -59,13 +59,14 @@ class BackendEntry:
     implementation: str          # module:attribute of the Backend
     kind: str                    # the encoder kind that fills it (a name of KINDS)
     token_vectors: bool = False  # stores every document's token vectors by position (tokens.npy, lengths.npy)
+    requires: tuple[str, str] | None = None  # (module it imports, the embedkit extra that installs it)
 
 
 BACKENDS: dict[str, BackendEntry] = {
     "flat": BackendEntry("embedkit.index.faiss_index:FLAT", "dense"),
     "hnsw": BackendEntry("embedkit.index.faiss_index:HNSW", "dense"),
     "ivfpq": BackendEntry("embedkit.index.faiss_index:IVFPQ", "dense"),
-    "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert"),
+    "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert", requires=("fast_plaid", "plaid")),
     "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
     "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
 }
@@ -104,7 +105,24 @@ def backend_entry(name: str) -> BackendEntry:
     return BACKENDS[name]
 
 
+def check_available(name: str) -> None:
+    """Refuse, before any work, a backend whose optional library is not installed, naming the install command
+    (``auto`` is checked once the corpus size decides it: :func:`resolve_backend`)."""
+    if name == AUTO:
+        return
+    entry = backend_entry(name)
+    if entry.requires is None:
+        return
+    import importlib.util
+
+    module, extra = entry.requires
+    if importlib.util.find_spec(module) is None:
+        raise EmbedkitError(f"index backend {name!r} needs {module}, which is not installed here: "
+                            f"pip install 'embedkit[{extra}]'")
+
+
 def get_backend(name: str) -> Backend:
+    check_available(name)
     return _resolve(backend_entry(name).implementation)
 
 

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedkit.config import ModelConfig, Unpadded
-from embedkit.models.loading import hub_error, is_sentence_transformers_folder, remote_code_error, resolve_model
+from embedkit.models.loading import (
+    check_length,
+    hub_error,
+    is_sentence_transformers_folder,
+    remote_code_error,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +24,7 @@ def build_dense_model(cfg: ModelConfig, device: str | None = None):
     from sentence_transformers import SentenceTransformer, models
 
     name = resolve_model(cfg.name)
+    check_length(name, cfg.max_seq_length, "model.max_seq_length")
     kwargs = {"trust_remote_code": cfg.trust_remote_code}
     try:
         if is_sentence_transformers_folder(name):

@@ -39,11 +39,14 @@ def with_env_key(cfg: ServeConfig) -> ServeConfig:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (not yet listening: uvicorn listens once the app is ready)."""
+    """A socket bound to ``host:port`` and listening at once, before the model loads: SO_REUSEADDR lets a second
+    socket bind a port that no socket listens on yet, so a bound but idle socket would let two servers started
+    together both bind it. Connections made while the model loads wait in the backlog until uvicorn accepts."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise EmbedkitError(f"cannot listen on {host}:{port}: unknown address ({exc.strerror})") from None
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode (not..a..host)
+        raise EmbedkitError(f"cannot listen on {host[:100]}:{port}: unknown address "
+                            f"({getattr(exc, 'strerror', None) or 'not a valid host name'})") from None
     family, _, _, _, address = infos[0]
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without
     # it a reply written in two parts (headers, body) waits ~40 ms for the client's delayed ACK
@@ -52,6 +55,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted connections
     try:
         sock.bind(address)
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         why = {errno.EADDRINUSE: "the port is in use (another server?); choose another with --port",

@@ -15,6 +15,9 @@ DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 def _local_files(path: Path) -> list[Path]:
     if path.is_file():
+        if path.suffix.lower() not in DATA_SUFFIXES:
+            raise EmbedkitError(f"{path}: unsupported training data file {path.suffix or '(no suffix)'}; use "
+                                f"{', '.join(DATA_SUFFIXES)} (rows of query, positive[, negative_1...])")
         return [path]
     files = sorted(p for p in path.iterdir() if p.suffix in DATA_SUFFIXES)
     if not files:
@@ -36,6 +39,17 @@ def _read_local(path: Path):
         return datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
     except Exception as exc:
         raise EmbedkitError(f"{path}: could not read {builder} data ({exc})") from None
+
+
+def check_source(source: str, where: str) -> None:
+    """A local training file's format, checked when the recipe is (before any model loads): a readable suffix.
+    Folders (whose layout depends on data.format) and hub ids are checked when read."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        try:
+            _local_files(path)
+        except EmbedkitError as exc:
+            raise EmbedkitError(f"{where}: {exc}") from None
 
 
 def read_source(source: str, subset: str | None, split: str):

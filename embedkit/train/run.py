@@ -132,12 +132,12 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     """Train per ``recipe`` with checkpoints under ``work/checkpoints`` (resumed from the last one when
     ``training.resume``); rank 0 saves the model into ``work``. Returns the model and the trainer's log."""
     kind = KINDS[recipe.kind]
+    train_data = kind.training_data(recipe)  # before the model loads: a data error costs no model load
     model = kind.build_model(recipe)
     if recipe.training.unpadded != "off":
         from embedkit.models.modernbert_unpadded import enable_unpadded
 
         enable_unpadded(model, mode=recipe.training.unpadded, padded_fallback=kind.padded_fallback(model))
-    train_data = kind.training_data(recipe)
     checkpoints = work / "checkpoints"
     evaluator = during_training_evaluator(recipe, kind.evaluator)
     trainer_class, arguments_class = kind.trainer_classes(model)
