@@ -398,6 +398,15 @@ class ServeConfig(Bounded):
                                    "it is answered 503 (or 408 for a slow body) and its work dropped.", 30.0, above=0)
     max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024,
                                 low=1)
+    max_header_bytes: int = _help("Largest request head (request line and headers together), counted as it "
+                                  "arrives: 431 and the connection closed past it, so no more is ever held.",
+                                  64 * 1024, low=1024)
+    max_headers: int = _help("Most header lines in one request (431 above it).", 100, low=1)
+    header_timeout: float = _help("Seconds a connection has to send a complete request head (from connecting, and "
+                                  "after each reply); past it the connection is closed (408 if it sent part of "
+                                  "one). Bodies have --request-timeout.", 10.0, above=0)
+    max_connections: int = _help("Open connections held at once; one more is answered 503 with Retry-After and "
+                                 "closed.", 1024, low=1)
     max_texts: int = _help("Texts per request: /search queries, /v1/embeddings inputs, /rerank documents.", 1024, low=1)
     max_chars: int | None = _help("Characters per text; null = 10 per token of the model's max_seq_length "
                                   "(all-MiniLM-L6-v2: 256 tokens, 2560 characters), past which it reads nothing.",
@@ -406,7 +415,9 @@ class ServeConfig(Bounded):
     max_hits: int | None = _help("Largest queries × k of one /search request; null = what keeps a reply with "
                                  "texts near 8 MB at the index's mean document size (1,000 to 100,000).", None, low=1)
     access_log: bool = _help("Log one line per request (client, method, path, status, milliseconds, bytes) at "
-                             "info level on stderr.", True, flag="--no-access-log")
+                             "info level on stderr.", True, flag="--no-access-log",
+                             flag_help="Turn off the access log: no line per request (by default each request logs "
+                             "client, method, path, status, milliseconds and bytes on stderr).")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -4,6 +4,7 @@ batching worker's lifetime."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -16,10 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from embedkit.config import ServeConfig
+from embedkit.data.corpus import looks_like_hub_id
 from embedkit.errors import EmbedkitError
 from embedkit.index.base import Searcher
 from embedkit.serve.batcher import MicroBatcher
-from embedkit.serve.guards import ApiKeyGuard, BodyGuard, HostGuard, accepted_hosts
+from embedkit.serve.guards import ApiKeyGuard, BodyGuard, HostGuard, JsonErrors, accepted_hosts
 from embedkit.serve.limits import resolve_limits
 from embedkit.serve.observe import Metrics, Observe
 from embedkit.serve.replies import ApiError, error_response
@@ -27,16 +29,30 @@ from embedkit.serve.routes import JSON_ROUTES, ROUTES, router
 from embedkit.serve.state import ServeState
 from embedkit.serve.work import EmbedWork, RerankWork, SearchWork, choose_scorer, served_model
 
+logger = logging.getLogger("embedkit.serve")
+
+
+def _is_path(value: str) -> bool:
+    """A file-system path, absolute or relative (``runs/model``, ``./data``, ``C:\\x``), as opposed to a name or a
+    Hugging Face id (``owner/name``, which no local path shadows)."""
+    if value.startswith(("/", "~", "file:", "./", "../", ".\\", "..\\")) or "\\" in value:
+        return True
+    if len(value) > 2 and value[1] == ":" and value[2] in "\\/":
+        return True
+    if "/" not in value:
+        return False
+    return not looks_like_hub_id(value) or Path(value).exists()
+
 
 def _without_paths(value: Any) -> Any:
-    """Absolute paths (model, index, corpus folders) reduced to their last part: /info shows no file system."""
+    """Paths (model, index, corpus folders and files; absolute or relative) reduced to their last part: /info
+    shows names only, nothing of the server's file system."""
     if isinstance(value, dict):
         return {k: _without_paths(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_without_paths(v) for v in value]
-    if isinstance(value, str) and (value.startswith(("/", "~", "file:")) or (len(value) > 2 and value[1] == ":"
-                                                                             and value[2] in "\\/")):
-        return Path(value.removeprefix("file:")).name
+    if isinstance(value, str) and _is_path(value):
+        return Path(value.removeprefix("file:").replace("\\", "/")).name
     return value
 
 
@@ -47,8 +63,8 @@ def _info(st: ServeState, cfg: ServeConfig) -> dict[str, Any]:
         "manifest": asdict(st.index.searched_index.manifest), "limits": asdict(st.limits),
         "batching": {"max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms, "max_queue": cfg.max_queue,
                      "request_timeout": cfg.request_timeout},
-        "threads": cfg.threads, "auth": cfg.api_key is not None,
-        "routes": sorted(ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))})
+        "threads": cfg.threads, "auth": cfg.api_key is not None}) | {
+        "routes": sorted(ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))}  # paths of this API
 
 
 def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
@@ -96,8 +112,17 @@ def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type"], max_age=600)
     app.add_middleware(HostGuard, hosts=accepted_hosts(cfg.host, cfg.allowed_hosts))
+    app.add_middleware(JsonErrors)  # a refusal below (CORS's plain text) still in the one error shape
     app.add_middleware(Observe, metrics=metrics, routes=ROUTES, access_log=cfg.access_log)
     return app
+
+
+def _parse_failure(cause: BaseException) -> str:
+    if isinstance(cause, RecursionError):
+        return "the body is not usable JSON: it nests too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not valid UTF-8 JSON (byte {cause.start}); send it uncompressed, as UTF-8"
+    return "the body is not valid JSON"
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -119,6 +144,9 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        cause = exc.__cause__  # FastAPI's body parsing: every failure but a JSON syntax error is a bare 400
+        if exc.status_code == 400 and isinstance(cause, (ValueError, RecursionError)):
+            return error_response(422, _parse_failure(cause))
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(EmbedkitError)
@@ -127,4 +155,5 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
-        return error_response(500, f"internal error ({type(exc).__name__}); see the server's log")
+        logger.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc, exc_info=exc)
+        return error_response(500, "the server failed on this request; the reason is in the server's log")

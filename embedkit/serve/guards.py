@@ -12,8 +12,9 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Collection
+from http import HTTPStatus
 
-from embedkit.serve.replies import ASGIApp, Message, Receive, Scope, Send, header, send_error
+from embedkit.serve.replies import ASGIApp, Message, Receive, Scope, Send, dumps, header, send_error
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -100,6 +101,11 @@ class BodyGuard:
             if media.strip() != "application/json" or charset not in ("utf-8", "utf8"):
                 await send_error(send, 415, "send the body as JSON with the header 'Content-Type: application/json'")
                 return
+            encoding = (header(scope, b"content-encoding") or b"identity").decode("latin-1").strip().lower()
+            if encoding != "identity":
+                await send_error(send, 422, f"the body is not usable JSON: Content-Encoding {encoding[:40]!r} is not "
+                                            "accepted here; send it uncompressed")
+                return
         length = header(scope, b"content-length")
         if length is not None:
             if not length.strip().isdigit():
@@ -152,3 +158,42 @@ class BodyGuard:
 
 class _TooLarge(Exception):
     pass
+
+
+class JsonErrors:
+    """Every 4xx/5xx reply in the one error shape: a reply from below that is not JSON (Starlette's CORS refusal,
+    a framework's plain-text error) has its text, cut to 300 characters, sent as ``{"error": text}``."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewrite(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                kind = dict(message.get("headers", ())).get(b"content-type", b"")
+                if message["status"] >= 400 and not kind.startswith(b"application/json"):
+                    held = message
+                    return
+            elif held is not None and message["type"] == "http.response.body":
+                if sum(map(len, chunks)) < 4096:
+                    chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                text = b"".join(chunks).decode("utf-8", "replace").strip()[:300]
+                body = dumps({"error": text or HTTPStatus(held["status"]).phrase})
+                headers = [(k, v) for k, v in held.get("headers", ()) if k.lower() not in (b"content-type",
+                                                                                           b"content-length")]
+                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({**held, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewrite)

@@ -66,7 +66,8 @@ def check_texts(texts: list[str], limits: Limits, field: str, allow_empty: bool 
 
 def check_k(k: int, queries: int, limits: Limits) -> None:
     if not 1 <= k <= limits.max_k:
-        raise ApiError(422, f"k: must be 1 to {limits.max_k} (--max-k), got {k}")
+        shown = str(k) if abs(k) < 10**12 else f"a number of {len(str(abs(k)))} digits"  # never echoed whole
+        raise ApiError(422, f"k: must be 1 to {limits.max_k} (--max-k), got {shown}")
     if queries * k > limits.max_hits:
         raise ApiError(422, f"{queries} queries × k={k} = {queries * k} hits; this server returns at most "
                             f"{limits.max_hits} per request (--max-hits): ask for fewer queries or a smaller k")

@@ -4,10 +4,12 @@ already bound socket."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("embedkit.serve")
 
-EXTRAS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "prometheus_client": "prometheus-client"}
+EXTRAS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "prometheus_client": "prometheus-client",
+          "httptools": "httptools"}
 
 
 def check_extras() -> None:
@@ -97,10 +100,11 @@ def warn_if_exposed(cfg: ServeConfig) -> None:
 
 
 def serve(index: Searcher, config: ServeConfig | None = None, sock: socket.socket | None = None) -> None:
-    """Serve ``index`` until interrupted (Ctrl-C), on ``sock`` or a socket bound to ``config``'s address."""
-    import uvicorn
-
+    """Serve ``index`` on ``sock`` (or a socket bound to ``config``'s address) until SIGTERM or SIGINT (Ctrl-C):
+    then requests in flight are finished (up to --request-timeout) and it returns normally, so the process exits
+    0 after a clean drain."""
     from embedkit.serve.app import create_app
+    from embedkit.serve.protocol import uvicorn_config
 
     cfg = config or ServeConfig()
     sock = sock or bind(cfg.host, cfg.port)
@@ -111,9 +115,35 @@ def serve(index: Searcher, config: ServeConfig | None = None, sock: socket.socke
     logger.info("serving %s (model %s) on http://%s:%d: POST /search, /v1/embeddings, /rerank; GET /health, /info, "
                 "/metrics, /v1/models%s", state.method, state.model.name, shown, port,
                 "; API key required" if cfg.api_key else "")
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False,
-                                           server_header=False, timeout_keep_alive=5))
+    server = draining_server(uvicorn_config(app, cfg))
     server.run(sockets=[sock])
+    if server.stopped_by:
+        logger.info("stopped by %s after finishing the requests in flight",
+                    ", ".join(signal.Signals(s).name for s in server.stopped_by))
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Draining(uvicorn.Server):
+        """uvicorn's server, which re-raises the SIGTERM/SIGINT it drained on (the process then dies of the
+        signal, exit -15); this one records it and returns, for a clean exit 0."""
+
+        stopped_by: list[int] = []
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self.stopped_by = list(self._captured_signals)
+                self._captured_signals.clear()
+
+    return Draining
+
+
+def draining_server(config: object) -> object:
+    """A :class:`Draining` uvicorn server (its class is made on first use: uvicorn is imported lazily)."""
+    return _server_class()(config)
 
 
 def run_server(index_dir: str | Path, retrieve: RetrieveConfig, model: str | None, batch_size: int,

@@ -81,5 +81,5 @@ def _as_api_error(exc: BaseException, work: str) -> ApiError:
     if isinstance(exc, EmbedkitError):
         return ApiError(400, str(exc))
     logger.error("a %s request failed in the model: %s: %s", work, type(exc).__name__, exc, exc_info=exc)
-    return ApiError(500, f"the model failed on this request ({type(exc).__name__}: {str(exc)[:300]}); other "
-                         "requests are not affected")
+    return ApiError(500, "the model failed on this request (the reason is in the server's log); other requests "
+                         "are not affected")

@@ -104,10 +104,11 @@ class Servers:
     def start(self, app) -> str:
         import uvicorn
 
+        from embedkit.serve.protocol import uvicorn_config
         from embedkit.serve.startup import bind
 
         sock = bind("127.0.0.1", 0)
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning"))
+        server = uvicorn.Server(uvicorn_config(app, app.state.embedkit.config))  # as `embedkit serve` runs it
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + TIMEOUT

@@ -49,7 +49,20 @@ def test_info_names_what_is_served_without_paths(server, minilm_index, minilm_pa
     assert info["limits"]["max_chars"] == 2560 and info["limits"]["model_max_tokens"] == 256
     for secret in (str(minilm_index), str(minilm_index.parent), minilm_path, "/tmp", "/work", "/home"):
         assert secret not in reply.text
-    assert not any(isinstance(v, str) and v.startswith("/") for v in _leaves(info))
+    assert not any(isinstance(v, str) and v.startswith("/") for v in _leaves(info | {"routes": []}))
+    assert {"/search", "/v1/embeddings", "/info", "/health"} <= set(info["routes"])  # routes as paths
+
+
+def test_info_keeps_names_of_relative_paths_too(tmp_path, monkeypatch):
+    from embedkit.serve.app import _without_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "model").mkdir(parents=True)
+    given = {"model": "runs/model", "corpus": "data/corpus.jsonl", "hub": "sentence-transformers/all-MiniLM-L6-v2",
+             "up": "../secret/index", "win": "C:\\Users\\me\\index", "name": "flat", "abs": "/srv/x/index"}
+    assert _without_paths(given) == {"model": "model", "corpus": "corpus.jsonl",
+                                     "hub": "sentence-transformers/all-MiniLM-L6-v2", "up": "index", "win": "index",
+                                     "name": "flat", "abs": "index"}
 
 
 def _leaves(value):

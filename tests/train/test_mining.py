@@ -152,7 +152,7 @@ def test_mine_cli_refuses_bad_options_before_reading(tmp_path, capsys):
     missing = str(tmp_path / "not-read.jsonl")  # the options fail first, so the missing file is never reported
     argv = ["mine", "--model", "bm25", "--data", missing, "--output", str(tmp_path / "o"), "--batch-size", "0"]
     assert main(argv) == 2
-    assert "batch_size must be at least 1" in capsys.readouterr().err
+    assert "mine.batch_size: must be at least 1" in capsys.readouterr().err
 
 
 def test_bm25_mining_ranks_as_the_bm25_backend(pairs_jsonl, tmp_path):
