@@ -390,12 +390,20 @@ class ServeConfig(Bounded):
         "in our measurements); raise it on a machine the server has to itself.", 1, low=1)
     max_batch: int = _help("Texts (queries, inputs, documents) computed together from concurrent requests; a "
                            "larger request is computed in slices of this size, in turn with the others.", 64, low=1)
+    slice_ms: float = _help("Model time one batch aims at: batches are filled by estimated tokens (about 4 "
+                            "characters each) up to what the model computes in this long at the rate measured on "
+                            "recent batches, so a large request is computed in slices of about this long and a "
+                            "single query waits about one slice beside it.", 100.0, above=0)
     max_wait_ms: float = _help("How long a batch waits for more requests to join it, only while others are "
                                "already queued (a lone request starts at once).", 2.0, low=0)
     max_queue: int = _help("Texts waiting for the model across all requests; a request that would exceed it "
                            "gets 503 with Retry-After.", 2048, low=1)
     request_timeout: float = _help("Seconds a request may take (reading its body, waiting, computing) before "
-                                   "it is answered 503 (or 408 for a slow body) and its work dropped.", 30.0, above=0)
+                                   "it is answered 503 (or 408 for a slow body) and its work dropped. A request "
+                                   "that cannot finish in time at the measured rate is refused when it arrives "
+                                   "(503 with Retry-After, or 413 if it alone takes longer). 180 s keeps the "
+                                   "largest request the other limits allow (1,024 texts of 2,560 characters, "
+                                   "MiniLM: about 90 s on 2 busy cores) reachable.", 180.0, above=0)
     max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024,
                                 low=1)
     max_header_bytes: int = _help("Largest request head (request line and headers together), counted as it "
@@ -420,16 +428,7 @@ class ServeConfig(Bounded):
                              "client, method, path, status, milliseconds and bytes on stderr).")
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 <= self.port <= 65535:
-            raise EmbedkitError(f"serve port: must be 0-65535, got {self.port}")
-        for name in ("threads", "max_batch", "max_queue", "max_body_bytes", "max_texts", "max_k", "max_chars",
-                     "max_hits"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise EmbedkitError(f"serve {name}: must be at least 1, got {value}")
-        if self.max_wait_ms < 0 or self.request_timeout <= 0:
-            raise EmbedkitError("serve max_wait_ms must be >= 0 and request_timeout > 0")
+        super().__post_init__()  # the fields' bounds
         if self.api_key is not None and (not self.api_key.strip() or not self.api_key.isprintable()):
             raise EmbedkitError("serve api_key: must be printable text, not empty")
 

@@ -22,7 +22,7 @@ from embedkit.errors import EmbedkitError
 from embedkit.index.base import Searcher
 from embedkit.serve.batcher import MicroBatcher
 from embedkit.serve.guards import ApiKeyGuard, BodyGuard, HostGuard, JsonErrors, accepted_hosts
-from embedkit.serve.limits import resolve_limits
+from embedkit.serve.limits import resolve_limits, token_estimate
 from embedkit.serve.observe import Metrics, Observe
 from embedkit.serve.replies import ApiError, error_response
 from embedkit.serve.routes import JSON_ROUTES, ROUTES, router
@@ -81,7 +81,8 @@ def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
         works["embed"] = EmbedWork(model)
     if scorer is not None:
         works["rerank"] = RerankWork(scorer, model)
-    batcher = MicroBatcher(works, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
+    batcher = MicroBatcher(works, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue, slice_seconds=cfg.slice_ms / 1000,
+                           deadline=cfg.request_timeout, cost=token_estimate(model.max_tokens))
     metrics = Metrics(lambda: batcher.queued)
     batcher.on_batch = metrics.on_batch
     state = ServeState(index, model, limits, batcher, metrics, cfg, method_name(index), scorer_name,

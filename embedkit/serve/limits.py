@@ -3,6 +3,7 @@ every text passes before it joins a batch (so a bad text fails its own request, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from embedkit.config import ServeConfig
@@ -62,6 +63,25 @@ def check_texts(texts: list[str], limits: Limits, field: str, allow_empty: bool 
                 # JSON "\ud800" escapes decode to lone surrogates, which no tokenizer accepts
                 raise ApiError(422, f"{where}: not valid Unicode (a lone surrogate, U+{ord(text[exc.start]):04X}, "
                                     f"at character {exc.start})") from None
+
+
+CHARS_PER_ESTIMATED_TOKEN = 4  # English prose and code average about 4 characters a token
+
+
+def token_estimate(max_tokens: int | None) -> Callable[[str], int]:
+    """The batcher's cost of a text: its estimated tokens, what the model reads of it at most (no tokenizer
+    runs on the event loop; the rate the batcher measures is in the same estimated tokens, so only the
+    estimate's proportions matter).
+
+    >>> token_estimate(256)("x" * 40), token_estimate(256)("x" * 100_000)
+    (12, 256)
+    """
+    cap = max_tokens or 8192
+
+    def cost(text: str) -> int:
+        return min(cap, len(text) // CHARS_PER_ESTIMATED_TOKEN + 2)
+
+    return cost
 
 
 def check_k(k: int, queries: int, limits: Limits) -> None:

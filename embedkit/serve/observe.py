@@ -34,7 +34,7 @@ class Metrics:
         self.batch_seconds = Histogram("embedkit_batch_duration_seconds", "Time of one model call, by work.",
                                        ["work"], buckets=LATENCY_BUCKETS, registry=r)
         self.rejected = Counter("embedkit_dropped_requests", "Requests refused or dropped for load: "
-                                "queue_full, timeout, client_gone.", ["reason"], registry=r)
+                                "queue_full, too_large, timeout, client_gone.", ["reason"], registry=r)
         depth = Gauge("embedkit_queue_texts", "Texts waiting for the model.", registry=r)
         depth.set_function(queue_depth)
 

@@ -11,7 +11,7 @@ from typing import Any
 from embedkit.config import ServeConfig
 from embedkit.errors import EmbedkitError
 from embedkit.index.base import Searcher
-from embedkit.serve.batcher import Busy, MicroBatcher
+from embedkit.serve.batcher import Busy, MicroBatcher, TooLarge
 from embedkit.serve.limits import Limits
 from embedkit.serve.observe import Metrics
 from embedkit.serve.replies import ApiError, Receive
@@ -54,6 +54,9 @@ class ServeState:
         except Busy as exc:
             self.metrics.rejected.labels("queue_full").inc()
             raise ApiError(503, str(exc), {"Retry-After": str(exc.retry_after)}) from None
+        except TooLarge as exc:
+            self.metrics.rejected.labels("too_large").inc()
+            raise ApiError(413, str(exc)) from None
         watcher = asyncio.ensure_future(_disconnected(receive))
         try:
             done, _ = await asyncio.wait({job.future, watcher}, timeout=self.config.request_timeout,

@@ -133,3 +133,65 @@ def test_a_lone_request_does_not_wait_for_company():
         return await batcher.submit("up", ["alone"]).future
 
     assert _run(_with_worker(batcher, body)) == ["ALONE"]
+
+
+class Timed:
+    """Takes ``per_token`` seconds per estimated token (a text's cost is its length), so the batcher measures a
+    known rate; records each call's (job tag, texts)."""
+
+    def __init__(self, per_token: float = 0.001):
+        self.per_token = per_token
+        self.calls: list[list[tuple[str, list[str]]]] = []
+
+    def run(self, pieces):
+        import time
+
+        self.calls.append([(p.params, p.texts) for p in pieces])
+        time.sleep(self.per_token * sum(len(t) for p in pieces for t in p.texts))
+        return [[t.upper() for t in p.texts] for p in pieces]
+
+
+def test_batches_are_filled_by_token_budget_and_a_small_job_waits_one_slice():
+    """At 1 ms a token and a 40 ms slice, a 600-token job is computed in slices of about 40 tokens, whatever
+    max_batch allows; a one-text job submitted meanwhile runs in the very next batch."""
+    work = Timed()
+    batcher = MicroBatcher({"up": work}, max_batch=64, max_wait_ms=0, slice_seconds=0.04, cost=len)
+
+    async def body():
+        warm = batcher.submit("up", ["w" * 10], params="warm")  # measures the rate
+        await warm.future
+        big = batcher.submit("up", ["b" * 10] * 60, params="big")
+        while len(work.calls) < 3:  # bounded by the test's 60 s
+            await asyncio.sleep(0.005)
+        small = batcher.submit("up", ["s"], params="small")
+        calls_before = len(work.calls)
+        await small.future
+        waited = len(work.calls) - calls_before
+        await big.future
+        return waited
+
+    waited = _run(_with_worker(batcher, body))
+    assert waited <= 2  # the slice running when it came, then its own batch
+    big_slices = [sum(len(t) for tag, texts in call if tag == "big" for t in texts) for call in work.calls]
+    assert max(big_slices) <= 80 and len([s for s in big_slices if s]) >= 6  # ~40-token slices, not one batch
+
+
+def test_a_job_that_cannot_finish_in_time_is_refused_up_front():
+    from embedkit.serve.batcher import TooLarge
+
+    work = Timed()
+    batcher = MicroBatcher({"up": work}, max_batch=64, max_wait_ms=0, slice_seconds=0.02, deadline=0.5, cost=len)
+
+    async def body():
+        await batcher.submit("up", ["w" * 20], params="warm").future  # ~1,000 tokens a second measured
+        with pytest.raises(TooLarge, match="more than its 0.5 s time-out"):
+            batcher.submit("up", ["x" * 100] * 10, params="huge")  # ~1 s alone
+        ahead = batcher.submit("up", ["a" * 100] * 4, params="ahead")  # ~0.4 s
+        with pytest.raises(Busy) as busy:
+            batcher.submit("up", ["y" * 100] * 3, params="late")  # ~0.3 s behind ~0.4 s
+        assert 1 <= busy.value.retry_after <= 2 and "queued ahead" in str(busy.value)
+        await ahead.future
+        return [tag for call in work.calls for tag, _ in call]
+
+    tags = _run(_with_worker(batcher, body))
+    assert "huge" not in tags and "late" not in tags  # refused work is never computed

@@ -55,10 +55,12 @@ def test_missing_extras_are_named_before_the_model_loads(tmp_path, capsys, monke
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--threads", "0"], "serve threads: must be at least 1"),
-    (["--port", "70000"], "serve port: must be 0-65535"),
-    (["--max-queue", "-1"], "serve max_queue: must be at least 1"),
-    (["--request-timeout", "0"], "request_timeout > 0"),
+    (["--threads", "0"], "serve.threads: must be at least 1"),
+    (["--port", "70000"], "serve.port: must be at most 65535"),
+    (["--max-queue", "-1"], "serve.max_queue: must be at least 1"),
+    (["--request-timeout", "0"], "serve.request_timeout: must be above 0"),
+    (["--header-timeout", "0"], "serve.header_timeout: must be above 0"),
+    (["--max-header-bytes", "10"], "serve.max_header_bytes: must be at least 1024"),
     (["--api-key", " "], "serve api_key: must be printable text"),
 ])
 def test_bad_flags(tmp_path, capsys, flags, message):
