@@ -157,25 +157,28 @@ class MicroBatcher:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.queued / self._rate)) if self._rate else 1
 
-    def seconds_ahead(self) -> float:
-        """Model time of the work queued and not yet handed to the model, at the measured rates."""
+    def seconds_ahead(self, tokens: float = math.inf) -> float:
+        """Model time, at the measured rates, of the queued work computed before a job of ``tokens`` finishes:
+        taking turns slice by slice, each job ahead delays it by at most its own size (the smaller of the
+        two: a big job ahead is mostly computed after a small one)."""
         total = 0.0
         for job in [*self._queue, *self._behind]:
             rate = self._token_rate.get(job.work)
             if rate and not job.cancelled:
-                total += job.left / rate
+                total += min(job.left, tokens) / rate
         return total
 
     def _check_deadline(self, job: Job) -> None:
-        """Refuse a job that cannot finish within the deadline at the measured rate (nothing is refused before
-        its work's rate is measured)."""
+        """Refuse a job that cannot finish within the deadline at the measured rate. Nothing is refused before
+        its work's rate is measured, nor a job of at most FIRST_SLICE tokens (about one slice: refusing it
+        would save little, and one slow batch must not make every small request fail)."""
         rate = self._token_rate.get(job.work)
-        if not (self.deadline and rate):
+        if not (self.deadline and rate) or job.left <= FIRST_SLICE:
             return
         own = job.left / rate
         if own > self.deadline:
             raise TooLarge(own, self.deadline)
-        ahead = self.seconds_ahead()
+        ahead = self.seconds_ahead(job.left)
         if ahead + own > self.deadline:
             raise Busy(max(1, math.ceil(ahead + own - self.deadline)),
                        f"about {ahead:.0f} s of work is queued ahead of this request's {own:.0f} s, more than the "

@@ -180,17 +180,18 @@ def test_a_job_that_cannot_finish_in_time_is_refused_up_front():
     from embedkit.serve.batcher import TooLarge
 
     work = Timed()
-    batcher = MicroBatcher({"up": work}, max_batch=64, max_wait_ms=0, slice_seconds=0.02, deadline=0.5, cost=len)
+    batcher = MicroBatcher({"up": work}, max_batch=64, max_wait_ms=0, slice_seconds=0.05, deadline=2.5, cost=len)
 
     async def body():
         await batcher.submit("up", ["w" * 20], params="warm").future  # ~1,000 tokens a second measured
-        with pytest.raises(TooLarge, match="more than its 0.5 s time-out"):
-            batcher.submit("up", ["x" * 100] * 10, params="huge")  # ~1 s alone
-        ahead = batcher.submit("up", ["a" * 100] * 4, params="ahead")  # ~0.4 s
+        with pytest.raises(TooLarge, match="more than its 2.5 s time-out"):
+            batcher.submit("up", ["x" * 100] * 30, params="huge")  # ~3 s alone
+        ahead = batcher.submit("up", ["a" * 100] * 16, params="ahead")  # ~1.6 s
+        small = batcher.submit("up", ["s" * 100], params="small")  # within one slice: never refused up front
         with pytest.raises(Busy) as busy:
-            batcher.submit("up", ["y" * 100] * 3, params="late")  # ~0.3 s behind ~0.4 s
-        assert 1 <= busy.value.retry_after <= 2 and "queued ahead" in str(busy.value)
-        await ahead.future
+            batcher.submit("up", ["y" * 100] * 20, params="late")  # ~2 s, taking turns with ~1.7 s ahead
+        assert 1 <= busy.value.retry_after <= 3 and "queued ahead" in str(busy.value)
+        await asyncio.gather(ahead.future, small.future)
         return [tag for call in work.calls for tag, _ in call]
 
     tags = _run(_with_worker(batcher, body))

@@ -134,11 +134,18 @@ def test_cli_serve_subprocess(minilm_index, code_pairs):
         embedded = httpx.post(f"{url}/v1/embeddings", json={"input": "a", "model": "minilm"}, headers=auth,
                               timeout=TIMEOUT)
         assert embedded.status_code == 200 and len(embedded.json()["data"][0]["embedding"]) == 384
+        # a second server on the same port is refused before it loads anything; the first keeps the port
+        second = subprocess.run([sys.executable, "-m", "embedkit", "serve", "--index-dir", str(minilm_index),
+                                 "--port", str(port)], env=env, capture_output=True, timeout=120)
+        assert second.returncode == 2 and b"the port is in use" in second.stderr, second.stderr
+        assert httpx.get(f"{url}/health", timeout=TIMEOUT).status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]  # drained, then a clean exit
     assert out == b""  # stdout holds results only; a server has none
     text = err.decode()
+    assert "stopped by SIGTERM after finishing the requests in flight" in text
     assert f"serving weighted(dense,bm25) (model minilm) on http://127.0.0.1:{port}" in text
     assert '"POST /search" 401' in text and '"POST /search" 200' in text  # the access log
     assert "k-123" not in text
@@ -147,9 +154,11 @@ def test_cli_serve_subprocess(minilm_index, code_pairs):
 def test_readme_documents_every_serve_flag():
     import dataclasses
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages if page.is_file())
     flags = [f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in dataclasses.fields(ServeConfig)]
-    assert [flag for flag in flags if f"`{flag}" not in readme] == []
+    assert [flag for flag in flags if f"`{flag}" not in text] == []
 
 
 def test_set_threads(monkeypatch):
