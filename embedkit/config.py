@@ -388,8 +388,9 @@ class ServeConfig(Bounded):
         "Threads for torch and FAISS (the tokenizer keeps one). 1 keeps single-query latency stable on a machine "
         "shared with other work (with more, torch's threads wait for busy cores: 15 ms queries took up to 0.5 s "
         "in our measurements); raise it on a machine the server has to itself.", 1, low=1)
-    max_batch: int = _help("Texts (queries, inputs, documents) computed together from concurrent requests; a "
-                           "larger request is computed in slices of this size, in turn with the others.", 64, low=1)
+    max_batch: int = _help("Most texts (queries, inputs, documents) computed together from concurrent requests "
+                           "in one model call (its tokens are bounded by --slice-ms); a larger request is computed in "
+                           "slices, in turn with the others.", 64, low=1)
     slice_ms: float = _help("Model time one batch aims at: batches are filled by estimated tokens (about 4 "
                             "characters each) up to what the model computes in this long at the rate measured on "
                             "recent batches, so a large request is computed in slices of about this long and a "
@@ -402,8 +403,8 @@ class ServeConfig(Bounded):
                                    "it is answered 503 (or 408 for a slow body) and its work dropped. A request "
                                    "that cannot finish in time at the measured rate is refused when it arrives "
                                    "(503 with Retry-After, or 413 if it alone takes longer). 180 s keeps the "
-                                   "largest request the other limits allow (1,024 texts of 2,560 characters, "
-                                   "MiniLM: about 90 s on 2 busy cores) reachable.", 180.0, above=0)
+                                   "largest request the other limits allow (1,024 texts of 2,560 characters: 106 s "
+                                   "with MiniLM on 2 cores shared with other jobs) reachable.", 180.0, above=0)
     max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024,
                                 low=1)
     max_header_bytes: int = _help("Largest request head (request line and headers together), counted as it "
