@@ -104,7 +104,7 @@ def add_fields(parser: argparse.ArgumentParser, cls: type, dest: str, skip: tupl
 def _parse_scalar(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer of more digits than Python converts
         return text
 
 

@@ -64,14 +64,15 @@ def bound_error(name: str, value: Any, f: dataclasses.Field) -> str | None:
     meta = f.metadata
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    shown = f"{value}" if not isinstance(value, int) or abs(value) < 10**18 else "a number of over 18 digits"
     if "low" in meta and value < meta["low"]:
-        return f"{name}: must be at least {meta['low']}, got {value}"
+        return f"{name}: must be at least {meta['low']}, got {shown}"
     if "high" in meta and value > meta["high"]:
-        return f"{name}: must be at most {meta['high']}, got {value}"
+        return f"{name}: must be at most {meta['high']}, got {shown}"
     if "above" in meta and not value > meta["above"]:
-        return f"{name}: must be above {meta['above']}, got {value}"
+        return f"{name}: must be above {meta['above']}, got {shown}"
     if "below" in meta and not value < meta["below"]:
-        return f"{name}: must be below {meta['below']}, got {value}"
+        return f"{name}: must be below {meta['below']}, got {shown}"
     return None
 
 
@@ -222,7 +223,8 @@ class EncodeSettings(Bounded):
     """How texts are encoded for an index (the index stage, and the indexes evaluation builds)."""
 
     batch_size: int = _help("Encoding batch size.", 64, low=1)
-    max_length: int | None = _help("Document length in tokens. Default: the model's own.", None, low=1)
+    max_length: int | None = _help("Document length in tokens. Default: the model's own.", None, low=1,
+                                   high=1 << 20)
     truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None, low=1)
     precision: Literal["fp32", "bf16"] = _help(
         "Compute precision of encoding. bf16: bfloat16 autocast, for CPUs with AVX512-BF16 or AMX (refused "
@@ -314,7 +316,8 @@ class EvalOptions(EncodeSettings):
         "the ModernBERT paper do. mteb: self-hits are dropped only where the MTEB task opts in (ArguAna, Quora, "
         "FiQA, FEVER, MS MARCO in mteb 2.26) and titles are always joined to the text.", "beir")
     k: int = _help("Documents retrieved per query: recall and MAP are measured at this depth (recall@k, map@k), "
-                   "nDCG and MRR at 10 (at k when k is smaller).", 100, flag="-k", low=1)
+                   "nDCG and MRR at 10 (at k when k is smaller).", 100, flag="-k", low=1,
+                   high=10_000)
     long_documents: Literal["truncate", "chunk-maxpool"] = _help(
         "truncate documents at the model's length, or split them into windows and keep each document's best "
         "window.", "truncate")
@@ -519,6 +522,16 @@ def _type_name(tp: Any, quote: bool = True) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it, cut short (a 4,000-digit number is not echoed whole).
+
+    >>> _shown("x" * 100)[-20:]
+    '... (102 characters)'
+    """
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**18 else "a number of over 18 digits"
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -533,35 +546,35 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except EmbedkitError as exc:
                 errors.append(exc)
-        raise EmbedkitError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise EmbedkitError(f"{where}: expected {_type_name(tp)}, got {_shown(value)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise EmbedkitError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+            raise EmbedkitError(f"{where}: {_shown(value)} is not one of {', '.join(map(repr, allowed))}")
         return value
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list):
-            raise EmbedkitError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+            raise EmbedkitError(f"{where}: expected {_type_name(tp)}, got {_shown(value)}")
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise EmbedkitError(f"{where}: expected a mapping of keys, got {value!r}")
+            raise EmbedkitError(f"{where}: expected a mapping of keys, got {_shown(value)}")
         return _build(tp, value, where)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise EmbedkitError(f"{where}: expected true or false, got {value!r}")
+        raise EmbedkitError(f"{where}: expected true or false, got {_shown(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise EmbedkitError(f"{where}: expected an integer, got {value!r}")
+        raise EmbedkitError(f"{where}: expected an integer, got {_shown(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -570,13 +583,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return float(value)  # YAML 1.1 reads "8e-5" as a string
             except ValueError:
                 pass
-        raise EmbedkitError(f"{where}: expected a number, got {value!r}")
+        raise EmbedkitError(f"{where}: expected a number, got {_shown(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise EmbedkitError(f"{where}: expected a string, got {value!r}")
+        raise EmbedkitError(f"{where}: expected a string, got {_shown(value)}")
     raise TypeError(f"unsupported config type {tp!r} at {where}")
 
 
@@ -612,7 +625,7 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
     keys = dotted.strip().split(".")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer of more digits than Python converts
         value = text
     node = raw
     for key in keys[:-1]:
@@ -670,6 +683,8 @@ def read_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise EmbedkitError(f"recipe not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # an integer of more digits than Python converts (not a YAMLError)
+        raise EmbedkitError(f"{path}: {str(exc)[:100]}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

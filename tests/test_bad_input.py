@@ -392,6 +392,10 @@ BAD = [
                                                     t / "out.jsonl", "--margin", -1], "relative_margin"),
     ("run-stages-empty", lambda t, c, p, b, m: ["run", _recipe_text(t, m, p), "--stages", ","], "--stages"),
     ("export-into-the-model", lambda t, c, p, b, m: ["export", m, m], "is the input model"),
+    ("set-k-5000-digits", lambda t, c, p, b, m: ["train", _recipe_text(t, m, p), "--dry-run", "--set",
+                                                 "eval.k=" + "9" * 5000], "(5002 characters)"),
+    ("eval-k-beyond-its-bound", lambda t, c, p, b, m: ["eval", "--model", "bm25", "--data", b, "-k", "9" * 20],
+     "eval.k: must be at most 10000, got a number of over 18 digits"),
 ]
 
 
@@ -473,3 +477,12 @@ def test_python_api_mistakes(tmp_path, capsys):
 
     with pytest.raises(EmbedkitError, match="k: must be at least 1, got -5"):
         EvalOptions(k=-5)
+
+
+def test_bm25_corpus_without_words(tmp_path, capsys):
+    """bm25s fails on an empty vocabulary with a bare ValueError; embedkit names the problem. The encoded shards
+    stay in index.partial (as after any failure once encoding is done), so a rerun does not read the corpus again."""
+    corpus = write_lines(tmp_path / "x.jsonl", [doc("a", "x"), doc("b", "y")])
+    code, err = run_main(capsys, ["index", "--backend", "bm25", "--corpus", corpus, "--index-dir", tmp_path / "i"])
+    assert_one_clean_line(code, err, "no word BM25 can index")
+    assert not (tmp_path / "i").exists()

@@ -192,7 +192,8 @@ class Searcher(Protocol):
     def search(self, queries: list[str], k: int = 10, with_text: bool = True) -> list[list[Hit]]:
         """The top ``k`` hits of each query (a list of query texts: one list of hits per query)."""
         check_search(queries, k)
-        scores, positions = self.search_positions(queries, k)
+        # no more hits than documents: a huge k allocates nothing beyond them (the hits are the same)
+        scores, positions = self.search_positions(queries, min(k, max(1, len(self.store.ids))))
         ids = self.store.ids
         results = []
         for row_scores, row_pos in zip(scores, positions):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.config import IndexSettings
+from embedkit.errors import EmbedkitError
 from embedkit.index.base import DocumentStore, Index, IndexManifest, SearchedIndex
 from embedkit.index.encode import Shard
 from embedkit.index.encoders import LexicalEncoder
@@ -66,7 +67,11 @@ def fit_bm25(texts: list[str]):
     import bm25s
 
     retriever = bm25s.BM25(k1=K1, b=B)
-    retriever.index(bm25s.tokenize(texts, stopwords=STOPWORDS, show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize(texts, stopwords=STOPWORDS, show_progress=False)
+    if not tokens.vocab:  # bm25s fails on an empty vocabulary with a bare ValueError
+        raise EmbedkitError("the documents hold no word BM25 can index (words of two or more letters that are not "
+                            f"{STOPWORDS} stop words)")
+    retriever.index(tokens, show_progress=False)
     return retriever
 
 
