@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import read_json, settings_key, write_json
+from embedkit.artifacts import check_apart, read_json, settings_key, write_json
 from embedkit.config import (EvalConfig, EvalOptions, IndexConfig, Recipe, ReportConfig, narrow, run_folder,
                              setting_differences, training_settings, with_run_paths)
 from embedkit.errors import EmbedkitError
@@ -127,6 +127,8 @@ def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
 
     trains = "train" in stages and bool(recipe.data.train)
     if trains:
+        check_apart(recipe.output_dir, "output_dir", [("data.train", recipe.data.train),
+                                                      ("model.name", recipe.model.name)])
         check_local_or_hub(recipe.model.name, "model.name", "model")
         check_local_or_hub(recipe.data.train, "data.train", "dataset")
         check_source(recipe.data.train, "data.train")

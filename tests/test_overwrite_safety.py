@@ -160,3 +160,13 @@ def test_publish_dir_refuses_without_a_manifest(tmp_path):
           publish_dir(target, overwrite=True, manifest="embedkit-index.json", what="an index")):
         pass
     assert (target / "keep").read_text() == "x"
+
+
+def test_train_output_may_not_contain_its_training_data(tmp_path, capsys, minilm_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    recipe = _recipe(folder, folder, minilm_path)  # train.jsonl is written inside output_dir
+    before = snapshot(folder)
+    code, err = run_cli(capsys, "train", recipe, "--overwrite")
+    assert_refused(code, err, "output_dir", "contains the input data.train")
+    assert snapshot(folder) == before

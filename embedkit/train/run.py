@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from embedkit.artifacts import check_replaceable, partial_path, publish_dir, versions, write_json
+from embedkit.artifacts import check_apart, check_replaceable, partial_path, publish_dir, versions, write_json
 from embedkit.config import Recipe
 from embedkit.distributed import barrier, world
 from embedkit.errors import EmbedkitError
@@ -198,6 +198,9 @@ def train(recipe: Recipe, overwrite: bool = False, keep_checkpoints: bool = Fals
     its checkpoints there, and the same command resumes from the last one.
     """
     final = Path(recipe.output_dir)
+    check_apart(final, "output_dir", [("data.train", recipe.data.train), ("model.name", recipe.model.name),
+                                      ("eval.during_training", recipe.eval.during_training),
+                                      *((f"data.mix[{i}].train", s.train) for i, s in enumerate(recipe.data.mix))])
     if final.exists() or final.is_symlink():
         check_replaceable(final, MANIFEST, "a model")
         if not overwrite:
