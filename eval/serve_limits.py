@@ -125,18 +125,19 @@ def header_bomb(index) -> dict:
     try:
         sock = socket.create_connection(server.address, timeout=30)
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bomb: ")
+        sock.setblocking(False)
         before, sent, reply = _rss_kb(), 0, b""
-        chunk = b"a" * (64 * 1024)
-        try:
-            while sent < 64 << 20:
-                sock.sendall(chunk)
-                sent += len(chunk)
-                if select.select([sock], [], [], 0)[0]:
-                    reply += sock.recv(65536)
-                    if reply:
-                        break
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        deadline = time.monotonic() + 60
+        while sent < 64 << 20 and time.monotonic() < deadline:  # until the server answers or stops reading
+            readable, writable, _ = select.select([sock], [sock], [], 1)
+            try:
+                if readable:
+                    reply = sock.recv(65536)
+                    break
+                if writable:
+                    sent += sock.send(b"a" * (64 * 1024))
+            except OSError:  # reset once the server closed the connection
+                break
         grown = _rss_kb() - before
         sock.close()
         return {"bytes_sent_before_refusal": sent, "status_line": reply.split(b"\r\n", 1)[0].decode() or None,
