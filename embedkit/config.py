@@ -406,7 +406,7 @@ class ServeConfig(Bounded):
                                    "it is answered 503 (or 408 for a slow body) and its work dropped. A request "
                                    "that cannot finish in time at the measured rate is refused when it arrives "
                                    "(503 with Retry-After, or 413 if it alone takes longer). 180 s keeps the "
-                                   "largest request the other limits allow (1,024 texts of 2,560 characters: 106 s "
+                                   "largest request the other limits allow (1,024 texts of 2,560 characters: 105 s "
                                    "with MiniLM on 2 cores shared with other jobs) reachable.", 180.0, above=0)
     max_body_bytes: int = _help("Largest request body (413 above it, refused before it is read).", 4 * 1024 * 1024,
                                 low=1)
