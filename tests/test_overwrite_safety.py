@@ -170,3 +170,10 @@ def test_train_output_may_not_contain_its_training_data(tmp_path, capsys, minilm
     code, err = run_cli(capsys, "train", recipe, "--overwrite")
     assert_refused(code, err, "output_dir", "contains the input data.train")
     assert snapshot(folder) == before
+
+
+def test_quickstart_refuses_a_users_folder(capsys, user_folder):
+    before = snapshot(user_folder)
+    code, err = run_cli(capsys, "quickstart", "--workdir", user_folder, "--train-size", 5, "--eval-size", 5)
+    assert_refused(code, err, str(user_folder), "holds files the quickstart did not write")
+    assert snapshot(user_folder) == before
