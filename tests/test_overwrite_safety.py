@@ -177,3 +177,19 @@ def test_quickstart_refuses_a_users_folder(capsys, user_folder):
     code, err = run_cli(capsys, "quickstart", "--workdir", user_folder, "--train-size", 5, "--eval-size", 5)
     assert_refused(code, err, str(user_folder), "holds files the quickstart did not write")
     assert snapshot(user_folder) == before
+
+
+def test_report_refuses_a_users_report_files(tmp_path, capsys, make_beir):
+    data = make_beir(tmp_path / "data", DOCS, QUERIES, QRELS)
+    results = tmp_path / "results"
+    results.mkdir()
+    assert run_cli(capsys, "eval", "--model", "bm25", "--data", data, "--output", results / "r.json")[0] == 0
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("# my notes\n")
+    code, err = run_cli(capsys, "report", results, "--output", out)
+    assert_refused(code, err, "report.md", "not part of a report embedkit wrote")
+    assert (out / "report.md").read_text() == "# my notes\n" and not (out / "report.png").exists()
+    fresh = tmp_path / "fresh"
+    assert run_cli(capsys, "report", results, "--output", fresh)[0] == 0
+    assert run_cli(capsys, "report", results, "--output", fresh)[0] == 0  # its own report: replaced

@@ -310,7 +310,7 @@ def render_markdown(results: Sequence[Mapping[str, Any]], metric: str = PAPER_ME
     rows = _rows(results, metric)
     title = metric_title(metric, results)
     depths = {d for row in rows for d in row.depths.values()}
-    lines = ["# Retrieval results", "",
+    lines = [REPORT_TITLE, "",
              f"{title} ×100 per dataset, one column per model." + (
                  " Recall is measured at the depth each result was retrieved to (its `k`)."
                  if metric == "recall@k" and len(depths) > 1 else "")]
@@ -460,11 +460,29 @@ def _bars(axes: Any, categories: list[str], series: list[tuple[str, list[tuple[f
 
 # --------------------------------------------------------------------------- both
 
+REPORT_TITLE = "# Retrieval results"  # the first line of every report.md embedkit writes
+
+
+def _check_replaceable(out: Path) -> None:
+    """report.md and report.png are replaced only where they are a report embedkit wrote (report.md opens with
+    REPORT_TITLE), never a user's files of those names."""
+    md = out / "report.md"
+    try:
+        ours = md.is_file() and md.open(encoding="utf-8", errors="replace").readline().rstrip("\n") == REPORT_TITLE
+    except OSError:
+        ours = False
+    for path in (md, out / "report.png"):
+        if path.exists() and not ours:
+            raise EmbedkitError(f"{path} exists and is not part of a report embedkit wrote; choose another output "
+                                "folder (embedkit never overwrites what it did not make)")
+
+
 def write_report(paths: Iterable[str | Path], out_dir: str | Path, metric: str = PAPER_METRIC) -> tuple[Path, Path]:
     """Read results under ``paths`` and write ``<out_dir>/report.md`` and ``<out_dir>/report.png``."""
     _check_metric(metric)
     results = load_results(paths)
     out = Path(out_dir)
+    _check_replaceable(out)
     out.mkdir(parents=True, exist_ok=True)
     png_path = write_chart(results, out / "report.png", metric)
     md_path = out / "report.md"
