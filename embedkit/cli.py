@@ -186,15 +186,21 @@ def _eval(args: argparse.Namespace) -> int:
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
                              index=index, colbert_library=library)
-        logger.info("results in %s", args.output_dir)
+        written = [o for o in run.outcomes if o.result is not None]
+        if written:
+            logger.info("results in %s", args.output_dir)
+        else:
+            logger.info("no results written to %s: no dataset was scored", args.output_dir)
         print(run.table)
         return 1 if run.failed else 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     from embedkit.evaluate.runner import evaluate
 
+    if args.index_dir:
+        check_local(args.index_dir, "--index-dir", "folder")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
-                      colbert_library=library)
+                      index_dir=args.index_dir, colbert_library=library)
     for what, path in (("results", args.output), ("run file", args.run_file)):
         if path:
             logger.info("%s written to %s", what, path)
@@ -393,6 +399,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="results", metavar="DIR",
                    help="With --benchmark: the folder of one results JSON per dataset (default: results).")
     p.add_argument("--run-file", default=None, metavar="FILE", help="Also write the ranking as a TREC run file.")
+    p.add_argument("--index-dir", default=None, metavar="DIR",
+                   help="With --data: an index of its corpus (embedkit index, or a run's index folder) to search "
+                        "when it holds the same documents encoded the same way, instead of encoding them again.")
     p.add_argument("--mldr-setting", choices=list(typing.get_args(MldrSetting)), default="ood",
                    help="MLDR results: id if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else ood (default: ood).")

@@ -133,7 +133,8 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
     start = time.perf_counter()
     train_path, data = prepare_data(workdir, train_size, eval_size)
     base = packaged_minilm()
-    dense = quickstart_recipe(packaged_recipe("quickstart.yaml"), workdir, "code", train_path, data, max_steps, ["bm25", base])
+    dense = quickstart_recipe(packaged_recipe("quickstart.yaml"), workdir, "code", train_path, data, max_steps,
+                              ["bm25", base])
     run = run_pipeline(dense)
     rows = _rows(run, {"bm25": "BM25 (bm25s)", base: "MiniLM base (dense)", run.model: "MiniLM fine-tuned (dense)"})
     if colbert:

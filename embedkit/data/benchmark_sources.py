@@ -227,8 +227,9 @@ def _offline_error(entry: Benchmark, folder: Path, reason: str, hub: bool = Fals
     return EmbedkitError(
         f"benchmark {entry.name!r} is not in the cache ({folder}) and could not be downloaded from "
         f"{where}: {reason.rstrip('.')}.{hint} Run once where there is internet and copy {folder} over "
-        "(or point EMBEDKIT_CACHE at a copied cache), or pass a local BEIR-format folder with "
-        f"--data path/to/beir-folder (corpus.jsonl, queries.jsonl, qrels/{entry.split}.tsv).")
+        "(or point EMBEDKIT_CACHE at a copied cache), or score a local BEIR-format folder instead (corpus.jsonl, "
+        f"queries.jsonl, qrels/{entry.split}.tsv): `embedkit eval --data path/to/beir-folder`, or in a recipe "
+        "(run, sweep) eval.data: [path/to/beir-folder], e.g. --set 'eval.data=[path/to/beir-folder]'.")
 
 
 # --------------------------------------------------------------------------------------------

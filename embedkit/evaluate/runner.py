@@ -107,6 +107,10 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         scratch.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
     if not (options.use_cache and fingerprint and (folder / "embedkit-index.json").is_file()):
+        if options.use_cache:
+            logger.info("%s: encoding the corpus for evaluation into the cache, %s (EMBEDKIT_CACHE moves it, "
+                        "--no-cache deletes it after; an index of these documents is reused with --index-dir)",
+                        data.folder.name, folder)
         build_index(model, corpus, folder, build, kind=kind, encoder=encoder, overwrite=True,
                     progress=logger.isEnabledFor(logging.INFO))
     seconds["index"] = time.perf_counter() - start

@@ -105,6 +105,7 @@ def test_unreachable_beir_url_fails_fast_with_instructions(tmp_path):
         sources.materialize(entry, tmp_path / "cache")
     message = str(excinfo.value)
     assert "'beir/nfcorpus'" in message and "--data path/to/beir-folder" in message
+    assert "eval.data=[path/to/beir-folder]" in message  # the recipe's field, for run and sweep
     assert "http://127.0.0.1:9/nfcorpus.zip" in message
     assert not (tmp_path / "cache" / "beir" / "nfcorpus").exists()
     assert not list((tmp_path / "cache" / "_downloads").glob("*"))
