@@ -49,7 +49,8 @@ def test_beir_zip_is_downloaded_converted_and_cached(tmp_path, caplog):
     assert not (cache / "_downloads" / "scifact.zip").exists()  # the zip is dropped once unpacked
     archive.unlink()  # a second call must not need the source any more
     assert sources.materialize(entry, cache) == folder
-    beir = pytest.importorskip("embedkit.data.beir")
+    from embedkit.data import beir
+
     data = beir.load_beir(folder, "test")
     assert set(data.queries) == {"q0", "q1", "q2"} and data.qrels["q1"] == {"d1": 1}
 
