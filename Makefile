@@ -51,7 +51,7 @@ docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
 
 reference: $(STAMP)
-	$(BIN)/python -m embedkit.config > docs/reference/recipe.md
+	$(BIN)/python -c "from embedkit.config import reference_page; print(reference_page(), end='')" > docs/reference/recipe.md
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"

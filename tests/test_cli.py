@@ -222,7 +222,7 @@ def test_eval_prints_metrics_named_by_depth(tmp_path, code_beir, capsys):
     assert {"ndcg@10", "recall@10", "mrr@10", "map@10"} <= set(printed) and printed["k"] == 10
     assert "recall@100" not in printed and "recall@100" not in json.loads((tmp_path / "r.json").read_text())
     assert f"results written to {tmp_path / 'r.json'}" in err
-    assert "encoding the corpus for evaluation into the cache" in err  # says where it writes
+    assert "indexing the corpus for evaluation into the cache" in err  # says where it writes
 
 
 def test_report_command_writes_and_prints(tmp_path, code_beir, capsys):

@@ -108,7 +108,7 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         folder = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
     if not (options.use_cache and fingerprint and (folder / "embedkit-index.json").is_file()):
         if options.use_cache:
-            logger.info("%s: encoding the corpus for evaluation into the cache, %s (EMBEDKIT_CACHE moves it, "
+            logger.info("%s: indexing the corpus for evaluation into the cache, %s (EMBEDKIT_CACHE moves it, "
                         "--no-cache deletes it after; an index of these documents is reused with --index-dir)",
                         data.folder.name, folder)
         build_index(model, corpus, folder, build, kind=kind, encoder=encoder, overwrite=True,

@@ -142,12 +142,12 @@ def test_cli_serve_subprocess(minilm_index, code_pairs):
     assert "k-123" not in text
 
 
-def test_readme_documents_every_serve_flag():
+def test_the_serving_guide_documents_every_serve_flag():
     import dataclasses
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "serving.md").read_text(encoding="utf-8")
     flags = [f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in dataclasses.fields(ServeConfig)]
-    assert [flag for flag in flags if f"`{flag}" not in readme] == []
+    assert [flag for flag in flags if f"`{flag}" not in guide] == []
 
 
 def test_set_threads(monkeypatch):
