@@ -191,6 +191,7 @@ def _eval(args: argparse.Namespace) -> int:
             logger.info("results in %s", args.output_dir)
         else:
             logger.info("no results written to %s: no dataset was scored", args.output_dir)
+        _write_mteb_results([o.result for o in written], args.mteb_results)
         print(run.table)
         return 1 if run.failed else 0
     if not args.data:
@@ -206,6 +207,7 @@ def _eval(args: argparse.Namespace) -> int:
             logger.info("%s written to %s", what, path)
     if not args.output:
         logger.info("results not saved (pass --output FILE to keep them)")
+    _write_mteb_results([result], args.mteb_results)
     from embedkit.evaluate.metrics import metric_keys
 
     keys = metric_keys(options.k)
@@ -213,6 +215,16 @@ def _eval(args: argparse.Namespace) -> int:
     print(json.dumps({k: round(result[k], 4) for k in keys} | {"k": options.k, "num_queries": result["num_queries"],
                                                                  "num_documents": result["num_documents"]} | extra))
     return 0
+
+
+def _write_mteb_results(results: list[dict], folder: str | None) -> None:
+    """``--mteb-results DIR``: MTEB's result files of the results that belong to a benchmark MTEB has."""
+    if not folder:
+        return
+    from embedkit.evaluate.mteb_results import write_mteb_results
+
+    for path in write_mteb_results(results, folder):
+        logger.info("MTEB result written to %s", path)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -402,6 +414,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--index-dir", default=None, metavar="DIR",
                    help="With --data: an index of its corpus (embedkit index, or a run's index folder) to search "
                         "when it holds the same documents encoded the same way, instead of encoding them again.")
+    p.add_argument("--mteb-results", default=None, metavar="DIR",
+                   help="Also write MTEB's result files (DIR/results/<model>/<revision>/<Task>.json, loaded by "
+                        "mteb.ResultCache(DIR).load_results) for the benchmarks MTEB has; needs embedkit[eval].")
     p.add_argument("--mldr-setting", choices=list(typing.get_args(MldrSetting)), default="ood",
                    help="MLDR results: id if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else ood (default: ood).")
