@@ -180,6 +180,10 @@ def _eval(args: argparse.Namespace) -> int:
         check_local_or_hub(args.model, "--model", "model")
     if args.data:
         check_local(args.data, "--data", "folder")
+    if args.mteb_results:
+        from embedkit.evaluate.mteb_results import check_mteb
+
+        check_mteb()
     if args.benchmark:
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 

@@ -42,15 +42,22 @@ def mteb_scores(result: dict[str, Any]) -> dict[str, float]:
     return scores
 
 
+def check_mteb() -> None:
+    """Fail before any work when mteb, which writes the files, is not installed."""
+    from importlib.util import find_spec
+
+    if find_spec("mteb") is None:
+        raise EmbedkitError("--mteb-results needs the mteb package: pip install 'embedkit[eval]'")
+
+
 def write_mteb_results(results: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     """Write MTEB's result files for the ``results`` (results JSON dicts of one or more models) that belong to a
     benchmark MTEB has; the others are named in one log line. Returns the files written."""
-    try:
-        import mteb
-        from mteb.cache import ResultCache
-        from mteb.results import TaskResult
-    except ImportError:
-        raise EmbedkitError("--mteb-results needs the mteb package: pip install 'embedkit[eval]'") from None
+    check_mteb()
+    import mteb
+    from mteb.cache import ResultCache
+    from mteb.results import TaskResult
+
     from embedkit.data.benchmarks import BENCHMARKS
 
     grouped: dict[tuple[str, str, str], dict[str, dict[str, dict[str, float]]]] = defaultdict(dict)
