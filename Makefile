@@ -9,7 +9,7 @@ PYLATE_BIN := $(PYLATE_VENV)/bin
 PYLATE_STAMP := $(PYLATE_VENV)/.installed-$(shell cat pyproject.toml constraints/pylate.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install install-pylate quickstart lint test test-fast test-pylate throughput throughput-cpu throughput-host \
-	compare-st serve-bench infinity-env gpu-wheels gpu-wheels-stack clean
+	compare-st serve-bench infinity-env gpu-wheels gpu-wheels-stack clean wheel-test docs docs-serve reference
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,22 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# The package as users install it: the built wheel (not the checkout) in a fresh virtual environment that borrows
+# .venv's torch, `pip check`, then a small `embedkit quickstart` from an empty folder (a few minutes).
+wheel-test: $(STAMP)
+	$(BIN)/python .ci/wheel_test.py
+
+# The documentation site (mkdocs.yml, docs/): `make docs` builds it into site/ with --strict (a broken link or API
+# reference fails), `make docs-serve` previews it; `make reference` regenerates docs/reference/recipe.md.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
+reference: $(STAMP)
+	$(BIN)/python -c "from embedkit.config import reference_page; print(reference_page(), end='')" > docs/reference/recipe.md
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"

@@ -197,6 +197,12 @@ def _eval(args: argparse.Namespace) -> int:
     check_results_file(args.output, "--output")
     if args.run_file:
         check_writable(args.run_file, "--run-file")
+    if args.mteb_results:
+        from embedkit.evaluate.mteb_results import check_mteb
+
+        check_apart(args.mteb_results, "--mteb-results", inputs)
+        check_writable(args.mteb_results, "--mteb-results", "folder")
+        check_mteb()
     if args.benchmark:
         check_apart(args.output_dir, "--output-dir", inputs)
         check_writable(args.output_dir, "--output-dir", "folder")
@@ -205,20 +211,28 @@ def _eval(args: argparse.Namespace) -> int:
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
                              index=index, colbert_library=library)
-        logger.info("results in %s", args.output_dir)
+        written = [o for o in run.outcomes if o.result is not None]
+        if written:
+            logger.info("results in %s", args.output_dir)
+        else:
+            logger.info("no results written to %s: no dataset was scored", args.output_dir)
+        _write_mteb_results([o.result for o in written], args.mteb_results)
         print(run.table)
         return 1 if run.failed else 0
     if not args.data:
         raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     from embedkit.evaluate.runner import evaluate
 
+    if args.index_dir:
+        check_local(args.index_dir, "--index-dir", "folder")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
-                      colbert_library=library)
+                      index_dir=args.index_dir, colbert_library=library)
     for what, path in (("results", args.output), ("run file", args.run_file)):
         if path:
             logger.info("%s written to %s", what, path)
     if not args.output:
         logger.info("results not saved (pass --output FILE to keep them)")
+    _write_mteb_results([result], args.mteb_results)
     from embedkit.evaluate.metrics import metric_keys
 
     keys = metric_keys(options.k)
@@ -226,6 +240,16 @@ def _eval(args: argparse.Namespace) -> int:
     print(json.dumps({k: round(result[k], 4) for k in keys} | {"k": options.k, "num_queries": result["num_queries"],
                                                                  "num_documents": result["num_documents"]} | extra))
     return 0
+
+
+def _write_mteb_results(results: list[dict], folder: str | None) -> None:
+    """``--mteb-results DIR``: MTEB's result files of the results that belong to a benchmark MTEB has."""
+    if not folder:
+        return
+    from embedkit.evaluate.mteb_results import write_mteb_results
+
+    for path in write_mteb_results(results, folder):
+        logger.info("MTEB result written to %s", path)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -451,6 +475,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="results", metavar="DIR",
                    help="With --benchmark: the folder of one results JSON per dataset (default: results).")
     p.add_argument("--run-file", default=None, metavar="FILE", help="Also write the ranking as a TREC run file.")
+    p.add_argument("--index-dir", default=None, metavar="DIR",
+                   help="With --data: an index of its corpus (embedkit index, or a run's index folder) to search "
+                        "when it holds the same documents encoded the same way, instead of encoding them again.")
+    p.add_argument("--mteb-results", default=None, metavar="DIR",
+                   help="Also write MTEB's result files (DIR/results/<model>/<revision>/<Task>.json, loaded by "
+                        "mteb.ResultCache(DIR).load_results) for the benchmarks MTEB has; needs embedkit[eval].")
     p.add_argument("--mldr-setting", choices=list(typing.get_args(MldrSetting)), default="ood",
                    help="MLDR results: id if the model was fine-tuned on MLDR's training split (the paper's "
                         "MLDR-ID column), else ood (default: ood).")

@@ -250,7 +250,7 @@ class IndexSettings(EncodeSettings):
         group="index backend")
     auto_exact_max_documents: int = _help(
         "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "
-        "crossover, see the README).", 10_000, group="index backend", low=0)
+        "crossover, see docs/measurements).", 10_000, group="index backend", low=0)
     shard_size: int = _help("Documents per resumable shard.", 8192, low=1)
     keep_shards: bool = _help(
         "Keep the encoded vectors in the index folder (shards/), so that a rebuild with another backend or "
@@ -368,7 +368,7 @@ API_KEY_ENV = "EMBEDKIT_API_KEY"
 @dataclass
 class ServeConfig(Bounded):
     """``embedkit serve``: address, security, limits, batching and threads (one flag per field; not a recipe
-    section). Limits left at null follow the served model and index (see the README's serve section)."""
+    section). Limits left at null follow the served model and index (see docs/guides/serving.md)."""
 
     host: str = _help("Address to bind. 127.0.0.1 (loopback) is reachable from this machine only; 0.0.0.0 or a "
                       "public address exposes the server: set an API key.", "127.0.0.1")
@@ -709,7 +709,7 @@ def default_of(f: dataclasses.Field) -> Any:
 
 def recipe_keys(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key, type, default, help) for every recipe key, types and defaults as a recipe writes them: the source
-    of the README's recipe reference."""
+    of the recipe reference (docs/reference/recipe.md)."""
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -723,11 +723,24 @@ def recipe_keys(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, st
 
 
 def reference_markdown() -> str:
-    """The README's recipe reference table, generated from the dataclasses (a test keeps the README in sync)."""
+    """The recipe reference table, generated from the dataclasses (the docs' recipe reference page holds it)."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, tp, default, text in recipe_keys():
         lines.append(f"| `{key}` | {tp.replace(' | ', ' / ')} | `{default}` | {text.replace('|', '/')} |")
     return "\n".join(lines)
+
+
+def reference_page() -> str:
+    """docs/reference/recipe.md, whole: written by ``make reference``; tests/test_docs.py keeps it equal to this."""
+    return "\n".join([
+        "# Recipe reference", "",
+        "<!-- Generated from the dataclasses in embedkit/config.py: do not edit; run `make reference`. -->", "",
+        "A recipe has the sections `model`, `colbert`, `data`, `loss`, `training` (training), `index` (the corpus "
+        "to index and the backend), `eval` (datasets, split, protocol, long-document mode, k) and `report` (where, "
+        "and which baselines to score beside the model). Every key is a typed field with the help below; the CLI "
+        "flags of `embedkit index`, `eval`, `search` and `serve` are the same fields. Override any key with "
+        "`--set key=value`; an unknown key fails with the list of valid ones.", "",
+        reference_markdown(), ""])
 
 
 # --------------------------------------------------------------------------- where a run writes

@@ -254,21 +254,32 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
     results = []
     models = [(model, recipe.kind)] + [(b, recipe.kind) for b in recipe.report.baselines]  # bm25 needs no kind
     for name, kind in models:
-        for item in recipe.eval.data:
+        scored = recipe if name in (model, NO_MODEL) else _beside(recipe, [r for r in results if r["model"] == model])
+        for item in scored.eval.data:
             if Path(item).expanduser().is_dir():
-                results.append(_eval_one(recipe, name, kind, item, index_dir if name == model else "", overwrite,
+                results.append(_eval_one(scored, name, kind, item, index_dir if name == model else "", overwrite,
                                          ran))
             else:  # a benchmark name: one JSON per dataset under eval.output_dir, datasets done are skipped
-                run = run_benchmarks(name, item, replace(narrow(EvalOptions, recipe.eval), kind=kind),
-                                     output_dir=recipe.eval.output_dir, cache_dir=recipe.eval.benchmark_cache,
-                                     mldr_setting=recipe.eval.mldr_setting, overwrite=overwrite, index=recipe.index,
-                                     colbert_library=recipe.colbert.library)
+                run = run_benchmarks(name, item, replace(narrow(EvalOptions, scored.eval), kind=kind),
+                                     output_dir=scored.eval.output_dir, cache_dir=scored.eval.benchmark_cache,
+                                     mldr_setting=scored.eval.mldr_setting, overwrite=overwrite, index=scored.index,
+                                     colbert_library=scored.colbert.library)
                 ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
                 results.extend(o.result for o in run.outcomes if o.result is not None)
                 if run.failed:
                     raise EmbedkitError(f"eval: {len(run.failed)} benchmark dataset(s) failed: "
                                         f"{', '.join(o.dataset for o in run.failed)}; rerun to retry them")
     return results, "ran" if ran else "skipped (done)"
+
+
+def _beside(recipe: Recipe, own: list[dict[str, Any]]) -> Recipe:
+    """The recipe a baseline is scored with: at the document length the recipe's own model was scored at (its
+    effective one, recorded in its results), so that the rows of a report compare like with like; a length the
+    recipe sets (``eval.max_length``) stays. The report marks rows of one dataset scored at different lengths."""
+    lengths = {r.get("max_length") for r in own} - {None}
+    if recipe.eval.max_length is not None or len(lengths) != 1:
+        return recipe
+    return replace(recipe, eval=replace(recipe.eval, max_length=lengths.pop()))
 
 
 def _report(recipe: Recipe, overwrite: bool) -> tuple[str, str]:

@@ -1,8 +1,8 @@
 """`embedkit quickstart`: the whole pipeline offline, on real code-search data, in minutes on a CPU.
 
 Extracts docstring→code pairs from the installed site-packages (training) and a disjoint BEIR folder from
-the Python stdlib's functions (evaluation), then runs ``recipes/quickstart.yaml`` (and
-``quickstart-colbert.yaml``) through ``embedkit run`` with those paths filled in: train the packaged
+the Python stdlib's functions (evaluation), then runs the packaged ``recipes/quickstart.yaml``
+(and ``quickstart-colbert.yaml``) through ``embedkit run`` with those paths filled in: train the packaged
 all-MiniLM-L6-v2, index the stdlib corpus, score it next to BM25 and the untrained model, write the report.
 """
 
@@ -21,7 +21,17 @@ from embedkit.train.recipes import load_recipe
 
 logger = logging.getLogger(__name__)
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+
+
+def packaged_recipe(name: str) -> Path:
+    """A recipe shipped inside the package (``embedkit/recipes/``, the checkout's ``recipes/``), found through
+    the package, so an installed wheel runs its own quickstart from any folder."""
+    from importlib.resources import files
+
+    path = Path(str(files("embedkit") / "recipes" / name))
+    if not path.is_file():
+        raise EmbedkitError(f"recipe {name} is not in this installation of embedkit ({path.parent}): reinstall it")
+    return path
 
 
 @dataclass
@@ -136,18 +146,17 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
     """
     from embedkit.pipeline import run_pipeline
 
-    if not RECIPE.is_file():
-        raise EmbedkitError(f"{RECIPE} not found: run the quickstart from a clone of the embedkit repository")
     workdir = Path(workdir)
     check_workdir(workdir)
     start = time.perf_counter()
     train_path, data = prepare_data(workdir, train_size, eval_size)
     base = packaged_minilm()
-    dense = quickstart_recipe(RECIPE, workdir, "code", train_path, data, max_steps, ["bm25", base])
+    dense = quickstart_recipe(packaged_recipe("quickstart.yaml"), workdir, "code", train_path, data, max_steps,
+                              ["bm25", base])
     run = run_pipeline(dense)
     rows = _rows(run, {"bm25": "BM25 (bm25s)", base: "MiniLM base (dense)", run.model: "MiniLM fine-tuned (dense)"})
     if colbert:
-        recipe = RECIPE.with_name("quickstart-colbert.yaml")
+        recipe = packaged_recipe("quickstart-colbert.yaml")
         # the untrained row reads documents as far as the tuned one (colbert.document_length)
         length = load_recipe(recipe).colbert.document_length
         tuned = quickstart_recipe(recipe, workdir, "colbert-code", train_path, data, max_steps, [base],

@@ -103,3 +103,43 @@ def end_progress_lines() -> None:
         except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error being reported
             continue
     sys.stderr.flush()
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A tqdm progress bar on stderr (``tqdm(**kwargs)``). Where stderr is not a terminal (a log file, CI, a
+    pipe) the bar writes whole lines instead of redrawing one: one line per update it shows (at most every 30 s
+    unless ``mininterval`` says otherwise) and its last state once (tqdm's own closing redraw would repeat it)."""
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(**kwargs)
+    kwargs.setdefault("mininterval", 30.0)
+    kwargs.pop("dynamic_ncols", None)
+    return _line_bar()(**kwargs)
+
+
+def _line_bar() -> type:
+    from tqdm.std import tqdm
+
+    class LineBar(tqdm):
+        """tqdm writing each state it shows as one line, and never the same state twice."""
+
+        _shown: int | None = None
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+            if msg == "" or self.n == self._shown:  # a clearing write, or the state the last line shows
+                return True
+            self._shown = self.n
+            self.fp.write(self.__str__() + "\n")
+            self.fp.flush()
+            return True
+
+        def close(self) -> None:
+            if getattr(self, "disable", True):
+                return
+            if self.leave is not False:
+                self.display()  # the final state, unless the last line already shows it
+            self.disable = True
+            self._decr_instances(self)
+
+    return LineBar

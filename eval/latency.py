@@ -119,7 +119,7 @@ def build_indexes(folder: Path, minilm: str, colbert_model: str) -> tuple[Path, 
 def fine_tuned_colbert(work: Path, minilm: str) -> str:
     """The quickstart's ColBERT: MiniLM + 128-d projection, 20 steps on site-packages docstring/code pairs
     (disjoint from the stdlib corpora scored here). Trained once into ``work``."""
-    from embedkit.quickstart import RECIPE, prepare_data
+    from embedkit.quickstart import packaged_recipe, prepare_data
     from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
@@ -127,7 +127,7 @@ def fine_tuned_colbert(work: Path, minilm: str) -> str:
     if (out / "modules.json").is_file():
         return str(out)
     train_path, _ = prepare_data(work / "train", train_size=2000, eval_size=2000, num_queries=1)
-    recipe = load_recipe(RECIPE.with_name("quickstart-colbert.yaml"),
+    recipe = load_recipe(packaged_recipe("quickstart-colbert.yaml"),
                          [f"model.name={minilm}", f"data.train={train_path}", f"output_dir={out}"])
     return str(train(recipe, overwrite=True))
 

@@ -78,6 +78,14 @@ def setup_infinity(env: Path = INFINITY_ENV) -> None:
 
     if not (env / "bin" / "python").exists():
         venv.create(env, with_pip=True)
+    share_torch(env)
+    subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
+                           f"infinity-emb[server,torch]=={INFINITY_VERSION}"])
+
+
+def share_torch(env: Path) -> None:
+    """Let the virtual environment ``env`` import this environment's torch (and what torch needs) through a .pth
+    file of symbolic links, so that pip finds torch installed there instead of downloading it again."""
     shared = env / "shared-torch"
     shared.mkdir(exist_ok=True)
     for dist in _torch_closure():
@@ -90,8 +98,6 @@ def setup_infinity(env: Path = INFINITY_ENV) -> None:
     purelib = subprocess.check_output([str(env / "bin" / "python"), "-c",
                                        "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip()
     Path(purelib, "embedkit-shared-torch.pth").write_text(f"{shared}\n")
-    subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
-                           f"infinity-emb[server,torch]=={INFINITY_VERSION}"])
 
 
 # ------------------------------------------------------------------------------------------------ data

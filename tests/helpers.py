@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 WORDS = "parse read write open close sort merge split join map filter reduce stream buffer socket".split()
 
@@ -51,3 +52,10 @@ def write_hub_repo(root: Path, configs: dict[str, dict[str, dict[str, list]]]) -
             lines += [f"  - split: {split}", f"    path: {config}/{split}-*"]
     (root / "README.md").write_text("\n".join(lines + ["---", ""]), encoding="utf-8")
     return root
+
+
+def import_pylate(module: str = "pylate") -> Any:
+    """``module`` of PyLate, or a skip that says why: PyLate's stack is tested in its own environment."""
+    import pytest
+
+    return pytest.importorskip(module, reason="stack: PyLate is tested in its own environment (make test-pylate)")

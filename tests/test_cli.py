@@ -21,8 +21,10 @@ def test_train_index_search_eval(tmp_path, tiny_modernbert, train_jsonl, code_be
     assert len(hits) == 3 and {"id", "score", "text"} <= set(hits[0])
     out = tmp_path / "results.json"
     assert main(["eval", "--model", model, "--data", str(code_beir), "--output", str(out),
-                 "--run-file", str(tmp_path / "run.trec")]) == 0
+                 "--run-file", str(tmp_path / "run.trec"), "--index-dir", str(tmp_path / "idx")]) == 0
+    assert "into the cache" not in capsys.readouterr().err  # the index's vectors: nothing encoded again
     result = json.loads(out.read_text())
+    assert result["max_length"] == 64  # what the model read: its own length (the recipe's), not null
     assert {"ndcg@10", "recall@100", "mrr@10", "map@100"} <= set(result)
     assert result["num_queries"] == 200 and result["kind"] == "dense"
     assert len((tmp_path / "run.trec").read_text().splitlines()) == 200 * 100
@@ -220,6 +222,7 @@ def test_eval_prints_metrics_named_by_depth(tmp_path, code_beir, capsys):
     assert {"ndcg@10", "recall@10", "mrr@10", "map@10"} <= set(printed) and printed["k"] == 10
     assert "recall@100" not in printed and "recall@100" not in json.loads((tmp_path / "r.json").read_text())
     assert f"results written to {tmp_path / 'r.json'}" in err
+    assert "indexing the corpus for evaluation into the cache" in err  # says where it writes
 
 
 def test_report_command_writes_and_prints(tmp_path, code_beir, capsys):

@@ -50,7 +50,6 @@ def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, ti
     assert main(["index", "--model", str(model), "--corpus", str(beir), "--index-dir", str(exact), "--backend",
                  "exact", "--max-length", "64", "--colbert-library", colbert_library.name]) == 0
 
-    pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from embedkit.config import ServeConfig

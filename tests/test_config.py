@@ -92,19 +92,17 @@ def test_every_key_documented():
     assert all(row[3] for row in rows)
 
 
-def test_readme_recipe_reference_lists_every_key():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    missing = [key for key, *_ in recipe_keys() if f"| `{key}` |" not in readme]
-    assert not missing, f"README recipe reference lacks {missing}"
+def test_recipe_reference_page_lists_every_key():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "recipe.md").read_text(encoding="utf-8")
+    missing = [key for key, *_ in recipe_keys() if f"| `{key}` |" not in page]
+    assert not missing, f"docs/reference/recipe.md lacks {missing}"
 
 
-def test_readme_recipe_reference_is_the_generated_table():
-    from embedkit.config import reference_markdown
+def test_recipe_reference_page_is_the_generated_one():
+    from embedkit.config import reference_page
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert reference_markdown() in readme, (
-        "README recipe reference is stale: paste the output of "
-        "`python -c 'from embedkit.config import reference_markdown; print(reference_markdown())'`")
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "recipe.md").read_text(encoding="utf-8")
+    assert page == reference_page(), "docs/reference/recipe.md is stale: run `make reference`"
 
 
 def test_training_settings_ignore_what_training_does_not_read():

@@ -242,3 +242,29 @@ def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_
     assert "--overwrite" in capsys.readouterr().err
     assert main(["run", str(recipe), "--set", "training.learning_rate=1e-3", "--stages", "train", "--overwrite"]) == 0
     assert (tmp_path / "model" / "embedkit.json").read_bytes() != manifest
+
+
+@pytest.mark.slow
+def test_baselines_are_scored_at_the_length_the_recipe_model_was(tmp_path, tiny_modernbert, small_beir):
+    """Results record the length the encoder read (the model's own when the recipe leaves it null), and a
+    recipe's baselines are scored at its model's length, so that the report compares like with like."""
+    import shutil
+    from pathlib import Path
+
+    from embedkit.pipeline import run_pipeline
+
+    short = tmp_path / "short-model"  # the same weights, a tokenizer that stops at 32 tokens
+    shutil.copytree(tiny_modernbert, short)
+    config = json.loads((short / "tokenizer_config.json").read_text())
+    (short / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 32}))
+    recipe = recipe_from_dict({
+        "output_dir": str(tmp_path / "own"), "model": {"name": str(short)},
+        "eval": {"data": [str(small_beir)], "k": 10, "unpadded": "off"},
+        "report": {"baselines": [str(tiny_modernbert), "bm25"]}})
+    results = {Path(r["model"]).name: r for r in run_pipeline(recipe).results}
+    own, base, bm25 = results["short-model"], results[Path(tiny_modernbert).name], results["bm25"]
+    assert own["max_length"] == 32 and own["settings"]["max_length"] is None  # effective; the recipe asked none
+    assert base["max_length"] == 32 and base["settings"]["max_length"] == 32  # scored beside it at its length
+    assert bm25["max_length"] is None  # whole documents
+    report = (tmp_path / "own-run" / "report" / "report.md").read_text()
+    assert "The models read documents up to 32 tokens." in report

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 
@@ -13,3 +15,7 @@ def test_fine_tuning_minilm_raises_ndcg_on_unseen_code(tmp_path, capsys):
     assert by_name["BM25 (bm25s)"].ndcg > 0
     assert "| MiniLM fine-tuned (dense) |" in capsys.readouterr().out
     assert (tmp_path / "qs" / "results.md").is_file()
+    # like for like: both MiniLM rows read documents up to MiniLM's own 256 tokens, recorded in each results JSON
+    lengths = {p.parent.name: json.loads(p.read_text())["max_length"]
+               for p in (tmp_path / "qs").glob("minilm-code-run/eval/*/*.json")}
+    assert lengths == {"bm25": None, "all-MiniLM-L6-v2": 256, "minilm-code": 256}

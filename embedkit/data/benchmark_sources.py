@@ -227,8 +227,9 @@ def _offline_error(entry: Benchmark, folder: Path, reason: str, hub: bool = Fals
     return EmbedkitError(
         f"benchmark {entry.name!r} is not in the cache ({folder}) and could not be downloaded from "
         f"{where}: {reason.rstrip('.')}.{hint} Run once where there is internet and copy {folder} over "
-        "(or point EMBEDKIT_CACHE at a copied cache), or pass a local BEIR-format folder with "
-        f"--data path/to/beir-folder (corpus.jsonl, queries.jsonl, qrels/{entry.split}.tsv).")
+        "(or point EMBEDKIT_CACHE at a copied cache), or score a local BEIR-format folder instead (corpus.jsonl, "
+        f"queries.jsonl, qrels/{entry.split}.tsv): `embedkit eval --data path/to/beir-folder`, or in a recipe "
+        "(run, sweep) eval.data: [path/to/beir-folder], e.g. --set 'eval.data=[path/to/beir-folder]'.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,16 +238,15 @@ def _offline_error(entry: Benchmark, folder: Path, reason: str, hub: bool = Fals
 
 def _download(url: str, dest: Path, timeout: float = NETWORK_TIMEOUT_S) -> str:
     """Stream ``url`` (http(s) or file) to ``dest`` through a ``.part`` file; return its md5."""
-    from tqdm.auto import tqdm
-
     from embedkit import __version__
+    from embedkit.quiet import progress_bar
 
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.md5()
     request = urllib.request.Request(url, headers={"User-Agent": f"embedkit/{__version__}"})
     with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", leave=False) as bar:
+        with progress_bar(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", leave=False) as bar:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 digest.update(chunk)

@@ -54,6 +54,8 @@ class Benchmark:
     revision: str | None = None    # pinned hub revision (the one MTEB pins), None = main
     md5: str | None = None         # checksum published next to the BEIR zip
     document_text: DocumentText = "title+text"  # under the default protocol; MTEB's joins title and text always
+    mteb_task: str | None = None   # the MTEB task of the same set (embedkit eval --mteb-results), None = none
+    mteb_subset: str = "default"   # its hf_subset there (MultiLongDocRetrieval: en, CodeSearchNet: the language)
 
     @property
     def is_aggregate(self) -> bool:
@@ -97,27 +99,36 @@ _CSN_REVISION = "4adc7bc41202b5c13543c9c886a25f340634dab3"
 _SQA_REVISION = "db8f169f3894c14a00251061f957b2063eef2bd5"
 
 
+# The MTEB task of each BEIR set (mteb 2.26 names; Touche2020 is the v2 data BEIR reports).
+_MTEB_BEIR = {"nfcorpus": "NFCorpus", "scifact": "SciFact", "trec-covid": "TRECCOVID", "fiqa": "FiQA2018",
+              "arguana": "ArguAna", "climate-fever": "ClimateFEVER", "dbpedia-entity": "DBPedia", "fever": "FEVER",
+              "hotpotqa": "HotpotQA", "msmarco": "MSMARCO", "nq": "NQ", "quora": "QuoraRetrieval",
+              "scidocs": "SCIDOCS", "webis-touche2020": "Touche2020"}
+
+
 def _build_registry() -> dict[str, Benchmark]:
     entries: list[Benchmark] = []
     for zip_name, title, split, size, md5 in _BEIR_SETS:
         entries.append(Benchmark(f"beir/{zip_name}", title, "beir-zip", BEIR_URL.format(name=zip_name), None,
-                                 split, size, "beir", md5=md5))
+                                 split, size, "beir", md5=md5, mteb_task=_MTEB_BEIR[zip_name]))
     forums = tuple(f"beir/cqadupstack/{forum}" for forum in CQADUPSTACK_FORUMS)
     entries.append(Benchmark("beir/cqadupstack", "CQADupStack (mean of 12 forums)", "beir-zip",
                              BEIR_URL.format(name="cqadupstack"), None, "test", "13,145 q / 457K docs", "beir",
                              members=forums, md5=CQADUPSTACK_MD5))
     for forum, name in zip(CQADUPSTACK_FORUMS, forums):
         entries.append(Benchmark(name, f"CQADupStack {forum}", "beir-zip", BEIR_URL.format(name="cqadupstack"),
-                                 forum, "test", "one forum", "beir", md5=CQADUPSTACK_MD5))
+                                 forum, "test", "one forum", "beir", md5=CQADUPSTACK_MD5,
+                                 mteb_task=f"CQADupstack{forum.capitalize()}Retrieval"))
     entries.append(Benchmark("mldr", "MLDR (English)", "mldr", "Shitao/MLDR", "en", "test",
                              "800 q / 200K docs (avg 3,308 words)", "mldr", max_length=8192,
-                             revision=_MLDR_REVISION))
+                             revision=_MLDR_REVISION, mteb_task="MultiLongDocRetrieval", mteb_subset="en"))
     for lang in CSN_LANGUAGES:
         entries.append(Benchmark(f"csn/{lang}", f"CodeSearchNet {lang} (CoIR)", "coir", "CoIR-Retrieval/CodeSearchNet",
-                                 lang, "test", _CSN_SIZES[lang], "csn", revision=_CSN_REVISION, document_text="text"))
+                                 lang, "test", _CSN_SIZES[lang], "csn", revision=_CSN_REVISION, document_text="text",
+                                 mteb_task="COIRCodeSearchNetRetrieval", mteb_subset=lang))
     entries.append(Benchmark("coir/stackoverflow-qa", "StackOverflow-QA (CoIR)", "coir",
                              "CoIR-Retrieval/stackoverflow-qa", None, "test", "~2K test q / 20K docs", "coir",
-                             revision=_SQA_REVISION, document_text="text"))
+                             revision=_SQA_REVISION, document_text="text", mteb_task="StackOverflowQA"))
     return {entry.name: entry for entry in entries}
 
 

@@ -180,6 +180,7 @@ class _Row:
     name: str = ""
     scores: dict[str, float] = field(default_factory=dict)   # dataset (or "mldr#id") → score in [0, 1]
     depths: dict[str, int | None] = field(default_factory=dict)  # dataset → k it was retrieved to
+    lengths: dict[str, int | None] = field(default_factory=dict)  # dataset → tokens documents were read up to
     label: str = ""
 
     @property
@@ -205,6 +206,7 @@ def _rows(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRIC) -> l
         dataset = str(r["dataset"]) + ("#id" if r.get("mldr_setting") == "id" else "")
         row.scores[dataset] = value
         row.depths[dataset] = depth_of(r)
+        row.lengths[dataset] = r.get("max_length")
     ordered = sorted(rows.values(), key=lambda row: (row.name, row.kind, row.long_documents != "truncate",
                                                      row.long_documents, row.protocol))
     _label(ordered)
@@ -302,6 +304,26 @@ def _dataset_title(name: str) -> str:
 
 # --------------------------------------------------------------------------- markdown
 
+def _length_note(rows: Sequence[_Row]) -> str:
+    """What the models' rows read of each document (the effective max length their results record): one
+    length for all, or, where the rows of a dataset were scored at different lengths, which at which."""
+    by_dataset: dict[str, dict[str, int | None]] = {}
+    for row in rows:
+        if row.has_model:  # bm25 reads whole documents
+            for dataset, length in row.lengths.items():
+                by_dataset.setdefault(dataset, {})[row.label] = length
+    differ = {d: found for d, found in by_dataset.items() if len(set(found.values())) > 1}
+    if not differ:
+        lengths = {length for found in by_dataset.values() for length in found.values()}
+        return f" The models read documents up to {lengths.pop()} tokens." if lengths and None not in lengths \
+            and len(lengths) == 1 else ""
+    parts = "; ".join(_dataset_title(d) + ": " + ", ".join(f"{label} {length or 'unrecorded'}"
+                                                            for label, length in found.items())
+                      for d, found in sorted(differ.items()))
+    return (f" **Not like for like**: the models read documents up to different lengths (tokens) on {parts}; "
+            "part of a difference in score can be the length.")
+
+
 def render_markdown(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRIC) -> str:
     """Markdown: every dataset's score in ``metric`` (×100, one decimal), one column per model; then, for
     nDCG@10 and results on the paper's sets, the summary rows beside the paper's Table 1. ``(k of n sets)``
@@ -318,6 +340,7 @@ def render_markdown(results: Sequence[Mapping[str, Any]], metric: str = PAPER_ME
         lines[-1] += (" *long docs*: documents longer than max_length were truncated (`truncate`) or split into "
                       "chunks scored by their best chunk (`chunk-maxpool`). *protocol*: hits on the query's own id "
                       "dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`).")
+    lines[-1] += _length_note(rows)
     datasets = _dataset_columns(rows)
     lines += ["", *_table(["dataset", *(row.label for row in rows)],
                           ([_dataset_title(name), *(_cell(*_dataset_value(row, name)) for row in rows)]
@@ -378,7 +401,7 @@ def chart_figure(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRI
     datasets = _dataset_columns(rows)
     paper = _paper_rows(rows) if metric == PAPER_METRIC else []
     columns = [c for c in _columns(paper) if any(_summary(r).get(c, (None,))[0] is not None for r in paper)]
-    colours = _colours(len(rows))
+    colours = _colours([row.label for row in rows])
     title = metric_title(metric, results)
 
     width_a = 1.2 + 0.28 * max(1, len(rows)) * max(1, len(datasets))
@@ -420,12 +443,27 @@ def chart_figure(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRI
     return figure
 
 
-def _colours(n: int) -> list[Any]:
-    """Distinct colours, one per model: tab10, then tab20 for more than ten."""
+def _colours(labels: Sequence[str]) -> list[Any]:
+    """One colour per row, chosen by its label (a stable hash into tab20), so that a model keeps its colour
+    whichever other models a report holds; a label whose colour another row took takes the next free one.
+
+    >>> _colours(["bm25", "minilm"])[0] == _colours(["a", "bm25", "z"])[1]
+    True
+    """
+    import hashlib
+
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+    cmap = colormaps["tab20"]
+    taken: set[int] = set()
+    chosen = []
+    for label in labels:
+        slot = int(hashlib.sha256(label.encode()).hexdigest(), 16) % cmap.N
+        while slot in taken and len(taken) < cmap.N:
+            slot = (slot + 1) % cmap.N
+        taken.add(slot)
+        chosen.append(cmap(slot))
+    return chosen
 
 
 def _bars(axes: Any, categories: list[str], series: list[tuple[str, list[tuple[float | None, int, int]], Any, bool]]

@@ -114,6 +114,10 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
         scratch.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="index-", dir=scratch)) / "index"
     if not (options.use_cache and fingerprint and (folder / "embedkit-index.json").is_file()):
+        if options.use_cache:
+            logger.info("%s: indexing the corpus for evaluation into the cache, %s (EMBEDKIT_CACHE moves it, "
+                        "--no-cache deletes it after; an index of these documents is reused with --index-dir)",
+                        data.folder.name, folder)
         build_index(model, corpus, folder, build, kind=kind, encoder=encoder, overwrite=True,
                     progress=logger.isEnabledFor(logging.INFO))
     seconds["index"] = time.perf_counter() - start
@@ -181,7 +185,8 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         "judged_missing": len(coverage.missing), "protocol": options.protocol, "self_hits": self_hits,
         "document_text": document_text, "dataset_source": read_provenance(data.folder),
         "corpus_fingerprint": data.corpus.fingerprint,
-        "max_length": options.max_length,
+        # what the encoder read: the model's own length when options.max_length is None (settings hold the asked)
+        "max_length": found.manifest.settings.get("effective_max_length", options.max_length),
         "long_documents": "chunk-maxpool" if chunked else "truncate" if found.manifest.embedding_dim else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
     } | retrieve_info | (labels or {}) | {"settings": settings, "settings_key": settings_key(settings)})

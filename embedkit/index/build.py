@@ -211,6 +211,7 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
         backend_settings = backend.build(shards, folder, settings, int(encoder.dim))
         num = DocumentStore.write(folder, (doc for shard in shards for doc in shard.documents()))
         backend_settings.update(max_length=settings.max_length, truncate_dim=settings.truncate_dim,
+                                effective_max_length=getattr(encoder, "document_length", None),
                                 requested_backend=settings.backend, index_settings=index_settings(settings),
                                 corpus_fingerprint=getattr(corpus, "fingerprint", None),
                                 corpus_stat=corpus_stat(corpus), corpus_documents=num, precision=settings.precision,

@@ -114,7 +114,7 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
     ``prepare`` (an encoder's ``prepare_documents``) is told the texts of the next ``encode`` call before the
     current one runs, the next shard's included, so their tokenisation overlaps the device's work.
     """
-    from tqdm.auto import tqdm
+    from embedkit.quiet import progress_bar
 
     folder = Path(work_dir) / "shards"
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def encode_corpus(corpus: Corpus, encode: EncodeFn, work_dir: str | Path, settin
         logger.info("%d shard(s) already encoded: only the rest is encoded", len(done))
     total = estimate_size(corpus)
     total = -(-total // world_size) if total else None  # this rank's share
-    bar = tqdm(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total=total, unit="doc", desc="encoding", disable=not progress or rank != 0, dynamic_ncols=True)
     shards: list[Shard] = []
     def shards_of_this_rank():
         """(number, ids, texts, digest, must_encode) of this rank's shards, counting the corpus's shards."""

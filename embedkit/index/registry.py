@@ -184,7 +184,7 @@ def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -
 
 def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> str:
     """The backend ``auto`` stands for: flat (dense), bm25 (no model), and for colbert exact MaxSim up to
-    ``auto_exact_max_documents`` documents, PLAID above (see the README for the measured crossover)."""
+    ``auto_exact_max_documents`` documents, PLAID above (see docs/measurements for the measured crossover)."""
     if settings.backend != AUTO and backend_entry(settings.backend).kind == kind:
         return settings.backend
     if kind == "colbert":

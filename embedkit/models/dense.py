@@ -106,6 +106,12 @@ class DenseEncoder:
         """Nothing beyond the model: its name and fingerprint are already in the index manifest."""
         return {}
 
+    @property
+    def document_length(self) -> int | None:
+        """The length in tokens documents are cut at: the model's ``max_seq_length`` (its own unless set)."""
+        length = getattr(self.model, "max_seq_length", None)
+        return int(length) if length else None
+
     def _prompt_name(self, prompt_name: str | None) -> str | None:
         return prompt_name if prompt_name in getattr(self.model, "prompts", {}) else None
 

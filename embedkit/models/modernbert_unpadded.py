@@ -325,7 +325,7 @@ def enable_unpadded(st_model: Any, mode: Unpadded = "auto", padded_fallback: int
     """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
 
     Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
-    (on CPU too: packing skips the padding tokens' share of every GEMM, see README). Returns whether the
+    (on CPU too: packing skips the padding tokens' share of every GEMM, see docs/measurements). Returns whether the
     packed forward is in use. The swap is proven by a probe forward through the library's ``Transformer``
     module; where it does not take effect, ``"on"`` raises :class:`EmbedkitError` and ``"auto"`` warns and
     leaves HF's forward in place. Saving afterwards writes the same checkpoint as before (same state-dict

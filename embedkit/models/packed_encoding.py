@@ -107,14 +107,14 @@ def run_packed(model: torch.nn.Module, job: PackedJob | Iterator[HostBatch], for
                ) -> Iterator[tuple[HostBatch, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """``(batch, input_ids, cu_seqlens, hidden)`` on the device for every batch of ``job``; ``hidden`` is
     ``(tokens, hidden)``. Runs in inference mode with the model in eval mode."""
-    from tqdm.auto import tqdm
+    from embedkit.quiet import progress_bar
 
     device = next(model.parameters()).device
     cuda = device.type == "cuda"
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), tqdm(total=total, desc=desc, disable=not show_progress_bar) as bar:
+        with torch.inference_mode(), progress_bar(total=total, desc=desc, disable=not show_progress_bar) as bar:
             for batch in job:
                 input_ids = batch.input_ids.to(device, non_blocking=cuda)
                 cu_seqlens = batch.cu_seqlens.to(device, non_blocking=cuda)

@@ -121,7 +121,7 @@ def unpadded_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens
 
 def should_compile(device: torch.device) -> bool:
     """Whether :class:`PackedForward` compiles by default: on CUDA. On CPU compiling costs minutes up front and
-    pays back only on large inputs (see README, "CPU throughput"), so it is asked for explicitly there."""
+    pays back only on large inputs (see docs/measurements, "CPU throughput"), so it is asked for explicitly there."""
     return device.type == "cuda"
 
 

@@ -4,7 +4,7 @@ A :class:`TextSide` says how one library prepares a text (prompt prefix, whitesp
 truncation length, a marker token inserted after ``[CLS]``) and carries the library's own tokenisation as a
 reference. :meth:`TextSide.tokenize` calls the Rust tokenizer directly (``encode_batch_fast`` on a private
 copy set to truncate and not pad): the ``transformers`` wrapper converts every encoding in Python while
-holding the GIL, so its throughput does not grow with threads, while the Rust call's does (see README,
+holding the GIL, so its throughput does not grow with threads, while the Rust call's does (see docs/measurements,
 "CPU throughput"). :func:`check_tokens` compares both on real texts before the fast one is trusted.
 """
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,9 +48,10 @@ def served_model(searcher: Searcher, name: str | None = None) -> ServedModel:
     """The model of ``searcher``'s searched index (the one under fusion and reranking)."""
     searched = searcher.searched_index
     manifest = searched.manifest
-    if not name:
-        model = manifest.model
-        name = Path(model).name if Path(model).is_absolute() or Path(model).exists() else model
+    if not name:  # what eval and report call it: a hub id as is, a folder by its name or its card's title
+        from embedkit.evaluate.settings import model_name
+
+        name = model_name(manifest.model)
     encoder = searched.encoder
     if not kind_entry(manifest.kind).needs_model or encoder is None:
         return ServedModel(LEXICAL, name, None, None, None)

@@ -65,15 +65,16 @@ def _progress_callback() -> Any:
     """The trainer's console output, on stderr: one progress bar of updates with the last logged loss, and the
     log dicts as debug lines (``-v``). It replaces transformers' ProgressCallback, whose ``tqdm.write`` put
     every log dict on stdout, among the results."""
-    from tqdm.auto import tqdm
     from transformers import TrainerCallback
+
+    from embedkit.quiet import progress_bar
 
     class TrainingProgress(TrainerCallback):
         bar: Any = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
-                self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", desc="training",
+                self.bar = progress_bar(total=state.max_steps, initial=state.global_step, unit="step", desc="training",
                                 dynamic_ncols=True, disable=not logger.isEnabledFor(logging.INFO))
 
         def on_step_end(self, args, state, control, **kwargs):

@@ -191,6 +191,9 @@ def run_sweep(recipe_path: str | Path, grid_specs: list[str], overrides: list[st
                                 f"(0..{len(variants) - 1})")
     base = load_recipe(recipe_path, overrides)
     sweep_dir = Path(sweep_dir) if sweep_dir else sweep_dir_for(base)
+    if not base.eval.data:
+        logger.info("the recipe's eval.data is empty: variants are selected on the paper's selection set, %s (to "
+                    "select on your own data: --set 'eval.data=[path/to/beir-folder]')", ", ".join(PAPER_SELECTION))
     selection = resolve_selection(list(base.eval.data) or list(PAPER_SELECTION))
     names = [n for n, _ in selection]
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,8 @@ def test_beir_zip_is_downloaded_converted_and_cached(tmp_path, caplog):
     assert not (cache / "_downloads" / "scifact.zip").exists()  # the zip is dropped once unpacked
     archive.unlink()  # a second call must not need the source any more
     assert sources.materialize(entry, cache) == folder
-    beir = pytest.importorskip("embedkit.data.beir")
+    from embedkit.data import beir
+
     data = beir.load_beir(folder, "test")
     assert set(data.queries) == {"q0", "q1", "q2"} and data.qrels["q1"] == {"d1": 1}
 
@@ -105,6 +106,7 @@ def test_unreachable_beir_url_fails_fast_with_instructions(tmp_path):
         sources.materialize(entry, tmp_path / "cache")
     message = str(excinfo.value)
     assert "'beir/nfcorpus'" in message and "--data path/to/beir-folder" in message
+    assert "eval.data=[path/to/beir-folder]" in message  # the recipe's field, for run and sweep
     assert "http://127.0.0.1:9/nfcorpus.zip" in message
     assert not (tmp_path / "cache" / "beir" / "nfcorpus").exists()
     assert not list((tmp_path / "cache" / "_downloads").glob("*"))

@@ -64,7 +64,9 @@ EXPECTED = """\
 
 nDCG@10 ×100 per dataset, one column per model. *long docs*: documents longer than max_length were truncated \
 (`truncate`) or split into chunks scored by their best chunk (`chunk-maxpool`). *protocol*: hits on the \
-query's own id dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`).
+query's own id dropped on every set (`beir`) or only where the MTEB task opts in (`mteb`). **Not like for like**: \
+the models read documents up to different lengths (tokens) on mldr: runs/mb-dpr (truncate, beir) 8192, \
+runs/mb-dpr (chunk-maxpool, beir) 512; part of a difference in score can be the length.
 
 | dataset | bm25 | colbert-run | runs/mb-dpr (truncate, beir) | runs/mb-dpr (truncate, mteb) | runs/mb-dpr (chunk-maxpool, beir) |
 |---|---|---|---|---|---|
@@ -263,3 +265,25 @@ def test_old_results_without_k_stay_readable(tmp_path):
     (result,) = load_results([tmp_path / "old"])
     assert result["_name"] == "dpr"
     assert "| beir/scifact | 80.0 |" in render_markdown([result], metric="recall@k")
+
+
+def test_report_says_when_rows_read_documents_at_different_lengths(tmp_path):
+    same = tmp_path / "same"
+    _result(same, "a", model="tuned", kind="dense", dataset="code", max_length=256, **{"ndcg@10": 0.6})
+    _result(same, "b", model="base", kind="dense", dataset="code", max_length=256, **{"ndcg@10": 0.5})
+    _result(same, "c", model="bm25", kind="bm25", dataset="code", max_length=None, long_documents="whole",
+            **{"ndcg@10": 0.4})
+    text = render_markdown(load_results([same]))
+    assert "The models read documents up to 256 tokens." in text and "Not like for like" not in text
+    _result(same, "b", model="base", kind="dense", dataset="code", max_length=128, **{"ndcg@10": 0.5})
+    text = render_markdown(load_results([same]))
+    assert "**Not like for like**" in text and "tuned 256" in text and "base 128" in text
+
+
+def test_a_model_keeps_its_bar_colour_whatever_else_the_chart_holds(tmp_path):
+    from embedkit.evaluate.report import _colours
+
+    alone = _colours(["bm25", "minilm-code"])
+    more = _colours(["all-MiniLM-L6-v2", "bm25", "minilm-code", "zz-other"])
+    assert alone == [more[1], more[2]]
+    assert len(set(_colours([f"m{i}" for i in range(20)]))) == 20  # distinct while tab20 has room

@@ -10,7 +10,7 @@ from embedkit.data.corpus import Corpus
 from embedkit.index.build import build_index, open_index
 from embedkit.models import precision
 
-pytestmark = pytest.mark.skipif(not precision.cpu_bf16_features(), reason="CPU without AVX512-BF16/AMX")
+pytestmark = pytest.mark.skipif(not precision.cpu_bf16_features(), reason="hardware: a CPU without AVX512-BF16/AMX")
 
 
 @pytest.mark.slow  # two MiniLM indexes

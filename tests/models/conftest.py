@@ -67,9 +67,10 @@ def multivector_encoder(sharp_modernbert):
     length shorter than the code texts, a 32-d projection, punctuation skiplist, token-level Normalize."""
     import string
 
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st
+
     if not hasattr(st, "MultiVectorEncoder"):
-        pytest.skip("sentence-transformers without MultiVectorEncoder (< 6)")
+        pytest.skip("stack: sentence-transformers without MultiVectorEncoder (< 6), as in PyLate's environment")
     import torch
     from sentence_transformers import MultiVectorEncoder
     from sentence_transformers.base.modules import Dense, Normalize, Transformer

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from embedkit.errors import EmbedkitError
+from tests.helpers import import_pylate
 
 pytestmark = pytest.mark.colbert
 
@@ -28,7 +29,7 @@ DOCUMENTS = ["def read(path):\n    return open(path).read()",
              "def sort(xs):\n    xs.sort()  # in place!\n    return xs"]
 HAS_MULTIVECTORENCODER = int(version("sentence-transformers").split(".")[0]) >= 6
 needs_st6 = pytest.mark.skipif(not HAS_MULTIVECTORENCODER,
-                               reason="builds a MultiVectorEncoder in this process (the default environment)")
+                               reason="stack: builds a MultiVectorEncoder in this process (the default environment)")
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +138,9 @@ def test_a_model_trained_on_sentence_transformers_loads_in_pylate_after_export(t
                                                                               tmp_path):
     python = os.environ.get("EMBEDKIT_ST_PYTHON")
     if not python:
-        pytest.skip("needs both environments: `make test-pylate` runs this in PyLate's with EMBEDKIT_ST_PYTHON set")
+        pytest.skip("stack: needs both environments (make test-pylate sets EMBEDKIT_ST_PYTHON)")
     assert Path(python).is_file(), f"EMBEDKIT_ST_PYTHON={python} does not exist"
-    models = pytest.importorskip("pylate.models")
+    models = import_pylate("pylate.models")
     from embedkit.cli import main
 
     recipe = {"kind": "colbert", "output_dir": str(tmp_path / "st-model"),

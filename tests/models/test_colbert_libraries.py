@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from embedkit.errors import EmbedkitError
+from tests.helpers import import_pylate
 
 pytestmark = pytest.mark.colbert
 
@@ -163,9 +164,9 @@ def st_python() -> str:
     """The default environment's Python (sentence-transformers >= 6), while this process runs PyLate's."""
     python = os.environ.get("EMBEDKIT_ST_PYTHON")
     if not python:
-        pytest.skip("needs both environments: `make test-pylate` runs this in PyLate's with EMBEDKIT_ST_PYTHON set")
+        pytest.skip("stack: needs both environments (make test-pylate sets EMBEDKIT_ST_PYTHON)")
     assert Path(python).is_file(), f"EMBEDKIT_ST_PYTHON={python} does not exist"
-    pytest.importorskip("pylate")
+    import_pylate("pylate")
     return python
 
 

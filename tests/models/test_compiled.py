@@ -109,7 +109,7 @@ def test_compile_failure_runs_eagerly_with_one_warning(st_reference, texts, monk
     assert caplog.text.count("torch.compile of the packed ModernBERT forward failed") == 1 and len(attempts) == 1
 
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="hardware: needs a CUDA device")
 
 
 @pytest.mark.gpu

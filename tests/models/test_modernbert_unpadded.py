@@ -20,6 +20,7 @@ from embedkit.models.modernbert_unpadded import (
 from embedkit.models.packed_encoding import encode_packed
 from embedkit.models.packed_forward import is_modernbert, unpadded_forward
 from embedkit.models.packing import pack_by_token_budget, unpad
+from tests.helpers import import_pylate
 
 pytestmark = pytest.mark.packed
 MAX_LEN = 40  # the max_seq_length of st_reference (tests/conftest.py): > the tiny model's local_attention (8)
@@ -209,7 +210,7 @@ def test_save_after_enable_reloads(st_reference, texts, tmp_path):
 
 def test_colbert_query_expansion_keeps_padded_forward(sharp_modernbert, texts):
     """PyLate uses the outputs of masked query-expansion tokens; documents only use real tokens."""
-    pylate_models = pytest.importorskip("pylate.models")
+    pylate_models = import_pylate("pylate.models")
     from embedkit.models.colbert import library_of
 
     reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
@@ -227,7 +228,7 @@ def test_colbert_query_expansion_keeps_padded_forward(sharp_modernbert, texts):
 def test_colbert_contrastive_gradients_match(sharp_modernbert, texts):
     """PyLate training through the packed model: queries (expanded, padded fallback) and documents (packed)
     give the same Contrastive-loss gradients as PyLate on the plain model."""
-    pytest.importorskip("pylate")
+    import_pylate("pylate")
     from pylate import losses, models
 
     from embedkit.models.colbert import library_of
@@ -253,7 +254,7 @@ def test_pack_by_token_budget_covers_everything():
     assert all(sum(lengths[i] for i in b) <= 32 or len(b) == 1 for b in batches)
 
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="hardware: needs a CUDA device")
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

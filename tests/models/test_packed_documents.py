@@ -17,6 +17,7 @@ from embedkit.models.packed_documents import (
     pylate_documents,
     sentence_transformers_documents,
 )
+from tests.helpers import import_pylate
 
 pytestmark = pytest.mark.packed
 MAX_LEN = 40
@@ -66,7 +67,7 @@ def test_multivector_encoder_with_the_wrapper_swapped_in(multivector_encoder, do
 
 
 def test_pylate_documents_match_encode(sharp_modernbert, doc_texts):
-    pylate_models = pytest.importorskip("pylate.models")
+    pylate_models = import_pylate("pylate.models")
     reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", document_length=MAX_LEN)
     expected = reference.encode(doc_texts, is_query=False, batch_size=5)
     model = copy.deepcopy(reference)

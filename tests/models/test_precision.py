@@ -11,7 +11,7 @@ from embedkit.models import precision
 from embedkit.models.precision import PrecisionEncoder, max_relative_error
 
 pytestmark = pytest.mark.packed
-needs_bf16 = pytest.mark.skipif(not precision.cpu_bf16_features(), reason="CPU without AVX512-BF16/AMX")
+needs_bf16 = pytest.mark.skipif(not precision.cpu_bf16_features(), reason="hardware: a CPU without AVX512-BF16/AMX")
 
 
 def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):

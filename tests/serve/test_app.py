@@ -226,3 +226,10 @@ def test_search_reply_is_json_with_scores(server, code_pairs):
     body = json.loads(reply.content)
     assert body["k"] == 3 and body["took_ms"] >= 0
     assert all(isinstance(h["score"], float) for h in body["results"][0]["hits"])
+
+
+def test_the_packaged_model_is_served_by_the_name_eval_and_report_give_it(minilm):
+    from embedkit.serve.work import served_model
+
+    assert served_model(minilm).name == "all-MiniLM-L6-v2"  # its card's title, not its folder's name ("model")
+    assert served_model(minilm, "code-minilm").name == "code-minilm"  # --served-model-name wins

@@ -91,6 +91,11 @@ class ColbertEncoder:
     def set_document_length(self, length: int) -> None:
         self.library.set_document_length(self.model, length)
 
+    @property
+    def document_length(self) -> int | None:
+        """The length in tokens documents are cut at (the model's document length, else its own maximum)."""
+        return self.library.document_length(self.model)
+
     def _packed_documents(self) -> Any:
         """The packed document encoder of this model (built on first use), ``None`` when it is not packed."""
         if self._packed and self._documents is None:

@@ -80,6 +80,9 @@ class PyLateColbert:
     def set_document_length(self, model: Any, length: int) -> None:
         model.document_length = length
 
+    def document_length(self, model: Any) -> int | None:
+        return int(model.document_length) if model.document_length else None
+
     def maxsim(self, query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
         """PyLate's ``colbert_scores`` over documents padded to one length."""
         import torch

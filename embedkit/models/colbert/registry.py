@@ -62,6 +62,9 @@ class ColbertLibrary(Protocol):
 
     def set_document_length(self, model: Any, length: int) -> None: ...
 
+    def document_length(self, model: Any) -> int | None:
+        """The length in tokens documents are cut at (what results record as the effective max length)."""
+
     def maxsim(self, query: Any, documents: list[Any]) -> Any:
         """Scores (num_documents,) of one query (query_tokens, dim) against documents of any lengths."""
 

@@ -161,6 +161,10 @@ class SentenceTransformersColbert:
     def set_document_length(self, model: Any, length: int) -> None:
         _transformer(model).document_length = length
 
+    def document_length(self, model: Any) -> int | None:
+        length = _transformer(model).document_length or model.max_seq_length  # None: the backbone's own limit
+        return int(length) if length else None
+
     def maxsim(self, query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
         """sentence-transformers' ``maxsim`` over documents of different lengths (it masks the padding)."""
         import torch
