@@ -102,8 +102,6 @@ class Servers:
         self.running = []
 
     def start(self, app) -> str:
-        import uvicorn
-
         from embedkit.serve.protocol import uvicorn_config
         from embedkit.serve.startup import bind
 
