@@ -1,4 +1,5 @@
-"""Compute precision of encoding: ``fp32`` or ``bf16`` (CPUs with AVX512-BF16 or AMX, and GPUs).
+"""Compute precision of encoding: ``fp32``, ``bf16`` (CPUs with AVX512-BF16 or AMX, and GPUs) or ``int8`` (the
+ONNX Runtime and OpenVINO model backends, :mod:`embedkit.models.backends`).
 
 ``bf16`` is an explicit request for a fast path, so it never falls back silently: a CPU without native bf16
 (where it would run several times slower) is an error, and the first call's embeddings are compared with
@@ -31,7 +32,7 @@ from embedkit.models.encoder import Encoded, Encoder
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["fp32", "bf16", "int8"]
 CHECK_TEXTS = 8
 BF16_TOLERANCE = 5e-2  # per-vector ||bf16 - fp32|| / ||fp32||, as the packed forward's half-precision check
 
@@ -138,41 +139,61 @@ def max_relative_error(got: Any, expected: Any) -> float:
 
 
 class PrecisionEncoder:
-    """An encoder whose ``encode_documents`` / ``encode_queries`` run in bf16, checked against fp32 once.
+    """An encoder whose ``encode_documents`` / ``encode_queries`` run in ``precision`` on a model ``backend``
+    (:mod:`embedkit.models.backends`), checked against torch fp32 once.
 
-    On the first call, a few of its texts are encoded in fp32 on both sides (documents and queries), the model's
-    weights are cast to bf16 (:func:`cast_to_bf16`), the same texts are encoded again, and the two are compared:
-    beyond :data:`BF16_TOLERANCE` it is an :class:`EmbedkitError`. Everything else (``dim``, ``model``, ``maxsim``,
-    ...) is the wrapped encoder's, so it is an :class:`~embedkit.models.encoder.Encoder` (and a
-    ``LateInteractionEncoder`` when it wraps one).
+    On the first call, a few of its texts are encoded in torch fp32 on both sides (documents and queries), then the
+    model switches: its weights are cast to bf16 (:func:`cast_to_bf16`, torch) or its transformer is exported and
+    run by the backend's runtime; the same texts are encoded again and compared: beyond the tolerance it is an
+    :class:`EmbedkitError`, never a silent fallback. Everything else (``dim``, ``model``, ``maxsim``, ...) is the
+    wrapped encoder's, so it is an :class:`~embedkit.models.encoder.Encoder` (and a ``LateInteractionEncoder``
+    when it wraps one).
     """
 
-    def __init__(self, encoder: Encoder, device: torch.device, precision: Precision = "bf16"):
-        self.encoder, self.device, self.precision = encoder, device, precision
+    def __init__(self, encoder: Encoder, device: torch.device, precision: Precision = "bf16",
+                 backend: str = "torch"):
+        from embedkit.models.backends import TOLERANCE, backend_entry
+
+        self.encoder, self.device, self.precision, self.backend = encoder, device, precision, backend
         self._checked: set[str] = set()
+        backend_entry(backend, precision)  # a runtime that is missing or a precision it lacks: before any work
         if precision == "bf16":
             require_bf16(device)
+        self.tolerance = BF16_TOLERANCE if backend == "torch" else TOLERANCE[precision]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["encoder"], name)
 
-    def _cast_and_check(self, texts: list[str]) -> None:
-        """fp32 embeddings of ``texts`` on both sides, the cast, the bf16 ones, the comparison (once)."""
+    @property
+    def what(self) -> str:
+        return f"precision {self.precision}" + (f" on model backend {self.backend}" if self.backend != "torch" else "")
+
+    def _switch(self) -> None:
+        if self.backend == "torch":
+            cast_to_bf16(self.encoder.model)
+        else:
+            from embedkit.models.backends import use_backend
+
+            use_backend(self.encoder.model, self.backend, self.precision)
+
+    def _switch_and_check(self, texts: list[str]) -> None:
+        """torch fp32 embeddings of ``texts`` on both sides, the switch, the new ones, the comparison (once)."""
         sample = texts[:CHECK_TEXTS]
         sides = {"document": self.encoder.encode_documents, "query": self.encoder.encode_queries}
         expected = {side: fn(sample) for side, fn in sides.items()}
-        cast_to_bf16(self.encoder.model)
+        self._switch()
         for side, fn in sides.items():
             error = max_relative_error(fn(sample), expected[side])
-            if error > BF16_TOLERANCE:
-                raise EmbedkitError(f"precision bf16: the {side} embeddings differ from fp32 by a relative error of "
-                                    f"{error:.3g} (> {BF16_TOLERANCE}) on this model; use precision fp32")
-            logger.info("precision bf16 on %s: %s embeddings within %.2e of fp32", self.device, side, error)
+            if error > self.tolerance:
+                raise EmbedkitError(f"{self.what}: the {side} embeddings differ from torch fp32 by a relative error "
+                                    f"of {error:.3g} (> {self.tolerance}) on this model; use precision fp32 and "
+                                    "model backend torch")
+            logger.info("%s on %s: %s embeddings within %.2e of torch fp32", self.what, self.device, side, error)
             self._checked.add(side)
 
     def _run(self, fn: Any, texts: list[str]) -> Any:
-        if self.precision != "fp32" and texts and not self._checked:
-            self._cast_and_check(texts)
+        if (self.precision != "fp32" or self.backend != "torch") and texts and not self._checked:
+            self._switch_and_check(texts)
         return fn(texts)
 
     def encode_documents(self, texts: list[str]) -> Encoded:
