@@ -7,7 +7,6 @@ from typing import Any
 
 from embedkit.models.loading import hub_error, remote_code_error, resolve_model
 
-
 CHECK_PAIRS = [("how to sort a list", "def sort(xs): return sorted(xs)"), ("open a file", "with open(p) as f: pass"),
                ("what is the capital of France", "Paris is the capital and largest city of France."),
                ("parse json", "import json\njson.loads(text)")]

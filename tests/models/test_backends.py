@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,18 @@ def test_openvino_bf16_matches_torch(minilm_path, texts):
     expected = load_encoder("dense", minilm_path).encode_documents(texts)
     encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="openvino", precision="bf16"))
     assert max_relative_error(encoder.encode_documents(texts), expected) < precision.BF16_TOLERANCE
+
+
+def test_search_flag_runs_queries_on_the_backend(tiny_indexes, capsys):
+    """``embedkit search --model-backend onnx`` maps to EncodeSettings.model_backend: the query encoder runs the
+    export, and finds what torch finds."""
+    from embedkit.cli import main
+
+    dense, _ = tiny_indexes
+    query = ["Return the sum of a list"]
+    assert main(["search", "--index-dir", str(dense), "--json", "-k", "3", *query]) == 0
+    torch_hits = [h["id"] for h in json.loads(capsys.readouterr().out)[0]["hits"]]
+    assert main(["search", "--index-dir", str(dense), "--json", "-k", "3", "--model-backend", "onnx",
+                 *query]) == 0
+    onnx_hits = [h["id"] for h in json.loads(capsys.readouterr().out)[0]["hits"]]
+    assert onnx_hits == torch_hits
