@@ -37,7 +37,9 @@ class LexicalEncoder:
 
 def _unpadded(settings: EncodeSettings) -> str:
     """The packed ModernBERT forward is torch's; another model backend runs the exported padded graph."""
-    return settings.unpadded if settings.model_backend == "torch" else "off"
+    from embedkit.models.backends import runs_torch
+
+    return settings.unpadded if runs_torch(settings.model_backend) else "off"
 
 
 def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
@@ -87,8 +89,9 @@ def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None,
     load = encoder_loader(kind)
     settings = settings or EncodeSettings()
     encoder = load(model, settings, colbert_library)
-    switched = settings.precision != "fp32" or settings.model_backend != "torch"
-    if switched and kind_entry(kind).needs_model:
+    from embedkit.models.backends import switches
+
+    if switches(settings.model_backend, settings.precision) and kind_entry(kind).needs_model:
         from embedkit.models.precision import PrecisionEncoder, model_device
 
         encoder = PrecisionEncoder(encoder, model_device(encoder), settings.precision, settings.model_backend)

@@ -234,6 +234,35 @@ def _signature(module: Any, hf_model: torch.nn.Module) -> tuple[tuple[str, ...],
     return inputs, output
 
 
+def runs_torch(backend: str) -> bool:
+    """Whether ``backend`` keeps torch's own forward (the packed ModernBERT forward included)."""
+    return BACKENDS[backend].load is None
+
+
+def switches(backend: str, precision: str) -> bool:
+    """Whether an encoder on ``backend`` in ``precision`` differs from torch fp32 (and is checked against it)."""
+    return precision != "fp32" or not runs_torch(backend)
+
+
+def tolerance(backend: str, precision: str) -> float:
+    from embedkit.models.precision import BF16_TOLERANCE
+
+    return BF16_TOLERANCE if runs_torch(backend) else TOLERANCE[precision]
+
+
+def switch(model: Any, backend: str, precision: str) -> None:
+    """Make ``model`` (loaded in torch fp32) run on ``backend`` in ``precision``: torch bf16 casts its weights
+    once (:func:`~embedkit.models.precision.cast_to_bf16`), other backends run an export (:func:`use_backend`)."""
+    backend_entry(backend, precision)
+    if runs_torch(backend):
+        if precision == "bf16":
+            from embedkit.models.precision import cast_to_bf16
+
+            cast_to_bf16(model)
+        return
+    use_backend(model, backend, precision)
+
+
 def use_backend(model: Any, backend: str, precision: str) -> None:
     """Run ``model``'s transformer on ``backend`` from now on (exported or loaded from the cache).
 

@@ -29,7 +29,9 @@ def load_cross_encoder(name: str, device: str | None = None, model_backend: str 
         raise hub_error(name, exc) from None
     except ValueError as exc:
         raise remote_code_error(name, exc) or exc from None
-    if model_backend != "torch" or precision != "fp32":
+    from embedkit.models.backends import switches
+
+    if switches(model_backend, precision):
         _switch_and_check(model, model_backend, precision)
     return model
 
@@ -38,23 +40,18 @@ def _switch_and_check(model: Any, model_backend: str, precision: str) -> None:
     import numpy as np
 
     from embedkit.errors import EmbedkitError
-    from embedkit.models.backends import TOLERANCE, use_backend
-    from embedkit.models.precision import BF16_TOLERANCE, cast_to_bf16, require_bf16
+    from embedkit.models.backends import backend_entry, switch, tolerance
+    from embedkit.models.precision import require_bf16
 
-    expected = np.asarray(model.predict(CHECK_PAIRS, convert_to_numpy=True), dtype=np.float64)
-    if model_backend == "torch":
-        from embedkit.models.backends import backend_entry
-
-        backend_entry(model_backend, precision)
+    backend_entry(model_backend, precision)
+    if precision == "bf16":
         require_bf16(model.device)
-        cast_to_bf16(model)
-        tolerance = BF16_TOLERANCE
-    else:
-        use_backend(model, model_backend, precision)
-        tolerance = TOLERANCE[precision]
+    expected = np.asarray(model.predict(CHECK_PAIRS, convert_to_numpy=True), dtype=np.float64)
+    switch(model, model_backend, precision)
+    limit = tolerance(model_backend, precision)
     got = np.asarray(model.predict(CHECK_PAIRS, convert_to_numpy=True), dtype=np.float64)
     # scores, not vectors: the error is relative to the spread of the reference scores
     error = float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-6))
-    if not np.isfinite(error) or error > tolerance:
+    if not np.isfinite(error) or error > limit:
         raise EmbedkitError(f"cross-encoder on model backend {model_backend} ({precision}): scores differ from torch "
-                            f"fp32 by a relative error of {error:.3g} (> {tolerance}); use model backend torch")
+                            f"fp32 by a relative error of {error:.3g} (> {limit}); use model backend torch")

@@ -152,29 +152,27 @@ class PrecisionEncoder:
 
     def __init__(self, encoder: Encoder, device: torch.device, precision: Precision = "bf16",
                  backend: str = "torch"):
-        from embedkit.models.backends import TOLERANCE, backend_entry
+        from embedkit.models.backends import backend_entry, switches, tolerance
 
         self.encoder, self.device, self.precision, self.backend = encoder, device, precision, backend
         self._checked: set[str] = set()
         backend_entry(backend, precision)  # a runtime that is missing or a precision it lacks: before any work
         if precision == "bf16":
             require_bf16(device)
-        self.tolerance = BF16_TOLERANCE if backend == "torch" else TOLERANCE[precision]
+        self.tolerance = tolerance(backend, precision)
+        self._switches = switches(backend, precision)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["encoder"], name)
 
     @property
     def what(self) -> str:
-        return f"precision {self.precision}" + (f" on model backend {self.backend}" if self.backend != "torch" else "")
+        return f"precision {self.precision} on model backend {self.backend}"
 
     def _switch(self) -> None:
-        if self.backend == "torch":
-            cast_to_bf16(self.encoder.model)
-        else:
-            from embedkit.models.backends import use_backend
+        from embedkit.models.backends import switch
 
-            use_backend(self.encoder.model, self.backend, self.precision)
+        switch(self.encoder.model, self.backend, self.precision)
 
     def _switch_and_check(self, texts: list[str]) -> None:
         """torch fp32 embeddings of ``texts`` on both sides, the switch, the new ones, the comparison (once)."""
@@ -192,7 +190,7 @@ class PrecisionEncoder:
             self._checked.add(side)
 
     def _run(self, fn: Any, texts: list[str]) -> Any:
-        if (self.precision != "fp32" or self.backend != "torch") and texts and not self._checked:
+        if not self._checked and texts and self._switches:
             self._switch_and_check(texts)
         return fn(texts)
 
