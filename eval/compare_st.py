@@ -190,6 +190,8 @@ def main() -> None:
             rows.append(json.loads(lines[-1]) if lines else
                         {"config": name, "failed": (done.stderr.strip().splitlines() or ["no output"])[-1]})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            save({"docs": args.docs, "queries": args.queries, "machine": machine(), "partial": True, "rows": rows},
+                 args.out)  # a run cut short keeps the rows it finished
         with open(folder / "corpus.jsonl", encoding="utf-8") as f:
             num_docs = sum(1 for _ in f)
     report(rows, {"docs": num_docs, "queries": args.queries, "machine": machine(), "load": load_note()}, args.out)

@@ -128,3 +128,16 @@ def test_search_flag_runs_queries_on_the_backend(tiny_indexes, capsys):
                  *query]) == 0
     onnx_hits = [h["id"] for h in json.loads(capsys.readouterr().out)[0]["hits"]]
     assert onnx_hits == torch_hits
+
+
+@pytest.mark.slow
+def test_eval_on_a_backend_scores_like_torch(minilm_path, code_beir, embedkit_cache):
+    """``embedkit eval --model-backend onnx``: the documents and the queries run the export (checked), and the
+    scores are torch's."""
+    from embedkit.config import EvalOptions
+    from embedkit.evaluate.runner import evaluate
+
+    torch_ = evaluate(minilm_path, code_beir, EvalOptions(use_cache=False))
+    onnx = evaluate(minilm_path, code_beir, EvalOptions(use_cache=False, model_backend="onnx"))
+    assert abs(onnx["ndcg@10"] - torch_["ndcg@10"]) < 2e-3
+    assert len(list((embedkit_cache / "model-backends").iterdir())) == 1  # exported (once) and used
