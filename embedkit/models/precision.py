@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "int8"]
 CHECK_TEXTS = 8
+WARM_UP_TEXTS = ["how do I sort a list of tuples by the second item", "def add(a, b):\n    return a + b",
+                 "The Eiffel Tower is a wrought-iron lattice tower in Paris.", "open a file and read it line by line"]
 BF16_TOLERANCE = 5e-2  # per-vector ||bf16 - fp32|| / ||fp32||, as the packed forward's half-precision check
 
 
@@ -188,6 +190,12 @@ class PrecisionEncoder:
                                     "model backend torch")
             logger.info("%s on %s: %s embeddings within %.2e of torch fp32", self.what, self.device, side, error)
             self._checked.add(side)
+
+    def check_now(self, texts: list[str] = WARM_UP_TEXTS) -> None:
+        """Switch and check now, on ``texts`` (a server does it at startup, so its first request is not slow and a
+        miss stops it before it serves)."""
+        if not self._checked and self._switches:
+            self._switch_and_check(texts)
 
     def _run(self, fn: Any, texts: list[str]) -> Any:
         if not self._checked and texts and self._switches:

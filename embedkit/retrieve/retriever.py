@@ -191,5 +191,8 @@ def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None,
 
     settings = EncodeSettings(batch_size=batch_size, model_backend=model_backend)
     first = open_index(index_dir, model, settings, colbert_library=colbert_library)
+    check_now = getattr(first.encoder, "check_now", None)  # a precision or model backend other than torch fp32
+    if check_now is not None:
+        check_now()  # export and check before the first query, so a miss stops here
     return compose(first, options or RetrieveConfig(), batch_size, colbert_library=colbert_library,
                    model_backend=model_backend)
