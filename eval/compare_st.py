@@ -61,22 +61,23 @@ def save(row: dict, path: str | Path) -> None:
 
 
 
+# (precision, model backend) each stack runs on a CPU; embedkit adds OpenVINO's bf16 inference
+ST_VARIANTS = [("fp32", "torch"), ("bf16", "torch"), ("fp32", "onnx"), ("int8", "onnx"), ("fp32", "openvino"),
+               ("int8", "openvino")]
+EMBEDKIT_VARIANTS = [*ST_VARIANTS[:4], ("fp32", "openvino"), ("bf16", "openvino"), ("int8", "openvino")]
+
+
+def config_name(prefix: str, precision: str, backend: str) -> str:
+    """``st-fp32``, ``st-bf16``, ``embedkit-onnx``, ``embedkit-onnx-int8`` ..."""
+    parts = [backend] if backend != "torch" else []
+    return "-".join([prefix, *parts, *([precision] if precision != "fp32" or not parts else [])])
+
+
 # name -> (stack, precision, backend); the order is the table's
-CONFIGS = {
-    "st-fp32": ("sentence-transformers", "fp32", "torch"),
-    "st-bf16": ("sentence-transformers", "bf16", "torch"),
-    "st-onnx": ("sentence-transformers", "fp32", "onnx"),
-    "st-onnx-int8": ("sentence-transformers", "int8", "onnx"),
-    "st-openvino": ("sentence-transformers", "fp32", "openvino"),
-    "st-openvino-int8": ("sentence-transformers", "int8", "openvino"),
-    "embedkit-fp32": ("embedkit", "fp32", "torch"),
-    "embedkit-bf16": ("embedkit", "bf16", "torch"),
-    "embedkit-onnx": ("embedkit", "fp32", "onnx"),
-    "embedkit-onnx-int8": ("embedkit", "int8", "onnx"),
-    "embedkit-openvino": ("embedkit", "fp32", "openvino"),
-    "embedkit-openvino-bf16": ("embedkit", "bf16", "openvino"),
-    "embedkit-openvino-int8": ("embedkit", "int8", "openvino"),
-}
+CONFIGS = {config_name(prefix, precision, backend): (stack, precision, backend)
+           for prefix, stack, variants in (("st", "sentence-transformers", ST_VARIANTS),
+                                           ("embedkit", "embedkit", EMBEDKIT_VARIANTS))
+           for precision, backend in variants}
 OPTIMUM = {"onnx": ("optimum.onnxruntime", "optimum-onnx"), "openvino": ("optimum.intel.openvino", "optimum-intel")}
 
 
