@@ -64,6 +64,7 @@ def _load_onnxruntime(folder: Path, precision: str) -> Run:
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()  # as many as torch would use (serve --threads)
     session = ort.InferenceSession(str(_onnx_file(folder, precision)), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     return lambda feeds: session.run(None, {k: feeds[k] for k in names})[0]
@@ -76,7 +77,8 @@ def _load_openvino(folder: Path, precision: str) -> Run:
     # fp32 must be asked for: on a CPU with native bf16, OpenVINO's default inference precision is bf16
     hint = {"bf16": "bf16"}.get(precision, "f32")
     compiled = core.compile_model(core.read_model(str(_onnx_file(folder, precision))), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"})
+                                  {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+                                   "INFERENCE_NUM_THREADS": torch.get_num_threads()})
     names = [i.get_any_name() for i in compiled.inputs]
     request = compiled.create_infer_request()
 
@@ -149,7 +151,7 @@ def _weights_key(hf_model: torch.nn.Module) -> str:
     for name, tensor in list(hf_model.named_parameters()) + list(hf_model.named_buffers()):
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(data.shape)}:{data.dtype}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()[:16]
 
 
