@@ -139,6 +139,14 @@ def _colbert_library(args: argparse.Namespace) -> str:
     return library
 
 
+def _model_backend(args: argparse.Namespace) -> str:
+    """``--model-backend`` of search and serve: ``EncodeSettings.model_backend``, as on index and eval."""
+    from embedkit.cli_fields import from_args
+    from embedkit.config import EncodeSettings
+
+    return from_args(args, EncodeSettings, "encode").model_backend
+
+
 def _search(args: argparse.Namespace) -> int:
     from embedkit.data.inputs import check_local, check_local_or_hub
 
@@ -148,7 +156,7 @@ def _search(args: argparse.Namespace) -> int:
     from embedkit.retrieve.retriever import open_retriever
 
     index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size,
-                           colbert_library=_colbert_library(args))
+                           colbert_library=_colbert_library(args), model_backend=_model_backend(args))
     queries = args.query
     results = index.search(queries, k=args.k)
     if args.json:
@@ -170,7 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = from_args(args, ServeConfig, "serve")
     run_server(args.index_dir, _retrieve_config(args), args.model, args.batch_size, config,
-               colbert_library=_colbert_library(args))
+               colbert_library=_colbert_library(args), model_backend=_model_backend(args))
     return 0
 
 
@@ -372,6 +380,10 @@ def _add_searcher_options(p: argparse.ArgumentParser, batch_size: int = 64, batc
     p.add_argument("--batch-size", type=_count, default=batch_size, metavar="INT",
                    help=f"Query encoding batch size{batch_help} (default: {batch_size}).")
     _colbert_library_flag(p)
+    from embedkit.config import EncodeSettings
+
+    add_fields(p, EncodeSettings, "encode", skip=tuple(f.name for f in dataclasses.fields(EncodeSettings)
+                                                       if f.name != "model_backend"))
     add_fields(p, RetrieveConfig, "retrieve")
 
 

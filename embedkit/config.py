@@ -226,17 +226,22 @@ class EncodeSettings(Bounded):
     max_length: int | None = _help("Document length in tokens. Default: the model's own.", None, low=1,
                                    high=1 << 20)
     truncate_dim: int | None = _help("Dense Matryoshka models: keep the first N dimensions.", None, low=1)
-    precision: Literal["fp32", "bf16"] = _help(
-        "Compute precision of encoding. bf16: bfloat16 autocast, for CPUs with AVX512-BF16 or AMX (refused "
-        "elsewhere) and GPUs; checked against fp32 on the first texts. An index records it and encodes its "
-        "queries the same way.", "fp32")
+    precision: Literal["fp32", "bf16", "int8"] = _help(
+        "Compute precision of encoding. bf16: the transformer's weights cast to bfloat16 once (torch; openvino: its "
+        "bf16 inference), for CPUs with AVX512-BF16 or AMX (refused elsewhere) and GPUs; int8: dynamic "
+        "quantization (model_backend onnx or openvino). Checked against fp32 on the first texts. An index records "
+        "it and encodes its queries the same way.", "fp32")
+    model_backend: Literal["torch", "onnx", "openvino"] = _help(
+        "The runtime of the model's transformer: torch, or an ONNX export run by ONNX Runtime (onnx) or OpenVINO "
+        "(openvino), exported once into embedkit's cache and checked against torch fp32 on the first texts "
+        "(an error if it differs). Dense, colbert and the cross-encoder reranker.", "torch")
     unpadded: Unpadded = _help(UNPADDED_HELP.format(what="when encoding") + " The vectors agree either way (to "
                                "float tolerance), so no index or result records it.", "auto")
 
 
 # EncodeSettings fields that choose how vectors are computed, never which (the packed forward is checked against
 # HF's): no index manifest, evaluation cache or results key records them, so they never make an artefact stale.
-NOT_RECORDED = ("unpadded",)
+NOT_RECORDED = ("unpadded", "model_backend")
 
 
 @dataclass

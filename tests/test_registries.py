@@ -137,6 +137,8 @@ def _expected_choices() -> dict[str, set[str]]:
     from embedkit.retrieve.rerank import NO_RERANK, RERANKERS
     from embedkit.train.sweep import run_sweep
 
+    from embedkit.models.backends import BACKENDS as MODEL_BACKENDS
+
     return {
         "--kind": _names(config.Kind),
         "--backend": {AUTO, *BACKENDS},
@@ -150,6 +152,7 @@ def _expected_choices() -> dict[str, set[str]]:
         "--long-documents": _names(_field_type(config.EvalOptions, "long_documents")),
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
         "--unpadded": _names(config.Unpadded),
+        "--model-backend": set(MODEL_BACKENDS),
         "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),
         "--sampling": _names(_field_type(config.MiningOptions, "sampling")),
     }
@@ -238,3 +241,11 @@ def test_no_module_outside_a_registry_compares_with_a_registered_name():
 @pytest.mark.parametrize("module", sorted(REGISTRY_MODULES))
 def test_registry_modules_exist(module):
     assert (Path(embedkit.__file__).resolve().parent / module).is_file()
+
+
+def test_model_backends():
+    from embedkit.models.backends import BACKENDS
+
+    assert _names(_field_type(config.EncodeSettings, "model_backend")) == set(BACKENDS)
+    precisions = {p for entry in BACKENDS.values() for p in entry.precisions}
+    assert _names(_field_type(config.EncodeSettings, "precision")) == precisions

@@ -35,6 +35,13 @@ class LexicalEncoder:
         """Nothing to prepare."""
 
 
+def _unpadded(settings: EncodeSettings) -> str:
+    """The packed ModernBERT forward is torch's; another model backend runs the exported padded graph."""
+    from embedkit.models.backends import runs_torch
+
+    return settings.unpadded if runs_torch(settings.model_backend) else "off"
+
+
 def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
     from embedkit.models.loading import check_length
@@ -43,7 +50,7 @@ def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> En
     st_model = load_dense_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
-    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=settings.unpadded)
+    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=_unpadded(settings))
     set_truncate_dim(encoder, settings.truncate_dim)  # Matryoshka: index and query with the first N dims
     return encoder
 
@@ -58,7 +65,7 @@ def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> 
 
     check_length(model, settings.max_length, "max_length")
     encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
-                             unpadded=settings.unpadded)
+                             unpadded=_unpadded(settings))
     if settings.max_length:
         encoder.set_document_length(settings.max_length)
     return encoder
@@ -81,13 +88,16 @@ def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None,
                  colbert_library: str = "auto") -> Encoder:
     """The encoder of ``kind`` for ``model``, encoding as ``settings`` say (batch size, lengths, the packed
     forward); ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT library that loads a colbert
-    model. With ``settings.precision`` bf16, the encoder is wrapped to run in bf16 autocast (checked against
-    fp32 on its first texts, refused on CPUs without native bf16)."""
+    model. With ``settings.precision`` bf16 or int8, or ``settings.model_backend`` onnx or openvino, the encoder
+    is wrapped to switch on its first texts, checked against torch fp32 there
+    (:class:`~embedkit.models.precision.PrecisionEncoder`; bf16 is refused on CPUs without native bf16)."""
     load = encoder_loader(kind)
     settings = settings or EncodeSettings()
     encoder = load(model, settings, colbert_library)
-    if settings.precision != "fp32" and kind_entry(kind).needs_model:
+    from embedkit.models.backends import switches
+
+    if switches(settings.model_backend, settings.precision) and kind_entry(kind).needs_model:
         from embedkit.models.precision import PrecisionEncoder, model_device
 
-        encoder = PrecisionEncoder(encoder, model_device(encoder), settings.precision)
+        encoder = PrecisionEncoder(encoder, model_device(encoder), settings.precision, settings.model_backend)
     return encoder

@@ -124,10 +124,12 @@ class PackedDocumentEncoder:
         device = self.device
         skiplist = torch.tensor(list(self.side.skiplist), dtype=torch.long, device=device)
         vectors, keeps, rows, lengths = [], [], [], []
+        # the projection's dtype (fp32 when only the transformer's weights were cast to bf16)
+        cast = next((p.dtype for m, _ in self.side.modules for p in m.parameters() if p.is_floating_point()), None)
         for batch, input_ids, _, hidden in run_packed(self.model, job, forward, progress, "encode documents (packed)",
                                                       total):
             features = {"input_ids": input_ids[None], "attention_mask": torch.ones_like(input_ids)[None],
-                        "token_embeddings": hidden[None]}  # (1, tokens, ...): the modules expect a batch axis
+                        "token_embeddings": (hidden if cast is None else hidden.to(cast))[None]}  # (1, tokens, ...)
             for module, kwargs in self.side.modules:
                 features = module(features, **kwargs)
             emb = features["token_embeddings"][0].float()  # (tokens, dim)
@@ -147,7 +149,8 @@ class PackedDocumentEncoder:
     def _ready(self, texts: list[str], autocast: Any) -> Any:
         if self._fallback:
             return None
-        state = (str(next(self.model.parameters()).device), self.precision, torch.is_autocast_enabled(self.device.type))
+        param = next(self.model.parameters())  # the weights may be cast to bf16 after a first fp32 call
+        state = (str(param.device), str(param.dtype), self.precision, torch.is_autocast_enabled(self.device.type))
         if self._checked == state:
             return self._forward
         forward = checked_forward(self.model, self.backend, self.compile, self.strict, autocast)

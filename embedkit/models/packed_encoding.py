@@ -212,7 +212,8 @@ class PackedTextEncoder:
         """The checked packed forward, or ``None`` to use the library's path (checks run on first use)."""
         if self._fallback:
             return None
-        state = (str(next(self.model.parameters()).device), self.precision, torch.is_autocast_enabled(self.device.type))
+        param = next(self.model.parameters())  # the weights may be cast to bf16 after a first fp32 call
+        state = (str(param.device), str(param.dtype), self.precision, torch.is_autocast_enabled(self.device.type))
         if self._checked == state:
             return self._forward
         if self.unsupported:

@@ -160,7 +160,8 @@ def open_part(spec: str, first: SearchedIndex, batch_size: int = 64, colbert_lib
 
 
 def compose(first: SearchedIndex, options: RetrieveConfig, batch_size: int = 64,
-            parts: Sequence[Searcher] | None = None, colbert_library: str = "auto") -> Searcher:
+            parts: Sequence[Searcher] | None = None, colbert_library: str = "auto",
+            model_backend: str = "torch") -> Searcher:
     """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked;
     ``colbert_library`` loads the colbert models of fused indexes and of a colbert reranker."""
     searcher: Searcher = first
@@ -171,7 +172,7 @@ def compose(first: SearchedIndex, options: RetrieveConfig, batch_size: int = 64,
                                  options.fusion_depth)
     if options.rerank != NO_RERANK:
         reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size,
-                                 colbert_library)
+                                 colbert_library, model_backend=model_backend)
         if reranker.stored is not None and not _same_documents(first.store.ids, stored_ids(options.rerank_index)):
             raise EmbedkitError(f"rerank_index {options.rerank_index}: not the same documents as the searched index")
         searcher = RerankedSearcher(searcher, reranker, options.rerank_top_n)
@@ -183,9 +184,15 @@ def stored_ids(folder: str | Path) -> Sequence[str]:
 
 
 def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None, model: str | None = None,
-                   batch_size: int = 64, colbert_library: str = "auto") -> Searcher:
-    """The searched index with fusion and reranking as configured: what search, eval and serve query."""
+                   batch_size: int = 64, colbert_library: str = "auto", model_backend: str = "torch") -> Searcher:
+    """The searched index with fusion and reranking as configured: what search, eval and serve query.
+    ``model_backend`` (``EncodeSettings.model_backend``) runs the query encoder's and a reranker's transformer."""
     from embedkit.index.build import open_index
 
-    first = open_index(index_dir, model, EncodeSettings(batch_size=batch_size), colbert_library=colbert_library)
-    return compose(first, options or RetrieveConfig(), batch_size, colbert_library=colbert_library)
+    settings = EncodeSettings(batch_size=batch_size, model_backend=model_backend)
+    first = open_index(index_dir, model, settings, colbert_library=colbert_library)
+    check_now = getattr(first.encoder, "check_now", None)  # a precision or model backend other than torch fp32
+    if check_now is not None:
+        check_now()  # export and check before the first query, so a miss stops here
+    return compose(first, options or RetrieveConfig(), batch_size, colbert_library=colbert_library,
+                   model_backend=model_backend)

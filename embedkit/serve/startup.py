@@ -147,7 +147,7 @@ def draining_server(config: object) -> object:
 
 
 def run_server(index_dir: str | Path, retrieve: RetrieveConfig, model: str | None, batch_size: int,
-               config: ServeConfig, colbert_library: str = "auto") -> None:
+               config: ServeConfig, colbert_library: str = "auto", model_backend: str = "torch") -> None:
     """``embedkit serve``: every check that can fail without the model first, then load and serve."""
     check_extras()
     config = with_env_key(config)
@@ -157,7 +157,8 @@ def run_server(index_dir: str | Path, retrieve: RetrieveConfig, model: str | Non
         set_threads(config.threads)
         from embedkit.retrieve.retriever import open_retriever
 
-        index = open_retriever(index_dir, retrieve, model, batch_size=batch_size, colbert_library=colbert_library)
+        index = open_retriever(index_dir, retrieve, model, batch_size=batch_size, colbert_library=colbert_library,
+                               model_backend=model_backend)
         serve(index, config, sock)
     finally:
         sock.close()

@@ -21,14 +21,23 @@ def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
     PrecisionEncoder(object(), torch.device("cpu"), "fp32")  # fp32 is always fine
 
 
+class _Transformer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.auto_model = torch.nn.Linear(4, 4)
+
+
 class _Drifting:
     """An encoder whose bf16 output is wrong (as a broken bf16 kernel would be)."""
 
     dim = 4
 
+    def __init__(self):
+        self.model = torch.nn.Sequential(_Transformer())
+
     def encode_documents(self, texts):
         out = np.ones((len(texts), 4), dtype=np.float32)
-        if torch.is_autocast_enabled("cpu"):
+        if self.model[0].auto_model.weight.dtype == torch.bfloat16:
             out[:, 0] = -1.0
         return out
 
@@ -39,7 +48,8 @@ def test_a_bf16_path_that_differs_from_fp32_is_an_error(monkeypatch):
     monkeypatch.setattr(precision, "cpu_bf16_features", lambda: ("avx512_bf16",))
     encoder = PrecisionEncoder(_Drifting(), torch.device("cpu"), "bf16")
     assert encoder.dim == 4  # the wrapped encoder's attributes
-    with pytest.raises(EmbedkitError, match="differ from fp32"):
+    with pytest.raises(EmbedkitError, match="precision bf16 on model backend torch: the document embeddings differ from "
+                       "torch fp32"):
         encoder.encode_documents(["a", "b"])
 
 
@@ -62,4 +72,22 @@ def test_bf16_encoders_stay_close_to_fp32(kind, minilm_path, tiny_modernbert, te
     assert bf16._packed == (kind != "minilm")
     expected, got = fp32.encode_documents(texts), bf16.encode_documents(texts)
     assert got.dtype == np.float32 and (got * expected).sum(1).min() > 0.99  # cosine (both normalised)
-    assert bf16._checked == {"document"}
+    assert bf16._checked == {"document", "query"}  # both sides checked on the first call's texts
+    transformer = bf16.model[0].auto_model
+    norms = [m for m in transformer.modules() if isinstance(m, torch.nn.LayerNorm)]
+    linears = [m for m in transformer.modules() if isinstance(m, torch.nn.Linear)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)  # layer norms keep fp32 weights
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)  # cast once, not per call
+
+
+@needs_bf16
+def test_bf16_colbert_casts_once_and_projects_in_fp32(tiny_modernbert, texts):
+    """A ColBERT model gets the same cast; its projection after the transformer stays fp32."""
+    from embedkit.config import EncodeSettings
+    from embedkit.index.encoders import load_encoder
+
+    encoder = load_encoder("colbert", str(tiny_modernbert), EncodeSettings(precision="bf16"))
+    fp32 = load_encoder("colbert", str(tiny_modernbert), EncodeSettings())
+    got, expected = encoder.encode_documents(texts), fp32.encode_documents(texts)
+    assert max_relative_error(got, expected) < precision.BF16_TOLERANCE
+    assert all(p.dtype == torch.float32 for m in list(encoder.model)[1:] for p in m.parameters())
