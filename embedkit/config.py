@@ -158,6 +158,7 @@ class TrainingConfig:
 
 
 IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"]
+Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 
 
 @dataclass
@@ -221,6 +222,19 @@ class IndexSettings(EncodeSettings):
         "but a rebuild with another backend encodes the corpus again.")
     faiss: FaissConfig = _help("FAISS options.", factory=FaissConfig,
                                group="FAISS options (dense models: backends flat, hnsw, ivfpq)")
+    quantization: Quantization = _help(
+        "Dense models, backends flat and hnsw: how the first pass stores each vector. none: float32; int8: one "
+        "byte per dimension (FAISS scalar quantizer, per-dimension min/max ranges from a sample, as "
+        "sentence-transformers' quantize_embeddings computes them, recorded in the manifest); binary: one bit "
+        "per dimension (FAISS binary index, Hamming distance), 32x smaller. Candidates are rescored with the "
+        "full-precision vectors (vectors.npy, memory-mapped: read from disk, not held in memory).", "none",
+        group="quantization (dense models: backends flat, hnsw)")
+    rescore_multiplier: int = _help(
+        "Quantized or shortlisted indexes: k x this many first-pass candidates are rescored with the full "
+        "query and document vectors (at least 1).", 4, group="quantization (dense models: backends flat, hnsw)")
+    shortlist_dim: int | None = _help(
+        "Matryoshka models: search the first N dimensions (renormalised) for the shortlist, then rescore it on "
+        "every dimension. Default: the full size.", None, group="quantization (dense models: backends flat, hnsw)")
     plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig,
                                group="PLAID options (colbert models: backend plaid)")
 

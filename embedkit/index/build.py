@@ -24,7 +24,14 @@ from embedkit.errors import EmbedkitError
 from embedkit.index import encoders
 from embedkit.index.base import MANIFEST, DocumentStore, Index, IndexManifest
 from embedkit.index.encode import encode_corpus, list_shards
-from embedkit.index.registry import NO_MODEL, detect_kind, encoder_kind, get_backend, resolve_backend
+from embedkit.index.registry import (
+    NO_MODEL,
+    check_quantization,
+    detect_kind,
+    encoder_kind,
+    get_backend,
+    resolve_backend,
+)
 from embedkit.models.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -158,12 +165,14 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     """
     settings = settings or IndexSettings()
     kind = encoder_kind(settings, model or NO_MODEL, kind)
+    check_quantization(settings, kind)
     model = encoders.resolve(kind, model)
     index_dir = Path(index_dir)
     if index_dir.exists() and not overwrite:
         raise EmbedkitError(f"{index_dir} already exists; pass --overwrite to rebuild it")
     if encoder is None:
         encoder = encoders.load_encoder(kind, model, settings, colbert_library)
+    check_quantization(settings, kind, int(encoder.dim))
     shard_settings = _encode_settings(kind, model, settings)
     work = partial_path(index_dir)
     if rank == 0 and overwrite and work.exists() and _settings_differ(work, shard_settings):
