@@ -31,6 +31,7 @@ import yaml
 from embedkit.errors import EmbedkitError
 
 Kind = Literal["dense", "colbert"]
+Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 # The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
 # padded forward where it cannot be used or its first-use check fails; on insists (those are errors); off never.
 Unpadded = Literal["auto", "on", "off"]
@@ -157,8 +158,7 @@ class TrainingConfig:
     dataloader_num_workers: int = _help("Worker processes feeding batches.", 0)
 
 
-IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"]
-Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
+IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant"]
 
 
 @dataclass
@@ -180,6 +180,36 @@ class PlaidConfig:
     n_ivf_probe: int = _help("Centroids probed per query token when searching.", 8)
     n_full_scores: int = _help("Candidates scored in full (decompressed MaxSim) when searching.", 4096)
     seed: int = _help("k-means seed.", 42)
+
+
+@dataclass
+class QdrantConfig:
+    path: str | None = _help(
+        "The local shard (Qdrant Edge, the server's engine in-process). Default: qdrant/ inside the index folder.",
+        None, flag="--qdrant-path", metavar="DIR")
+    url: str | None = _help(
+        "A Qdrant server or cluster (http(s)://host:6333) reached with qdrant-client instead of a local shard. "
+        "Its API key is read from the environment variable api_key_env, never from a recipe or a manifest.", None,
+        flag="--qdrant-url", metavar="URL")
+    api_key_env: str = _help("The environment variable holding the server's API key (unset: no key).",
+                             "QDRANT_API_KEY", flag="--qdrant-api-key-env", metavar="NAME")
+    collection: str = _help("The collection's name (on a server; a local shard holds one).", "embedkit",
+                            flag="--qdrant-collection", metavar="NAME")
+    hnsw_m: int = _help("HNSW graph neighbours per node (Qdrant builds the graph past its full-scan threshold).",
+                        16, flag="--qdrant-hnsw-m")
+    ef_construct: int = _help("HNSW candidates kept while building.", 100, flag="--qdrant-ef-construct")
+    ef_search: int | None = _help("HNSW candidates kept while searching. Default: Qdrant's own.", None,
+                                  flag="--qdrant-ef-search")
+    quantization: Quantization = _help(
+        "Qdrant's own vector quantization (int8: scalar, binary: binary), with Qdrant's rescoring of the "
+        "original vectors.", "none", flag="--qdrant-quantization")
+    upload_batch: int = _help("Points per upsert while uploading (bounds memory and the work a kill loses).", 256,
+                              flag="--qdrant-upload-batch")
+    shard_number: int = _help("Server collections: shards the collection is split into across the cluster.", 1,
+                              flag="--qdrant-shards")
+    replication_factor: int = _help("Server collections: copies of each shard.", 1,
+                                    flag="--qdrant-replicas")
+    timeout: int = _help("Server requests: seconds before a request fails.", 30, flag="--qdrant-timeout")
 
 
 @dataclass
@@ -208,8 +238,9 @@ class IndexSettings(EncodeSettings):
 
     backend: IndexBackend = _help(
         "How the index is searched: flat (exact), hnsw or ivfpq for dense models (FAISS); plaid or exact "
-        "(brute-force MaxSim) for colbert models; bm25 needs no model. auto is flat for dense models and, for "
-        "colbert, exact up to index.auto_exact_max_documents documents and plaid above.", "auto",
+        "(brute-force MaxSim) for colbert models; bm25 needs no model; qdrant (dense and colbert: a local Qdrant "
+        "shard or a Qdrant server, see index.qdrant). auto is flat for dense models and, for colbert, exact up to "
+        "index.auto_exact_max_documents documents and plaid above.", "auto",
         group="index backend")
     auto_exact_max_documents: int = _help(
         "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "
@@ -237,6 +268,8 @@ class IndexSettings(EncodeSettings):
         "every dimension. Default: the full size.", None, group="quantization (dense models: backends flat, hnsw)")
     plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig,
                                group="PLAID options (colbert models: backend plaid)")
+    qdrant: QdrantConfig = _help("Qdrant options.", factory=QdrantConfig,
+                                 group="Qdrant options (backend qdrant: dense and colbert models)")
 
 
 @dataclass

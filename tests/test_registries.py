@@ -150,6 +150,7 @@ def _expected_choices() -> dict[str, set[str]]:
         "--long-documents": _names(_field_type(config.EvalOptions, "long_documents")),
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
         "--quantization": set(QUANTIZATIONS),
+        "--qdrant-quantization": set(QUANTIZATIONS),
         "--unpadded": _names(config.Unpadded),
         "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),
         "--sampling": _names(_field_type(config.MiningOptions, "sampling")),

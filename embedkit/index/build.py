@@ -25,11 +25,13 @@ from embedkit.index import encoders
 from embedkit.index.base import MANIFEST, DocumentStore, Index, IndexManifest
 from embedkit.index.encode import encode_corpus, list_shards
 from embedkit.index.registry import (
+    AUTO,
     NO_MODEL,
     check_quantization,
     detect_kind,
     encoder_kind,
     get_backend,
+    kind_entry,
     resolve_backend,
 )
 from embedkit.models.encoder import Encoder
@@ -173,6 +175,9 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     if encoder is None:
         encoder = encoders.load_encoder(kind, model, settings, colbert_library)
     check_quantization(settings, kind, int(encoder.dim))
+    preflight = getattr(get_backend(settings.backend), "preflight", None) if settings.backend != AUTO else None
+    if preflight is not None and rank == 0:  # e.g. a server that must answer, a collection that must fit
+        preflight(settings, int(encoder.dim), kind_entry(kind).multi_vector, bool(encoder.normalize), overwrite)
     shard_settings = _encode_settings(kind, model, settings)
     work = partial_path(index_dir)
     if rank == 0 and overwrite and work.exists() and _settings_differ(work, shard_settings):

@@ -60,6 +60,11 @@ class BackendEntry:
     kind: str                    # the encoder kind that fills it (a name of KINDS)
     token_vectors: bool = False  # stores every document's token vectors by position (tokens.npy, lengths.npy)
     quantizable: bool = False    # index.quantization / shortlist_dim apply (a FAISS first pass over dense vectors)
+    other_kinds: tuple[str, ...] = ()  # further encoder kinds it holds (qdrant: colbert as multi-vectors)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind, *self.other_kinds)
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -69,6 +74,9 @@ BACKENDS: dict[str, BackendEntry] = {
     "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert"),
     "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
     "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
+    # One named vector per kind (embedkit.index.qdrant_index.VECTOR_LAYOUTS). A kind whose vectors Qdrant can hold
+    # (sparse: a sparse named vector) joins other_kinds once it has a layout there.
+    "qdrant": BackendEntry("embedkit.index.qdrant_index:BACKEND", "dense", other_kinds=("colbert",)),
 }
 
 # index.quantization: how a quantizable backend's first pass stores vectors (module:attribute of a Quantizer in
@@ -129,7 +137,7 @@ def encoder_loader(kind: str) -> Any:
 
 
 def backends_of(kind: str) -> list[str]:
-    return [name for name, entry in BACKENDS.items() if entry.kind == kind]
+    return [name for name, entry in BACKENDS.items() if kind in entry.kinds]
 
 
 def needs_model(backend: str) -> bool:
@@ -166,17 +174,20 @@ def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -
     model_kind = kind or detect_kind(model)
     if settings.backend == AUTO:
         return model_kind
-    wanted = backend_entry(settings.backend).kind
+    entry = backend_entry(settings.backend)
+    if model_kind in entry.kinds:
+        return model_kind
+    wanted = entry.kind
     if KINDS[wanted].needs_model and model_kind != wanted:
-        raise EmbedkitError(f"index backend {settings.backend!r} is for {wanted} models; {model} is a {model_kind} "
-                            f"model (use {', '.join(backends_of(model_kind))} or auto)")
+        raise EmbedkitError(f"index backend {settings.backend!r} is for {' and '.join(entry.kinds)} models; {model} "
+                            f"is a {model_kind} model (use {', '.join(backends_of(model_kind))} or auto)")
     return wanted
 
 
 def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> str:
     """The backend ``auto`` stands for: flat (dense), bm25 (no model), and for colbert exact MaxSim up to
     ``auto_exact_max_documents`` documents, PLAID above (see the README for the measured crossover)."""
-    if settings.backend != AUTO and backend_entry(settings.backend).kind == kind:
+    if settings.backend != AUTO and kind in backend_entry(settings.backend).kinds:
         return settings.backend
     if kind == "colbert":
         return "exact" if num_documents <= settings.auto_exact_max_documents else "plaid"

@@ -15,6 +15,7 @@ from embedkit.index.base import IndexManifest
 from embedkit.index.encode import Shard, _write_shard
 from embedkit.index.faiss_index import FLAT, HNSW
 from embedkit.index.quantized import VECTORS, QuantizedIndex
+from tests.helpers import ndcg_at_10, rebuild_from_shards
 
 DIM, NUM, SHARD = 64, 3000, 1000
 
@@ -124,49 +125,17 @@ def test_add_and_delete_match_a_fresh_build(tmp_path, synthetic):
 
 # ---- the packaged MiniLM on real code (held out: MiniLM never saw these queries) ----
 
-def _ndcg(index, data_dir: Path) -> float:
-    from embedkit.data.beir import load_beir
-    from embedkit.evaluate.metrics import evaluate_run
-    from embedkit.evaluate.runner import retrieve
+def test_minilm_quantized_keeps_flat_quality_and_rebuilds_without_encoding(tmp_path, minilm_code_index, code_beir):
+    from embedkit.index.build import open_index
 
-    data = load_beir(data_dir)
-    return evaluate_run(data.qrels, retrieve(index, data.queries, 10), k=10)["ndcg@10"]
-
-
-class NoEncoding:
-    """An encoder that refuses to encode documents: a rebuild from kept shards must not ask it to."""
-
-    def __init__(self, encoder):
-        self.inner = encoder
-        self.dim, self.normalize, self.manifest = encoder.dim, encoder.normalize, encoder.manifest
-
-    def encode_documents(self, texts):
-        raise AssertionError("a rebuild from kept shards encoded documents")
-
-    def prepare_documents(self, texts):
-        raise AssertionError("a rebuild from kept shards encoded documents")
-
-    def encode_queries(self, texts):
-        return self.inner.encode_queries(texts)
-
-
-@pytest.mark.slow  # encodes 600 documents once with MiniLM
-def test_minilm_quantized_keeps_flat_quality_and_rebuilds_without_encoding(tmp_path, minilm_path, code_beir):
-    from embedkit.data.corpus import Corpus
-    from embedkit.index.build import build_index, open_index
-
-    folder = tmp_path / "index"
-    build_index(minilm_path, Corpus(str(code_beir)), folder, IndexSettings(backend="flat"), progress=False)
-    flat = open_index(folder)
-    reference = _ndcg(flat, code_beir)
+    reference = ndcg_at_10(open_index(minilm_code_index), code_beir)
     assert reference > 0.5
     scores = {}
     for quantization in ("int8", "binary"):
-        build_index(minilm_path, Corpus(str(code_beir)), folder, IndexSettings(quantization=quantization),
-                    overwrite=True, progress=False, encoder=NoEncoding(flat.encoder))
-        index = open_index(folder)
+        settings = IndexSettings(quantization=quantization)
+        index = rebuild_from_shards(minilm_code_index, tmp_path / "index", code_beir, settings)
         assert index.description()["quantization"] == quantization
-        scores[quantization] = _ndcg(index, code_beir)
+        scores[quantization] = ndcg_at_10(index, code_beir)
     assert scores["int8"] >= 0.998 * reference, (scores, reference)
     assert scores["binary"] >= 0.99 * reference, (scores, reference)
 
