@@ -54,6 +54,9 @@ def _edge_quantization(name: str) -> Any:
     return q.BinaryQuantizationConfig() if name == "binary" else None
 
 
+_OPEN: dict[str, list] = {}  # resolved shard folder -> [EdgeShard, number of EdgeStores using it]
+
+
 class EdgeStore:
     """A local shard at ``path`` (Qdrant Edge). Its spec is kept beside the shard's own files
     (``embedkit-spec.json``) so that a shard made with other settings is recognised before any upload."""
@@ -76,14 +79,21 @@ class EdgeStore:
             quantization_config=_edge_quantization(spec.quantization),
             hnsw_config=q.HnswIndexConfig(m=spec.hnsw_m, ef_construct=spec.ef_construct,
                                           full_scan_threshold=10_000))})
-        if (self.path / "segments").is_dir():
-            self.shard = q.EdgeShard.load(str(self.path), config)
+        # the folder's inode too: an index edit publishes a new copy of the shard at the same path
+        self._key = f"{self.path.resolve()}:{self.path.stat().st_ino if self.path.exists() else 'new'}"
+        self._closed = False
+        if self._key in _OPEN:  # a shard is opened once per process (its write-ahead log is locked)
+            _OPEN[self._key][1] += 1
+        elif (self.path / "segments").is_dir():
+            _OPEN[self._key] = [q.EdgeShard.load(str(self.path), config), 1]
         elif create:
             self.path.mkdir(parents=True, exist_ok=True)
             write_json(self.path / self.SPEC, asdict(spec))
-            self.shard = q.EdgeShard.create(str(self.path), config)
+            self._key = f"{self.path.resolve()}:{self.path.stat().st_ino}"
+            _OPEN[self._key] = [q.EdgeShard.create(str(self.path), config), 1]
         else:
             raise EmbedkitError(f"{self.path} holds no Qdrant shard")
+        self.shard = _OPEN[self._key][0]
 
     def upsert(self, doc_ids: list[str], vectors: list) -> None:
         q = self._q
@@ -111,7 +121,18 @@ class EdgeStore:
         self.shard.optimize()  # builds the HNSW graph past the full-scan threshold, as a server does
 
     def close(self) -> None:
-        self.shard.close()
+        entry = _OPEN.get(self._key)
+        if entry is None or self._closed:
+            return
+        self._closed = True
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _OPEN[self._key]
+            self.shard.close()
+
+    def __del__(self) -> None:  # an index replaced by its edited copy lets go of the old shard
+        if getattr(self, "_key", None) is not None:
+            self.close()
 
 
 class ServerStore:

@@ -131,3 +131,28 @@ def test_a_shard_of_other_settings_is_refused_before_work_unless_overwrite(tmp_p
         BACKEND.preflight(settings, dim, multivector=True, normalized=False, overwrite=False)
     BACKEND.preflight(settings, dim + 1, multivector=False, normalized=True, overwrite=True)
     assert json.loads((shard / EdgeStore.SPEC).read_text())["size"] == dim + 1  # replaced by a new, empty shard
+
+
+@pytest.mark.parametrize("kind, reference", [("dense", "flat"), ("colbert", "exact")])
+def test_eval_search_and_move_through_the_command_line(tmp_path, tiny_modernbert, colbert_beir, capsys, kind,
+                                                       reference):
+    """`embedkit eval --backend qdrant` scores as the reference backend; `embedkit index --backend qdrant` moves an
+    index without encoding (the shards are reused); `embedkit search` answers from it."""
+    from embedkit.cli import main
+
+    scores = {}
+    for backend in (reference, "qdrant"):
+        out = tmp_path / f"{backend}.json"
+        assert main(["eval", "--model", str(tiny_modernbert), "--kind", kind, "--data", str(colbert_beir),
+                     "--backend", backend, "--max-length", "64", "--no-cache", "--output", str(out)]) == 0
+        scores[backend] = json.loads(out.read_text())["ndcg@10"]
+    assert abs(scores["qdrant"] - scores[reference]) <= 0.002, scores
+    common = ["--model", str(tiny_modernbert), "--kind", kind, "--corpus", str(colbert_beir / "corpus.jsonl"),
+              "--index-dir", str(tmp_path / "index"), "--max-length", "64"]
+    assert main(["index", *common, "--backend", reference]) == 0
+    capsys.readouterr()
+    assert main(["-v", "index", *common, "--backend", "qdrant", "--overwrite"]) == 0
+    assert "already encoded" in capsys.readouterr().err
+    assert main(["search", "--index-dir", str(tmp_path / "index"), "--json", "-k", "3", "read a file"]) == 0
+    hits = json.loads(capsys.readouterr().out)[0]["hits"]
+    assert len(hits) == 3 and open_index(tmp_path / "index").manifest.backend == "qdrant"
