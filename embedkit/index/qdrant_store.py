@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,17 @@ class EdgeStore:
             out.append([(hit.payload[ID_KEY], float(hit.score)) for hit in hits])
         return out
 
+    def scroll(self, batch: int) -> Iterator[tuple[list[str], list]]:
+        """Every point as (document ids, vectors), ``batch`` at a time."""
+        q, offset = self._q, None
+        while True:
+            records, offset = self.shard.scroll(q.ScrollRequest(offset=offset, limit=batch, with_payload=[ID_KEY],
+                                                                with_vector=[self.spec.name]))
+            if records:
+                yield [r.payload[ID_KEY] for r in records], [r.vector[self.spec.name] for r in records]
+            if offset is None:
+                return
+
     def finish(self) -> None:
         self.shard.flush()
         self.shard.optimize()  # builds the HNSW graph past the full-scan threshold, as a server does
@@ -139,14 +151,19 @@ class ServerStore:
     """A collection on a Qdrant server or cluster, through qdrant-client. Reachability and the collection's
     settings are checked when it is opened, before any work."""
 
-    def __init__(self, config: QdrantConfig, spec: VectorSpec, overwrite: bool = False, create: bool = True):
+    def __init__(self, config: QdrantConfig, spec: VectorSpec, overwrite: bool = False, create: bool = True,
+                 client: Any = None):
+        """``client``: an already made ``QdrantClient`` (e.g. qdrant-client's local mode) instead of one to
+        ``config.url``."""
         from qdrant_client import QdrantClient, models
         from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
         self.config, self.spec, self._m = config, spec, models
         self.name = config.collection
         key = os.environ.get(config.api_key_env) or None
-        self.client = QdrantClient(url=config.url, api_key=key, timeout=config.timeout, check_compatibility=False)
+        self._own_client = client is None
+        self.client = client or QdrantClient(url=config.url, api_key=key, timeout=config.timeout,
+                                             check_compatibility=False)
         try:
             exists = self.client.collection_exists(self.name)
         except (ResponseHandlingException, UnexpectedResponse, OSError) as exc:  # refused, DNS, TLS, auth
@@ -219,11 +236,23 @@ class ServerStore:
         answers = self.client.query_batch_points(self.name, requests=requests) if requests else []
         return [[(p.payload[ID_KEY], float(p.score)) for p in answer.points] for answer in answers]
 
+    def scroll(self, batch: int) -> Iterator[tuple[list[str], list]]:
+        """Every point as (document ids, vectors), ``batch`` at a time."""
+        offset = None
+        while True:
+            records, offset = self.client.scroll(self.name, limit=batch, offset=offset, with_payload=[ID_KEY],
+                                                 with_vectors=[self.spec.name])
+            if records:
+                yield [r.payload[ID_KEY] for r in records], [r.vector[self.spec.name] for r in records]
+            if offset is None:
+                return
+
     def finish(self) -> None:
         pass
 
     def close(self) -> None:
-        self.client.close()
+        if self._own_client:
+            self.client.close()
 
 
 def as_lists(vectors: Any) -> list:

@@ -156,3 +156,43 @@ def test_eval_search_and_move_through_the_command_line(tmp_path, tiny_modernbert
     assert main(["search", "--index-dir", str(tmp_path / "index"), "--json", "-k", "3", "read a file"]) == 0
     hits = json.loads(capsys.readouterr().out)[0]["hits"]
     assert len(hits) == 3 and open_index(tmp_path / "index").manifest.backend == "qdrant"
+
+
+def test_push_to_a_collection_and_pull_back_into_a_local_shard(tmp_path, tiny_indexes, monkeypatch):
+    """The server side is qdrant-client's own local engine (the same client calls a server gets); no Qdrant
+    server can run here."""
+    from qdrant_client import QdrantClient
+
+    from embedkit.index.base import IndexManifest
+    from embedkit.index.qdrant_store import ServerStore, VectorSpec
+    from embedkit.index.qdrant_sync import pull, push
+
+    dense_dir, _ = tiny_indexes
+    corpus = Path(open_index(dense_dir).manifest.corpus)
+    index = rebuild_from_shards(dense_dir, tmp_path / "index", corpus, qdrant(TINY))
+    queries = index.encoder.encode_queries(["open a socket", "parse arguments"])
+    before = index.search_encoded(queries, 5)
+    del index
+    monkeypatch.setenv("QDRANT_API_KEY", "secret-key-123")
+    client = QdrantClient(location=":memory:")
+    config = QdrantConfig(url="http://cluster.example:6333", collection="code", upload_batch=16)
+    assert push(tmp_path / "index", config, client=client) == 80
+    assert client.count("code", exact=True).count == 80
+    saved = IndexManifest.load(tmp_path / "index").settings
+    assert saved["url"] == "http://cluster.example:6333" and "path" not in saved
+    assert saved["api_key_env"] == "QDRANT_API_KEY"
+    assert "secret-key-123" not in (tmp_path / "index" / "embedkit-index.json").read_text()
+    with pytest.raises(EmbedkitError, match="pass --overwrite"):
+        pull(tmp_path / "index", client=client)  # the pushed-from shard is still there
+    assert pull(tmp_path / "index", client=client, overwrite=True, batch=16) == 80
+    after = open_index(tmp_path / "index")
+    assert after.manifest.settings["path"] == "qdrant" and "url" not in after.manifest.settings
+    np.testing.assert_allclose(after.search_encoded(queries, 5)[0], before[0], rtol=1e-5)
+    other = QdrantConfig(url="http://cluster.example:6333", collection="code")
+    with pytest.raises(EmbedkitError, match=r"holds other settings \(size: 64 -> 7\)"):
+        ServerStore(other, VectorSpec(**{**after.manifest.settings["vector"], "size": 7}), client=client)
+    from embedkit.cli import main
+
+    assert main(["index", "--index-dir", str(tmp_path / "index"), "--push", "--qdrant-url", "http://127.0.0.1:9",
+                 "--qdrant-timeout", "5"]) == 2
+    assert open_index(tmp_path / "index").manifest.settings["path"] == "qdrant"  # unchanged by the failed push
