@@ -196,3 +196,18 @@ def test_push_to_a_collection_and_pull_back_into_a_local_shard(tmp_path, tiny_in
     assert main(["index", "--index-dir", str(tmp_path / "index"), "--push", "--qdrant-url", "http://127.0.0.1:9",
                  "--qdrant-timeout", "5"]) == 2
     assert open_index(tmp_path / "index").manifest.settings["path"] == "qdrant"  # unchanged by the failed push
+
+
+def test_colbert_rerank_over_a_qdrant_first_stage(tmp_path, tiny_indexes, code_pairs):
+    """A qdrant dense index as the first stage of ColBERT reranking gives what a flat first stage gives."""
+    from embedkit.config import RetrieveConfig
+    from embedkit.retrieve.retriever import compose
+
+    dense_dir, colbert_dir = tiny_indexes
+    index = rebuild_from_shards(dense_dir, tmp_path / "index", Path(open_index(dense_dir).manifest.corpus),
+                                qdrant(TINY))
+    options = RetrieveConfig(rerank="colbert", rerank_index=str(colbert_dir), rerank_top_n=80)
+    queries = [p.query for p in code_pairs[:3]]
+    over_qdrant = compose(index, options).search_positions(queries, 5)
+    over_flat = compose(open_index(dense_dir), options).search_positions(queries, 5)
+    np.testing.assert_allclose(over_qdrant[0], over_flat[0], rtol=1e-5)  # all 80 reranked: same top 5
