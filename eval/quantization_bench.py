@@ -20,7 +20,6 @@ Two parts, each writing one JSON under eval/results/:
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -35,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_st import machine
+from latency import code_folder, text_folder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,65 +75,10 @@ def latencies(search, queries: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
 
 # ----------------------------------------------------------------------------------------------- real data
 
-def docstring_pairs(limit: int) -> list[tuple[str, str, str]]:
-    """(id, summary, rest of the docstring) of documented stdlib functions with a body of at least 20 words."""
-    import hashlib
-
-    from embedkit.data.code_corpus import stdlib_root
-
-    pairs, seen = [], set()
-    for path in sorted(stdlib_root().rglob("*.py")):
-        if any(part in ("site-packages", "test", "tests", "idlelib") for part in path.parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            doc = ast.get_docstring(node, clean=True)
-            if not doc or "\n\n" not in doc:
-                continue
-            summary, rest = doc.split("\n\n", 1)
-            summary, rest = " ".join(summary.split()), " ".join(rest.split())
-            if len(summary.split()) < 4 or len(rest.split()) < 20 or summary.lower() in seen:
-                continue
-            seen.add(summary.lower())
-            pairs.append((hashlib.sha1(f"{path.name}:{node.name}:{summary}".encode()).hexdigest()[:12], summary,
-                          rest[:2000]))
-            if len(pairs) >= limit:
-                return pairs
-    return pairs
-
-
-def write_beir_folder(folder: Path, docs: list[tuple[str, str]], queries: list[tuple[str, str, str]]) -> Path:
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for doc_id, text in docs:
-            f.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        for qid, text, _ in queries:
-            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for qid, _, doc_id in queries:
-            f.write(f"{qid}\t{doc_id}\t1\n")
-    return folder
-
-
-def real_sets(root: Path) -> dict[str, Path]:
-    from embedkit.data.code_corpus import iter_code_pairs, stdlib_root
-
-    code = list(iter_code_pairs(stdlib_root(), limit=2000))  # the quickstart's evaluation set
-    step = max(1, len(code) // 500)
-    sets = {"stdlib-code": write_beir_folder(root / "code", [(p.id, p.code) for p in code],
-                                             [(f"q-{p.id}", p.query, p.id) for p in code[::step][:500]])}
-    text = docstring_pairs(2000)
-    step = max(1, len(text) // 500)
-    sets["stdlib-docstrings"] = write_beir_folder(root / "text", [(i, rest) for i, _, rest in text],
-                                                  [(f"q-{i}", s, i) for i, s, _ in text[::step][:500]])
-    return sets
+def real_sets(root: Path, docs: int, queries: int) -> dict[str, Path]:
+    """The quickstart's code set and the stdlib docstring text set, as eval/latency.py builds them."""
+    return {"stdlib-code": code_folder(root / "code", docs, queries),
+            "stdlib-docstrings": text_folder(root / "text", docs, queries)}
 
 
 def folder_bytes(folder: Path, names: tuple[str, ...]) -> int:
@@ -184,7 +129,7 @@ def run_real(args: argparse.Namespace) -> dict:
     out: dict = {"machine": machine(), "load": load_note(), "model": "all-MiniLM-L6-v2 (packaged)",
                  "python": platform.python_version(), "datasets": {}}
     try:
-        for name, folder in real_sets(root).items():
+        for name, folder in real_sets(root, args.docs, args.queries).items():
             data = load_beir(folder)
             qids = list(data.queries)
             flat_dir = root / f"{name}-flat"
@@ -351,6 +296,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="part", required=True)
     real = sub.add_parser("real")
     real.add_argument("--multipliers", type=int, nargs="+", default=[1, 2, 4, 8])
+    real.add_argument("--docs", type=int, default=2000)
+    real.add_argument("--queries", type=int, default=500)
     syn = sub.add_parser("synthetic")
     syn.add_argument("--size", type=int, default=1_000_000)
     syn.add_argument("--dim", type=int, default=384)
