@@ -107,7 +107,8 @@ def index_differences(index_dir: str | Path, model: str | None, corpus: Corpus, 
     if saved is None:
         changes.append("settings: not recorded (an index built by an older embedkit)")
     else:
-        changes += setting_differences(saved, index_settings(settings))
+        # keys an older embedkit did not record yet had their default's meaning
+        changes += setting_differences({**index_settings(IndexSettings()), **saved}, index_settings(settings))
     if not changes and not _same_documents(manifest, corpus, fingerprint):
         changes.append(f"documents: {corpus.source} holds other documents than the index")
     return changes

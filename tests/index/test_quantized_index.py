@@ -185,3 +185,24 @@ def test_quantization_names_are_the_registry_names():
     from embedkit.index.registry import QUANTIZATIONS
 
     assert set(typing.get_args(Quantization)) == set(QUANTIZATIONS)
+
+
+def test_an_index_recorded_before_these_settings_is_still_current(tmp_path, tiny_indexes, tiny_modernbert):
+    """Manifests written before index.quantization / index.qdrant existed read as their defaults."""
+    import shutil
+
+    from embedkit.data.corpus import Corpus
+    from embedkit.index.build import index_differences
+
+    dense_dir, _ = tiny_indexes
+    copy = tmp_path / "dense"
+    shutil.copytree(dense_dir, copy)
+    manifest = IndexManifest.load(copy)
+    for key in ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant"):
+        manifest.settings["index_settings"].pop(key)
+    manifest.save(copy)
+    corpus = Corpus(manifest.corpus)
+    same = IndexSettings(backend="flat", batch_size=16, max_length=64)
+    assert index_differences(copy, str(tiny_modernbert), corpus, same) == []
+    assert index_differences(copy, str(tiny_modernbert), corpus, IndexSettings(
+        backend="flat", max_length=64, quantization="binary")) == ["quantization: none -> binary"]
