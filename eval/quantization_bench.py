@@ -291,6 +291,45 @@ def run_synthetic(args: argparse.Namespace) -> dict:
     return out
 
 
+def _mb(value: int | None) -> str:
+    return "" if value is None else f"{value / 2**20:.2f}"
+
+
+def markdown() -> str:
+    """The tables of docs/measurements/quantization.md, from the JSON files of the last runs."""
+    lines = []
+    real = RESULTS / "quantization_real.json"
+    if real.exists():
+        data = json.loads(real.read_text())
+        lines += [f"Machine: {data['machine']}; {data['load']}.", ""]
+        for name, block in data["datasets"].items():
+            lines += [f"**{name}** ({block['documents']} documents, {block['queries']} queries, MiniLM-L6-v2)", "",
+                      "| engine | quantization | rescore x | nDCG@10 | / flat | recall@10 vs flat | p50 ms | p99 ms "
+                      "| first pass MiB (disk = resident) | rescore vectors MiB (disk, mmap) | build s |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]
+            flat = block["rows"][0]["ndcg@10"]
+            for r in block["rows"]:
+                lines.append(f"| {r['engine'].split(' ')[0]} | {r['quantization']} | {r['rescore_multiplier'] or '-'} "
+                             f"| {r['ndcg@10']:.4f} | {r['ndcg@10'] / flat:.4f} | {r['recall@10_vs_flat']:.3f} "
+                             f"| {r['p50_ms']} | {r['p99_ms']} | {_mb(r.get('resident_bytes_first_pass'))} "
+                             f"| {_mb(r.get('disk_bytes_rescore'))} | {r.get('build_s') or ''} |")
+            lines.append("")
+    for path in sorted(RESULTS.glob("quantization_synthetic_*.json")):
+        data = json.loads(path.read_text())
+        lines += [f"**synthetic {data['documents']:,} x {data['dim']}** binary flat first pass; {data['machine']}; "
+                  f"{data['load']}. Build {data['build_s']} s; first pass {_mb(data['disk_bytes_first_pass'])} MiB, "
+                  f"rescore vectors {_mb(data['disk_bytes_rescore'])} MiB on disk; resident after opening "
+                  f"{data['resident_mb_first_pass_loaded']} MiB; peak RSS {data['peak_rss_mb']} MiB "
+                  f"({data['rss_mb_after_imports']} MiB of it Python, NumPy, FAISS, torch and sentence-transformers "
+                  f"before any vector); {data['queries']} queries.", "",
+                  "| engine | rescore x | recall@10 vs exact | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+        for r in data["rows"]:
+            lines.append(f"| {r['engine']} | {r['rescore_multiplier'] or '-'} | {r['recall@10_vs_exact']:.3f} "
+                         f"| {r['p50_ms']} | {r['p99_ms']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -306,7 +345,11 @@ def main() -> None:
     syn.add_argument("--multipliers", type=int, nargs="+", default=[1, 4, 10])
     syn.add_argument("--workdir", default=tempfile.gettempdir())
     syn.add_argument("--keep", action="store_true")
+    sub.add_parser("table", help="print the docs' tables from the results JSON")
     args = parser.parse_args()
+    if args.part == "table":
+        print(markdown())
+        return
     if args.part == "real":
         out, path = run_real(args), RESULTS / "quantization_real.json"
     else:

@@ -29,6 +29,7 @@ def qdrant(max_length: int | None = None, **options) -> IndexSettings:
 TINY = 64  # the tiny_indexes fixture's max_length
 
 
+@pytest.mark.slow  # the MiniLM index of 600 documents (a session fixture, shared with the quantization tests)
 def test_dense_local_shard_scores_as_flat(tmp_path, minilm_code_index, code_beir):
     index = rebuild_from_shards(minilm_code_index, tmp_path / "index", code_beir, qdrant())
     assert isinstance(index, QdrantIndex) and index.manifest.backend == "qdrant"
@@ -45,6 +46,7 @@ def colbert_beir(tmp_path, code_pairs) -> Path:
                       [(f"q{i}", p.id, 1) for i, p in enumerate(code_pairs[:80])])
 
 
+@pytest.mark.colbert
 def test_colbert_multivector_maxsim_scores_as_exact(tmp_path, tiny_indexes, colbert_beir):
     _, exact_dir = tiny_indexes
     exact = open_index(exact_dir)
@@ -133,7 +135,9 @@ def test_a_shard_of_other_settings_is_refused_before_work_unless_overwrite(tmp_p
     assert json.loads((shard / EdgeStore.SPEC).read_text())["size"] == dim + 1  # replaced by a new, empty shard
 
 
-@pytest.mark.parametrize("kind, reference", [("dense", "flat"), ("colbert", "exact")])
+@pytest.mark.slow  # four evaluations and two builds through the command line
+@pytest.mark.parametrize("kind, reference", [("dense", "flat"),
+                                             pytest.param("colbert", "exact", marks=pytest.mark.colbert)])
 def test_eval_search_and_move_through_the_command_line(tmp_path, tiny_modernbert, colbert_beir, capsys, kind,
                                                        reference):
     """`embedkit eval --backend qdrant` scores as the reference backend; `embedkit index --backend qdrant` moves an
@@ -198,6 +202,7 @@ def test_push_to_a_collection_and_pull_back_into_a_local_shard(tmp_path, tiny_in
     assert open_index(tmp_path / "index").manifest.settings["path"] == "qdrant"  # unchanged by the failed push
 
 
+@pytest.mark.colbert
 def test_colbert_rerank_over_a_qdrant_first_stage(tmp_path, tiny_indexes, code_pairs):
     """A qdrant dense index as the first stage of ColBERT reranking gives what a flat first stage gives."""
     from embedkit.config import RetrieveConfig

@@ -125,6 +125,7 @@ def test_add_and_delete_match_a_fresh_build(tmp_path, synthetic):
 
 # ---- the packaged MiniLM on real code (held out: MiniLM never saw these queries) ----
 
+@pytest.mark.slow  # the MiniLM index of 600 documents (a session fixture, shared with the qdrant tests)
 def test_minilm_quantized_keeps_flat_quality_and_rebuilds_without_encoding(tmp_path, minilm_code_index, code_beir):
     from embedkit.index.build import open_index
 
