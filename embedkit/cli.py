@@ -73,6 +73,14 @@ def _index(args: argparse.Namespace) -> int:
         logger.info("deleted %d documents", len(set(args.delete)))
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
+    if args.push or args.pull:
+        check_local(cfg.output_dir, "--index-dir", "folder")
+        from embedkit.index.qdrant_sync import pull, push
+
+        num = push(cfg.output_dir, cfg.qdrant, args.overwrite) if args.push else pull(cfg.output_dir, args.overwrite)
+        print(f"index {cfg.output_dir}: {num} points {'pushed to' if args.push else 'pulled into'} "
+              f"{cfg.qdrant.url or 'its local shard'}")
+        return 0
     if not cfg.corpus:
         raise EmbedkitError("index needs --corpus (or --delete ID...)")
     check_local_or_hub(cfg.corpus, "--corpus", "dataset")
@@ -456,6 +464,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="Add the corpus's documents to the existing --index-dir.")
     p.add_argument("--delete", nargs="+", metavar="ID", default=None,
                    help="Remove these document ids from --index-dir (no model needed).")
+    p.add_argument("--push", action="store_true",
+                   help="Copy the points of the qdrant index --index-dir from its local shard to the server "
+                        "collection --qdrant-url / --qdrant-collection, which it then searches.")
+    p.add_argument("--pull", action="store_true",
+                   help="Copy the server collection the qdrant index --index-dir searches into a local shard in "
+                        "its folder, which it then searches.")
     p.add_argument_group("corpus and index folder")
     _colbert_library_flag(p.add_argument_group("encoding"))
     add_fields(p, IndexConfig, "index", group="encoding")

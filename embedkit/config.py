@@ -31,6 +31,7 @@ import yaml
 from embedkit.errors import EmbedkitError
 
 Kind = Literal["dense", "colbert"]
+Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 # The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
 # padded forward where it cannot be used or its first-use check fails; on insists (those are errors); off never.
 Unpadded = Literal["auto", "on", "off"]
@@ -194,7 +195,7 @@ class TrainingConfig(Bounded):
     dataloader_num_workers: int = _help("Worker processes feeding batches.", 0, low=0)
 
 
-IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"]
+IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant"]
 
 
 @dataclass
@@ -216,6 +217,36 @@ class PlaidConfig(Bounded):
     n_ivf_probe: int = _help("Centroids probed per query token when searching.", 8, low=1)
     n_full_scores: int = _help("Candidates scored in full (decompressed MaxSim) when searching.", 4096, low=1)
     seed: int = _help("k-means seed.", 42, low=0)
+
+
+@dataclass
+class QdrantConfig(Bounded):
+    path: str | None = _help(
+        "The local shard (Qdrant Edge, the server's engine in-process). Default: qdrant/ inside the index folder.",
+        None, flag="--qdrant-path", metavar="DIR")
+    url: str | None = _help(
+        "A Qdrant server or cluster (http(s)://host:6333) reached with qdrant-client instead of a local shard. "
+        "Its API key is read from the environment variable api_key_env, never from a recipe or a manifest.", None,
+        flag="--qdrant-url", metavar="URL")
+    api_key_env: str = _help("The environment variable holding the server's API key (unset: no key).",
+                             "QDRANT_API_KEY", flag="--qdrant-api-key-env", metavar="NAME")
+    collection: str = _help("The collection's name (on a server; a local shard holds one).", "embedkit",
+                            flag="--qdrant-collection", metavar="NAME")
+    hnsw_m: int = _help("HNSW graph neighbours per node (Qdrant builds the graph past its full-scan threshold).",
+                        16, flag="--qdrant-hnsw-m")
+    ef_construct: int = _help("HNSW candidates kept while building.", 100, flag="--qdrant-ef-construct")
+    ef_search: int | None = _help("HNSW candidates kept while searching. Default: Qdrant's own.", None,
+                                  flag="--qdrant-ef-search")
+    quantization: Quantization = _help(
+        "Qdrant's own vector quantization (int8: scalar, binary: binary), with Qdrant's rescoring of the "
+        "original vectors.", "none", flag="--qdrant-quantization")
+    upload_batch: int = _help("Points per upsert while uploading (bounds memory and the work a kill loses).", 256,
+                              flag="--qdrant-upload-batch")
+    shard_number: int = _help("Server collections: shards the collection is split into across the cluster.", 1,
+                              flag="--qdrant-shards")
+    replication_factor: int = _help("Server collections: copies of each shard.", 1,
+                                    flag="--qdrant-replicas")
+    timeout: int = _help("Server requests: seconds before a request fails.", 30, flag="--qdrant-timeout")
 
 
 @dataclass
@@ -250,8 +281,9 @@ class IndexSettings(EncodeSettings):
 
     backend: IndexBackend = _help(
         "How the index is searched: flat (exact), hnsw or ivfpq for dense models (FAISS); plaid or exact "
-        "(brute-force MaxSim) for colbert models; bm25 needs no model. auto is flat for dense models and, for "
-        "colbert, exact up to index.auto_exact_max_documents documents and plaid above.", "auto",
+        "(brute-force MaxSim) for colbert models; bm25 needs no model; qdrant (dense and colbert: a local Qdrant "
+        "shard or a Qdrant server, see index.qdrant). auto is flat for dense models and, for colbert, exact up to "
+        "index.auto_exact_max_documents documents and plaid above.", "auto",
         group="index backend")
     auto_exact_max_documents: int = _help(
         "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "
@@ -264,8 +296,23 @@ class IndexSettings(EncodeSettings):
         "but a rebuild with another backend encodes the corpus again.")
     faiss: FaissConfig = _help("FAISS options.", factory=FaissConfig,
                                group="FAISS options (dense models: backends flat, hnsw, ivfpq)")
+    quantization: Quantization = _help(
+        "Dense models, backends flat and hnsw: how the first pass stores each vector. none: float32; int8: one "
+        "byte per dimension (FAISS scalar quantizer, per-dimension min/max ranges from a sample, as "
+        "sentence-transformers' quantize_embeddings computes them, recorded in the manifest); binary: one bit "
+        "per dimension (FAISS binary index, Hamming distance), 32x smaller. Candidates are rescored with the "
+        "full-precision vectors (vectors.npy, memory-mapped: read from disk, not held in memory).", "none",
+        group="quantization (dense models: backends flat, hnsw)")
+    rescore_multiplier: int = _help(
+        "Quantized or shortlisted indexes: k x this many first-pass candidates are rescored with the full "
+        "query and document vectors (at least 1).", 4, group="quantization (dense models: backends flat, hnsw)")
+    shortlist_dim: int | None = _help(
+        "Matryoshka models: search the first N dimensions (renormalised) for the shortlist, then rescore it on "
+        "every dimension. Default: the full size.", None, group="quantization (dense models: backends flat, hnsw)")
     plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig,
                                group="PLAID options (colbert models: backend plaid)")
+    qdrant: QdrantConfig = _help("Qdrant options.", factory=QdrantConfig,
+                                 group="Qdrant options (backend qdrant: dense and colbert models)")
 
 
 @dataclass

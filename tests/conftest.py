@@ -79,6 +79,18 @@ def code_beir(tmp_path_factory, code_pairs) -> Path:
     return write_beir(tmp_path_factory.mktemp("code-beir"), corpus, queries, qrels)
 
 
+@pytest.fixture(scope="session")
+def minilm_code_index(tmp_path_factory, minilm_path, code_beir) -> Path:
+    """A flat index of the packaged MiniLM over code_beir's 600 documents, with its encoded shards kept: tests
+    copy it and rebuild the copy with other backends, which encodes nothing."""
+    from embedkit.config import IndexSettings
+    from embedkit.data.corpus import Corpus
+    from embedkit.index.build import build_index
+
+    return build_index(minilm_path, Corpus(str(code_beir)), tmp_path_factory.mktemp("minilm-code") / "flat",
+                       IndexSettings(backend="flat"), progress=False)
+
+
 @pytest.fixture()
 def train_jsonl(tmp_path, code_pairs) -> Path:
     """(query, positive, negative) rows as JSONL, from stdlib functions 200..599."""

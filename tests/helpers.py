@@ -59,3 +59,48 @@ def import_pylate(module: str = "pylate") -> Any:
     import pytest
 
     return pytest.importorskip(module, reason="stack: PyLate is tested in its own environment (make test-pylate)")
+
+
+class NoEncoding:
+    """Wraps an encoder and refuses to encode documents: a rebuild from kept shards must not ask it to (queries
+    are still encoded by the wrapped encoder)."""
+
+    def __init__(self, encoder):
+        self.inner = encoder
+        self.dim, self.normalize, self.manifest = encoder.dim, encoder.normalize, encoder.manifest
+
+    def encode_documents(self, texts):
+        raise AssertionError(f"a rebuild from kept shards encoded {len(texts)} documents")
+
+    def prepare_documents(self, texts):
+        raise AssertionError(f"a rebuild from kept shards encoded {len(texts)} documents")
+
+    def encode_queries(self, texts):
+        return self.inner.encode_queries(texts)
+
+
+def ndcg_at_10(index, data_dir: Path) -> float:
+    """nDCG@10 of a searcher on a BEIR folder, through the eval runner's retrieve path."""
+    from embedkit.data.beir import load_beir
+    from embedkit.evaluate.metrics import evaluate_run
+    from embedkit.evaluate.runner import retrieve
+
+    data = load_beir(data_dir)
+    return evaluate_run(data.qrels, retrieve(index, data.queries, 10), k=10)["ndcg@10"]
+
+
+def rebuild_from_shards(source: Path, target: Path, data_dir: Path, settings, **kwargs):
+    """A copy of the index in ``source`` rebuilt at ``target`` with ``settings`` from its kept shards (encoding a
+    document fails the test); returns the opened index."""
+    import shutil
+
+    from embedkit.data.corpus import Corpus
+    from embedkit.index.build import build_index, open_index
+
+    if not target.exists():
+        shutil.copytree(source, target)
+    original = open_index(source)
+    encoder = NoEncoding(original.encoder)
+    build_index(original.manifest.model, Corpus(str(data_dir)), target, settings, overwrite=True, progress=False,
+                encoder=encoder, **kwargs)
+    return open_index(target, encoder=encoder)

@@ -129,7 +129,7 @@ def test_benchmark_loaders():
 # --------------------------------------------------------------------------- command-line choices = registries
 
 def _expected_choices() -> dict[str, set[str]]:
-    from embedkit.index.registry import AUTO, BACKENDS
+    from embedkit.index.registry import AUTO, BACKENDS, QUANTIZATIONS
     from embedkit.models.colbert.export import EXPORTS
     from embedkit.models.colbert.registry import AUTO as AUTO_LIBRARY
     from embedkit.models.colbert.registry import LIBRARIES
@@ -151,6 +151,8 @@ def _expected_choices() -> dict[str, set[str]]:
         "--protocol": _names(_field_type(config.EvalOptions, "protocol")),
         "--long-documents": _names(_field_type(config.EvalOptions, "long_documents")),
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
+        "--quantization": set(QUANTIZATIONS),
+        "--qdrant-quantization": set(QUANTIZATIONS),
         "--unpadded": _names(config.Unpadded),
         "--model-backend": set(MODEL_BACKENDS),
         "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),

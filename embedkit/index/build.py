@@ -32,7 +32,17 @@ from embedkit.errors import EmbedkitError
 from embedkit.index import encoders
 from embedkit.index.base import MANIFEST, DocumentStore, Index, IndexManifest
 from embedkit.index.encode import encode_corpus, list_shards
-from embedkit.index.registry import NO_MODEL, check_available, detect_kind, encoder_kind, get_backend, resolve_backend
+from embedkit.index.registry import (
+    AUTO,
+    NO_MODEL,
+    check_available,
+    check_quantization,
+    detect_kind,
+    encoder_kind,
+    get_backend,
+    kind_entry,
+    resolve_backend,
+)
 from embedkit.models.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -106,7 +116,8 @@ def index_differences(index_dir: str | Path, model: str | None, corpus: Corpus, 
     if saved is None:
         changes.append("settings: not recorded (an index built by an older embedkit)")
     else:
-        changes += setting_differences(saved, index_settings(settings))
+        # keys an older embedkit did not record yet had their default's meaning
+        changes += setting_differences({**index_settings(IndexSettings()), **saved}, index_settings(settings))
     if not changes and not _same_documents(manifest, corpus, fingerprint):
         changes.append(f"documents: {corpus.source} holds other documents than the index")
     return changes
@@ -166,6 +177,7 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
     """
     settings = settings or IndexSettings()
     kind = encoder_kind(settings, model or NO_MODEL, kind)
+    check_quantization(settings, kind)
     model = encoders.resolve(kind, model)
     index_dir = Path(index_dir)
     if index_dir.exists() or index_dir.is_symlink():
@@ -180,6 +192,10 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
         check_available(resolve_backend(settings, kind, count))
     if encoder is None:
         encoder = encoders.load_encoder(kind, model, settings, colbert_library)
+    check_quantization(settings, kind, int(encoder.dim))
+    preflight = getattr(get_backend(settings.backend), "preflight", None) if settings.backend != AUTO else None
+    if preflight is not None and rank == 0:  # e.g. a server that must answer, a collection that must fit
+        preflight(settings, int(encoder.dim), kind_entry(kind).multi_vector, bool(encoder.normalize), overwrite)
     shard_settings = _encode_settings(kind, model, settings)
     work = partial_path(index_dir)
     if rank == 0 and overwrite and work.exists() and _settings_differ(work, shard_settings):

@@ -130,15 +130,33 @@ class FaissBackend:
         self.name = name
 
     def build(self, shards: list[Shard], folder: Path, settings: IndexSettings, dim: int) -> dict:
+        from embedkit.index.registry import compresses
+
         options = FaissOptions(**vars(settings.faiss), index_type=self.name)
+        if compresses(settings):
+            from embedkit.index.quantized import build_quantized
+
+            def sample() -> np.ndarray:  # what int8 ranges are calibrated on
+                return _sample_for_training(shards, options.train_sample)
+
+            hnsw_m = None if self.name == "flat" else options.hnsw_m
+            return build_quantized(shards, dim, settings, hnsw_m, folder, _normalized(shards), sample)
         return build_faiss(shards, dim, options, folder)
 
     def open(self, folder: Path, encoder: Encoder | None) -> FaissIndex:
+        if _rescored(folder):
+            from embedkit.index.quantized import QuantizedIndex
+
+            return QuantizedIndex(folder, encoder)
         return FaissIndex(folder, encoder, mmap=True)  # IVF lists stay on disk; Flat/HNSW load whole
 
     def append(self, folder: Path, manifest: IndexManifest, vectors, store: DocumentStore) -> None:
         import faiss
 
+        if _rescored(folder):
+            from embedkit.index.quantized import append_quantized
+
+            return append_quantized(folder, manifest.settings, manifest.normalized, vectors)
         index = faiss.read_index(str(folder / "index.faiss"))
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))  # IVF-PQ keeps its trained quantisers
         faiss.write_index(index, str(folder / "index.faiss"))
@@ -148,6 +166,10 @@ class FaissBackend:
         the old labels for IVF and is not supported by HNSW)."""
         import faiss
 
+        if _rescored(folder):
+            from embedkit.index.quantized import remove_quantized
+
+            return remove_quantized(folder, manifest.settings, manifest.normalized, positions)
         index = faiss.read_index(str(folder / "index.faiss"))
         kept = np.delete(_vectors(index), positions, axis=0)  # (n - len(positions), dim)
         fresh = faiss.index_factory(index.d, manifest.settings["factory"], faiss.METRIC_INNER_PRODUCT)
@@ -156,6 +178,21 @@ class FaissBackend:
             fresh = index
         fresh.add(np.ascontiguousarray(kept, dtype=np.float32))
         faiss.write_index(fresh, str(folder / "index.faiss"))
+
+
+def _rescored(folder: Path) -> bool:
+    """Whether the index in ``folder`` has a compressed first pass rescored with full vectors (its manifest
+    names the file those are in)."""
+    return bool(IndexManifest.load(folder).settings.get("rescore_vectors"))
+
+
+def _normalized(shards: list[Shard]) -> bool:
+    """Whether the encoded vectors are unit length (cosine models): a shortlist prefix is then renormalised."""
+    first = next((s for s in shards if s.count), None)
+    if first is None:
+        return True
+    sample = np.asarray(first.embeddings()[:16], dtype=np.float32)
+    return bool(np.allclose(np.linalg.norm(sample, axis=1), 1.0, atol=1e-3))
 
 
 FLAT, HNSW, IVFPQ = FaissBackend("flat"), FaissBackend("hnsw"), FaissBackend("ivfpq")

@@ -60,15 +60,33 @@ class BackendEntry:
     kind: str                    # the encoder kind that fills it (a name of KINDS)
     token_vectors: bool = False  # stores every document's token vectors by position (tokens.npy, lengths.npy)
     requires: tuple[str, str] | None = None  # (module it imports, the embedkit extra that installs it)
+    quantizable: bool = False    # index.quantization / shortlist_dim apply (a FAISS first pass over dense vectors)
+    other_kinds: tuple[str, ...] = ()  # further encoder kinds it holds (qdrant: colbert as multi-vectors)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind, *self.other_kinds)
 
 
 BACKENDS: dict[str, BackendEntry] = {
-    "flat": BackendEntry("embedkit.index.faiss_index:FLAT", "dense"),
-    "hnsw": BackendEntry("embedkit.index.faiss_index:HNSW", "dense"),
+    "flat": BackendEntry("embedkit.index.faiss_index:FLAT", "dense", quantizable=True),
+    "hnsw": BackendEntry("embedkit.index.faiss_index:HNSW", "dense", quantizable=True),
     "ivfpq": BackendEntry("embedkit.index.faiss_index:IVFPQ", "dense"),
     "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert", requires=("fast_plaid", "plaid")),
     "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
     "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
+    # One named vector per kind (embedkit.index.qdrant_index.VECTOR_LAYOUTS). A kind whose vectors Qdrant can hold
+    # (sparse: a sparse named vector) joins other_kinds once it has a layout there.
+    "qdrant": BackendEntry("embedkit.index.qdrant_index:BACKEND", "dense", other_kinds=("colbert",),
+                            requires=("qdrant_edge", "qdrant")),
+}
+
+# index.quantization: how a quantizable backend's first pass stores vectors (module:attribute of a Quantizer in
+# embedkit.index.quantized; none keeps float32, and is only a first pass with a shortlist_dim).
+QUANTIZATIONS: dict[str, str] = {
+    "none": "embedkit.index.quantized:FLOAT",
+    "int8": "embedkit.index.quantized:INT8",
+    "binary": "embedkit.index.quantized:BINARY",
 }
 
 
@@ -138,7 +156,7 @@ def encoder_loader(kind: str) -> Any:
 
 
 def backends_of(kind: str) -> list[str]:
-    return [name for name, entry in BACKENDS.items() if entry.kind == kind]
+    return [name for name, entry in BACKENDS.items() if kind in entry.kinds]
 
 
 def needs_model(backend: str) -> bool:
@@ -175,18 +193,59 @@ def encoder_kind(settings: IndexSettings, model: str, kind: str | None = None) -
     model_kind = kind or detect_kind(model)
     if settings.backend == AUTO:
         return model_kind
-    wanted = backend_entry(settings.backend).kind
+    entry = backend_entry(settings.backend)
+    if model_kind in entry.kinds:
+        return model_kind
+    wanted = entry.kind
     if KINDS[wanted].needs_model and model_kind != wanted:
-        raise EmbedkitError(f"index backend {settings.backend!r} is for {wanted} models; {model} is a {model_kind} "
-                            f"model (use {', '.join(backends_of(model_kind))} or auto)")
+        raise EmbedkitError(f"index backend {settings.backend!r} is for {' and '.join(entry.kinds)} models; {model} "
+                            f"is a {model_kind} model (use {', '.join(backends_of(model_kind))} or auto)")
     return wanted
 
 
 def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> str:
     """The backend ``auto`` stands for: flat (dense), bm25 (no model), and for colbert exact MaxSim up to
     ``auto_exact_max_documents`` documents, PLAID above (see docs/measurements for the measured crossover)."""
-    if settings.backend != AUTO and backend_entry(settings.backend).kind == kind:
+    if settings.backend != AUTO and kind in backend_entry(settings.backend).kinds:
         return settings.backend
     if kind == "colbert":
         return "exact" if num_documents <= settings.auto_exact_max_documents else "plaid"
     return {"dense": "flat", LEXICAL: "bm25"}[kind]
+
+
+def get_quantizer(name: str) -> Any:
+    """The Quantizer of ``index.quantization`` ``name``."""
+    if name not in QUANTIZATIONS:
+        raise EmbedkitError(f"unknown index.quantization {name!r}; use one of {', '.join(QUANTIZATIONS)}")
+    return _resolve(QUANTIZATIONS[name])
+
+
+def compresses(settings: IndexSettings) -> bool:
+    """Whether ``settings`` ask for a quantized or shortlisted first pass (rescored with full vectors)."""
+    return settings.quantization != "none" or settings.shortlist_dim is not None
+
+
+def check_quantization(settings: IndexSettings, kind: str, dim: int | None = None) -> None:
+    """Refuse, before any work, quantization settings that cannot apply: a multiplier below 1, quantization or a
+    shortlist on an index that is not a dense FAISS one (colbert, bm25, ivfpq), a shortlist wider than the
+    vectors (``dim``, once the model is loaded)."""
+    get_quantizer(settings.quantization)
+    if settings.rescore_multiplier < 1:
+        raise EmbedkitError(f"index.rescore_multiplier (--rescore-multiplier): must be at least 1, got "
+                            f"{settings.rescore_multiplier}")
+    if settings.shortlist_dim is not None and settings.shortlist_dim < 1:
+        raise EmbedkitError(f"index.shortlist_dim (--shortlist-dim): must be at least 1, got {settings.shortlist_dim}")
+    if not compresses(settings):
+        return
+    what = (f"index.quantization {settings.quantization}" if settings.quantization != "none"
+            else f"index.shortlist_dim {settings.shortlist_dim}")
+    usable = [name for name, entry in BACKENDS.items() if entry.quantizable]
+    if not KINDS[kind].vector_per_text:
+        raise EmbedkitError(f"{what} applies to dense models (backends {', '.join(usable)}); this is a {kind} index "
+                            f"(set index.quantization: none and no shortlist_dim)")
+    if settings.backend != AUTO and not backend_entry(settings.backend).quantizable:
+        raise EmbedkitError(f"{what} applies to backends {', '.join(usable)}, not {settings.backend} "
+                            f"(ivfpq already compresses its vectors)")
+    if dim is not None and settings.shortlist_dim is not None and settings.shortlist_dim > dim:
+        raise EmbedkitError(f"index.shortlist_dim (--shortlist-dim) {settings.shortlist_dim} is larger than the "
+                            f"model's embedding size {dim}")

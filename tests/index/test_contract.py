@@ -26,7 +26,7 @@ def documents(code_beir):
 
 
 @pytest.mark.slow  # encodes 400 documents twice per backend
-@pytest.mark.parametrize("backend", ["flat", "hnsw", "ivfpq", "bm25"])
+@pytest.mark.parametrize("backend", ["flat", "hnsw", "ivfpq", "bm25", "qdrant"])
 def test_grown_and_shrunk_index_answers_like_a_fresh_build(backend, documents, tiny_modernbert, tmp_path):
     model = None if backend == "bm25" else str(tiny_modernbert)
     settings = IndexSettings(backend=backend, batch_size=32)
@@ -56,7 +56,7 @@ def test_grown_and_shrunk_index_answers_like_a_fresh_build(backend, documents, t
 
 
 def test_every_backend_is_registered_once():
-    assert sorted(BACKENDS) == sorted(["flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"])
+    assert sorted(BACKENDS) == sorted(["flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant"])
 
 
 def test_auto_picks_by_kind_and_corpus_size():
