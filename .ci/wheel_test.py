@@ -55,6 +55,7 @@ def main() -> None:
         empty.mkdir(exist_ok=True)
         environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         environ["HF_HUB_OFFLINE"] = "1"
+        environ["EMBEDKIT_CACHE"] = str(work / "cache")  # nothing written outside the work folder
         # the installed package, not the checkout: the quickstart's recipes must come from the wheel
         run([python, "-c", "import embedkit, sys; assert 'site-packages' in embedkit.__file__, embedkit.__file__"],
             cwd=empty, env=environ)
