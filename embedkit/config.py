@@ -230,6 +230,21 @@ class EncodeSettings:
 # EncodeSettings fields that choose how vectors are computed, never which (the packed forward is checked against
 # HF's): no index manifest, evaluation cache or results key records them, so they never make an artefact stale.
 NOT_RECORDED = ("unpadded",)
+# IndexSettings fields added after indexes, results and cached indexes were first keyed: recorded only where they
+# differ from their defaults, so that an artefact keyed before they existed keeps its key (and stays current).
+RECORDED_WHEN_SET = ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant")
+
+
+def recorded_settings(settings: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``asdict(settings)`` without the fields in ``skip`` and without RECORDED_WHEN_SET fields at their defaults."""
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(settings) if f.name in RECORDED_WHEN_SET}
+    defaults = {k: _plain(v) for k, v in defaults.items()}
+    return {key: value for key, value in dataclasses.asdict(settings).items()
+            if key not in skip and not (key in defaults and value == defaults[key])}
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 @dataclass
