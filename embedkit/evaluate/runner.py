@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from embedkit.artifacts import (
     settings_key,
     write_json,
 )
-from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow
+from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow, recorded_settings
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
@@ -63,7 +63,7 @@ def _eval_settings(options: EvalOptions, index: IndexSettings | None) -> IndexSe
 def cache_tag(build: IndexSettings, kind: str, chunk_tokens: int | None) -> str:
     """The name of the index evaluation keeps in the cache for these settings (a hash, then the readable parts:
     length and dimension); with the model's and the corpus's fingerprints, the cached index's folder name."""
-    recorded = {key: value for key, value in asdict(build).items() if key not in NOT_RECORDED}
+    recorded = recorded_settings(build, skip=NOT_RECORDED)
     return settings_key([recorded, kind, chunk_tokens, FORMAT_VERSION], length=8) + \
         (f"-len{build.max_length}" if build.max_length else "") + \
         (f"-dim{build.truncate_dim}" if build.truncate_dim else "")

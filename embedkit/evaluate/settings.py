@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.artifacts import model_fingerprint
-from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow
+from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow, recorded_settings
 from embedkit.index.registry import NO_MODEL
 
 # EvalOptions fields that change scores; batch size, cache use and per-query output do not.
@@ -34,7 +34,7 @@ def run_settings(model: str, options: EvalOptions, labels: dict[str, Any] | None
     fingerprint = NO_MODEL if model == NO_MODEL else model_fingerprint(model)
     scored = {key: value for key, value in asdict(options).items() if key in SCORED_OPTIONS}
     built = replace(narrow(IndexSettings, index or IndexSettings()), precision=options.precision)
-    backend = {key: value for key, value in asdict(built).items() if key not in _UNSCORED_INDEX}
+    backend = recorded_settings(built, skip=_UNSCORED_INDEX)
     return {"model_fingerprint": fingerprint, **scored, "document_text": document_text, "index": backend,
             **(labels or {})}
 

@@ -26,7 +26,14 @@ from embedkit.artifacts import (
     versions,
     write_json,
 )
-from embedkit.config import NOT_RECORDED, EncodeSettings, IndexSettings, narrow, setting_differences
+from embedkit.config import (
+    NOT_RECORDED,
+    EncodeSettings,
+    IndexSettings,
+    narrow,
+    recorded_settings,
+    setting_differences,
+)
 from embedkit.data.corpus import Corpus, corpus_file
 from embedkit.errors import EmbedkitError
 from embedkit.index import encoders
@@ -62,7 +69,7 @@ _UNSCORED = ("batch_size", "keep_shards", *NOT_RECORDED)
 def index_settings(settings: IndexSettings) -> dict:
     """The settings an index is built with, as its manifest records them (``settings["index_settings"]``):
     two builds with equal ones from the same documents and model hold the same index."""
-    return {key: value for key, value in asdict(narrow(IndexSettings, settings)).items() if key not in _UNSCORED}
+    return recorded_settings(narrow(IndexSettings, settings), skip=_UNSCORED)
 
 
 def corpus_stat(corpus: Corpus) -> list | None:
@@ -116,8 +123,9 @@ def index_differences(index_dir: str | Path, model: str | None, corpus: Corpus, 
     if saved is None:
         changes.append("settings: not recorded (an index built by an older embedkit)")
     else:
-        # keys an older embedkit did not record yet had their default's meaning
-        changes += setting_differences({**index_settings(IndexSettings()), **saved}, index_settings(settings))
+        # settings at their defaults are not recorded (RECORDED_WHEN_SET): compare both sides with them filled in
+        defaults = asdict(IndexSettings())
+        changes += setting_differences({**defaults, **saved}, {**defaults, **index_settings(settings)})
     if not changes and not _same_documents(manifest, corpus, fingerprint):
         changes.append(f"documents: {corpus.source} holds other documents than the index")
     return changes

@@ -75,7 +75,7 @@ BACKENDS: dict[str, BackendEntry] = {
     "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert", requires=("fast_plaid", "plaid")),
     "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
     "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
-    # One named vector per kind (embedkit.index.qdrant_index.VECTOR_LAYOUTS). A kind whose vectors Qdrant can hold
+    # One named vector per kind (embedkit.index.qdrant_index.vector_spec). A kind whose vectors Qdrant can hold
     # (sparse: a sparse named vector) joins other_kinds once it has a layout there.
     "qdrant": BackendEntry("embedkit.index.qdrant_index:BACKEND", "dense", other_kinds=("colbert",),
                             requires=("qdrant_edge", "qdrant")),

@@ -200,10 +200,13 @@ def test_an_index_recorded_before_these_settings_is_still_current(tmp_path, tiny
     shutil.copytree(dense_dir, copy)
     manifest = IndexManifest.load(copy)
     for key in ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant"):
-        manifest.settings["index_settings"].pop(key)
+        manifest.settings["index_settings"].pop(key, None)
     manifest.save(copy)
     corpus = Corpus(manifest.corpus)
     same = IndexSettings(backend="flat", batch_size=16, max_length=64)
     assert index_differences(copy, str(tiny_modernbert), corpus, same) == []
-    assert index_differences(copy, str(tiny_modernbert), corpus, IndexSettings(
-        backend="flat", max_length=64, quantization="binary")) == ["quantization: none -> binary"]
+    binary = IndexSettings(backend="flat", max_length=64, quantization="binary")
+    assert index_differences(copy, str(tiny_modernbert), corpus, binary) == ["quantization: none -> binary"]
+    manifest.settings["index_settings"]["quantization"] = "binary"  # and back: none is a change from binary
+    manifest.save(copy)
+    assert index_differences(copy, str(tiny_modernbert), corpus, same) == ["quantization: binary -> none"]
