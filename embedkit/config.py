@@ -30,7 +30,7 @@ import yaml
 
 from embedkit.errors import EmbedkitError
 
-Kind = Literal["dense", "colbert"]
+Kind = Literal["dense", "colbert", "sparse"]
 # The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
 # padded forward where it cannot be used or its first-use check fails; on insists (those are errors); off never.
 Unpadded = Literal["auto", "on", "off"]
@@ -94,6 +94,26 @@ class ColbertConfig:
                                             if getattr(self, k) is None})
 
 
+# Bounds of the SPLADE regulariser weights (FLOPS): above them the loss is the regulariser alone and every
+# vector collapses to nothing; 0 turns a regulariser off (an inference-free model's queries need none).
+REGULARIZER_MAX = 1.0
+
+
+@dataclass
+class SparseConfig:
+    architecture: Literal["splade", "inference-free", "csr"] = _help(
+        "What a backbone becomes (a saved sparse model keeps its own): splade (MLM head + SPLADE max pooling, "
+        "queries and documents through the model), inference-free (documents through the model, queries by a "
+        "static per-token weight: no model at query time), csr (pooled dense vector + a sparse autoencoder).",
+        "splade")
+    document_regularizer_weight: float = _help(
+        "Weight of the FLOPS regulariser on documents (SPLADE's lambda_d): higher gives fewer active terms per "
+        f"document, at some accuracy. In [0, {REGULARIZER_MAX}]; sentence-transformers' examples use 3e-3.", 3e-3)
+    query_regularizer_weight: float = _help(
+        "Weight of the FLOPS regulariser on queries (lambda_q), usually above the documents' (queries are "
+        f"encoded per search). In [0, {REGULARIZER_MAX}]; 0 for inference-free models.", 5e-3)
+
+
 @dataclass
 class ColumnsConfig:
     query: str = _help("Column holding the query / anchor text.", "query")
@@ -125,8 +145,10 @@ class DataConfig(SourceConfig):
 @dataclass
 class LossConfig:
     name: str | None = _help("The training loss: mnrl or cached_mnrl for dense models; contrastive, "
-                             "cached_contrastive or distillation for colbert. Default: mnrl for dense, contrastive "
-                             "for colbert, distillation when data.format is distillation.", None)
+                             "cached_contrastive or distillation for colbert; splade, cached_splade or "
+                             "splade_distillation for sparse. Default: mnrl for dense, contrastive for colbert, "
+                             "splade for sparse, the kind's distillation loss when data.format is distillation.",
+                             None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
                                  32)
     scale: float = _help("Inverse temperature of the in-batch softmax (dense).", 20.0)
@@ -157,7 +179,7 @@ class TrainingConfig:
     dataloader_num_workers: int = _help("Worker processes feeding batches.", 0)
 
 
-IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25"]
+IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "sparse-exact", "seismic"]
 
 
 @dataclass
@@ -179,6 +201,15 @@ class PlaidConfig:
     n_ivf_probe: int = _help("Centroids probed per query token when searching.", 8)
     n_full_scores: int = _help("Candidates scored in full (decompressed MaxSim) when searching.", 4096)
     seed: int = _help("k-means seed.", 42)
+
+
+@dataclass
+class SeismicConfig:
+    n_postings: int = _help("Average postings kept per term (Seismic's static pruning).", 3500)
+    centroid_fraction: float = _help("Fraction of a posting list's documents used as block centroids.", 0.1)
+    summary_energy: float = _help("Share of a block's weight its summary keeps.", 0.4)
+    query_cut: int = _help("Largest query terms considered per search.", 20)
+    heap_factor: float = _help("Skip a block when its summary score is below this share of the k-th best.", 0.7)
 
 
 @dataclass
@@ -223,6 +254,11 @@ class IndexSettings(EncodeSettings):
                                group="FAISS options (dense models: backends flat, hnsw, ivfpq)")
     plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig,
                                group="PLAID options (colbert models: backend plaid)")
+    seismic: SeismicConfig = _help("Seismic options.", factory=SeismicConfig,
+                                   group="Seismic options (sparse models: backend seismic)")
+    auto_sparse_exact_max_documents: int = _help(
+        "Sparse models with backend auto: the largest corpus searched by exact sparse scoring (sparse-exact); "
+        "seismic above (the measured crossover, see docs/measurements/sparse.md).", 100_000, group="index backend")
 
 
 @dataclass
@@ -268,7 +304,7 @@ class RetrieveConfig:
 class EvalOptions(EncodeSettings):
     """How one model is scored on one dataset (``embedkit eval`` flags and the recipe's ``eval:``)."""
 
-    kind: Kind | None = _help("dense or colbert. Default: read from the model folder (in embedkit run: the "
+    kind: Kind | None = _help("dense, colbert or sparse. Default: read from the model folder (in embedkit run: the "
                               "recipe's kind).", None)
     split: str = _help("The qrels split to score.", "test")
     protocol: Literal["beir", "mteb"] = _help(
@@ -427,11 +463,13 @@ class MiningOptions:
 
 @dataclass
 class Recipe:
-    kind: Kind = _help("dense (one vector per text, FAISS) or colbert (one vector per token, PLAID).", "dense")
+    kind: Kind = _help("dense (one vector per text, FAISS), colbert (one vector per token, PLAID) or sparse "
+                       "(one weight per vocabulary term, SPLADE: an inverted index).", "dense")
     output_dir: str = _help("Where the trained model folder is written; the run folder, <output_dir>-run, lies "
                             "beside it.", "runs/model")
     model: ModelConfig = _help("Backbone and encoding.", factory=ModelConfig)
     colbert: ColbertConfig = _help("Multi-vector settings (kind: colbert).", factory=ColbertConfig)
+    sparse: SparseConfig = _help("Learned sparse settings (kind: sparse).", factory=SparseConfig)
     data: DataConfig = _help("Training data.", factory=DataConfig)
     loss: LossConfig = _help("Training objective.", factory=LossConfig)
     training: TrainingConfig = _help("Optimisation.", factory=TrainingConfig)
@@ -587,6 +625,11 @@ def check_fields(recipe: Recipe) -> Recipe:
                         ("colbert.document_length", recipe.colbert.document_length)]:
         if value is not None and value < 1:
             raise EmbedkitError(f"{name}: must be at least 1 (or null: the checkpoint's own), got {value}")
+    for name in ("document_regularizer_weight", "query_regularizer_weight"):
+        value = getattr(recipe.sparse, name)
+        if not 0 <= value <= REGULARIZER_MAX:
+            raise EmbedkitError(f"sparse.{name}: must be in [0, {REGULARIZER_MAX}] (FLOPS regulariser weight; "
+                                f"typical 1e-5 to 1e-2), got {value}")
     return recipe
 
 

@@ -28,7 +28,8 @@ class EncoderKind:
     """What fills an index: how texts become what a backend stores."""
 
     encoder: str                 # module:function (model, settings, colbert_library) -> encoder
-    vectors: Literal["text", "token"] | None  # one vector per text, one per token, or none (texts kept as they are)
+    vectors: Literal["text", "token", "terms"] | None  # one vector per text, one per token, one weight per
+    # vocabulary term (sparse), or none (texts kept as they are)
     family: str                  # what the paper's tables call retrievers of this kind
 
     @property
@@ -51,6 +52,7 @@ KINDS: dict[str, EncoderKind] = {
     "dense": EncoderKind("embedkit.index.encoders:load_dense", "text", "DPR"),
     "colbert": EncoderKind("embedkit.index.encoders:load_colbert", "token", "ColBERT"),
     LEXICAL: EncoderKind("embedkit.index.encoders:load_lexical", None, "BM25"),
+    "sparse": EncoderKind("embedkit.index.encoders:load_sparse", "terms", "SPLADE"),
 }
 
 
@@ -68,6 +70,8 @@ BACKENDS: dict[str, BackendEntry] = {
     "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert"),
     "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
     "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
+    "sparse-exact": BackendEntry("embedkit.index.sparse_index:EXACT", "sparse"),
+    "seismic": BackendEntry("embedkit.index.sparse_index:SEISMIC", "sparse"),
 }
 
 
@@ -141,11 +145,15 @@ def kind_of_label(label: str) -> EncoderKind | None:
 
 def detect_kind(model: str) -> str:
     """colbert for ColBERT folders (PyLate, sentence-transformers MultiVectorEncoder or Stanford-NLP saves),
-    lexical for ``bm25``, else dense. Only local folders are read: a hub id is dense unless told (``--kind``)."""
+    sparse for SparseEncoder folders, lexical for ``bm25``, else dense. Only local folders are read: a hub id is
+    dense unless told (``--kind``)."""
     if model == NO_MODEL:
         return LEXICAL
     from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
+    from embedkit.models.sparse import is_sparse_checkpoint
 
+    if is_sparse_checkpoint(model):
+        return "sparse"
     return "colbert" if is_colbert_checkpoint(model, local_only=True) else "dense"
 
 
@@ -171,4 +179,6 @@ def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> s
         return settings.backend
     if kind == "colbert":
         return "exact" if num_documents <= settings.auto_exact_max_documents else "plaid"
+    if kind == "sparse":
+        return "sparse-exact" if num_documents <= settings.auto_sparse_exact_max_documents else "seismic"
     return {"dense": "flat", LEXICAL: "bm25"}[kind]
