@@ -42,6 +42,11 @@ class EncoderKind:
         return self.vectors == "text"
 
     @property
+    def term_weights(self) -> bool:
+        """Its models weigh vocabulary terms (sparse: SPLADE), scored by sparse dot products."""
+        return self.vectors == "terms"
+
+    @property
     def multi_vector(self) -> bool:
         """Its models are ColBERT models: built and loaded by a ColBERT library (``embedkit.models.colbert``)."""
         return self.vectors == "token"

@@ -63,7 +63,7 @@ def _check_mlm(name: str, trust_remote_code: bool) -> None:
 def _transformer(model: ModelConfig, task: str | None) -> Any:
     from sentence_transformers.sparse_encoder.modules import Transformer
 
-    kwargs: dict[str, Any] = {"model_args": {"trust_remote_code": model.trust_remote_code}}
+    kwargs: dict[str, Any] = {"model_kwargs": {"trust_remote_code": model.trust_remote_code}}
     if model.max_seq_length:
         kwargs["max_seq_length"] = model.max_seq_length
     if task:

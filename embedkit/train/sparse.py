@@ -65,7 +65,7 @@ class SparseTraining:
             extra["prompts"] = prompts
         if _has_router(model):  # inference-free: which route each column takes
             extra["router_mapping"] = {c: "query" if c == "query" else "document" for c in columns}
-            extra["learning_rate_mapping"] = {r"SparseStaticEmbedding\.weight": STATIC_LEARNING_RATE}
+            extra["learning_rate_mapping"] = {r"sub_modules\.query\.0\.weight": STATIC_LEARNING_RATE}
         return extra
 
     def trainer_classes(self, model: Any) -> tuple[type, type]:
