@@ -14,10 +14,10 @@ from embedkit.train.recipes import recipe_from_dict
 from embedkit.train.run import train
 
 
-def sparse_recipe(tmp_path, model, data, **extra):
+def sparse_recipe(tmp_path, model, train, **extra):
     raw = {"kind": "sparse", "output_dir": str(tmp_path / "model"),
            "model": {"name": str(model), "max_seq_length": 64},
-           "data": {"train": str(data)},
+           "data": {"train": str(train)},
            "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 8, "logging_steps": 2,
                         "save_steps": 4, "warmup_ratio": 0.0}}
     for key, value in extra.items():
