@@ -236,7 +236,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     from embedkit.quickstart import run_quickstart
 
     run_quickstart(workdir=args.workdir, train_size=args.train_size, eval_size=args.eval_size,
-                   max_steps=args.max_steps, colbert=not args.no_colbert)
+                   max_steps=args.max_steps, colbert=not args.no_colbert, sparse=not args.no_sparse)
     return 0
 
 
@@ -441,6 +441,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, metavar="INT",
                    help="Stop training after this many updates (default: the recipes' own).")
     p.add_argument("--no-colbert", action="store_true", help="Run the dense recipe only, not the ColBERT one.")
+    p.add_argument("--no-sparse", action="store_true",
+                   help="Skip the sparse (SPLADE) recipe and its hybrid (RRF with the dense model) row.")
     p.set_defaults(func=_quickstart)
 
     p = command(sub, "benchmarks", "list the named benchmarks")

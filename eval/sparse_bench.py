@@ -148,7 +148,8 @@ def encode_throughput(model_dir: Path, texts: list[str]) -> dict:
     start = time.perf_counter()
     want = to_csr(reference.encode_document(texts, batch_size=32, convert_to_sparse_tensor=True), ours.dim)
     ref_s = time.perf_counter() - start
-    return {"texts": len(texts), "threads": torch.get_num_threads(), "embedkit_docs_per_s": round(len(texts) / ours_s, 1),
+    return {"texts": len(texts), "threads": torch.get_num_threads(),
+            "embedkit_docs_per_s": round(len(texts) / ours_s, 1),
             "sentence_transformers_docs_per_s": round(len(texts) / ref_s, 1),
             "max_abs_difference": float(abs(got - want).max()) if got.nnz else 0.0,
             "mean_document_terms": round(got.nnz / len(texts), 1)}
