@@ -115,19 +115,12 @@ def one_size(n: int, queries: int) -> dict:
 
 
 def lexical_minilm(folder: Path) -> Path:
-    import torch
-
     from embedkit.config import ModelConfig, SparseConfig
-    from embedkit.models.sparse import build_sparse_model
+    from embedkit.models.sparse import build_sparse_model, lexical_head
     from embedkit.quickstart import packaged_minilm
 
     model = build_sparse_model(ModelConfig(name=packaged_minilm(), max_seq_length=128), SparseConfig())
-    head = model[0].model
-    with torch.no_grad():
-        dense = head.cls.predictions.transform.dense
-        dense.weight.copy_(3 * torch.eye(dense.weight.shape[0]))
-        dense.bias.zero_()
-        head.get_output_embeddings().bias -= 4.5
+    lexical_head(model)
     model.save(str(folder))
     return folder
 

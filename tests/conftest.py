@@ -165,18 +165,11 @@ def sparse_minilm(tmp_path_factory, minilm_path) -> Path:
     decoder), saved as sentence-transformers saves it. MiniLM ships no MLM head transform, so it is set here to
     read the hidden states against the word embeddings (3 x identity) with a -4.5 decoder bias: lexical terms,
     about a hundred a text, as a trained SPLADE gives (a random transform activates ~29,000 of 30,522)."""
-    import torch
-
     from embedkit.config import ModelConfig, SparseConfig
-    from embedkit.models.sparse import build_sparse_model
+    from embedkit.models.sparse import build_sparse_model, lexical_head
 
     folder = tmp_path_factory.mktemp("sparse-minilm") / "model"
     model = build_sparse_model(ModelConfig(name=minilm_path, max_seq_length=128), SparseConfig())
-    head = model[0].model
-    with torch.no_grad():
-        dense = head.cls.predictions.transform.dense
-        dense.weight.copy_(3 * torch.eye(dense.weight.shape[0]))
-        dense.bias.zero_()
-        head.get_output_embeddings().bias -= 4.5
+    assert lexical_head(model) == 1
     model.save(str(folder))
     return folder

@@ -197,3 +197,25 @@ class SparseVectorEncoder:
     def terms(self, ids: np.ndarray) -> list[str]:
         """The vocabulary terms of term ids."""
         return self.model.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+
+
+def lexical_head(model: Any, scale: float = 3.0, bias: float = -4.5) -> int:
+    """Set a BERT-style MLM head transform (``cls.predictions.transform.dense``) to ``scale`` x identity and shift
+    the decoder bias by ``bias``: the head then reads the last hidden states against the (tied) word embeddings,
+    about a hundred lexical terms a text. For checkpoints that ship no head transform (the packaged
+    all-MiniLM-L6-v2, a sentence-embedding model): an untrained but meaningful starting point, used by the tests
+    and eval/sparse_bench.py. Returns the number of heads changed."""
+    import torch
+
+    changed = 0
+    for module in model.modules():
+        predictions = getattr(getattr(module, "cls", None), "predictions", None)
+        transform = getattr(predictions, "transform", None)
+        if transform is None or not hasattr(transform, "dense"):
+            continue
+        with torch.no_grad():
+            transform.dense.weight.copy_(scale * torch.eye(transform.dense.weight.shape[0]))
+            transform.dense.bias.zero_()
+            module.get_output_embeddings().bias += bias
+        changed += 1
+    return changed
