@@ -238,8 +238,9 @@ class IndexSettings(EncodeSettings):
 
     backend: IndexBackend = _help(
         "How the index is searched: flat (exact), hnsw or ivfpq for dense models (FAISS); plaid or exact "
-        "(brute-force MaxSim) for colbert models; bm25 needs no model. auto is flat for dense models and, for "
-        "colbert, exact up to index.auto_exact_max_documents documents and plaid above.", "auto",
+        "(brute-force MaxSim) for colbert models; sparse-exact or seismic for sparse models; bm25 needs no model. "
+        "auto is flat for dense models, for colbert exact up to index.auto_exact_max_documents documents and plaid "
+        "above, for sparse sparse-exact up to index.auto_sparse_exact_max_documents and seismic above.", "auto",
         group="index backend")
     auto_exact_max_documents: int = _help(
         "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "

@@ -170,6 +170,51 @@ def quality(model_dir: Path, work: Path, docs: int, queries: int) -> dict:
     return {"data": "quickstart code search (stdlib functions)", "documents": docs, "queries": queries, "rows": rows}
 
 
+def render(result: dict) -> str:
+    """docs/measurements/sparse.md from a results JSON (``--render``): every figure comes from that file."""
+    m = result["machine"]
+    lines = ["# Sparse (SPLADE) measurements", "",
+             f"Made by `eval/sparse_bench.py` ({result['started']}) on {m['cpu']}, {m['cpus']} CPUs, no GPU. "
+             f"{m['note']}: load average {m['load_average'][0]:.1f} at the start, "
+             f"{m.get('load_average_end', [float('nan')])[0]:.1f} at the end, so absolute times are pessimistic; "
+             "the comparisons within a table ran side by side. Raw numbers: `eval/results/sparse_bench.json`.", ""]
+    if "encode" in result:
+        e = result["encode"]
+        lines += ["## Encoding", "",
+                  f"{e['texts']} stdlib functions (up to 128 tokens), batch 32, {e['threads']} torch threads; "
+                  f"the outputs differ by at most {e['max_abs_difference']:.2g}.", "",
+                  "| encoder | documents/s |", "|---|---|",
+                  f"| embedkit (chunked vocabulary projection, CSR out) | {e['embedkit_docs_per_s']} |",
+                  f"| `SparseEncoder.encode_document` | {e['sentence_transformers_docs_per_s']} |", ""]
+    if result.get("search"):
+        lines += ["## Exact vs Seismic", "",
+                  "Synthetic SPLADE-like vectors (Zipf-like vocabulary of 30,522 terms, ~120 terms a document, ~30 "
+                  "a query); one query per call; Seismic at its default settings (`index.seismic`); recall@10 "
+                  "against exact.", "",
+                  "| documents | exact p50 / p95 ms | Seismic p50 / p95 ms | Seismic recall@10 | Seismic build s "
+                  "| CSR MB | Seismic file MB | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+        for r in result["search"]:
+            if "error" in r:
+                lines.append(f"| {r['documents']:,} | failed: {' '.join(r['error'])} |||||||")
+                continue
+            lines.append(f"| {r['documents']:,} | {r['exact_p50_ms']} / {r['exact_p95_ms']} | {r['seismic_p50_ms']} / "
+                         f"{r['seismic_p95_ms']} | {r['seismic_recall@10']} | {r['seismic_build_s']} | "
+                         f"{r['exact_matrix_mb']} | {r['seismic_file_mb']} | {r['peak_rss_mb']} |")
+        lines.append("")
+    if "quality" in result:
+        q = result["quality"]
+        lines += ["## Sparse, dense and their fusion", "",
+                  f"{q['data']}: {q['documents']} documents, {q['queries']} queries. The sparse model is *untrained* "
+                  "(MiniLM with an identity head transform, `embedkit.models.sparse.lexical_head`): the row shows "
+                  "the wiring, not what a trained SPLADE reaches.", "",
+                  "| method | nDCG@10 | Recall@100 | query terms | document terms |", "|---|---|---|---|---|"]
+        for name, r in q["rows"].items():
+            lines.append(f"| {name} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r.get('mean_query_terms') or '-'} "
+                         f"| {r.get('mean_document_terms') or '-'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000, 1_000_000])
@@ -180,10 +225,14 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/embedkit-sparse-bench")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "sparse_bench.json"))
     ap.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--render", metavar="MD", help="Write the measurements page from --out's JSON and stop.")
     ap.add_argument("--skip", nargs="*", default=[], choices=["encode", "search", "quality"])
     args = ap.parse_args()
     if args.one_size:
         print(json.dumps(one_size(args.one_size, args.queries)))
+        return
+    if args.render:
+        Path(args.render).write_text(render(json.loads(Path(args.out).read_text())) + "\n", encoding="utf-8")
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
