@@ -145,9 +145,10 @@ class DataConfig(SourceConfig):
 @dataclass
 class LossConfig:
     name: str | None = _help("The training loss: mnrl or cached_mnrl for dense models; contrastive, "
-                             "cached_contrastive or distillation for colbert; splade, cached_splade or "
-                             "splade_distillation for sparse. Default: mnrl for dense, contrastive for colbert, "
-                             "splade for sparse, the kind's distillation loss when data.format is distillation.",
+                             "cached_contrastive or distillation for colbert; splade, cached_splade, "
+                             "splade_distillation or csr (sparse.architecture: csr) for sparse. Default: mnrl for "
+                             "dense, contrastive for colbert, splade for sparse, the kind's distillation loss when "
+                             "data.format is distillation.",
                              None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
                                  32)

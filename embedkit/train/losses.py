@@ -88,11 +88,29 @@ def _distillation(model: Any, cfg: LossConfig, world_size: int) -> Any:
 def _splade(model: Any, inner: Any, sparse: Any, cached: bool = False, mini_batch_size: int = 32) -> Any:
     from sentence_transformers.sparse_encoder.losses import CachedSpladeLoss, SpladeLoss
 
+    _check_architecture(sparse, False, "a SpladeLoss")
     weights = dict(document_regularizer_weight=sparse.document_regularizer_weight,
                    query_regularizer_weight=sparse.query_regularizer_weight or None)
     if cached:
         return CachedSpladeLoss(model, inner, mini_batch_size=mini_batch_size, **weights)
     return SpladeLoss(model, inner, **weights)
+
+
+def _check_architecture(sparse: Any, want_csr: bool, name: str) -> None:
+    from embedkit.errors import EmbedkitError
+
+    if (sparse.architecture == "csr") != want_csr:
+        use = "csr" if sparse.architecture == "csr" else "splade, cached_splade or splade_distillation"
+        raise EmbedkitError(f"loss.name: {name} does not train sparse.architecture: {sparse.architecture}; use {use}")
+
+
+def _csr(model: Any, cfg: LossConfig, world_size: int, sparse: Any) -> Any:
+    """CSRLoss: reconstruction of the pooled dense vector by the sparse autoencoder + the sparse MNRL."""
+    from sentence_transformers.sparse_encoder.losses import CSRLoss, SparseMultipleNegativesRankingLoss
+
+    _check_architecture(sparse, True, "csr")
+    inner = SparseMultipleNegativesRankingLoss(model, gather_across_devices=_gather(cfg, world_size))
+    return CSRLoss(model, loss=inner)
 
 
 def _sparse_mnrl(model: Any, cfg: LossConfig, world_size: int, sparse: Any) -> Any:
@@ -125,6 +143,7 @@ LOSSES: dict[str, LossSpec] = {
     "splade": LossSpec("sparse", _sparse_mnrl, section="sparse"),
     "cached_splade": LossSpec("sparse", _cached_sparse_mnrl, section="sparse"),
     "splade_distillation": LossSpec("sparse", _sparse_distillation, data_format=DISTILLATION, section="sparse"),
+    "csr": LossSpec("sparse", _csr, section="sparse"),
 }
 # What a recipe trains with on pairs when it names no loss: in-batch negatives over its (query, positive) pairs.
 DEFAULT_LOSS = {"dense": "mnrl", "colbert": "contrastive", "sparse": "splade"}

@@ -124,3 +124,15 @@ def test_non_mlm_checkpoint_is_refused(tmp_path, train_jsonl):
     with pytest.raises(EmbedkitError, match="'gpt2' checkpoint, which has no masked-language head"):
         train(r)
     assert not (tmp_path / "model.partial").exists()
+
+
+def test_csr_architecture_trains_with_the_csr_loss(tmp_path, tiny_modernbert, train_jsonl):
+    from sentence_transformers import SparseEncoder
+
+    r = sparse_recipe(tmp_path, tiny_modernbert, train_jsonl, sparse={"architecture": "csr"},
+                      training={"max_steps": 2, "batch_size": 8})
+    with pytest.raises(EmbedkitError, match="does not train sparse.architecture: csr; use csr"):
+        train(r)
+    r.loss.name = "csr"
+    out = train(r)
+    assert SparseEncoder(str(out), device="cpu").encode_document(["def f(): pass"]).is_sparse
