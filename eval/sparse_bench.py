@@ -246,7 +246,11 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out_path = Path(args.out)
-    result = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    result = {"machine": machine(), "started": started}
+    if args.skip and out_path.is_file():  # a part run on its own: the other parts' results are kept
+        result = json.loads(out_path.read_text()) | {"parts_rerun": {"sections_skipped": args.skip,
+                                                                      "started": started, "machine": machine()}}
 
     def save():
         result["machine"]["load_average_end"] = list(os.getloadavg())
