@@ -46,6 +46,7 @@ def test_exact_index_equals_dense_dot_products(exact_index, sparse_corpus):
     assert stats["mean_query_terms"] > 0 and stats["mean_document_terms"] > 0 and stats["index_bytes"] > 0
 
 
+@pytest.mark.slow  # Seismic's build has a fixed cost per vocabulary term (~40 s on a loaded 2-core machine)
 def test_seismic_recall_against_exact(tmp_path, exact_index, sparse_corpus, sparse_minilm):
     seismic = tmp_path / "seismic"
     build_index(str(sparse_minilm), Corpus(str(sparse_corpus[0])), seismic,
@@ -100,6 +101,7 @@ def test_add_delete_and_explain(tmp_path, exact_index, sparse_corpus):
         delete_documents(folder, ["missing"])
 
 
+@pytest.mark.slow  # builds twice, the second time with Seismic
 def test_rebuild_with_seismic_reuses_kept_shards(tmp_path, sparse_minilm, sparse_corpus, monkeypatch):
     folder = tmp_path / "index"
     corpus = Corpus(str(sparse_corpus[0]))
