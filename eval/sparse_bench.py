@@ -184,7 +184,7 @@ def render(result: dict) -> str:
     m = result["machine"]
     lines = ["# Sparse (SPLADE) measurements", "",
              f"Made by `eval/sparse_bench.py` ({result['started']}) on {m['cpu']}, {m['cpus']} CPUs, no GPU. "
-             f"{m['note']}: load average {m['load_average'][0]:.1f} at the start, "
+             f"{m['note'][0].upper() + m['note'][1:]}: load average {m['load_average'][0]:.1f} at the start, "
              f"{m.get('load_average_end', [float('nan')])[0]:.1f} at the end, so absolute times are pessimistic; "
              "the comparisons within a table ran side by side. Raw numbers: `eval/results/sparse_bench.json`.", ""]
     if "encode" in result:
@@ -267,7 +267,8 @@ def main() -> None:
         result["encode"] = encode_throughput(model_dir, texts)
         save()
     if "search" not in args.skip:
-        result["search"] = []
+        kept = [r for r in result.get("search", []) if r.get("documents") not in args.sizes]  # other sizes' rows
+        result["search"] = kept
         for n in args.sizes:
             child = subprocess.run([sys.executable, __file__, "--one-size", str(n), "--queries", str(args.queries)],
                                    capture_output=True, text=True, cwd=ROOT)
@@ -276,6 +277,7 @@ def main() -> None:
                 save()
                 break
             result["search"].append(json.loads(child.stdout.strip().splitlines()[-1]))
+            result["search"].sort(key=lambda r: r["documents"])
             save()
     if "quality" not in args.skip:
         result["quality"] = quality(model_dir, work / "quality", args.docs, args.eval_queries)
