@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -37,14 +36,11 @@ VOCAB, DOC_TERMS, QUERY_TERMS = 30522, 120, 30
 
 
 def machine() -> dict:
-    cpu = platform.machine()
-    try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "gpu": None, "load_average": list(os.getloadavg()),
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from latency import machine as described  # "<CPU model>, <n> CPUs, no GPU"
+
+    return {"cpu": described().split(",")[0], "cpus": os.cpu_count(), "gpu": None,
+            "load_average": list(os.getloadavg()),
             "note": "shared machine: other jobs ran on the same cores during this run (see load_average)"}
 
 
@@ -209,6 +205,14 @@ def render(result: dict) -> str:
             lines.append(f"| {r['documents']:,} | {r['exact_p50_ms']} / {r['exact_p95_ms']} | {r['seismic_p50_ms']} / "
                          f"{r['seismic_p95_ms']} | {r['seismic_recall@10']} | {r['seismic_build_s']} | "
                          f"{r['exact_matrix_mb']} | {r['seismic_file_mb']} | {r['peak_rss_mb']} |")
+        done = [r for r in result["search"] if "error" not in r]
+        faster = [f"{r['documents']:,}" for r in done if r["seismic_p50_ms"] < r["exact_p50_ms"]]
+        largest = max((r["documents"] for r in done), default=0)
+        lines += ["", f"Seismic's p50 is below exact's at: {', '.join(faster) or 'none of the sizes measured'}. "
+                  f"The largest corpus measured here is {largest:,} documents"
+                  + ("" if largest >= 1_000_000 else " (1M was not reached in this run: Seismic's build time grows "
+                     "with the corpus and the shared cores)") + ". Peak RSS is the whole measuring process (both "
+                  "indexes, the synthetic matrices, Python)."]
         lines.append("")
     if "quality" in result:
         q = result["quality"]
