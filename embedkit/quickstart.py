@@ -2,8 +2,9 @@
 
 Extracts docstring→code pairs from the installed site-packages (training) and a disjoint BEIR folder from
 the Python stdlib's functions (evaluation), then runs ``recipes/quickstart.yaml`` (and
-``quickstart-colbert.yaml``) through ``embedkit run`` with those paths filled in: train the packaged
-all-MiniLM-L6-v2, index the stdlib corpus, score it next to BM25 and the untrained model, write the report.
+``quickstart-colbert.yaml``, ``quickstart-sparse.yaml``) through ``embedkit run`` with those paths filled in:
+train the packaged all-MiniLM-L6-v2, index the stdlib corpus, score it next to BM25 and the untrained model (and
+the sparse model fused with the dense one), write the report.
 """
 
 from __future__ import annotations
