@@ -166,17 +166,32 @@ def _search(args: argparse.Namespace) -> int:
     index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size,
                            colbert_library=_colbert_library(args), model_backend=_model_backend(args))
     queries = args.query
+    explain = getattr(index.searched_index, "explain", None) if args.explain else None
+    if args.explain and explain is None:
+        raise EmbedkitError(f"--explain shows the matching terms of sparse indexes; {args.index_dir} is a "
+                            f"{index.searched_index.manifest.kind} index")
     results = index.search(queries, k=args.k)
+    terms = [_matched_terms(index, explain, q, len(hits)) if explain else [None] * len(hits)
+             for q, hits in zip(queries, results)]
     if args.json:
-        print(json.dumps([{"query": q, "hits": [h.__dict__ for h in hits]} for q, hits in zip(queries, results)],
-                         ensure_ascii=False, indent=2))
+        print(json.dumps([{"query": q, "hits": [h.__dict__ | ({"terms": t} if t is not None else {})
+                                                for h, t in zip(hits, ts)]}
+                          for q, hits, ts in zip(queries, results, terms)], ensure_ascii=False, indent=2))
         return 0
-    for query, hits in zip(queries, results):
+    for query, hits, ts in zip(queries, results, terms):
         print(f"query: {query}")
-        for rank, hit in enumerate(hits, start=1):
+        for rank, (hit, t) in enumerate(zip(hits, ts), start=1):
             snippet = " ".join((hit.text or "").split())[:100]
             print(f"{rank:3d}. {hit.score:8.4f}  {hit.id}  {snippet}")
+            if t is not None:
+                print("      matched: " + ", ".join(f"{term} {score:.3f}" for term, score in t))
     return 0
+
+
+def _matched_terms(index, explain, query: str, count: int) -> list:
+    """The top terms each of a query's ``count`` hits matched (a sparse index's ``explain``)."""
+    _, positions = index.search_positions([query], count)
+    return explain(query, [int(p) for p in positions[0][:count]])
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -280,7 +295,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     from embedkit.quickstart import run_quickstart
 
     run_quickstart(workdir=args.workdir, train_size=args.train_size, eval_size=args.eval_size,
-                   max_steps=args.max_steps, colbert=not args.no_colbert)
+                   max_steps=args.max_steps, colbert=not args.no_colbert, sparse=not args.no_sparse)
     return 0
 
 
@@ -480,6 +495,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_count, default=10, help="Hits to show per query (default: 10).")
     p.add_argument("--json", action="store_true",
                    help="Print the hits as JSON (query, then id, score and text of each hit).")
+    p.add_argument("--explain", action="store_true",
+                   help="Sparse indexes: show the terms each hit matched, with their share of its score.")
     _add_searcher_options(p)
     p.set_defaults(func=_search)
 
@@ -538,6 +555,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=_count, default=None, metavar="INT",
                    help="Stop training after this many updates (default: the recipes' own).")
     p.add_argument("--no-colbert", action="store_true", help="Run the dense recipe only, not the ColBERT one.")
+    p.add_argument("--no-sparse", action="store_true",
+                   help="Skip the sparse (SPLADE) recipe and its hybrid (RRF with the dense model) row.")
     p.set_defaults(func=_quickstart)
 
     p = command(sub, "benchmarks", "list the named benchmarks")

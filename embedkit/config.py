@@ -30,7 +30,7 @@ import yaml
 
 from embedkit.errors import EmbedkitError
 
-Kind = Literal["dense", "colbert"]
+Kind = Literal["dense", "colbert", "sparse"]
 Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 QUANTIZATION_GROUP = "quantization (dense models: backends flat, hnsw)"
 # The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
@@ -132,6 +132,26 @@ class ColbertConfig(Bounded):
                                             if getattr(self, k) is None})
 
 
+# Bounds of the SPLADE regulariser weights (FLOPS): above them the loss is the regulariser alone and every
+# vector collapses to nothing; 0 turns a regulariser off (an inference-free model's queries need none).
+REGULARIZER_MAX = 1.0
+
+
+@dataclass
+class SparseConfig:
+    architecture: Literal["splade", "inference-free", "csr"] = _help(
+        "What a backbone becomes (a saved sparse model keeps its own): splade (MLM head + SPLADE max pooling, "
+        "queries and documents through the model), inference-free (documents through the model, queries by a "
+        "static per-token weight: no model at query time), csr (pooled dense vector + a sparse autoencoder).",
+        "splade")
+    document_regularizer_weight: float = _help(
+        "Weight of the FLOPS regulariser on documents (SPLADE's lambda_d): higher gives fewer active terms per "
+        f"document, at some accuracy. In [0, {REGULARIZER_MAX}]; sentence-transformers' examples use 3e-3.", 3e-3)
+    query_regularizer_weight: float = _help(
+        "Weight of the FLOPS regulariser on queries (lambda_q), usually above the documents' (queries are "
+        f"encoded per search). In [0, {REGULARIZER_MAX}]; 0 for inference-free models.", 5e-3)
+
+
 @dataclass
 class ColumnsConfig:
     query: str = _help("Column holding the query / anchor text.", "query")
@@ -164,8 +184,11 @@ class DataConfig(SourceConfig):
 @dataclass
 class LossConfig(Bounded):
     name: str | None = _help("The training loss: mnrl or cached_mnrl for dense models; contrastive, "
-                             "cached_contrastive or distillation for colbert. Default: mnrl for dense, contrastive "
-                             "for colbert, distillation when data.format is distillation.", None)
+                             "cached_contrastive or distillation for colbert; splade, cached_splade, "
+                             "splade_distillation or csr (sparse.architecture: csr) for sparse. Default: mnrl for "
+                             "dense, contrastive for colbert, splade for sparse, the kind's distillation loss when "
+                             "data.format is distillation.",
+                             None)
     mini_batch_size: int = _help("Forward chunk of the cached (GradCache) losses; bounds memory, not the batch.",
                                  32, low=1)
     scale: float = _help("Inverse temperature of the in-batch softmax (dense).", 20.0, above=0)
@@ -196,7 +219,8 @@ class TrainingConfig(Bounded):
     dataloader_num_workers: int = _help("Worker processes feeding batches.", 0, low=0)
 
 
-IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant"]
+IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant", "sparse-exact",
+                       "seismic"]
 
 
 @dataclass
@@ -250,8 +274,17 @@ class QdrantConfig(Bounded):
     timeout: int = _help("Server requests: seconds before a request fails.", 30, flag="--qdrant-timeout")
 
 
+class SeismicConfig(Bounded):
+    n_postings: int = _help("Average postings kept per term (Seismic's static pruning).", 3500)
+    centroid_fraction: float = _help("Fraction of a posting list's documents used as block centroids.", 0.1)
+    summary_energy: float = _help("Share of a block's weight its summary keeps.", 0.4)
+    query_cut: int = _help("Largest query terms considered per search.", 20)
+    heap_factor: float = _help("Skip a block when its summary score is below this share of the k-th best.", 0.7)
+
+
 @dataclass
 class EncodeSettings(Bounded):
+
     """How texts are encoded for an index (the index stage, and the indexes evaluation builds)."""
 
     batch_size: int = _help("Encoding batch size.", 64, low=1)
@@ -297,9 +330,10 @@ class IndexSettings(EncodeSettings):
 
     backend: IndexBackend = _help(
         "How the index is searched: flat (exact), hnsw or ivfpq for dense models (FAISS); plaid or exact "
-        "(brute-force MaxSim) for colbert models; bm25 needs no model; qdrant (dense and colbert: a local Qdrant "
-        "shard or a Qdrant server, see index.qdrant). auto is flat for dense models and, for colbert, exact up to "
-        "index.auto_exact_max_documents documents and plaid above.", "auto",
+        "(brute-force MaxSim) for colbert models; sparse-exact or seismic for sparse models; bm25 needs no model; "
+        "qdrant (dense and colbert: a local Qdrant shard or a Qdrant server, see index.qdrant). auto is flat for "
+        "dense models, for colbert exact up to index.auto_exact_max_documents documents and plaid above, for "
+        "sparse sparse-exact up to index.auto_sparse_exact_max_documents and seismic above.", "auto",
         group="index backend")
     auto_exact_max_documents: int = _help(
         "Colbert models with backend auto: the largest corpus searched by exact MaxSim (the measured "
@@ -330,6 +364,12 @@ class IndexSettings(EncodeSettings):
                                group="PLAID options (colbert models: backend plaid)")
     qdrant: QdrantConfig = _help("Qdrant options.", factory=QdrantConfig,
                                  group="Qdrant options (backend qdrant: dense and colbert models)")
+    seismic: SeismicConfig = _help("Seismic options.", factory=SeismicConfig,
+                                   group="Seismic options (sparse models: backend seismic)")
+    auto_sparse_exact_max_documents: int = _help(
+        "Sparse models with backend auto: the largest corpus searched by exact sparse scoring (sparse-exact); "
+        "seismic above. Exact's median latency was still below Seismic's at 200,000 documents on a 2-core CPU "
+        "(docs/measurements/sparse.md); larger sizes were not measured.", 200_000, group="index backend")
 
 
 @dataclass
@@ -376,7 +416,7 @@ class RetrieveConfig(Bounded):
 class EvalOptions(EncodeSettings):
     """How one model is scored on one dataset (``embedkit eval`` flags and the recipe's ``eval:``)."""
 
-    kind: Kind | None = _help("dense or colbert. Default: read from the model folder (in embedkit run: the "
+    kind: Kind | None = _help("dense, colbert or sparse. Default: read from the model folder (in embedkit run: the "
                               "recipe's kind).", None)
     split: str = _help("The qrels split to score.", "test")
     protocol: Literal["beir", "mteb"] = _help(
@@ -550,11 +590,13 @@ class MiningOptions(Bounded):
 
 @dataclass
 class Recipe:
-    kind: Kind = _help("dense (one vector per text, FAISS) or colbert (one vector per token, PLAID).", "dense")
+    kind: Kind = _help("dense (one vector per text, FAISS), colbert (one vector per token, PLAID) or sparse "
+                       "(one weight per vocabulary term, SPLADE: an inverted index).", "dense")
     output_dir: str = _help("Where the trained model folder is written; the run folder, <output_dir>-run, lies "
                             "beside it.", "runs/model")
     model: ModelConfig = _help("Backbone and encoding.", factory=ModelConfig)
     colbert: ColbertConfig = _help("Multi-vector settings (kind: colbert).", factory=ColbertConfig)
+    sparse: SparseConfig = _help("Learned sparse settings (kind: sparse).", factory=SparseConfig)
     data: DataConfig = _help("Training data.", factory=DataConfig)
     loss: LossConfig = _help("Training objective.", factory=LossConfig)
     training: TrainingConfig = _help("Optimisation.", factory=TrainingConfig)
@@ -728,6 +770,11 @@ def check_fields(recipe: Recipe) -> Recipe:
                         ("colbert.document_length", recipe.colbert.document_length)]:
         if value is not None and value < 1:
             raise EmbedkitError(f"{name}: must be at least 1 (or null: the checkpoint's own), got {value}")
+    for name in ("document_regularizer_weight", "query_regularizer_weight"):
+        value = getattr(recipe.sparse, name)
+        if not 0 <= value <= REGULARIZER_MAX:
+            raise EmbedkitError(f"sparse.{name}: must be in [0, {REGULARIZER_MAX}] (FLOPS regulariser weight; "
+                                f"typical 1e-5 to 1e-2), got {value}")
     return recipe
 
 

@@ -2,8 +2,9 @@
 
 Extracts docstring→code pairs from the installed site-packages (training) and a disjoint BEIR folder from
 the Python stdlib's functions (evaluation), then runs the packaged ``recipes/quickstart.yaml``
-(and ``quickstart-colbert.yaml``) through ``embedkit run`` with those paths filled in: train the packaged
-all-MiniLM-L6-v2, index the stdlib corpus, score it next to BM25 and the untrained model, write the report.
+(and ``quickstart-colbert.yaml``, ``quickstart-sparse.yaml``) through ``embedkit run`` with those paths filled
+in: train the packaged all-MiniLM-L6-v2, index the stdlib corpus, score it next to BM25 and the untrained model
+(and the sparse model fused with the dense one), write the report.
 """
 
 from __future__ import annotations
@@ -138,8 +139,35 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def run_folder_index(recipe: Recipe) -> Path:
+    """The index folder ``recipe``'s index stage wrote."""
+    from embedkit.config import with_run_paths
+
+    return Path(with_run_paths(recipe).index.output_dir)
+
+
+def sparse_rows(workdir: Path, train_path: Path, data: Path, max_steps: int | None, dense_index: Path) -> list[Row]:
+    """The sparse row (``quickstart-sparse.yaml``: SPLADE on the same pairs) and the hybrid row (that model fused
+    with the dense model's index by RRF), each with its time."""
+    from embedkit.config import EvalOptions, RetrieveConfig
+    from embedkit.evaluate.runner import evaluate
+    from embedkit.pipeline import run_pipeline
+
+    recipe = quickstart_recipe(RECIPE.with_name("quickstart-sparse.yaml"), workdir, "sparse-code", train_path, data,
+                               max_steps, [])
+    run = run_pipeline(recipe)
+    rows = _rows(run, {run.model: "MiniLM fine-tuned (SPLADE, {backend})"})
+    start = time.perf_counter()
+    fused = evaluate(run.model, data, EvalOptions(batch_size=recipe.eval.batch_size,
+                                                  retrieve=RetrieveConfig(fuse_with=[str(dense_index)])),
+                     index_dir=run_folder_index(recipe))
+    rows.append(Row("hybrid: RRF(SPLADE, dense fine-tuned)", fused["ndcg@10"], fused["recall@100"],
+                    time.perf_counter() - start))
+    return rows
+
+
 def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 2000, eval_size: int = 2000,
-                   max_steps: int | None = None, colbert: bool = True) -> list[Row]:
+                   max_steps: int | None = None, colbert: bool = True, sparse: bool = True) -> list[Row]:
     """Prepare the data, run the dense (and ColBERT) quickstart recipes, print and save one table.
 
     Rerun with the same arguments, finished stages are skipped and an interrupted one resumes.
@@ -164,6 +192,8 @@ def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 20
         run = run_pipeline(tuned)
         rows += _rows(run, {base: "MiniLM base (ColBERT, untrained projection)",
                             run.model: "MiniLM fine-tuned (ColBERT, {backend})"})
+    if sparse:
+        rows += sparse_rows(workdir, train_path, data, max_steps, run_folder_index(dense))
     table = render(rows)
     print(f"\nCode search on {data} (Python stdlib functions never seen in training):\n")
     print(table)

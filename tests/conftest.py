@@ -185,3 +185,19 @@ class NativeColbert:
 def native_colbert(colbert_library):
     """Open a saved ColBERT folder with this environment's library's own class."""
     return lambda path: NativeColbert(colbert_library.name, path)
+
+
+@pytest.fixture(scope="session")
+def sparse_minilm(tmp_path_factory, minilm_path) -> Path:
+    """A SPLADE SparseEncoder folder built from the packaged MiniLM (its tied word embeddings give the MLM
+    decoder), saved as sentence-transformers saves it. MiniLM ships no MLM head transform, so it is set here to
+    read the hidden states against the word embeddings (3 x identity) with a -4.5 decoder bias: lexical terms,
+    about a hundred a text, as a trained SPLADE gives (a random transform activates ~29,000 of 30,522)."""
+    from embedkit.config import ModelConfig, SparseConfig
+    from embedkit.models.sparse import build_sparse_model, lexical_head
+
+    folder = tmp_path_factory.mktemp("sparse-minilm") / "model"
+    model = build_sparse_model(ModelConfig(name=minilm_path, max_seq_length=128), SparseConfig())
+    assert lexical_head(model) == 1
+    model.save(str(folder))
+    return folder

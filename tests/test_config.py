@@ -30,7 +30,7 @@ def test_unknown_top_level_key():
 @pytest.mark.parametrize("raw, field", [
     ({"training": {"batch_size": "many"}}, "training.batch_size"),
     ({"training": {"bf16": "yes"}}, "training.bf16"),
-    ({"kind": "sparse"}, "kind"),
+    ({"kind": "splade"}, "kind"),
     ({"eval": {"data": {"a": 1}}}, "eval.data"),
 ])
 def test_wrong_types_name_the_field(raw, field):

@@ -171,6 +171,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         run = retrieve(searcher, queries, options.k + 1, chunked=chunked, drop_self=False)
         run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)
         seconds["search"] = time.perf_counter() - start
+        statistics = found.statistics()  # before a scratch index is deleted
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     qrels = {q: data.qrels[q] for q in queries if q in data.qrels} if retrieve_info else data.qrels
@@ -189,7 +190,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         "max_length": found.manifest.settings.get("effective_max_length", options.max_length),
         "long_documents": "chunk-maxpool" if chunked else "truncate" if found.manifest.embedding_dim else "whole",
         "seconds": {k: round(v, 3) for k, v in seconds.items()}, "embedkit_version": __version__,
-    } | retrieve_info | (labels or {}) | {"settings": settings, "settings_key": settings_key(settings)})
+    } | statistics | retrieve_info | (labels or {}) | {"settings": settings, "settings_key": settings_key(settings)})
     if run_file:
         Path(run_file).parent.mkdir(parents=True, exist_ok=True)
         write_trec_run(run, run_file)

@@ -285,9 +285,11 @@ class Index(SearchedIndex):
         if self.encoder is None:
             raise EmbedkitError("this index was loaded without a model; pass one to add documents")
         texts = [t for _, t in new]
+        from embedkit.index.encode import stack_parts
+
         parts = [self.encoder.encode_documents(texts[i:i + 4096]) for i in range(0, len(texts), 4096)]
         vectors: Any = [v.astype(np.float16) for p in parts for v in p] if isinstance(parts[0], list) \
-            else np.concatenate(parts)  # colbert: one (tokens_i, dim) array a document; dense: (n, dim)
+            else stack_parts(parts)  # colbert: one (tokens_i, dim) array a document; dense: (n, dim); sparse: CSR
         with self._edit() as folder:
             num = DocumentStore.append(folder, new)
             self.backend.append(folder, self.manifest, vectors, DocumentStore(folder))
@@ -309,6 +311,10 @@ class Index(SearchedIndex):
             self.backend.remove(folder, self.manifest, positions, DocumentStore(folder))
             self._save_manifest(folder, num)
         return self._reopen()
+
+    def statistics(self) -> dict[str, Any]:
+        """What evaluation records about the index besides its description (sparse: terms per vector, size)."""
+        return {}
 
     def _edit(self):
         """A copy of the folder to change, published over the original when the change is complete."""

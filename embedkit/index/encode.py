@@ -46,11 +46,21 @@ class Shard:
         return self.folder / f"len-{self.index:05d}.npy"
 
     @property
+    def sparse_path(self) -> Path:
+        return self.folder / f"csr-{self.index:05d}.npz"
+
+    @property
     def docs_path(self) -> Path:
         return self.folder / f"docs-{self.index:05d}.jsonl"
 
     def embeddings(self, mmap: bool = True) -> np.ndarray:
         return np.load(self.embeddings_path, mmap_mode="r" if mmap else None)
+
+    def sparse(self) -> Any:
+        """The shard's sparse vectors (kind sparse): a ``scipy.sparse`` CSR matrix (n, vocabulary)."""
+        import scipy.sparse as sp
+
+        return sp.load_npz(self.sparse_path)  # allow_pickle stays off: plain arrays only
 
     def lengths(self) -> np.ndarray | None:
         return np.load(self.lengths_path) if self.lengths_path.exists() else None
@@ -71,8 +81,30 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def is_sparse(vectors: Any) -> bool:
+    """Whether encoded vectors are a ``scipy.sparse`` matrix (kind sparse) rather than arrays."""
+    return hasattr(vectors, "tocsr")
+
+
+def stack_parts(parts: list[Any]) -> Any:
+    """Encoded slices as one: a list of per-text arrays (colbert), a CSR matrix (sparse) or an array (dense)."""
+    if isinstance(parts[0], list):
+        return [vectors for part in parts for vectors in part]
+    if is_sparse(parts[0]):
+        import scipy.sparse as sp
+
+        return sp.vstack(parts, format="csr")  # (len(texts), vocabulary)
+    return np.concatenate(parts)  # (len(texts), dim)
+
+
 def _write_shard(shard: Shard, ids: list[str], texts: list[str], vectors: Any) -> None:
-    if isinstance(vectors, list):
+    if is_sparse(vectors):
+        import scipy.sparse as sp
+
+        tmp = shard.sparse_path.with_name(shard.sparse_path.name + ".tmp.npz")
+        sp.save_npz(tmp, vectors.tocsr(), compressed=False)
+        os.replace(tmp, shard.sparse_path)
+    elif isinstance(vectors, list):
         lengths = np.array([len(v) for v in vectors], dtype=np.int32)
         flat = np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, 0), np.float16)
         _save_npy(shard.lengths_path, lengths)
@@ -186,9 +218,7 @@ def _encode_in_steps(encode: EncodeFn, texts: list[str], bar: Any, step: int = 1
             prepare(slices[i + 1])
         parts.append(encode(part))
         bar.update(len(part))
-    if isinstance(parts[0], list):
-        return [vectors for part in parts for vectors in part]
-    return np.concatenate(parts)  # (len(texts), dim)
+    return stack_parts(parts)
 
 
 def list_shards(work_dir: str | Path) -> list[Shard]:

@@ -71,6 +71,18 @@ def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> 
     return encoder
 
 
+def load_sparse(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
+    from embedkit.errors import EmbedkitError
+    from embedkit.models.sparse import SparseVectorEncoder, load_sparse_model
+
+    if settings.truncate_dim:
+        raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not sparse")
+    st_model = load_sparse_model(model)
+    if settings.max_length:
+        st_model.max_seq_length = settings.max_length
+    return SparseVectorEncoder(st_model, batch_size=settings.batch_size)
+
+
 def load_lexical(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
     return LexicalEncoder()
 

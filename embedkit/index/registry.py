@@ -28,7 +28,8 @@ class EncoderKind:
     """What fills an index: how texts become what a backend stores."""
 
     encoder: str                 # module:function (model, settings, colbert_library) -> encoder
-    vectors: Literal["text", "token"] | None  # one vector per text, one per token, or none (texts kept as they are)
+    vectors: Literal["text", "token", "terms"] | None  # one vector per text, one per token, one weight per
+    # vocabulary term (sparse), or none (texts kept as they are)
     family: str                  # what the paper's tables call retrievers of this kind
 
     @property
@@ -41,6 +42,11 @@ class EncoderKind:
         return self.vectors == "text"
 
     @property
+    def term_weights(self) -> bool:
+        """Its models weigh vocabulary terms (sparse: SPLADE), scored by sparse dot products."""
+        return self.vectors == "terms"
+
+    @property
     def multi_vector(self) -> bool:
         """Its models are ColBERT models: built and loaded by a ColBERT library (``embedkit.models.colbert``)."""
         return self.vectors == "token"
@@ -51,6 +57,7 @@ KINDS: dict[str, EncoderKind] = {
     "dense": EncoderKind("embedkit.index.encoders:load_dense", "text", "DPR"),
     "colbert": EncoderKind("embedkit.index.encoders:load_colbert", "token", "ColBERT"),
     LEXICAL: EncoderKind("embedkit.index.encoders:load_lexical", None, "BM25"),
+    "sparse": EncoderKind("embedkit.index.encoders:load_sparse", "terms", "SPLADE"),
 }
 
 
@@ -75,6 +82,8 @@ BACKENDS: dict[str, BackendEntry] = {
     "plaid": BackendEntry("embedkit.index.plaid_index:BACKEND", "colbert", requires=("fast_plaid", "plaid")),
     "exact": BackendEntry("embedkit.index.exact_index:BACKEND", "colbert", token_vectors=True),
     "bm25": BackendEntry("embedkit.index.bm25_index:BACKEND", LEXICAL),
+    "sparse-exact": BackendEntry("embedkit.index.sparse_index:EXACT", "sparse"),
+    "seismic": BackendEntry("embedkit.index.sparse_index:SEISMIC", "sparse", requires=("seismic", "sparse")),
     # One named vector per kind (embedkit.index.qdrant_index.vector_spec). A kind whose vectors Qdrant can hold
     # (sparse: a sparse named vector) joins other_kinds once it has a layout there.
     "qdrant": BackendEntry("embedkit.index.qdrant_index:BACKEND", "dense", other_kinds=("colbert",),
@@ -177,11 +186,15 @@ def kind_of_label(label: str) -> EncoderKind | None:
 
 def detect_kind(model: str) -> str:
     """colbert for ColBERT folders (PyLate, sentence-transformers MultiVectorEncoder or Stanford-NLP saves),
-    lexical for ``bm25``, else dense. Only local folders are read: a hub id is dense unless told (``--kind``)."""
+    sparse for SparseEncoder folders, lexical for ``bm25``, else dense. Only local folders are read: a hub id is
+    dense unless told (``--kind``)."""
     if model == NO_MODEL:
         return LEXICAL
     from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
+    from embedkit.models.sparse import is_sparse_checkpoint
 
+    if is_sparse_checkpoint(model):
+        return "sparse"
     return "colbert" if is_colbert_checkpoint(model, local_only=True) else "dense"
 
 
@@ -210,6 +223,8 @@ def resolve_backend(settings: IndexSettings, kind: str, num_documents: int) -> s
         return settings.backend
     if kind == "colbert":
         return "exact" if num_documents <= settings.auto_exact_max_documents else "plaid"
+    if kind == "sparse":
+        return "sparse-exact" if num_documents <= settings.auto_sparse_exact_max_documents else "seismic"
     return {"dense": "flat", LEXICAL: "bm25"}[kind]
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedkit.config import ModelConfig, Unpadded
+from embedkit.errors import EmbedkitError
 from embedkit.models.loading import (
     check_length,
     hub_error,
@@ -54,6 +55,11 @@ def load_dense_model(name: str, device: str | None = None, trust_remote_code: bo
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model(name)
+    from embedkit.models.sparse import is_sparse_checkpoint
+
+    if is_sparse_checkpoint(path):
+        raise EmbedkitError(f"{name} is a sparse (SPLADE) model, not a dense one: index it with kind sparse "
+                            "(backend sparse-exact or seismic, or auto)")
     try:
         return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
     except OSError as exc:

@@ -26,6 +26,9 @@ from embedkit.serve.limits import resolve_limits, token_estimate
 from embedkit.serve.observe import Metrics, Observe
 from embedkit.serve.replies import ApiError, error_response
 from embedkit.serve.routes import JSON_ROUTES, ROUTES, router
+from embedkit.serve.sparse import ROUTES as SPARSE_ROUTES
+from embedkit.serve.sparse import SparseEmbedWork
+from embedkit.serve.sparse import router as sparse_router
 from embedkit.serve.state import ServeState
 from embedkit.serve.work import EmbedWork, RerankWork, SearchWork, choose_scorer, served_model
 
@@ -64,7 +67,7 @@ def _info(st: ServeState, cfg: ServeConfig) -> dict[str, Any]:
         "batching": {"max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms, "max_queue": cfg.max_queue,
                      "request_timeout": cfg.request_timeout},
         "threads": cfg.threads, "auth": cfg.api_key is not None}) | {
-        "routes": sorted(ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))}  # paths of this API
+        "routes": sorted(ROUTES + SPARSE_ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))}  # paths of this API
 
 
 def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
@@ -81,6 +84,8 @@ def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
         works["embed"] = EmbedWork(model)
     if scorer is not None:
         works["rerank"] = RerankWork(scorer, model)
+    if model.entry.term_weights:
+        works["embed_sparse"] = SparseEmbedWork(model)
     batcher = MicroBatcher(works, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue, slice_seconds=cfg.slice_ms / 1000,
                            deadline=cfg.request_timeout, cost=token_estimate(model.max_tokens))
     metrics = Metrics(lambda: batcher.queued)
@@ -103,10 +108,11 @@ def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
     app.state.embedkit = state
     app.state.batcher = batcher
     app.include_router(router)
+    app.include_router(sparse_router)
     _error_handlers(app)
     # added innermost first: Observe sees everything, the body is read last (after Host and key checks)
     app.add_middleware(BodyGuard, max_bytes=limits.max_body_bytes, timeout=cfg.request_timeout,
-                       json_paths=JSON_ROUTES)
+                       json_paths=JSON_ROUTES + SPARSE_ROUTES)
     if cfg.api_key is not None:
         app.add_middleware(ApiKeyGuard, key=cfg.api_key)
     if cfg.cors_origins:
@@ -114,7 +120,7 @@ def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
                            allow_headers=["authorization", "content-type"], max_age=600)
     app.add_middleware(HostGuard, hosts=accepted_hosts(cfg.host, cfg.allowed_hosts))
     app.add_middleware(JsonErrors)  # a refusal below (CORS's plain text) still in the one error shape
-    app.add_middleware(Observe, metrics=metrics, routes=ROUTES, access_log=cfg.access_log)
+    app.add_middleware(Observe, metrics=metrics, routes=ROUTES + SPARSE_ROUTES, access_log=cfg.access_log)
     return app
 
 

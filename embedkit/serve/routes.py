@@ -78,6 +78,10 @@ def _model_card(st: ServeState) -> dict:
 async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     st = _state(request)
     st.check_model(body.model)
+    if st.model.entry.term_weights:
+        raise ApiError(400, "the served model is a sparse (SPLADE) model: it weighs vocabulary terms, it has no "
+                            "dense OpenAI-style embedding; use POST /embed_sparse (text-embeddings-inference's "
+                            "shape) for its sparse vectors")
     if not st.model.entry.vector_per_text:
         raise ApiError(400, "the served model is a ColBERT (multi-vector) model: it gives one vector per token, not "
                             "one per text, so it has no OpenAI-style embedding; use POST /search, or POST /rerank "

@@ -184,6 +184,10 @@ def choose_scorer(searcher: Searcher, model: ServedModel) -> tuple[Scorer | None
         return reranker_scorer(reranker), f"{reranker.name} (the configured reranker)"
     if model.entry.vector_per_text:
         return dense_scorer(model.encoder), f"{model.kind} inner product (the served model)"
+    if model.entry.term_weights:
+        from embedkit.serve.sparse import sparse_scorer
+
+        return sparse_scorer(model.encoder), f"{model.kind} dot product (the served model)"
     if model.entry.multi_vector:
         from embedkit.retrieve.rerank import ColbertReranker
 

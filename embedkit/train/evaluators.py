@@ -55,3 +55,18 @@ def during_training_evaluator(recipe: Recipe, factory: EvaluatorFactory) -> Any:
     corpus = dict(iter(data.corpus))
     relevant = {qid: {d for d, s in docs.items() if s > 0} for qid, docs in data.qrels.items()}
     return factory(recipe, data.queries, corpus, relevant)
+
+
+def sparse_evaluator(recipe: Recipe, queries: dict[str, str], corpus: dict[str, str],
+                     relevant: dict[str, set[str]]) -> Any:
+    """sentence-transformers' sparse IR evaluator (dot product over the whole small corpus); primary metric
+    dot_ndcg@10."""
+    from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
+
+    m = recipe.model
+    evaluator = SparseInformationRetrievalEvaluator(
+        queries=queries, corpus=corpus, relevant_docs=relevant, name="", **METRICS,
+        query_prompt=m.query_prompt or None, corpus_prompt=m.document_prompt or None,
+        batch_size=recipe.eval.batch_size, show_progress_bar=False, write_csv=False)
+    evaluator.primary_metric = "dot_ndcg@10"  # known before the first evaluation, as for dense
+    return evaluator

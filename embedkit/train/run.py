@@ -25,6 +25,7 @@ from embedkit.train.colbert import ColbertTraining
 from embedkit.train.dense import DenseTraining
 from embedkit.train.evaluators import EvaluatorFactory, during_training_evaluator
 from embedkit.train.losses import build_loss
+from embedkit.train.sparse import SparseTraining
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TrainingKind(Protocol):
         library's expanded queries; see ``enable_unpadded``)."""
 
 
-KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining()}
+KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining(), "sparse": SparseTraining()}
 
 
 def _progress_callback() -> Any:
@@ -146,7 +147,7 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
                               arguments_class=arguments_class, **kind.arguments(recipe, train_data, model))
     with tensorboard_logging(checkpoints), _no_widget_bar():
         trainer = trainer_class(model=model, args=args, train_dataset=train_data,
-                                loss=build_loss(model, recipe.loss, world()[1]), evaluator=evaluator,
+                                loss=build_loss(model, recipe.loss, world()[1], recipe), evaluator=evaluator,
                                 **kind.trainer_arguments(model))
     _quiet_trainer(trainer)
     resume = last_checkpoint(checkpoints) if recipe.training.resume else None

@@ -56,7 +56,8 @@ def test_grown_and_shrunk_index_answers_like_a_fresh_build(backend, documents, t
 
 
 def test_every_backend_is_registered_once():
-    assert sorted(BACKENDS) == sorted(["flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant"])
+    assert sorted(BACKENDS) == sorted(["flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant", "sparse-exact",
+                                       "seismic"])
 
 
 def test_auto_picks_by_kind_and_corpus_size():
@@ -66,6 +67,9 @@ def test_auto_picks_by_kind_and_corpus_size():
     assert resolve_backend(auto, "colbert", 1000) == "exact"
     assert resolve_backend(auto, "colbert", 1001) == "plaid"
     assert resolve_backend(IndexSettings(backend="hnsw"), "dense", 10) == "hnsw"
+    sparse = IndexSettings(auto_sparse_exact_max_documents=1000)
+    assert resolve_backend(sparse, "sparse", 1000) == "sparse-exact"
+    assert resolve_backend(sparse, "sparse", 1001) == "seismic"
     assert resolve_backend(IndexSettings(backend="hnsw"), "lexical", 10) == "bm25"  # a bm25 baseline beside it
 
 

@@ -69,7 +69,7 @@ def _minimal(kind: str, model: str, data: Path, out: Path):
                              "training": {"batch_size": 4, "max_steps": 2, "save_steps": 1000}})
 
 
-KINDS = ["dense", pytest.param("colbert", marks=pytest.mark.colbert)]
+KINDS = ["dense", pytest.param("colbert", marks=pytest.mark.colbert), "sparse"]
 
 
 @pytest.mark.slow  # four short trainings, two of them of the 22M-parameter MiniLM
@@ -82,7 +82,7 @@ def test_minimal_recipe_trains(kind, backbone, request, pairs, tmp_path):
     model = str(request.getfixturevalue(backbone))
     out = train(_minimal(kind, model, pairs, tmp_path / "model"))
     manifest = json.loads((out / "embedkit.json").read_text())
-    assert manifest["recipe"]["loss"]["name"] == {"dense": "mnrl", "colbert": "contrastive"}[kind]
+    assert manifest["recipe"]["loss"]["name"] == {"dense": "mnrl", "colbert": "contrastive", "sparse": "splade"}[kind]
     assert detect_kind(str(out)) == kind
     if kind == "dense":
         from sentence_transformers import SentenceTransformer
