@@ -274,12 +274,15 @@ class QdrantConfig(Bounded):
     timeout: int = _help("Server requests: seconds before a request fails.", 30, flag="--qdrant-timeout")
 
 
+@dataclass
 class SeismicConfig(Bounded):
-    n_postings: int = _help("Average postings kept per term (Seismic's static pruning).", 3500)
-    centroid_fraction: float = _help("Fraction of a posting list's documents used as block centroids.", 0.1)
-    summary_energy: float = _help("Share of a block's weight its summary keeps.", 0.4)
-    query_cut: int = _help("Largest query terms considered per search.", 20)
-    heap_factor: float = _help("Skip a block when its summary score is below this share of the k-th best.", 0.7)
+    n_postings: int = _help("Average postings kept per term (Seismic's static pruning).", 3500, low=1)
+    centroid_fraction: float = _help("Fraction of a posting list's documents used as block centroids.", 0.1,
+                                     above=0, high=1)
+    summary_energy: float = _help("Share of a block's weight its summary keeps.", 0.4, above=0, high=1)
+    query_cut: int = _help("Largest query terms considered per search.", 20, low=1)
+    heap_factor: float = _help("Skip a block when its summary score is below this share of the k-th best.", 0.7,
+                               above=0, high=1)
 
 
 @dataclass
@@ -309,7 +312,8 @@ class EncodeSettings(Bounded):
 NOT_RECORDED = ("unpadded", "model_backend")
 # IndexSettings fields added after indexes, results and cached indexes were first keyed: recorded only where they
 # differ from their defaults, so that an artefact keyed before they existed keeps its key (and stays current).
-RECORDED_WHEN_SET = ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant")
+RECORDED_WHEN_SET = ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant", "seismic",
+                     "auto_sparse_exact_max_documents")
 
 
 def recorded_settings(settings: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -153,7 +153,7 @@ def sparse_rows(workdir: Path, train_path: Path, data: Path, max_steps: int | No
     from embedkit.evaluate.runner import evaluate
     from embedkit.pipeline import run_pipeline
 
-    recipe = quickstart_recipe(RECIPE.with_name("quickstart-sparse.yaml"), workdir, "sparse-code", train_path, data,
+    recipe = quickstart_recipe(packaged_recipe("quickstart-sparse.yaml"), workdir, "sparse-code", train_path, data,
                                max_steps, [])
     run = run_pipeline(recipe)
     rows = _rows(run, {run.model: "MiniLM fine-tuned (SPLADE, {backend})"})

@@ -67,7 +67,8 @@ def _info(st: ServeState, cfg: ServeConfig) -> dict[str, Any]:
         "batching": {"max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms, "max_queue": cfg.max_queue,
                      "request_timeout": cfg.request_timeout},
         "threads": cfg.threads, "auth": cfg.api_key is not None}) | {
-        "routes": sorted(ROUTES + SPARSE_ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))}  # paths of this API
+        # paths of this API
+        "routes": sorted(ROUTES + SPARSE_ROUTES + (("/docs", "/redoc", "/openapi.json") if cfg.docs else ()))}
 
 
 def create_app(index: Searcher, config: ServeConfig | None = None) -> FastAPI:
