@@ -209,7 +209,7 @@ def test_search_a_folder_that_is_not_an_index(tmp_path, capsys, tiny_modernbert)
     assert_refused(code, err, "is not an embedkit index")
 
 
-@pytest.mark.parametrize("key, value, message", [("kind", "sparse", "unknown encoder kind 'sparse'"),
+@pytest.mark.parametrize("key, value, message", [("kind", "splade", "unknown encoder kind 'splade'"),
                                                 ("backend", "annoy", "unknown index backend 'annoy'")])
 def test_search_an_index_of_an_unknown_kind_or_backend(tmp_path, capsys, tiny_index, key, value, message):
     manifest = json.loads((tiny_index / "embedkit-index.json").read_text())
