@@ -130,14 +130,13 @@ def test_benchmark_loaders():
 
 def _expected_choices() -> dict[str, set[str]]:
     from embedkit.index.registry import AUTO, BACKENDS, QUANTIZATIONS
+    from embedkit.models.backends import BACKENDS as MODEL_BACKENDS
     from embedkit.models.colbert.export import EXPORTS
     from embedkit.models.colbert.registry import AUTO as AUTO_LIBRARY
     from embedkit.models.colbert.registry import LIBRARIES
     from embedkit.retrieve.fusion import FUSIONS
     from embedkit.retrieve.rerank import NO_RERANK, RERANKERS
     from embedkit.train.sweep import run_sweep
-
-    from embedkit.models.backends import BACKENDS as MODEL_BACKENDS
 
     return {
         "--kind": _names(config.Kind),

@@ -90,8 +90,8 @@ def _load_openvino(folder: Path, precision: str) -> Run:
 
 BACKENDS: dict[str, BackendEntry] = {
     "torch": BackendEntry("torch", "torch", "torch", ("fp32", "bf16"), None),
-    "onnx": BackendEntry("onnx", "onnxruntime", "pip install onnxruntime onnx", ("fp32", "int8"), _load_onnxruntime),
-    "openvino": BackendEntry("openvino", "openvino", "pip install openvino onnxruntime onnx",
+    "onnx": BackendEntry("onnx", "onnxruntime", "pip install 'embedkit[onnx]'", ("fp32", "int8"), _load_onnxruntime),
+    "openvino": BackendEntry("openvino", "openvino", "pip install 'embedkit[openvino]'",
                              ("fp32", "bf16", "int8"), _load_openvino),
 }
 

@@ -8,7 +8,7 @@ forward's self-check); a mismatch is an error too. Any encoder gets it the same 
 the packed ModernBERT forward, sentence-transformers ``encode`` for other backbones, ColBERT.
 
 How: the transformer's weights are cast to bf16 once (:func:`cast_to_bf16`), not per call. bf16 autocast
-casts every weight on every matmul; a model whose weights are already bf16 skips that (measured in
+casts every weight on every matmul; a model whose weights are already bf16 skips that (compared in
 docs/measurements/cpu.md). What precision needs stays fp32: ``nn.LayerNorm`` weights (CPU ``layer_norm``
 takes bf16 input with fp32 weights and computes in fp32), and everything after the transformer (pooling,
 projection, normalisation), which a forward hook hands fp32 token vectors.

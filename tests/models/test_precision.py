@@ -48,8 +48,8 @@ def test_a_bf16_path_that_differs_from_fp32_is_an_error(monkeypatch):
     monkeypatch.setattr(precision, "cpu_bf16_features", lambda: ("avx512_bf16",))
     encoder = PrecisionEncoder(_Drifting(), torch.device("cpu"), "bf16")
     assert encoder.dim == 4  # the wrapped encoder's attributes
-    with pytest.raises(EmbedkitError, match="precision bf16 on model backend torch: the document embeddings differ from "
-                       "torch fp32"):
+    with pytest.raises(EmbedkitError, match="precision bf16 on model backend torch: the document embeddings "
+                       "differ from torch fp32"):
         encoder.encode_documents(["a", "b"])
 
 
