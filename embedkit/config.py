@@ -710,7 +710,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 # Recipe keys that have moved, and where to: an old recipe gets one error that says what to write instead.
 MOVED_KEYS = {"model.unpadded": "training.unpadded, index.unpadded and eval.unpadded (one per stage, as the "
-                                "precision of training and encoding is)"}
+                                "precision of training and encoding is)",
+              # the model's runtime is chosen per stage, beside its precision (index.backend is the index's)
+              "model.backend": "index.model_backend and eval.model_backend (torch, onnx or openvino: the runtime "
+                               "each stage encodes with, beside its precision)"}
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:

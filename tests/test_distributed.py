@@ -58,10 +58,10 @@ def test_torchrun_index_equals_single_process(tmp_path, corpus, tiny_modernbert)
 
 @pytest.mark.slow
 def test_torchrun_failure_is_one_clear_error_on_every_rank(tmp_path, corpus, tiny_modernbert):
-    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken").mkdir()  # a folder of the user's: never replaced, not even with --overwrite
     out = torchrun("index", "--model", tiny_modernbert, "--corpus", corpus, "--index-dir", tmp_path / "taken")
     assert out.returncode != 0
-    assert "already exists; pass --overwrite" in out.stderr
+    assert "taken holds no embedkit-index.json" in out.stderr
 
 
 def test_resume_with_another_number_of_processes_lists_each_shard_once(tmp_path):

@@ -202,13 +202,15 @@ class SentenceTransformersColbert:
     def contrastive_loss(self, model: Any, gather: bool) -> Any:
         from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
 
-        return MultiVectorMultipleNegativesRankingLoss(model, gather_across_devices=gather)
+        return MultiVectorMultipleNegativesRankingLoss(model, gather_across_devices=gather,
+                                                       similarity_fct=_in_batch_scores(model))
 
     def cached_contrastive_loss(self, model: Any, mini_batch_size: int, gather: bool) -> Any:
         from sentence_transformers.multi_vector_encoder.losses import CachedMultiVectorMultipleNegativesRankingLoss
 
         return CachedMultiVectorMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size,
-                                                             gather_across_devices=gather)
+                                                             gather_across_devices=gather,
+                                                             similarity_fct=_in_batch_scores(model))
 
     def distillation_loss(self, model: Any) -> Any:
         from sentence_transformers.multi_vector_encoder.losses import MultiVectorDistillKLDivLoss
@@ -234,3 +236,16 @@ class SentenceTransformersColbert:
 
 
 LIBRARY = SentenceTransformersColbert()
+
+
+def _in_batch_scores(model: Any) -> Any:
+    """The in-batch score function these losses use when given none (the model's own MaxSim over every query ×
+    document group), bound to the model itself: under torchrun the trainer swaps the loss's ``model`` for the
+    DistributedDataParallel wrapper, on which sentence-transformers 6.3 then looks up ``similarity`` and fails."""
+    from functools import partial
+
+    try:
+        from sentence_transformers.multi_vector_encoder.scoring.colbert import _colbert_scores
+    except ImportError:  # before 6.3 the default (colbert_scores) reads nothing from the model: keep it
+        return None
+    return partial(_colbert_scores, model.similarity)
