@@ -189,12 +189,13 @@ class SeismicIndex(SparseIndex):
         rows = [i for i in range(queries.shape[0]) if queries.indptr[i + 1] > queries.indptr[i]]
         if not rows or self.matrix.nnz == 0:
             return scores, positions
-        components = [queries.indices[queries.indptr[i]:queries.indptr[i + 1]].astype(str).astype(self.string)
-                      for i in rows]
-        values = [queries.data[queries.indptr[i]:queries.indptr[i + 1]].astype(np.float32) for i in rows]
-        found = self.index.batch_search(np.array([str(i) for i in rows], dtype=self.string), components, values,
-                                        k=k, query_cut=self.options.query_cut, heap_factor=self.options.heap_factor)
-        for row, hits in zip(rows, found):
+        # One query at a time: pyseismic-lsr 0.5.4's batch_search (its queries on several threads) returned
+        # different, mostly wrong, top-k lists from run to run on a 2-core machine; search is deterministic.
+        for row in rows:
+            span = slice(queries.indptr[row], queries.indptr[row + 1])
+            hits = self.index.search(str(row), queries.indices[span].astype(str).astype(self.string),
+                                     queries.data[span].astype(np.float32), k=k, query_cut=self.options.query_cut,
+                                     heap_factor=self.options.heap_factor)
             for j, (_, score, doc) in enumerate(hits[:k]):
                 scores[row, j], positions[row, j] = score, int(doc)
         return scores, positions

@@ -74,9 +74,8 @@ def test_seismic_on_synthetic_vectors_matches_exact(tmp_path):
     index = seismic.SeismicIndex.load(str(tmp_path / "seismic.index.seismic"))
     string = seismic.get_seismic_string()
     rows = [i for i in range(50) if queries[i].nnz]
-    found = index.batch_search(np.array([str(i) for i in rows], dtype=string),
-                               [queries[i].indices.astype(str).astype(string) for i in rows],
-                               [queries[i].data for i in rows], k=10, query_cut=20, heap_factor=0.7)
+    found = [index.search(str(i), queries[i].indices.astype(str).astype(string), queries[i].data, k=10,
+                          query_cut=20, heap_factor=0.7) for i in rows]
     _, exact = top_k((queries @ docs.T).toarray().astype(np.float32), 10)
     recall = np.mean([len({int(d) for _, _, d in hits} & set(exact[i][exact[i] >= 0])) / max(1, (exact[i] >= 0).sum())
                       for i, hits in zip(rows, found)])
