@@ -295,7 +295,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     from embedkit.quickstart import run_quickstart
 
     run_quickstart(workdir=args.workdir, train_size=args.train_size, eval_size=args.eval_size,
-                   max_steps=args.max_steps, colbert=not args.no_colbert, sparse=not args.no_sparse)
+                   max_steps=args.max_steps, colbert=not args.no_colbert, sparse=args.sparse)
     return 0
 
 
@@ -555,8 +555,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=_count, default=None, metavar="INT",
                    help="Stop training after this many updates (default: the recipes' own).")
     p.add_argument("--no-colbert", action="store_true", help="Run the dense recipe only, not the ColBERT one.")
-    p.add_argument("--no-sparse", action="store_true",
-                   help="Skip the sparse (SPLADE) recipe and its hybrid (RRF with the dense model) row.")
+    p.add_argument("--sparse", action="store_true",
+                   help="Also train the sparse (SPLADE) recipe on the same pairs and add its row and a hybrid (RRF "
+                        "with the dense model) row. Off by default: MiniLM ships no MLM head transform, so a few "
+                        "steps from it give a weak sparse model.")
     p.set_defaults(func=_quickstart)
 
     p = command(sub, "benchmarks", "list the named benchmarks")

@@ -167,7 +167,7 @@ def sparse_rows(workdir: Path, train_path: Path, data: Path, max_steps: int | No
 
 
 def run_quickstart(workdir: str | Path = "runs/quickstart", train_size: int = 2000, eval_size: int = 2000,
-                   max_steps: int | None = None, colbert: bool = True, sparse: bool = True) -> list[Row]:
+                   max_steps: int | None = None, colbert: bool = True, sparse: bool = False) -> list[Row]:
     """Prepare the data, run the dense (and ColBERT) quickstart recipes, print and save one table.
 
     Rerun with the same arguments, finished stages are skipped and an interrupted one resumes.

@@ -8,13 +8,13 @@ def test_fine_tuning_minilm_raises_ndcg_on_unseen_code(tmp_path, capsys):
     """The quickstart at a small size: in-domain pairs from site-packages lift nDCG@10 on stdlib code."""
     from embedkit.quickstart import run_quickstart
 
-    rows = run_quickstart(workdir=tmp_path / "qs", train_size=480, eval_size=300, max_steps=15, colbert=False,
-                          sparse=False)
+    rows = run_quickstart(workdir=tmp_path / "qs", train_size=480, eval_size=300, max_steps=15, colbert=False)
     by_name = {row.name: row for row in rows}
     base, tuned = by_name["MiniLM base (dense)"], by_name["MiniLM fine-tuned (dense)"]
     assert tuned.ndcg > base.ndcg
     assert by_name["BM25 (bm25s)"].ndcg > 0
-    assert "| MiniLM fine-tuned (dense) |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| MiniLM fine-tuned (dense) |" in out and "SPLADE" not in out  # the sparse rows are asked for
     assert (tmp_path / "qs" / "results.md").is_file()
     # like for like: both MiniLM rows read documents up to MiniLM's own 256 tokens, recorded in each results JSON
     lengths = {p.parent.name: json.loads(p.read_text())["max_length"]
@@ -27,7 +27,8 @@ def test_quickstart_sparse_and_hybrid_rows(tmp_path, capsys):
     """The sparse row (SPLADE on the same pairs) and the hybrid row (RRF with the dense model), with times."""
     from embedkit.quickstart import run_quickstart
 
-    rows = run_quickstart(workdir=tmp_path / "qs", train_size=160, eval_size=200, max_steps=4, colbert=False)
+    rows = run_quickstart(workdir=tmp_path / "qs", train_size=160, eval_size=200, max_steps=4, colbert=False,
+                          sparse=True)
     by_name = {row.name: row for row in rows}
     sparse = by_name["MiniLM fine-tuned (SPLADE, sparse-exact)"]
     hybrid = by_name["hybrid: RRF(SPLADE, dense fine-tuned)"]
