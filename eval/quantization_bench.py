@@ -52,8 +52,11 @@ def peak_rss_mb() -> float:
 
 
 def load_note() -> str:
-    return (f"load average {os.getloadavg()[0]:.1f} at the start on {os.cpu_count()} CPUs: other jobs shared "
-            "the machine during this run")
+    """The 1-minute load average when the run starts, and what it says about the latencies measured."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    verdict = ("other jobs shared the machine: latencies are not comparable" if load > 0.5 * cpus
+               else "nothing else was running")
+    return f"load average {load:.1f} at the start on {cpus} CPUs: {verdict}"
 
 
 def recall_at_10(positions: np.ndarray, exact: np.ndarray) -> float:
