@@ -258,20 +258,20 @@ class QdrantConfig(Bounded):
     collection: str = _help("The collection's name (on a server; a local shard holds one).", "embedkit",
                             flag="--qdrant-collection", metavar="NAME")
     hnsw_m: int = _help("HNSW graph neighbours per node (Qdrant builds the graph past its full-scan threshold).",
-                        16, flag="--qdrant-hnsw-m")
-    ef_construct: int = _help("HNSW candidates kept while building.", 100, flag="--qdrant-ef-construct")
+                        16, flag="--qdrant-hnsw-m", low=0)
+    ef_construct: int = _help("HNSW candidates kept while building.", 100, flag="--qdrant-ef-construct", low=1)
     ef_search: int | None = _help("HNSW candidates kept while searching. Default: Qdrant's own.", None,
-                                  flag="--qdrant-ef-search")
+                                  flag="--qdrant-ef-search", low=1)
     quantization: Quantization = _help(
         "Qdrant's own vector quantization (int8: scalar, binary: binary), with Qdrant's rescoring of the "
         "original vectors.", "none", flag="--qdrant-quantization")
     upload_batch: int = _help("Points per upsert while uploading (bounds memory and the work a kill loses).", 256,
-                              flag="--qdrant-upload-batch")
+                              flag="--qdrant-upload-batch", low=1)
     shard_number: int = _help("Server collections: shards the collection is split into across the cluster.", 1,
-                              flag="--qdrant-shards")
+                              flag="--qdrant-shards", low=1)
     replication_factor: int = _help("Server collections: copies of each shard.", 1,
-                                    flag="--qdrant-replicas")
-    timeout: int = _help("Server requests: seconds before a request fails.", 30, flag="--qdrant-timeout")
+                                    flag="--qdrant-replicas", low=1)
+    timeout: int = _help("Server requests: seconds before a request fails.", 30, flag="--qdrant-timeout", low=1)
 
 
 @dataclass
@@ -360,10 +360,11 @@ class IndexSettings(EncodeSettings):
     rescore_multiplier: int = _help(
         "Quantized or shortlisted indexes: k x this many first-pass candidates are rescored with the full "
         "query and document vectors (at least 1; 4 kept 0.99 of flat's nDCG@10 with binary in "
-        "docs/measurements/quantization.md).", 4, group=QUANTIZATION_GROUP)
+        "docs/measurements/quantization.md).", 4, group=QUANTIZATION_GROUP, low=1)
     shortlist_dim: int | None = _help(
         "Matryoshka models: search the first N dimensions (renormalised) for the shortlist, then rescore it on "
-        "every dimension. Default: the full size.", None, group=QUANTIZATION_GROUP)
+        "every dimension. Default: the full size.", None, group=QUANTIZATION_GROUP,
+        low=1)
     plaid: PlaidConfig = _help("PLAID options.", factory=PlaidConfig,
                                group="PLAID options (colbert models: backend plaid)")
     qdrant: QdrantConfig = _help("Qdrant options.", factory=QdrantConfig,

@@ -241,15 +241,10 @@ def compresses(settings: IndexSettings) -> bool:
 
 
 def check_quantization(settings: IndexSettings, kind: str, dim: int | None = None) -> None:
-    """Refuse, before any work, quantization settings that cannot apply: a multiplier below 1, quantization or a
-    shortlist on an index that is not a dense FAISS one (colbert, bm25, ivfpq), a shortlist wider than the
-    vectors (``dim``, once the model is loaded)."""
-    get_quantizer(settings.quantization)
-    if settings.rescore_multiplier < 1:
-        raise EmbedkitError(f"index.rescore_multiplier (--rescore-multiplier): must be at least 1, got "
-                            f"{settings.rescore_multiplier}")
-    if settings.shortlist_dim is not None and settings.shortlist_dim < 1:
-        raise EmbedkitError(f"index.shortlist_dim (--shortlist-dim): must be at least 1, got {settings.shortlist_dim}")
+    """Refuse, before any work, quantization settings that cannot apply: quantization or a shortlist on an index
+    that is not a dense FAISS one (colbert, bm25, ivfpq), a shortlist wider than the vectors (``dim``, once the
+    model is loaded)."""
+    get_quantizer(settings.quantization)  # the multiplier's and shortlist's lower bounds are the schema's
     if not compresses(settings):
         return
     what = (f"index.quantization {settings.quantization}" if settings.quantization != "none"
