@@ -1,4 +1,5 @@
-"""Artefact folders: JSON manifests, atomic publication, model fingerprints, and the one hash of settings."""
+"""Artefact folders: JSON manifests, atomic publication, model fingerprints, the one hash of settings, and the one
+answer to "is this output current?" (:class:`Currency`, acted on by the caller's :class:`Policy`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +203,83 @@ def model_fingerprint(path: str | Path) -> str:
                 f.seek(-(1 << 20), os.SEEK_END)
                 digest.update(f.read())
     return digest.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- is this output current?
+
+class Policy(Enum):
+    """What a caller does with an output that exists but was made otherwise than it would make it now. An absent
+    output is made and a current one kept (unless the caller overwrites), whatever the policy."""
+
+    SKIP = "skip"        # keep it and go on without making it (a warning names the differences)
+    REFUSE = "refuse"    # stop before any work: an error names the differences and what the user can do
+    REBUILD = "rebuild"  # make it again (a log line names the differences)
+
+
+@dataclass(frozen=True)
+class Currency:
+    """Whether an output (a model, an index, a results file) is absent, current, or made otherwise: the one
+    answer every stage and command acts on. Each kind of artefact has one function that computes it
+    (:func:`embedkit.train.current.model_currency`, :func:`embedkit.index.current.index_currency`,
+    :func:`embedkit.evaluate.settings.results_currency`); the caller passes its policy to :meth:`must_make`.
+
+    ``differences`` is None when the output is absent, empty when it is current, else one
+    ``key: recorded -> wanted`` line per difference (:func:`recorded_differences`). ``where`` names the output
+    in messages, ``found`` says what is found there when it differs, ``remedy`` what the user can do about it.
+
+    >>> Currency("index/", ("max_length: 64 -> 128",), "holds another index", "pass --overwrite").refusal()
+    EmbedkitError('index/ holds another index (max_length: 64 -> 128); pass --overwrite')
+    """
+
+    where: str
+    differences: tuple[str, ...] | None
+    found: str = "holds an output made with other settings"
+    remedy: str = "pass --overwrite to replace it"
+
+    @property
+    def absent(self) -> bool:
+        return self.differences is None
+
+    @property
+    def current(self) -> bool:
+        return self.differences == ()
+
+    def shown(self, limit: int = 6) -> str:
+        """The differences, the first ``limit`` of them and how many more."""
+        changes = list(self.differences or ())
+        more = f"; and {len(changes) - limit} more" if len(changes) > limit else ""
+        return "; ".join(changes[:limit]) + more
+
+    def refusal(self) -> EmbedkitError:
+        return EmbedkitError(f"{self.where} {self.found} ({self.shown()}); {self.remedy}")
+
+    def must_make(self, policy: Policy, overwrite: bool = False, then: str = "") -> bool:
+        """Whether the caller makes the output (again): yes when it is absent or ``overwrite`` is set, no when it
+        is current; when it differs, ``policy`` decides: REFUSE raises :meth:`refusal`, REBUILD logs the
+        differences and says yes, SKIP warns and says no. ``then`` ends the log line (what happens next)."""
+        if self.absent or overwrite:
+            return True
+        if self.current:
+            return False
+        if policy is Policy.REFUSE:
+            raise self.refusal()
+        told = f"{self.where} {self.found} ({self.shown()})" + (f"; {then}" if then else "")
+        if policy is Policy.REBUILD:
+            logger.info(told)
+            return True
+        logger.warning(told)
+        return False
+
+
+def recorded_differences(recorded: dict[str, Any], wanted: dict[str, Any],
+                         defaults: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """``key: recorded -> wanted`` for every setting a manifest recorded otherwise than wanted now (nested keys
+    dotted); ``defaults`` fill both sides first, for settings recorded only where they differ from them.
+
+    >>> recorded_differences({"k": 10, "faiss": {"nprobe": 8}}, {"k": 10, "faiss": {"nprobe": 16}})
+    ('faiss.nprobe: 8 -> 16',)
+    """
+    from embedkit.config import setting_differences
+
+    base = defaults or {}
+    return tuple(setting_differences({**base, **recorded}, {**base, **wanted}))

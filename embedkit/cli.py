@@ -21,7 +21,9 @@ logger = logging.getLogger("embedkit")
 # --------------------------------------------------------------------------- sub-commands
 
 def _train(args: argparse.Namespace) -> int:
-    from embedkit.pipeline import check_inputs, refuse_retraining, trained_differences
+    from embedkit.artifacts import Policy
+    from embedkit.pipeline import check_inputs
+    from embedkit.train.current import model_currency
     from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
@@ -32,13 +34,10 @@ def _train(args: argparse.Namespace) -> int:
     check_inputs(recipe, ("train",))
     if not recipe.data.train:
         raise EmbedkitError(f"{args.recipe}: data.train is not set: there is nothing to train on")
-    changes = trained_differences(recipe)
-    if changes == [] and not args.overwrite:
+    if not model_currency(recipe).must_make(Policy.REFUSE, args.overwrite):
         logger.info("%s already holds the model this recipe trains (--overwrite trains it again)", recipe.output_dir)
         print(recipe.output_dir)
         return 0
-    if changes and not args.overwrite:
-        raise refuse_retraining(recipe, changes)
     path = train(recipe, overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints)
     logger.info("model saved to %s", path)
     print(path)
@@ -62,8 +61,7 @@ def _index(args: argparse.Namespace) -> int:
     from embedkit.data.inputs import check_local, check_local_or_hub
     from embedkit.index.registry import BACKENDS, NO_MODEL, check_available, needs_model
 
-    cfg = from_args(args, IndexConfig, "index")
-    library = _colbert_library(args)
+    cfg = dataclasses.replace(from_args(args, IndexConfig, "index"), colbert_library=_colbert_library(args))
     check_available(cfg.backend)
     if args.delete:
         check_local(cfg.output_dir, "--index-dir", "folder")
@@ -100,25 +98,23 @@ def _index(args: argparse.Namespace) -> int:
         check_replaceable(cfg.output_dir, MANIFEST, "an index")
     from embedkit.data.corpus import Corpus
     from embedkit.distributed import dist_context
-    from embedkit.index.build import (add_documents, build_index, build_index_distributed, index_differences)
+    from embedkit.artifacts import Policy
+    from embedkit.index.build import add_documents, build_index, build_index_distributed
+    from embedkit.index.current import index_currency
 
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     if args.add:
-        num = add_documents(cfg.output_dir, corpus, args.model, cfg, colbert_library=library)
+        num = add_documents(cfg.output_dir, corpus, args.model, cfg)
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
-    changes = None if args.overwrite else index_differences(cfg.output_dir, args.model, corpus, cfg, args.kind)
-    if changes == []:
+    if not args.overwrite and not index_currency(cfg.output_dir, args.model, corpus, cfg, args.kind).must_make(
+            Policy.REFUSE):
         logger.info("%s already holds this index: same documents, model and settings (--overwrite rebuilds it)",
                     cfg.output_dir)
         print(cfg.output_dir)
         return 0
-    if changes:
-        raise EmbedkitError(f"{cfg.output_dir} already holds another index ({'; '.join(changes[:6])}); pass "
-                            "--overwrite to replace it, or choose another --index-dir")
     with dist_context() as (rank, world_size):
-        common = dict(kind=args.kind, overwrite=args.overwrite, rank=rank, world_size=world_size,
-                      colbert_library=library)
+        common = dict(kind=args.kind, overwrite=args.overwrite, rank=rank, world_size=world_size)
         build = build_index_distributed if world_size > 1 else build_index
         path = build(args.model, corpus, cfg.output_dir, cfg, **common)
     if rank == 0:
@@ -147,12 +143,14 @@ def _colbert_library(args: argparse.Namespace) -> str:
     return library
 
 
-def _model_backend(args: argparse.Namespace) -> str:
-    """``--model-backend`` of search and serve: ``EncodeSettings.model_backend``, as on index and eval."""
+def _query_encoding(args: argparse.Namespace):
+    """The encoding settings of search and serve: ``--batch-size``, ``--model-backend`` (as on index and eval)
+    and ``--colbert-library``."""
     from embedkit.cli_fields import from_args
     from embedkit.config import EncodeSettings
 
-    return from_args(args, EncodeSettings, "encode").model_backend
+    return dataclasses.replace(from_args(args, EncodeSettings, "encode"), batch_size=args.batch_size,
+                               colbert_library=_colbert_library(args))
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -163,8 +161,7 @@ def _search(args: argparse.Namespace) -> int:
         check_local_or_hub(args.model, "--model", "model")
     from embedkit.retrieve.retriever import open_retriever
 
-    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, batch_size=args.batch_size,
-                           colbert_library=_colbert_library(args), model_backend=_model_backend(args))
+    index = open_retriever(args.index_dir, _retrieve_config(args), args.model, _query_encoding(args))
     queries = args.query
     explain = getattr(index.searched_index, "explain", None) if args.explain else None
     if args.explain and explain is None:
@@ -200,8 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
     from embedkit.serve.startup import run_server
 
     config = from_args(args, ServeConfig, "serve")
-    run_server(args.index_dir, _retrieve_config(args), args.model, args.batch_size, config,
-               colbert_library=_colbert_library(args), model_backend=_model_backend(args))
+    run_server(args.index_dir, _retrieve_config(args), args.model, _query_encoding(args), config)
     return 0
 
 
@@ -211,8 +207,7 @@ def _eval(args: argparse.Namespace) -> int:
     from embedkit.data.inputs import check_local, check_local_or_hub
     from embedkit.index.registry import NO_MODEL, check_available
 
-    options = from_args(args, EvalOptions, "eval")
-    library = _colbert_library(args)
+    options = dataclasses.replace(from_args(args, EvalOptions, "eval"), colbert_library=_colbert_library(args))
     index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
                                                           for k in ("batch_size", "max_length", "truncate_dim")})
     check_available(index.backend)
@@ -241,7 +236,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
                              data=args.data, mldr_setting=args.mldr_setting, overwrite=args.overwrite,
-                             index=index, colbert_library=library)
+                             index=index)
         written = [o for o in run.outcomes if o.result is not None]
         if written:
             logger.info("results in %s", args.output_dir)
@@ -257,7 +252,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.index_dir:
         check_local(args.index_dir, "--index-dir", "folder")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
-                      index_dir=args.index_dir, colbert_library=library)
+                      index_dir=args.index_dir)
     for what, path in (("results", args.output), ("run file", args.run_file)):
         if path:
             logger.info("%s written to %s", what, path)

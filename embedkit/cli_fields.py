@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from embedkit.config import _build, _type_name, default_of
+from embedkit.config import _build, _type_name, default_of, is_key
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -29,6 +29,8 @@ def _walk(cls: type, path: tuple[str, ...] = (), group: str | None = None
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if not is_key(f):  # it carries another flag's value (colbert_library: --colbert-library)
+            continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             rows.extend(_walk(tp, path + (f.name,), f.metadata.get("group") or group))

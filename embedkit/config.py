@@ -43,18 +43,25 @@ UNPADDED_HELP = ("Packed (unpadded) ModernBERT forward {what}: auto uses it for 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
           flag: str | None = None, flag_help: str | None = None, group: str | None = None,
           metavar: str | None = None, low: float | None = None, high: float | None = None,
-          above: float | None = None, below: float | None = None) -> Any:
+          above: float | None = None, below: float | None = None, carried: str | None = None) -> Any:
     """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do,
     ``flag_help`` is the flag's own help where it differs (a flag that turns a default-on setting off),
     ``group`` the option group of the flag (on a section: of all its flags), ``metavar`` its value's name.
     ``low``/``high`` (inclusive) and ``above``/``below`` (exclusive) bound a number: :class:`Bounded` checks
-    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds)."""
+    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds).
+    ``carried`` names the recipe key whose value the field carries to where it is used: it is no key (and no
+    flag) of its own (:func:`is_key`)."""
     options = (("flag", flag), ("flag_help", flag_help), ("group", group), ("metavar", metavar), ("low", low),
-               ("high", high), ("above", above), ("below", below))
+               ("high", high), ("above", above), ("below", below), ("carried", carried))
     metadata = {"help": text, **{k: v for k, v in options if v is not None}}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def is_key(f: dataclasses.Field) -> bool:
+    """Whether a field is a recipe key (and a flag): every field but those that carry another key's value."""
+    return "carried" not in f.metadata
 
 
 def bound_error(name: str, value: Any, f: dataclasses.Field) -> str | None:
@@ -109,9 +116,13 @@ COLBERT_FRESH_DEFAULTS = {"embedding_dim": 128, "query_length": 32, "document_le
                           "query_prefix": "[Q] ", "document_prefix": "[D] "}
 
 
+# The ColBERT libraries (names of embedkit.models.colbert.registry.LIBRARIES, and its auto).
+ColbertLibrary = Literal["auto", "sentence-transformers", "pylate"]
+
+
 @dataclass
 class ColbertConfig(Bounded):
-    library: Literal["auto", "sentence-transformers", "pylate"] = _help(
+    library: ColbertLibrary = _help(
         "ColBERT library: sentence-transformers (MultiVectorEncoder, sentence-transformers >= 6) or pylate "
         "(PyLate, in an environment with embedkit[pylate]); auto: sentence-transformers when it has "
         "MultiVectorEncoder, else pylate.", "auto", flag="--colbert-library")
@@ -305,11 +316,15 @@ class EncodeSettings(Bounded):
         "(an error if it differs). Dense, colbert and the cross-encoder reranker.", "torch")
     unpadded: Unpadded = _help(UNPADDED_HELP.format(what="when encoding") + " The vectors agree either way (to "
                                "float tolerance), so no index or result records it.", "auto")
+    colbert_library: ColbertLibrary = _help(
+        "The ColBERT library that loads colbert models (and a colbert reranker's): the value of colbert.library "
+        "(--colbert-library), carried to the encoders. The library that loaded a model is in its index's "
+        "manifest; the settings keys do not record it.", "auto", carried="colbert.library")
 
 
 # EncodeSettings fields that choose how vectors are computed, never which (the packed forward is checked against
 # HF's): no index manifest, evaluation cache or results key records them, so they never make an artefact stale.
-NOT_RECORDED = ("unpadded", "model_backend")
+NOT_RECORDED = ("unpadded", "model_backend", "colbert_library")
 # IndexSettings fields added after indexes, results and cached indexes were first keyed: recorded only where they
 # differ from their defaults, so that an artefact keyed before they existed keeps its key (and stays current).
 RECORDED_WHEN_SET = ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant", "seismic",
@@ -609,11 +624,29 @@ class Recipe:
     eval: EvalConfig = _help("Evaluation after (and during) training.", factory=EvalConfig)
     report: ReportConfig = _help("Report stage: markdown and chart of the results.", factory=ReportConfig)
 
+    def __post_init__(self) -> None:
+        # colbert.library is one key; the encoding settings of the index and eval stages carry its value
+        library = self.colbert.library
+        self.index = dataclasses.replace(self.index, colbert_library=library)
+        self.eval = dataclasses.replace(self.eval, colbert_library=library)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The recipe's keys and values (fields that carry another key's value left out)."""
+        return _keys_only(self, dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _keys_only(obj: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` (``asdict(obj)``) without the fields that are no recipe key (:func:`is_key`), at any depth."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not is_key(f):
+            raw.pop(f.name, None)
+        elif dataclasses.is_dataclass(value):
+            _keys_only(value, raw[f.name])
+    return raw
 
 
 def narrow(cls: type, obj: Any) -> Any:
@@ -719,7 +752,7 @@ MOVED_KEYS = {"model.unpadded": "training.unpadded, index.unpadded and eval.unpa
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls) if is_key(f)]
     unknown = [k for k in raw if k not in names]
     if unknown:
         prefix = f"{where}." if where else ""
@@ -837,6 +870,8 @@ def recipe_keys(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, st
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if not is_key(f):
+            continue
         key = f"{prefix}{f.name}"
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import check_apart, read_json, settings_key, write_json
+from embedkit.artifacts import Policy, check_apart, read_json, settings_key, write_json
 from embedkit.config import (EvalConfig, EvalOptions, IndexConfig, Recipe, ReportConfig, narrow, run_folder,
-                             setting_differences, training_settings, with_run_paths)
+                             with_run_paths)
 from embedkit.errors import EmbedkitError
 from embedkit.index.registry import NO_MODEL
 
@@ -87,35 +87,6 @@ def training_recipe(recipe: Recipe) -> Recipe:
     return replace(recipe, index=IndexConfig(), eval=keep, report=ReportConfig())
 
 
-def trained_differences(recipe: Recipe) -> list[str] | None:
-    """How the model in ``recipe.output_dir`` was trained differently from ``recipe``: None when there is no
-    folder, ``[]`` when its training settings are the recipe's."""
-    from embedkit.train.run import MANIFEST
-
-    folder = Path(recipe.output_dir)
-    if not folder.exists():
-        return None
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return [f"{folder} holds no {MANIFEST}: it is not a model embedkit trained"]
-    saved = read_json(manifest).get("recipe")
-    if not isinstance(saved, dict):
-        return [f"{manifest} records no recipe"]
-    return setting_differences(training_settings(saved), training_settings(recipe))
-
-
-def refuse_retraining(recipe: Recipe, changes: list[str]) -> EmbedkitError:
-    """The error for an output_dir that holds something else than the model ``recipe`` trains."""
-    from embedkit.train.run import MANIFEST
-
-    if not (Path(recipe.output_dir) / MANIFEST).is_file():
-        return EmbedkitError(f"output_dir {recipe.output_dir} already exists and holds no model embedkit trained "
-                             f"(no {MANIFEST}); --overwrite replaces only those: set output_dir to another folder")
-    shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
-    return EmbedkitError(f"output_dir {recipe.output_dir} holds a model trained with other settings ({shown}); "
-                         "pass --overwrite to train again and replace it, or set output_dir to keep both")
-
-
 # --------------------------------------------------------------------------- inputs
 
 def check_inputs(recipe: Recipe, stages: Sequence[str] = STAGES) -> None:
@@ -174,15 +145,12 @@ def _train(recipe: Recipe, overwrite: bool) -> tuple[str, str]:
     """The model later stages use, and the stage status."""
     if not recipe.data.train:
         return recipe.model.name, "off (no data.train)"
+    from embedkit.train.current import model_currency
     from embedkit.train.run import train
 
-    wanted = training_recipe(recipe)
-    changes = trained_differences(recipe)
-    if changes == [] and not overwrite:
+    if not model_currency(recipe).must_make(Policy.REFUSE, overwrite):
         return recipe.output_dir, "skipped (done)"
-    if changes and not overwrite:
-        raise refuse_retraining(recipe, changes)
-    return str(train(wanted, overwrite=True)), "ran"
+    return str(train(training_recipe(recipe), overwrite=True)), "ran"
 
 
 def _index(recipe: Recipe, model: str, overwrite: bool) -> tuple[str, str]:
@@ -190,16 +158,15 @@ def _index(recipe: Recipe, model: str, overwrite: bool) -> tuple[str, str]:
     if not cfg.corpus:
         return "", "off (no index.corpus)"
     from embedkit.data.corpus import Corpus
-    from embedkit.index.build import build_index, index_differences
+    from embedkit.index.build import build_index
+    from embedkit.index.current import index_currency
 
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     folder = Path(cfg.output_dir)
-    changes = None if overwrite else index_differences(folder, model, corpus, cfg, kind=recipe.kind)
-    if changes == []:
+    if not overwrite and not index_currency(folder, model, corpus, cfg, kind=recipe.kind).must_make(
+            Policy.REBUILD, then="rebuilding it"):
         return str(folder), "skipped (done)"
-    if changes:
-        logger.info("%s is rebuilt: %s", folder, "; ".join(changes))
-    build_index(model, corpus, folder, cfg, kind=recipe.kind, overwrite=True, colbert_library=recipe.colbert.library)
+    build_index(model, corpus, folder, cfg, kind=recipe.kind, overwrite=True)  # cfg carries colbert.library
     return str(folder), "ran"
 
 
@@ -227,22 +194,20 @@ def _corpus_fingerprint(folder: Path, titles: bool) -> str | None:
 def _eval_one(recipe: Recipe, model: str, kind: str | None, folder: str, index_dir: str, overwrite: bool,
               ran: list[bool]) -> dict[str, Any]:
     from embedkit.evaluate.runner import document_text_of, evaluate
-    from embedkit.evaluate.settings import results_path, run_settings
+    from embedkit.evaluate.settings import results_currency, results_path, run_settings
 
     options = narrow(EvalOptions, replace(recipe.eval, kind=kind))
     data = Path(folder)
     document_text = document_text_of(data, options.protocol)
-    key = settings_key(run_settings(model, options, None, recipe.index, document_text))
+    settings = run_settings(model, options, None, recipe.index, document_text)
     out = results_path(recipe.eval.output_dir, model, data.name)
     if not overwrite and out.is_file():
-        saved = read_json(out)
-        if saved.get("settings_key") == key and \
-                saved.get("corpus_fingerprint") == _corpus_fingerprint(data, document_text == "title+text"):
-            return saved
+        fingerprint = _corpus_fingerprint(data, document_text == "title+text")
+        if not results_currency(out, settings, fingerprint).must_make(Policy.REBUILD, then="scoring again"):
+            return read_json(out)
     ran.append(True)
     return evaluate(model, data, options, output=out, run_file=out.with_suffix(".trec"), dataset_name=data.name,
-                    index=recipe.index, index_dir=index_dir or None, document_text=document_text,
-                    colbert_library=recipe.colbert.library)
+                    index=recipe.index, index_dir=index_dir or None, document_text=document_text)
 
 
 def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[list[dict[str, Any]], str]:
@@ -262,8 +227,7 @@ def _eval(recipe: Recipe, model: str, index_dir: str, overwrite: bool) -> tuple[
             else:  # a benchmark name: one JSON per dataset under eval.output_dir, datasets done are skipped
                 run = run_benchmarks(name, item, replace(narrow(EvalOptions, scored.eval), kind=kind),
                                      output_dir=scored.eval.output_dir, cache_dir=scored.eval.benchmark_cache,
-                                     mldr_setting=scored.eval.mldr_setting, overwrite=overwrite, index=scored.index,
-                                     colbert_library=scored.colbert.library)
+                                     mldr_setting=scored.eval.mldr_setting, overwrite=overwrite, index=scored.index)
                 ran.extend(o.status == "scored" for o in run.outcomes if o.status != "skipped")
                 results.extend(o.result for o in run.outcomes if o.result is not None)
                 if run.failed:
@@ -343,10 +307,10 @@ def run_pipeline(recipe: Recipe, stages: Sequence[str] = STAGES, overwrite: bool
     trained = timed("train", lambda: _train(recipe, overwrite), lambda v: v if recipe.data.train else "")
     model = trained or (recipe.output_dir if recipe.data.train else recipe.model.name)
     if "train" not in stages and recipe.data.train:
-        changes = trained_differences(recipe)
-        if changes:
-            logger.warning("%s was trained with other settings than the recipe's (%s); the train stage is not run, "
-                           "so the later stages use it as it is", model, "; ".join(changes[:3]))
+        from embedkit.train.current import model_currency
+
+        model_currency(recipe).must_make(Policy.SKIP, then="the train stage is not run, so the later stages use "
+                                                          "it as it is")
     result.model = model
     index_dir = timed("index", lambda: _index(recipe, model, overwrite), lambda v: v)
     if index_dir is None:

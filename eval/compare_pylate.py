@@ -92,8 +92,8 @@ def main() -> None:
             model, folder, tmp / "pylate-index")
         for name, backend in (("embedkit_plaid", "plaid"), ("embedkit_exact", "exact")):
             start = time.perf_counter()
-            result = evaluate(model, folder, EvalOptions(kind="colbert", use_cache=False),
-                              index=IndexSettings(backend=backend), colbert_library=LIBRARY)
+            result = evaluate(model, folder, EvalOptions(kind="colbert", use_cache=False, colbert_library=LIBRARY),
+                              index=IndexSettings(backend=backend))
             timings[name] = time.perf_counter() - start
             scores[name] = result["ndcg@10"]
     row = {"docs": result["num_documents"], "queries": result["num_queries"],

@@ -52,11 +52,11 @@ def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, ti
 
     from fastapi.testclient import TestClient
 
-    from embedkit.config import ServeConfig
+    from embedkit.config import EncodeSettings, ServeConfig
     from embedkit.retrieve.retriever import open_retriever
     from embedkit.serve import create_app
 
-    index = open_retriever(exact, batch_size=16, colbert_library=colbert_library.name)
+    index = open_retriever(exact, settings=EncodeSettings(batch_size=16, colbert_library=colbert_library.name))
     config = ServeConfig(max_batch=8, max_wait_ms=5, allowed_hosts=["testserver"])  # TestClient's Host
     with TestClient(create_app(index, config)) as client:
         reply = client.post("/search", json={"queries": [pairs[3].code[:80]], "k": 5, "with_text": False})

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from embedkit.artifacts import settings_key
+from embedkit.artifacts import Policy, settings_key
 from embedkit.config import IndexSettings, MldrSetting
 from embedkit.errors import EmbedkitError
 from embedkit.evaluate.metrics import depth_of
 from embedkit.evaluate.runner import EvalOptions, evaluate
-from embedkit.evaluate.settings import model_label, results_path, run_settings
+from embedkit.evaluate.settings import model_label, results_currency, results_path, run_settings
 from embedkit.index.registry import NO_MODEL
 
 logger = logging.getLogger(__name__)
@@ -57,18 +57,12 @@ class BenchmarkRun:
         return results_table(self.outcomes)
 
 
-def _already_scored(path: Path, key: str) -> dict[str, Any] | None:
-    """The saved result at ``path`` when it was made with the settings ``key``, else None."""
-    if not path.is_file():
+def _already_scored(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved result at ``path`` when it was made with ``settings``, else None (a result made otherwise is
+    scored again, the differences logged)."""
+    if results_currency(path, settings).must_make(Policy.REBUILD, then="scoring again"):
         return None
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None  # unreadable: score again
-    if isinstance(saved, dict) and saved.get("settings_key") == key and "dataset" in saved:
-        return saved
-    logger.info("%s was made with other settings (or another model); scoring again", path)
-    return None
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def headline(result: dict[str, Any]) -> str:
@@ -110,8 +104,8 @@ def _duration(seconds: float) -> str:
 
 def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str | Path = "results",
                    data: str | None = None, cache_dir: str | Path | None = None,
-                   mldr_setting: str = "ood", overwrite: bool = False, index: IndexSettings | None = None,
-                   colbert_library: str = "auto") -> BenchmarkRun:
+                   mldr_setting: str = "ood", overwrite: bool = False, index: IndexSettings | None = None
+                   ) -> BenchmarkRun:
     """Score ``model`` on every benchmark in ``spec``, one isolated dataset at a time.
 
     ``data`` replaces the download for a single, non-aggregate benchmark (a local BEIR folder).
@@ -140,9 +134,8 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
         labels = {"mldr_setting": mldr_setting} if entry.group == "mldr" else {}
         document_text = document_text_for(opts.protocol, entry)
         settings = run_settings(model, opts, labels, index, document_text)
-        key = settings_key(settings)
         out = results_path(output_dir, model, dataset)
-        saved = None if overwrite else _already_scored(out, key)
+        saved = None if overwrite else _already_scored(out, settings)
         if saved is not None:
             run.outcomes.append(DatasetOutcome(dataset, "skipped", saved))
             logger.info(progress.line(dataset, f"already scored, {headline(saved)} (kept {out})"))
@@ -150,8 +143,7 @@ def run_benchmarks(model: str, spec: str, options: EvalOptions, output_dir: str 
         start = time.perf_counter()
         try:
             result = evaluate(model, folder, opts, output=out, run_file=out.with_suffix(".trec"),
-                              dataset_name=dataset, labels=labels, index=index, document_text=document_text,
-                              colbert_library=colbert_library)
+                              dataset_name=dataset, labels=labels, index=index, document_text=document_text)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure must not end the run
             _fail(run, progress, dataset, exc)
             continue

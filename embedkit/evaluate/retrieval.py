@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from embedkit.config import RetrieveConfig
+from embedkit.config import EncodeSettings, RetrieveConfig
 from embedkit.evaluate.metrics import evaluate_run, top_k
 from embedkit.index.base import SearchedIndex, Searcher
 from embedkit.retrieve.fusion import choose_weights, get_fusion, split_queries
@@ -23,9 +23,10 @@ def is_plain(options: RetrieveConfig | None) -> bool:
 
 
 def retriever_for_eval(index: SearchedIndex, options: RetrieveConfig, queries: dict[str, str],
-                       qrels: dict[str, dict[str, int]], batch_size: int = 64, colbert_library: str = "auto"
+                       qrels: dict[str, dict[str, int]], settings: EncodeSettings | None = None
                        ) -> tuple[Searcher, dict[str, str], dict[str, Any]]:
-    """(retriever, the queries to score, what to record in the results JSON).
+    """(retriever, the queries to score, what to record in the results JSON); ``settings`` encode for fused
+    indexes and a reranker (batch size, ColBERT library).
 
     With a fusion method whose weights eval tunes (``fusion: weighted``) and no ``weights``, half of the judged
     queries (a hash split, see :func:`~embedkit.retrieve.fusion.split_queries`) choose the weights by nDCG@10 and
@@ -34,7 +35,7 @@ def retriever_for_eval(index: SearchedIndex, options: RetrieveConfig, queries: d
     info: dict[str, Any] = {}
     tune = get_fusion(options.fusion).tuned_in_eval and options.weights is None and bool(options.fuse_with)
     if tune:
-        fused = compose(index, replace(options, rerank=NO_RERANK), batch_size, colbert_library=colbert_library)
+        fused = compose(index, replace(options, rerank=NO_RERANK), settings)
         assert isinstance(fused, FusedSearcher)
         dev_ids, test_ids = split_queries([q for q in queries if q in qrels])
         ids = index.store.ids
@@ -51,6 +52,6 @@ def retriever_for_eval(index: SearchedIndex, options: RetrieveConfig, queries: d
         parts = fused.parts[1:]
     else:
         parts = None
-    retriever = compose(index, options, batch_size, parts=parts, colbert_library=colbert_library)
+    retriever = compose(index, options, settings, parts=parts)
     info = {"method": method_name(retriever), "retriever": retriever.description()} | info
     return retriever, queries, info

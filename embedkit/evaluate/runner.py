@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from embedkit.artifacts import (
+    Policy,
     cache_dir,
     check_results_file,
     check_writable,
@@ -19,7 +20,7 @@ from embedkit.artifacts import (
     settings_key,
     write_json,
 )
-from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow, recorded_settings
+from embedkit.config import NOT_RECORDED, EncodeSettings, EvalOptions, IndexSettings, narrow, recorded_settings
 from embedkit.data.beir import BeirData, check_judged_documents, load_beir
 from embedkit.evaluate.chunking import ChunkedCorpus, max_pool
 from embedkit.evaluate.metrics import Run, apply_self_hit_policy, drop_self_hits, evaluate_run, top_k, write_trec_run
@@ -57,7 +58,8 @@ def _eval_settings(options: EvalOptions, index: IndexSettings | None) -> IndexSe
     """The index settings evaluation builds with: the backend's from ``index``, the encoding's from ``options``."""
     return replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size,
                    max_length=options.max_length, truncate_dim=options.truncate_dim, precision=options.precision,
-                   unpadded=options.unpadded, model_backend=options.model_backend)
+                   unpadded=options.unpadded, model_backend=options.model_backend,
+                   colbert_library=options.colbert_library)
 
 
 def cache_tag(build: IndexSettings, kind: str, chunk_tokens: int | None) -> str:
@@ -70,19 +72,20 @@ def cache_tag(build: IndexSettings, kind: str, chunk_tokens: int | None) -> str:
 
 
 def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: Path,
-                    index: IndexSettings | None = None, index_dir: str | Path | None = None,
-                    colbert_library: str = "auto") -> tuple[Index, dict[str, float]]:
+                    index: IndexSettings | None = None, index_dir: str | Path | None = None
+                    ) -> tuple[Index, dict[str, float]]:
     """An index of ``data``'s corpus for ``model`` (or ``bm25``): ``index_dir`` if it holds the same documents
     encoded the same way (same content fingerprint, model, kind and settings: a file and its BEIR folder
     match), else one built once per (model, documents, settings) under the cache (under ``scratch``, deleted by
     the caller, when the cache is off). The backend comes from ``index`` (default ``auto``), the encoding from
-    ``options``; ``colbert_library`` loads a colbert model.
+    ``options`` (its ``colbert_library`` loads a colbert model).
 
     The corpus's content fingerprint must be known (a full pass over ``data.corpus``, as
     :func:`~embedkit.data.beir.check_judged_documents` makes, computes it).
     """
     from embedkit.index import encoders
-    from embedkit.index.build import build_index, index_differences, open_index
+    from embedkit.index.build import build_index, open_index
+    from embedkit.index.current import index_currency
     from embedkit.index.registry import encoder_kind
 
     seconds: dict[str, float] = {}
@@ -92,15 +95,14 @@ def open_eval_index(model: str, data: BeirData, options: EvalOptions, scratch: P
     model = encoders.resolve(kind, model)
     fingerprint = data.corpus.fingerprint
     if index_dir is not None and options.long_documents == "truncate" and fingerprint:
-        changes = index_differences(index_dir, model, data.corpus, settings, kind, fingerprint=fingerprint)
-        if changes == []:
+        currency = index_currency(index_dir, model, data.corpus, settings, kind, fingerprint=fingerprint)
+        # a differing index is not searched: the corpus is encoded for evaluation instead (the index is kept)
+        if not currency.must_make(Policy.REBUILD, then=f"not {data.folder.name}'s corpus encoded this way: "
+                                  "encoding it for evaluation"):
             logger.debug("%s: searching the index %s (same documents, model and settings)", data.folder.name,
                          index_dir)
-            return open_index(index_dir, model, settings, colbert_library=colbert_library), seconds
-        if changes:
-            logger.info("%s: the index %s is not this corpus encoded this way (%s); encoding it for evaluation",
-                        data.folder.name, index_dir, "; ".join(changes))
-    encoder = encoders.load_encoder(kind, model, settings, colbert_library)
+            return open_index(index_dir, model, settings), seconds
+    encoder = encoders.load_encoder(kind, model, settings)
     corpus = data.corpus
     chunk_tokens = None
     if options.long_documents == "chunk-maxpool" and encoder.model is not None:  # bm25 has no tokenizer
@@ -138,7 +140,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
              output: str | Path | None = None, run_file: str | Path | None = None,
              dataset_name: str | None = None, labels: dict[str, Any] | None = None,
              index: IndexSettings | None = None, index_dir: str | Path | None = None,
-             document_text: str | None = None, colbert_library: str = "auto") -> dict[str, Any]:
+             document_text: str | None = None) -> dict[str, Any]:
     """nDCG@10, Recall@k, MRR@10 and MAP@k of ``model`` (or ``"bm25"``) on a BEIR folder, retrieving
     ``options.k`` documents per query (the metric names carry the depth: ``recall@10`` when k is 10).
 
@@ -146,7 +148,7 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     one, used when it holds the same documents encoded the same way. ``document_text`` is ``title+text`` or
     ``text`` (default: the benchmark's convention under ``options.protocol``, see :func:`document_text_of`).
     ``labels`` are stored in the result as given (e.g. ``{"mldr_setting": "id"}``) and count in its settings.
-    ``colbert_library`` loads a colbert model (and a colbert reranker's). The result records ``k``,
+    ``options.colbert_library`` loads a colbert model (and a colbert reranker's). The result records ``k``,
     ``settings`` (everything that shapes a number) and ``settings_key``.
     """
     options = options or EvalOptions()
@@ -161,12 +163,13 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
     settings = run_settings(model, options, labels, index, document_text)
     scratch = cache_dir() / "tmp" / f"eval-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        found, seconds = open_eval_index(model, data, options, scratch, index, index_dir, colbert_library)
+        found, seconds = open_eval_index(model, data, options, scratch, index, index_dir)
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
         searcher, queries, retrieve_info = found, data.queries, {}
         if not is_plain(options.retrieve):
+            reranking = EncodeSettings(batch_size=options.batch_size, colbert_library=options.colbert_library)
             searcher, queries, retrieve_info = retriever_for_eval(found, options.retrieve, data.queries, data.qrels,
-                                                                  options.batch_size, colbert_library)
+                                                                  reranking)
         start = time.perf_counter()
         run = retrieve(searcher, queries, options.k + 1, chunked=chunked, drop_self=False)
         run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)

@@ -3,18 +3,19 @@
 Every results JSON records :func:`run_settings` (the model's fingerprint and every setting that shapes a
 number: split, k, lengths, protocol, document text, backend options, fusion and reranking) and their
 :func:`~embedkit.artifacts.settings_key`: equal keys, equal scores, so a run that finds a result with the same
-key skips it.
+key skips it (:func:`results_currency`).
 Models are named in results and reports by :func:`model_name`, never by an absolute path.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from embedkit.artifacts import model_fingerprint
+from embedkit.artifacts import Currency, model_fingerprint, recorded_differences, settings_key
 from embedkit.config import NOT_RECORDED, EvalOptions, IndexSettings, narrow, recorded_settings
 from embedkit.index.registry import NO_MODEL
 
@@ -82,3 +83,28 @@ def model_label(model: str) -> str:
 
 def results_path(output_dir: str | Path, model: str, dataset: str) -> Path:
     return Path(output_dir) / model_label(model) / (dataset.replace("/", "__") + ".json")
+
+
+def results_currency(path: str | Path, settings: dict[str, Any], corpus_fingerprint: str | None = None) -> Currency:
+    """Whether ``path`` holds the results of a run with ``settings`` (:func:`run_settings`): absent (no file),
+    current (the same settings key and, when ``corpus_fingerprint`` is given, the same documents scored), or the
+    differences, each setting as ``key: recorded -> wanted``. A file that is not a results JSON differs by that."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        return Currency(where, None)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = None
+    if not isinstance(saved, dict) or "dataset" not in saved or "settings_key" not in saved:
+        return Currency(where, ("no dataset or settings_key recorded",), "holds something else than results")
+    changes: list[str] = []
+    if saved["settings_key"] != settings_key(settings):
+        recorded = saved.get("settings")
+        changes += recorded_differences(recorded, settings) if isinstance(recorded, dict) else ()
+        changes = changes or [f"settings_key: {saved['settings_key']} -> {settings_key(settings)}"]
+    if corpus_fingerprint is not None and saved.get("corpus_fingerprint") != corpus_fingerprint:
+        changes.append(f"documents: {saved.get('corpus_fingerprint')} -> {corpus_fingerprint}")
+    return Currency(where, tuple(changes), "holds results of other settings (or of another model)",
+                    "pass --overwrite to score again")

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from embedkit.artifacts import (
@@ -32,7 +32,6 @@ from embedkit.config import (
     IndexSettings,
     narrow,
     recorded_settings,
-    setting_differences,
 )
 from embedkit.data.corpus import Corpus, corpus_file
 from embedkit.errors import EmbedkitError
@@ -82,55 +81,6 @@ def corpus_stat(corpus: Corpus) -> list | None:
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def _same_documents(manifest: IndexManifest, corpus: Corpus, fingerprint: str | None) -> bool:
-    """Whether the index holds exactly ``corpus``'s documents: its recorded content fingerprint equals the
-    corpus's (``fingerprint`` if known, else the file's unchanged size and time, else one pass over it)."""
-    saved = manifest.settings.get("corpus_fingerprint")
-    if not saved or manifest.settings.get("corpus_documents") != manifest.num_documents:
-        return False  # built by an older embedkit, or documents were added or deleted since
-    if fingerprint is None:
-        stat = corpus_stat(corpus)
-        if stat is not None and stat == manifest.settings.get("corpus_stat"):
-            return True
-        for _ in corpus:  # one pass; it also validates the corpus
-            pass
-        fingerprint = corpus.fingerprint
-    return fingerprint == saved
-
-
-def index_differences(index_dir: str | Path, model: str | None, corpus: Corpus, settings: IndexSettings,
-                      kind: str | None = None, fingerprint: str | None = None) -> list[str] | None:
-    """How the index in ``index_dir`` differs from the one ``build_index`` would make of ``corpus`` now: None
-    when the folder holds no index, ``[]`` when it is the same (same documents, model, kind and settings).
-
-    ``fingerprint`` is the corpus's content fingerprint when a pass over it already computed it.
-    """
-    if not (Path(index_dir) / MANIFEST).is_file():
-        return None
-    try:
-        manifest = IndexManifest.load(index_dir)
-    except EmbedkitError as exc:
-        return [str(exc)]
-    kind = encoder_kind(settings, model or NO_MODEL, kind)
-    name = encoders.resolve(kind, model)
-    changes = []
-    if manifest.kind != kind:
-        changes.append(f"kind: {manifest.kind} -> {kind}")
-    if manifest.model_fingerprint != model_fingerprint(name):
-        changes.append(f"model: {manifest.model} -> {name}" if manifest.model != name
-                       else f"model: the files of {name} changed")
-    saved = manifest.settings.get("index_settings")
-    if saved is None:
-        changes.append("settings: not recorded (an index built by an older embedkit)")
-    else:
-        # settings at their defaults are not recorded (RECORDED_WHEN_SET): compare both sides with them filled in
-        defaults = asdict(IndexSettings())
-        changes += setting_differences({**defaults, **saved}, {**defaults, **index_settings(settings)})
-    if not changes and not _same_documents(manifest, corpus, fingerprint):
-        changes.append(f"documents: {corpus.source} holds other documents than the index")
-    return changes
-
-
 def _forget_corpus(index_dir: str | Path) -> None:
     """After ``--add`` or ``--delete`` the index no longer holds the corpus it was built from: drop the record
     that says it does (so no rebuild is skipped, and no evaluation reuses it, on its strength)."""
@@ -174,14 +124,13 @@ def _adopt_shards(index_dir: Path, work: Path, settings: dict) -> int:
 
 def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settings: IndexSettings | None = None,
                 kind: str | None = None, overwrite: bool = False, progress: bool = True,
-                encoder: Encoder | None = None, rank: int = 0, world_size: int = 1,
-                colbert_library: str = "auto") -> Path:
+                encoder: Encoder | None = None, rank: int = 0, world_size: int = 1) -> Path:
     """Encode ``corpus`` with ``model`` and publish the index at ``index_dir`` atomically.
 
     Work happens in ``<index_dir>.partial``; if the run is killed, the same call resumes from the shards
     already encoded there. ``encoder`` reuses an already loaded encoder of ``model``. ``model`` is None (or
     ``bm25``) for backends that need none. Under torchrun every rank encodes its shards and returns the work
-    folder; ``finalize_index`` (rank 0) then merges them. ``colbert_library`` loads a colbert model.
+    folder; ``finalize_index`` (rank 0) then merges them. ``settings.colbert_library`` loads a colbert model.
     """
     settings = settings or IndexSettings()
     kind = encoder_kind(settings, model or NO_MODEL, kind)
@@ -199,7 +148,7 @@ def build_index(model: str | None, corpus: Corpus, index_dir: str | Path, settin
         count = sum(1 for _ in corpus)
         check_available(resolve_backend(settings, kind, count))
     if encoder is None:
-        encoder = encoders.load_encoder(kind, model, settings, colbert_library)
+        encoder = encoders.load_encoder(kind, model, settings)
     check_quantization(settings, kind, int(encoder.dim))
     preflight = getattr(get_backend(settings.backend), "preflight", None) if settings.backend != AUTO else None
     if preflight is not None and rank == 0:  # e.g. a server that must answer, a collection that must fit
@@ -251,8 +200,8 @@ def finalize_index(model: str, kind: str, corpus: Corpus, index_dir: Path, encod
 
 
 def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, settings: IndexSettings,
-                            kind: str | None = None, overwrite: bool = False, rank: int = 0, world_size: int = 1,
-                            colbert_library: str = "auto") -> Path:
+                            kind: str | None = None, overwrite: bool = False, rank: int = 0, world_size: int = 1
+                            ) -> Path:
     """Every rank encodes its shards (i % world_size == rank); rank 0 merges them into one index.
 
     The work folder (``<index_dir>.partial``) is shared, so the ranks must see one file system. A killed
@@ -262,7 +211,7 @@ def build_index_distributed(model: str, corpus: Corpus, index_dir: str | Path, s
 
     kind = encoder_kind(settings, model, kind)
     model = encoders.resolve(kind, model)
-    encoder = encoders.load_encoder(kind, model, settings, colbert_library)
+    encoder = encoders.load_encoder(kind, model, settings)
     run_everywhere(build_index, model, corpus, index_dir, settings, kind=kind, overwrite=overwrite, encoder=encoder,
                    rank=rank, world_size=world_size)
     run_everywhere(finalize_index, model, kind, corpus, Path(index_dir), encoder, settings, overwrite=overwrite,
@@ -279,12 +228,12 @@ def _check_model(index_dir: str | Path, manifest: IndexManifest, model: str | No
 
 
 def open_index(index_dir: str | Path, model: str | None = None, settings: EncodeSettings | None = None,
-               encoder: Encoder | None = None, colbert_library: str = "auto") -> Index:
+               encoder: Encoder | None = None) -> Index:
     """Load an index with the model it was built with; a different ``model`` is refused.
 
-    ``settings`` give the batch size and the forward (``unpadded``) of the encoder loaded for it; what the
-    documents were encoded with (length, truncated dimension, precision) is the index's own, from its manifest,
-    so that queries and added documents are encoded alike.
+    ``settings`` give the batch size, the forward (``unpadded``, ``model_backend``) and the ColBERT library of
+    the encoder loaded for it; what the documents were encoded with (length, truncated dimension, precision) is
+    the index's own, from its manifest, so that queries and added documents are encoded alike.
     """
     manifest = IndexManifest.load(index_dir)
     backend = get_backend(manifest.backend)
@@ -293,16 +242,15 @@ def open_index(index_dir: str | Path, model: str | None = None, settings: Encode
         own = manifest.settings
         settings = replace(settings or EncodeSettings(), max_length=own.get("max_length"),
                            truncate_dim=own.get("truncate_dim"), precision=own.get("precision", "fp32"))
-        encoder = encoders.load_encoder(manifest.kind, name, settings, colbert_library)
+        encoder = encoders.load_encoder(manifest.kind, name, settings)
     return backend.open(Path(index_dir), encoder)
 
 
 def add_documents(index_dir: str | Path, documents: Iterable[tuple[str, str]], model: str | None = None,
-                  settings: EncodeSettings | None = None, encoder: Encoder | None = None,
-                  colbert_library: str = "auto") -> int:
+                  settings: EncodeSettings | None = None, encoder: Encoder | None = None) -> int:
     """Encode ``documents`` (``(id, text)`` pairs, e.g. a Corpus) as the index's own were and add them; return
     the new document count. ``settings`` as for :func:`open_index`."""
-    count = open_index(index_dir, model, settings, encoder=encoder, colbert_library=colbert_library).add(documents)
+    count = open_index(index_dir, model, settings, encoder=encoder).add(documents)
     _forget_corpus(index_dir)
     return count
 
@@ -321,5 +269,4 @@ def _settings_differ(work: Path, settings: dict) -> bool:
     return any(read_json(p)["settings"] != settings for p in states)
 
 
-__all__ = ["build_index", "open_index", "add_documents", "delete_documents", "detect_kind", "index_differences",
-           "MANIFEST"]
+__all__ = ["build_index", "open_index", "add_documents", "delete_documents", "detect_kind", "MANIFEST"]

@@ -42,7 +42,7 @@ def _unpadded(settings: EncodeSettings) -> str:
     return settings.unpadded if runs_torch(settings.model_backend) else "off"
 
 
-def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
+def load_dense(model: str, settings: EncodeSettings) -> Encoder:
     from embedkit.models.dense import DenseEncoder, load_dense_model, set_truncate_dim
     from embedkit.models.loading import check_length
 
@@ -55,7 +55,7 @@ def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> En
     return encoder
 
 
-def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
+def load_colbert(model: str, settings: EncodeSettings) -> Encoder:
     from embedkit.errors import EmbedkitError
     from embedkit.models.colbert import ColbertEncoder, load_colbert_model
 
@@ -64,14 +64,14 @@ def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> 
     from embedkit.models.loading import check_length
 
     check_length(model, settings.max_length, "max_length")
-    encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
-                             unpadded=_unpadded(settings))
+    encoder = ColbertEncoder(load_colbert_model(model, library=settings.colbert_library),
+                             batch_size=settings.batch_size, unpadded=_unpadded(settings))
     if settings.max_length:
         encoder.set_document_length(settings.max_length)
     return encoder
 
 
-def load_sparse(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
+def load_sparse(model: str, settings: EncodeSettings) -> Encoder:
     from embedkit.errors import EmbedkitError
     from embedkit.models.sparse import SparseVectorEncoder, load_sparse_model
 
@@ -83,7 +83,7 @@ def load_sparse(model: str, settings: EncodeSettings, colbert_library: str) -> E
     return SparseVectorEncoder(st_model, batch_size=settings.batch_size)
 
 
-def load_lexical(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
+def load_lexical(model: str, settings: EncodeSettings) -> Encoder:
     return LexicalEncoder()
 
 
@@ -96,16 +96,15 @@ def resolve(kind: str, model: str | None) -> str:
     return resolve_model(model or "")
 
 
-def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None,
-                 colbert_library: str = "auto") -> Encoder:
+def load_encoder(kind: str, model: str, settings: EncodeSettings | None = None) -> Encoder:
     """The encoder of ``kind`` for ``model``, encoding as ``settings`` say (batch size, lengths, the packed
-    forward); ``colbert_library`` (``ColbertConfig.library``) picks the ColBERT library that loads a colbert
-    model. With ``settings.precision`` bf16 or int8, or ``settings.model_backend`` onnx or openvino, the encoder
-    is wrapped to switch on its first texts, checked against torch fp32 there
+    forward, and the ColBERT library that loads a colbert model: ``settings.colbert_library``, the recipe's
+    ``colbert.library``). With ``settings.precision`` bf16 or int8, or ``settings.model_backend`` onnx or
+    openvino, the encoder is wrapped to switch on its first texts, checked against torch fp32 there
     (:class:`~embedkit.models.precision.PrecisionEncoder`; bf16 is refused on CPUs without native bf16)."""
     load = encoder_loader(kind)
     settings = settings or EncodeSettings()
-    encoder = load(model, settings, colbert_library)
+    encoder = load(model, settings)
     from embedkit.models.backends import switches
 
     if switches(settings.model_backend, settings.precision) and kind_entry(kind).needs_model:

@@ -27,7 +27,7 @@ NO_MODEL = "bm25"  # the model name of indexes that need none (``embedkit eval -
 class EncoderKind:
     """What fills an index: how texts become what a backend stores."""
 
-    encoder: str                 # module:function (model, settings, colbert_library) -> encoder
+    encoder: str                 # module:function (model, settings) -> encoder
     vectors: Literal["text", "token", "terms"] | None  # one vector per text, one per token, one weight per
     # vocabulary term (sparse), or none (texts kept as they are)
     family: str                  # what the paper's tables call retrievers of this kind

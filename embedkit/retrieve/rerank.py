@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from embedkit.config import EncodeSettings
 from embedkit.errors import EmbedkitError
 from embedkit.models.encoder import LateInteractionEncoder
 
@@ -120,11 +122,9 @@ class CrossEncoderReranker:
         return list(np.split(flat, bounds))
 
 
-def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_size: int,
-                          colbert_library: str = "auto", model_backend: str = "torch") -> ColbertReranker:
+def load_colbert_reranker(model: str | None, tokens_index: str | None, settings: EncodeSettings) -> ColbertReranker:
     """``tokens_index``: an exact colbert index whose stored vectors are reused (its model by default)."""
     from embedkit.artifacts import model_fingerprint
-    from embedkit.config import EncodeSettings
     from embedkit.index.encoders import load_encoder
     from embedkit.models.loading import resolve_model
 
@@ -137,20 +137,19 @@ def load_colbert_reranker(model: str | None, tokens_index: str | None, batch_siz
         raise EmbedkitError(f"{tokens_index} holds vectors of {stored.manifest.model!r}, not of {name!r}")
     # documents encoded now are cut where the stored ones were (the index's max_length), if any
     max_length = stored.manifest.settings.get("max_length") if stored else None
-    settings = EncodeSettings(batch_size=batch_size, max_length=max_length, model_backend=model_backend)
-    encoder = load_encoder("colbert", name, settings, colbert_library)
-    return ColbertReranker(encoder, stored, batch_size)
+    encoder = load_encoder("colbert", name, replace(settings, max_length=max_length))
+    return ColbertReranker(encoder, stored, settings.batch_size)
 
 
-def load_cross_encoder_reranker(model: str | None, tokens_index: str | None, batch_size: int,
-                                colbert_library: str = "auto", model_backend: str = "torch") -> CrossEncoderReranker:
+def load_cross_encoder_reranker(model: str | None, tokens_index: str | None,
+                                settings: EncodeSettings) -> CrossEncoderReranker:
     from embedkit.models.cross_encoder import load_cross_encoder
 
     if tokens_index:
         raise EmbedkitError("rerank_index (stored ColBERT vectors) applies to colbert reranking, not cross-encoder")
     if not model:
         raise EmbedkitError("cross-encoder reranking needs rerank_model (a sentence-transformers CrossEncoder)")
-    return CrossEncoderReranker(load_cross_encoder(model, model_backend=model_backend), batch_size)
+    return CrossEncoderReranker(load_cross_encoder(model, model_backend=settings.model_backend), settings.batch_size)
 
 
 RERANKERS = {"colbert": load_colbert_reranker, "cross-encoder": load_cross_encoder_reranker}
@@ -158,9 +157,9 @@ NO_RERANK = "none"  # RetrieveConfig.rerank when there is no second stage
 
 
 def load_reranker(kind: str, model: str | None = None, tokens_index: str | None = None,
-                  batch_size: int = 32, colbert_library: str = "auto", model_backend: str = "torch") -> Reranker:
-    """The one place a reranker is chosen by name; ``colbert_library`` loads a colbert reranker's model,
-    ``model_backend`` runs its transformer."""
+                  settings: EncodeSettings | None = None) -> Reranker:
+    """The one place a reranker is chosen by name; ``settings`` encode for it (batch size, default 32; the
+    ``colbert_library`` that loads a colbert reranker's model; the ``model_backend`` that runs its transformer)."""
     if kind not in RERANKERS:
         raise EmbedkitError(f"unknown reranker {kind!r}; use one of {', '.join(RERANKERS)}")
-    return RERANKERS[kind](model, tokens_index, batch_size, colbert_library, model_backend=model_backend)
+    return RERANKERS[kind](model, tokens_index, settings or EncodeSettings(batch_size=32))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,31 +149,34 @@ def bm25_over(index: SearchedIndex) -> SearchedIndex:
     return BM25Over(index)
 
 
-def open_part(spec: str, first: SearchedIndex, batch_size: int = 64, colbert_library: str = "auto") -> SearchedIndex:
-    """``bm25`` (in memory, from ``first``'s documents) or an index folder (opened with its own model)."""
+def open_part(spec: str, first: SearchedIndex, settings: EncodeSettings | None = None) -> SearchedIndex:
+    """``bm25`` (in memory, from ``first``'s documents) or an index folder (opened with its own model, at
+    ``settings``' batch size and ColBERT library)."""
     if spec == NO_MODEL:
         return bm25_over(first)
     if not Path(spec).is_dir():
         raise EmbedkitError(f"fuse_with: {spec!r} is neither {NO_MODEL!r} nor an index folder")
     from embedkit.index.build import open_index
 
-    return open_index(spec, settings=EncodeSettings(batch_size=batch_size), colbert_library=colbert_library)
+    settings = settings or EncodeSettings()
+    return open_index(spec, settings=EncodeSettings(batch_size=settings.batch_size,
+                                                    colbert_library=settings.colbert_library))
 
 
-def compose(first: SearchedIndex, options: RetrieveConfig, batch_size: int = 64,
-            parts: Sequence[Searcher] | None = None, colbert_library: str = "auto",
-            model_backend: str = "torch") -> Searcher:
-    """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked;
-    ``colbert_library`` loads the colbert models of fused indexes and of a colbert reranker."""
+def compose(first: SearchedIndex, options: RetrieveConfig, settings: EncodeSettings | None = None,
+            parts: Sequence[Searcher] | None = None) -> Searcher:
+    """``first`` fused with ``options.fuse_with`` (or the already open ``parts``), then reranked; ``settings``
+    encode for the fused indexes and the reranker (batch size, ColBERT library; the reranker's model backend,
+    at ``options.rerank_batch_size``)."""
+    settings = settings or EncodeSettings()
     searcher: Searcher = first
     if options.fuse_with or parts:
-        parts = list(parts) if parts is not None else [open_part(s, first, batch_size, colbert_library)
-                                                         for s in options.fuse_with]
+        parts = list(parts) if parts is not None else [open_part(s, first, settings) for s in options.fuse_with]
         searcher = FusedSearcher([first, *parts], options.fusion, options.weights, options.rrf_k,
                                  options.fusion_depth)
     if options.rerank != NO_RERANK:
-        reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index, options.rerank_batch_size,
-                                 colbert_library, model_backend=model_backend)
+        reranker = load_reranker(options.rerank, options.rerank_model, options.rerank_index,
+                                 replace(settings, batch_size=options.rerank_batch_size))
         if reranker.stored is not None and not _same_documents(first.store.ids, stored_ids(options.rerank_index)):
             raise EmbedkitError(f"rerank_index {options.rerank_index}: not the same documents as the searched index")
         searcher = RerankedSearcher(searcher, reranker, options.rerank_top_n)
@@ -184,15 +188,15 @@ def stored_ids(folder: str | Path) -> Sequence[str]:
 
 
 def open_retriever(index_dir: str | Path, options: RetrieveConfig | None = None, model: str | None = None,
-                   batch_size: int = 64, colbert_library: str = "auto", model_backend: str = "torch") -> Searcher:
+                   settings: EncodeSettings | None = None) -> Searcher:
     """The searched index with fusion and reranking as configured: what search, eval and serve query.
-    ``model_backend`` (``EncodeSettings.model_backend``) runs the query encoder's and a reranker's transformer."""
+    ``settings`` encode the queries (batch size, ``model_backend``: the runtime of the query encoder's and a
+    reranker's transformer, ``colbert_library``)."""
     from embedkit.index.build import open_index
 
-    settings = EncodeSettings(batch_size=batch_size, model_backend=model_backend)
-    first = open_index(index_dir, model, settings, colbert_library=colbert_library)
+    settings = settings or EncodeSettings()
+    first = open_index(index_dir, model, settings)
     check_now = getattr(first.encoder, "check_now", None)  # a precision or model backend other than torch fp32
     if check_now is not None:
         check_now()  # export and check before the first query, so a miss stops here
-    return compose(first, options or RetrieveConfig(), batch_size, colbert_library=colbert_library,
-                   model_backend=model_backend)
+    return compose(first, options or RetrieveConfig(), settings)

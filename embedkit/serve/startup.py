@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedkit.config import API_KEY_ENV, RetrieveConfig, ServeConfig
+from embedkit.config import API_KEY_ENV, EncodeSettings, RetrieveConfig, ServeConfig
 from embedkit.errors import EmbedkitError
 
 if TYPE_CHECKING:
@@ -146,8 +146,8 @@ def draining_server(config: object) -> object:
     return _server_class()(config)
 
 
-def run_server(index_dir: str | Path, retrieve: RetrieveConfig, model: str | None, batch_size: int,
-               config: ServeConfig, colbert_library: str = "auto", model_backend: str = "torch") -> None:
+def run_server(index_dir: str | Path, retrieve: RetrieveConfig, model: str | None, settings: EncodeSettings,
+               config: ServeConfig) -> None:
     """``embedkit serve``: every check that can fail without the model first, then load and serve."""
     check_extras()
     config = with_env_key(config)
@@ -157,8 +157,7 @@ def run_server(index_dir: str | Path, retrieve: RetrieveConfig, model: str | Non
         set_threads(config.threads)
         from embedkit.retrieve.retriever import open_retriever
 
-        index = open_retriever(index_dir, retrieve, model, batch_size=batch_size, colbert_library=colbert_library,
-                               model_backend=model_backend)
+        index = open_retriever(index_dir, retrieve, model, settings)
         serve(index, config, sock)
     finally:
         sock.close()

@@ -186,8 +186,8 @@ def evaluate_model(recipe: Recipe, folder: Path) -> dict[str, dict]:
     for data in recipe.eval.data:
         result = evaluate(str(folder), data, EvalOptions(kind=recipe.kind, split=recipe.eval.split,
                                                         batch_size=recipe.eval.batch_size, use_cache=False,
-                                                        unpadded=recipe.eval.unpadded, retrieve=recipe.eval.retrieve),
-                          colbert_library=recipe.colbert.library)
+                                                        unpadded=recipe.eval.unpadded, retrieve=recipe.eval.retrieve,
+                                                        colbert_library=recipe.colbert.library))
         metrics[data] = {k: result[k] for k in ("ndcg@10", "recall@100", "mrr@10", "map@100")}
         logger.info("%s: nDCG@10 %.4f", data, metrics[data]["ndcg@10"])
     return metrics

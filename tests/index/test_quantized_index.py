@@ -193,7 +193,7 @@ def test_an_index_recorded_before_these_settings_is_still_current(tmp_path, tiny
     import shutil
 
     from embedkit.data.corpus import Corpus
-    from embedkit.index.build import index_differences
+    from embedkit.index.current import index_currency
 
     dense_dir, _ = tiny_indexes
     copy = tmp_path / "dense"
@@ -204,9 +204,9 @@ def test_an_index_recorded_before_these_settings_is_still_current(tmp_path, tiny
     manifest.save(copy)
     corpus = Corpus(manifest.corpus)
     same = IndexSettings(backend="flat", batch_size=16, max_length=64)
-    assert index_differences(copy, str(tiny_modernbert), corpus, same) == []
+    assert index_currency(copy, str(tiny_modernbert), corpus, same).differences == ()
     binary = IndexSettings(backend="flat", max_length=64, quantization="binary")
-    assert index_differences(copy, str(tiny_modernbert), corpus, binary) == ["quantization: none -> binary"]
+    assert index_currency(copy, str(tiny_modernbert), corpus, binary).differences == ("quantization: none -> binary",)
     manifest.settings["index_settings"]["quantization"] = "binary"  # and back: none is a change from binary
     manifest.save(copy)
-    assert index_differences(copy, str(tiny_modernbert), corpus, same) == ["quantization: binary -> none"]
+    assert index_currency(copy, str(tiny_modernbert), corpus, same).differences == ("quantization: binary -> none",)

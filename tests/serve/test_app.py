@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from embedkit.config import RetrieveConfig, ServeConfig
+from embedkit.config import EncodeSettings, RetrieveConfig, ServeConfig
 
 TIMEOUT = 60.0
 
@@ -20,7 +20,7 @@ TIMEOUT = 60.0
 def fused(minilm_index):
     from embedkit.retrieve.retriever import open_retriever
 
-    return open_retriever(minilm_index, RetrieveConfig(fuse_with=["bm25"]), batch_size=32)
+    return open_retriever(minilm_index, RetrieveConfig(fuse_with=["bm25"]), settings=EncodeSettings(batch_size=32))
 
 
 @pytest.fixture(scope="module")

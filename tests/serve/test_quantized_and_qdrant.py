@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from embedkit.config import IndexSettings, QdrantConfig, RetrieveConfig, ServeConfig
+from embedkit.config import EncodeSettings, IndexSettings, QdrantConfig, RetrieveConfig, ServeConfig
 from tests.helpers import rebuild_from_shards
 
 pytest.importorskip("qdrant_edge")
@@ -25,7 +25,8 @@ def test_search_over_http_is_the_library_answer(tmp_path, minilm_index, code_pai
     corpus = Path(open_index(minilm_index).manifest.corpus)
     index = rebuild_from_shards(minilm_index, tmp_path / "index", corpus, settings)
     assert index.description()["backend"] in ("flat", "qdrant")
-    fused = open_retriever(tmp_path / "index", RetrieveConfig(fuse_with=["bm25"]), batch_size=32)
+    fused = open_retriever(tmp_path / "index", RetrieveConfig(fuse_with=["bm25"]),
+                           settings=EncodeSettings(batch_size=32))
     url = start_server(create_app(fused, ServeConfig(max_wait_ms=5)))
     query = code_pairs[7].query
     body = httpx.post(f"{url}/search", json={"query": query, "k": 5}, timeout=60).json()
