@@ -758,6 +758,9 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
         prefix = f"{where}." if where else ""
         if f"{prefix}{unknown[0]}" in MOVED_KEYS:
             raise EmbedkitError(f"{prefix}{unknown[0]} has moved: set {MOVED_KEYS[f'{prefix}{unknown[0]}']}")
+        carried = {f.name: f.metadata["carried"] for f in dataclasses.fields(cls) if not is_key(f)}
+        if unknown[0] in carried:
+            raise EmbedkitError(f"{prefix}{unknown[0]} is not a key of its own: set {carried[unknown[0]]}")
         raise EmbedkitError(
             f"unknown key {prefix}{unknown[0]!s}; valid keys{' in ' + where if where else ''}: {', '.join(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
