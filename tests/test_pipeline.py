@@ -268,3 +268,23 @@ def test_baselines_are_scored_at_the_length_the_recipe_model_was(tmp_path, tiny_
     assert bm25["max_length"] is None  # whole documents
     report = (tmp_path / "own-run" / "report" / "report.md").read_text()
     assert "The models read documents up to 32 tokens." in report
+
+
+def test_a_model_trained_otherwise_is_used_as_it_is_when_the_train_stage_is_left_out(tmp_path, caplog):
+    """The skip policy: with --stages leaving train out, a model trained with other settings is kept and used,
+    with a warning that names the differences (the train stage itself refuses it, see above)."""
+    import logging
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
+    raw = {"output_dir": str(tmp_path / "model"), "data": {"train": str(train)}, "training": {"learning_rate": 2e-3}}
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "embedkit.json").write_text(json.dumps({"recipe": recipe_from_dict(raw).to_dict()}))
+    changed = recipe_from_dict(raw, ["training.learning_rate=1e-3"])
+    with caplog.at_level(logging.INFO, logger="embedkit"):
+        result = run_pipeline(changed, ("report",))
+    assert result.model == str(tmp_path / "model")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "training.learning_rate: 0.002 -> 0.001" in warnings[0], warnings
+    assert "use it as it is" in warnings[0]
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["embedkit.json"]  # nothing replaced
