@@ -167,9 +167,9 @@ def evaluate(model: str, data_folder: str | Path, options: EvalOptions | None = 
         chunked = "#chunks" in found.manifest.corpus  # a ChunkedCorpus: windows of documents
         searcher, queries, retrieve_info = found, data.queries, {}
         if not is_plain(options.retrieve):
-            reranking = EncodeSettings(batch_size=options.batch_size, colbert_library=options.colbert_library)
+            retrieving = EncodeSettings(batch_size=options.batch_size, colbert_library=options.colbert_library)
             searcher, queries, retrieve_info = retriever_for_eval(found, options.retrieve, data.queries, data.qrels,
-                                                                  reranking)
+                                                                  retrieving)
         start = time.perf_counter()
         run = retrieve(searcher, queries, options.k + 1, chunked=chunked, drop_self=False)
         run, self_hits = apply_self_hit_policy(run, options.protocol, dataset, options.k)
