@@ -4,27 +4,27 @@ import pytest
 
 from embedkit.config import Recipe, recipe_keys
 from embedkit.errors import EmbedkitError
-from embedkit.train.recipes import load_recipe, recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
 
 def test_defaults_validate():
-    recipe = recipe_from_dict({})
+    recipe = load_recipe({})
     assert isinstance(recipe, Recipe)
     assert recipe.kind == "dense" and recipe.loss.name == "mnrl"
 
 
 def test_unknown_key_names_valid_ones():
     with pytest.raises(EmbedkitError) as err:
-        recipe_from_dict({"training": {"learnin_rate": 1e-4}})
+        load_recipe({"training": {"learnin_rate": 1e-4}})
     message = str(err.value)
     assert "training.learnin_rate" in message and "learning_rate" in message and "batch_size" in message
 
 
 def test_unknown_top_level_key():
     with pytest.raises(EmbedkitError, match="unknown key modle; valid keys: kind, output_dir, model"):
-        recipe_from_dict({"modle": {}})
+        load_recipe({"modle": {}})
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -35,22 +35,22 @@ def test_unknown_top_level_key():
 ])
 def test_wrong_types_name_the_field(raw, field):
     with pytest.raises(EmbedkitError, match=field.replace(".", r"\.")):
-        recipe_from_dict(raw)
+        load_recipe(raw)
 
 
 def test_set_overrides_parse_values_and_are_validated():
-    recipe = recipe_from_dict({"training": {"learning_rate": 1e-4}},
+    recipe = load_recipe({"training": {"learning_rate": 1e-4}},
                               ["training.learning_rate=5e-5", "eval.data=[a, b]", "model.name=x/y"])
     assert recipe.training.learning_rate == pytest.approx(5e-5)
     assert recipe.eval.data == ["a", "b"] and recipe.model.name == "x/y"
     with pytest.raises(EmbedkitError, match="unknown key training.lr"):
-        recipe_from_dict({}, ["training.lr=1"])
+        load_recipe({}, ["training.lr=1"])
 
 
 def test_loss_must_match_kind():
     with pytest.raises(EmbedkitError, match="not a dense loss"):
-        recipe_from_dict({"loss": {"name": "contrastive"}})
-    assert recipe_from_dict({"kind": "colbert", "loss": {"name": "contrastive"}}).kind == "colbert"
+        load_recipe({"loss": {"name": "contrastive"}})
+    assert load_recipe({"kind": "colbert", "loss": {"name": "contrastive"}}).kind == "colbert"
 
 
 def test_yaml_error_names_file_and_line(tmp_path):
@@ -77,7 +77,7 @@ def test_paper_dpr_recipes_mirror_the_paper():
 
 
 def test_round_trip_through_yaml(tmp_path):
-    recipe = recipe_from_dict({"training": {"max_steps": 7}, "data": {"mix": [{"train": "a.jsonl"}]}})
+    recipe = load_recipe({"training": {"max_steps": 7}, "data": {"mix": [{"train": "a.jsonl"}]}})
     path = tmp_path / "r.yaml"
     path.write_text(recipe.to_yaml())
     assert load_recipe(path) == recipe
@@ -108,22 +108,22 @@ def test_recipe_reference_page_is_the_generated_one():
 def test_training_settings_ignore_what_training_does_not_read():
     from embedkit.config import setting_differences, training_settings
 
-    base = recipe_from_dict({"data": {"train": "t.jsonl"}})
-    other = recipe_from_dict({"data": {"train": "t.jsonl"}, "output_dir": "elsewhere",
+    base = load_recipe({"data": {"train": "t.jsonl"}})
+    other = load_recipe({"data": {"train": "t.jsonl"}, "output_dir": "elsewhere",
                               "index": {"backend": "hnsw"}, "eval": {"k": 10, "batch_size": 8, "data": ["x"]},
                               "report": {"metric": "mrr@10"}})
     assert setting_differences(training_settings(base), training_settings(other)) == []
-    tuned = recipe_from_dict({"data": {"train": "t.jsonl"}, "training": {"learning_rate": 5e-5}})
+    tuned = load_recipe({"data": {"train": "t.jsonl"}, "training": {"learning_rate": 5e-5}})
     assert setting_differences(training_settings(base), training_settings(tuned)) == [
         "training.learning_rate: 8.0e-05 -> 5.0e-05"]
-    during = recipe_from_dict({"data": {"train": "t.jsonl"}, "eval": {"during_training": "dev", "batch_size": 8}})
+    during = load_recipe({"data": {"train": "t.jsonl"}, "eval": {"during_training": "dev", "batch_size": 8}})
     assert "eval.batch_size: null -> 8" in setting_differences(training_settings(base), training_settings(during))
 
 
 def test_relative_outputs_go_in_the_run_folder_and_absolute_ones_stay():
     from embedkit.config import run_folder, with_run_paths
 
-    recipe = recipe_from_dict({"output_dir": "runs/m", "index": {"output_dir": "/abs/index"},
+    recipe = load_recipe({"output_dir": "runs/m", "index": {"output_dir": "/abs/index"},
                                "report": {"output_dir": "figures"}})
     placed = with_run_paths(recipe)
     assert run_folder(recipe) == Path("runs/m-run")
@@ -136,13 +136,13 @@ def test_model_unpadded_has_moved_with_one_clear_error(tmp_path):
     where the key went, whether it comes from the file or from --set."""
     with pytest.raises(EmbedkitError, match="model.unpadded has moved: set training.unpadded, index.unpadded and "
                                             "eval.unpadded"):
-        recipe_from_dict({"model": {"unpadded": "off"}})
+        load_recipe({"model": {"unpadded": "off"}})
     with pytest.raises(EmbedkitError, match="model.unpadded has moved"):
-        recipe_from_dict({}, ["model.unpadded=off"])
-    recipe = recipe_from_dict({"training": {"unpadded": "off"}, "index": {"unpadded": "on"}})
+        load_recipe({}, ["model.unpadded=off"])
+    recipe = load_recipe({"training": {"unpadded": "off"}, "index": {"unpadded": "on"}})
     assert (recipe.training.unpadded, recipe.index.unpadded, recipe.eval.unpadded) == ("off", "on", "auto")
     with pytest.raises(EmbedkitError, match="index.unpadded: 'yes' is not one of 'auto', 'on', 'off'"):
-        recipe_from_dict({"index": {"unpadded": "yes"}})
+        load_recipe({"index": {"unpadded": "yes"}})
 
 
 def test_a_model_trained_before_the_move_is_still_the_same_model():
@@ -150,9 +150,9 @@ def test_a_model_trained_before_the_move_is_still_the_same_model():
     recipe finds no difference, and a changed forward is named by its new key."""
     from embedkit.config import setting_differences, training_settings
 
-    saved = recipe_from_dict({}).to_dict()
+    saved = load_recipe({}).to_dict()
     saved["model"]["unpadded"] = saved["training"].pop("unpadded")
-    assert setting_differences(training_settings(saved), training_settings(recipe_from_dict({}))) == []
-    changed = recipe_from_dict({"training": {"unpadded": "off"}})
+    assert setting_differences(training_settings(saved), training_settings(load_recipe({}))) == []
+    changed = load_recipe({"training": {"unpadded": "off"}})
     assert setting_differences(training_settings(saved), training_settings(changed)) == [
         "training.unpadded: auto -> 'off'"]
