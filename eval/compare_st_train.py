@@ -64,7 +64,7 @@ def train_embedkit(model_path: str, data: Path, out: Path, batch_size: int, max_
 
     model = {"name": model_path} if max_seq_length is None else {"name": model_path, "max_seq_length": max_seq_length}
     train(load_recipe({"output_dir": str(out / "model"), "model": model, "data": {"train": str(data)},
-                            "training": {"batch_size": batch_size, "epochs": 1, "save_steps": 100000}}))
+                       "training": {"batch_size": batch_size, "epochs": 1, "save_steps": 100000}}))
 
 
 def worker(variant: str, model_path: str, data: Path, out: Path, batch_size: int) -> dict:

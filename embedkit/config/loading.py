@@ -7,6 +7,7 @@ the ColBERT library is usable here): load recipes with :func:`embedkit.train.rec
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -186,7 +187,7 @@ def check_fields(recipe: Recipe) -> Recipe:
 def parse_recipe(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "recipe") -> Recipe:
     """A recipe mapping with ``key=value`` overrides applied, typed and its fields checked; errors start with
     ``source``. Not checked against the registries: load recipes with ``embedkit.train.recipes.load_recipe``."""
-    raw = dict(raw or {})
+    raw = copy.deepcopy(dict(raw or {}))  # overrides write into nested sections: never into the caller's mapping
     if isinstance(overrides, str):  # one "key=value" passed on its own, not iterated character by character
         overrides = [overrides]
     for assignment in overrides:

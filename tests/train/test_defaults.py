@@ -65,8 +65,8 @@ def pairs(tmp_path, code_pairs) -> Path:
 def _minimal(kind: str, model: str, data: Path, out: Path):
     """kind, model, data, training: nothing else (no loss, no lengths, no colbert section)."""
     return load_recipe({"kind": kind, "output_dir": str(out), "model": {"name": model},
-                             "data": {"train": str(data)},
-                             "training": {"batch_size": 4, "max_steps": 2, "save_steps": 1000}})
+                        "data": {"train": str(data)},
+                        "training": {"batch_size": 4, "max_steps": 2, "save_steps": 1000}})
 
 
 KINDS = ["dense", pytest.param("colbert", marks=pytest.mark.colbert), "sparse"]
