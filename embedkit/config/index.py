@@ -10,8 +10,6 @@ from embedkit.config.fields import UNPADDED_HELP, Bounded, Unpadded, _help
 
 Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 QUANTIZATION_GROUP = "quantization (dense models: backends flat, hnsw)"
-
-
 IndexBackend = Literal["auto", "flat", "hnsw", "ivfpq", "plaid", "exact", "bm25", "qdrant", "sparse-exact",
                        "seismic"]
 
