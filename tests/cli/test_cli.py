@@ -113,7 +113,7 @@ def test_index_and_eval_flags_are_the_recipe_fields(capsys):
     from embedkit.config import EvalOptions, IndexConfig
 
     args = build_parser().parse_args(["index", "--corpus", "c.jsonl", "--backend", "ivfpq", "--nprobe", "8",
-                                 "--index-dir", "out", "--n-full-scores", "100"])
+                                      "--index-dir", "out", "--n-full-scores", "100"])
     cfg = from_args(args, IndexConfig, "index")
     assert (cfg.backend, cfg.faiss.nprobe, cfg.output_dir, cfg.plaid.n_full_scores) == ("ivfpq", 8, "out", 100)
     assert cfg.faiss.hnsw_m == IndexConfig().faiss.hnsw_m  # unset flags keep the recipe defaults
@@ -133,7 +133,7 @@ def test_list_fields_take_several_values():
     from embedkit.config import EvalOptions
 
     args = build_parser().parse_args(["eval", "--model", "m", "--fuse-with", "bm25", "other-index",
-                                 "--fusion", "weighted", "--weights", "0.3", "0.7"])
+                                      "--fusion", "weighted", "--weights", "0.3", "0.7"])
     retrieve = from_args(args, EvalOptions, "eval").retrieve
     assert (retrieve.fuse_with, retrieve.fusion, retrieve.weights) == (["bm25", "other-index"], "weighted", [0.3, 0.7])
     args = build_parser().parse_args(["search", "a query", "--index-dir", "ix", "--fuse-with", "bm25", "b"])
