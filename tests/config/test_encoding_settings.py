@@ -12,21 +12,21 @@ import pytest
 import embedkit
 from embedkit.config import NOT_RECORDED, EncodeSettings, recipe_keys, recorded_settings
 from embedkit.errors import EmbedkitError
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 
 def test_the_recipe_key_is_carried_by_the_index_and_eval_settings():
-    recipe = recipe_from_dict({"kind": "colbert", "colbert": {"library": "sentence-transformers"}})
+    recipe = load_recipe({"kind": "colbert", "colbert": {"library": "sentence-transformers"}})
     assert recipe.index.colbert_library == recipe.eval.colbert_library == "sentence-transformers"
-    assert recipe_from_dict({"kind": "colbert"}).index.colbert_library == "auto"
+    assert load_recipe({"kind": "colbert"}).index.colbert_library == "auto"
 
 
 def test_the_carried_field_is_no_key_and_leaves_the_recipe_dict_as_it_was():
     keys = [key for key, *_ in recipe_keys()]
     assert "colbert.library" in keys and not [k for k in keys if k.endswith("colbert_library")]
     with pytest.raises(EmbedkitError, match=r"index\.colbert_library is not a key of its own: set colbert\.library"):
-        recipe_from_dict({"index": {"colbert_library": "pylate"}})
-    raw = recipe_from_dict({"colbert": {"library": "sentence-transformers"}}).to_dict()
+        load_recipe({"index": {"colbert_library": "pylate"}})
+    raw = load_recipe({"colbert": {"library": "sentence-transformers"}}).to_dict()
     assert "colbert_library" not in raw["index"] and "colbert_library" not in raw["eval"]
     assert raw["colbert"]["library"] == "sentence-transformers"
 
