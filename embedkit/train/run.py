@@ -56,7 +56,7 @@ class TrainingKind(Protocol):
 
     def padded_fallback(self, model: Any) -> int:
         """The longest padded batch that keeps HF's padded forward when the packed one is swapped in (a ColBERT
-        library's expanded queries; see ``enable_unpadded``)."""
+        library's expanded queries; see ``enable_packed``)."""
 
 
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining(), "sparse": SparseTraining()}
@@ -137,9 +137,9 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     train_data = kind.training_data(recipe)  # before the model loads: a data error costs no model load
     model = kind.build_model(recipe)
     if recipe.training.unpadded != "off":
-        from embedkit.models.modernbert_unpadded import enable_unpadded
+        from embedkit.models.packed import enable_packed
 
-        enable_unpadded(model, mode=recipe.training.unpadded, padded_fallback=kind.padded_fallback(model))
+        enable_packed(model, mode=recipe.training.unpadded, padded_fallback=kind.padded_fallback(model))
     checkpoints = work / "checkpoints"
     evaluator = during_training_evaluator(recipe, kind.evaluator)
     trainer_class, arguments_class = kind.trainer_classes(model)

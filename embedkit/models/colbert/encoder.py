@@ -68,16 +68,16 @@ class ColbertEncoder:
         self.normalize = True
         self._packed = False
         self._documents: Any = None  # PackedDocumentEncoder, on first use
-        from embedkit.models.prefetch import PreparedJobs
+        from embedkit.models.packed import PreparedJobs
 
         self._prepared = PreparedJobs()
         if self.unpadded != "off":
-            from embedkit.models.modernbert_unpadded import enable_unpadded
+            from embedkit.models.packed import enable_packed
 
-            self._packed = enable_unpadded(self.model, mode=self.unpadded,
+            self._packed = enable_packed(self.model, mode=self.unpadded,
                                            padded_fallback=self.library.padded_query_length(self.model))
             if self._packed:
-                logger.info("using the packed (unpadded) ModernBERT forward")
+                logger.info("using the packed ModernBERT forward")
 
     @property
     def dim(self) -> int:
@@ -99,7 +99,7 @@ class ColbertEncoder:
     def _packed_documents(self) -> Any:
         """The packed document encoder of this model (built on first use), ``None`` when it is not packed."""
         if self._packed and self._documents is None:
-            from embedkit.models.packed_documents import PackedDocumentEncoder
+            from embedkit.models.packed import PackedDocumentEncoder
 
             self._documents = PackedDocumentEncoder(self.model, self.library.document_side(self.model),
                                                     strict=self.unpadded == "on")
