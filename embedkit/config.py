@@ -20,6 +20,7 @@ Where a recipe's stages write: the model in ``output_dir``; the index, results a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,27 +31,32 @@ import yaml
 
 from embedkit.errors import EmbedkitError
 
+logger = logging.getLogger(__name__)
+
 Kind = Literal["dense", "colbert", "sparse"]
 Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 QUANTIZATION_GROUP = "quantization (dense models: backends flat, hnsw)"
-# The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
-# padded forward where it cannot be used or its first-use check fails; on insists (those are errors); off never.
-Unpadded = Literal["auto", "on", "off"]
-UNPADDED_HELP = ("Packed (unpadded) ModernBERT forward {what}: auto uses it for ModernBERT (checked against HF on "
-                 "first use, HF's forward on a mismatch), on makes a mismatch an error, off keeps HF's padded forward.")
+# The packed ModernBERT forward (no padding token computed): auto uses it for ModernBERT models and falls back to
+# Hugging Face's padded forward where it cannot be used or its first-use check fails; on insists (those are
+# errors); off never.
+PackedMode = Literal["auto", "on", "off"]
+PACKED_HELP = ("Packed ModernBERT forward {what} (no padding token computed): auto uses it for ModernBERT (checked "
+               "against HF on first use, HF's forward on a mismatch), on makes a mismatch an error, off keeps HF's "
+               "padded forward. Formerly unpadded (still read, with a warning).")
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
           flag: str | None = None, flag_help: str | None = None, group: str | None = None,
           metavar: str | None = None, low: float | None = None, high: float | None = None,
-          above: float | None = None, below: float | None = None) -> Any:
+          above: float | None = None, below: float | None = None, renamed_from: str | None = None) -> Any:
     """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do,
     ``flag_help`` is the flag's own help where it differs (a flag that turns a default-on setting off),
     ``group`` the option group of the flag (on a section: of all its flags), ``metavar`` its value's name.
     ``low``/``high`` (inclusive) and ``above``/``below`` (exclusive) bound a number: :class:`Bounded` checks
-    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds)."""
+    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds).
+    ``renamed_from`` is the field's old name: a recipe key or flag of that name is still read, with a warning."""
     options = (("flag", flag), ("flag_help", flag_help), ("group", group), ("metavar", metavar), ("low", low),
-               ("high", high), ("above", above), ("below", below))
+               ("high", high), ("above", above), ("below", below), ("renamed_from", renamed_from))
     metadata = {"help": text, **{k: v for k, v in options if v is not None}}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
@@ -209,7 +215,7 @@ class TrainingConfig(Bounded):
     weight_decay: float = _help("AdamW weight decay.", 0.01, low=0)
     scheduler: Literal["linear", "cosine", "constant_with_warmup"] = _help("Learning-rate schedule.", "linear")
     bf16: bool = _help("Train in bfloat16 mixed precision (GPU).", False)
-    unpadded: Unpadded = _help(UNPADDED_HELP.format(what="in training"), "auto")
+    packed: PackedMode = _help(PACKED_HELP.format(what="in training"), "auto", renamed_from="unpadded")
     seed: int = _help("Seed for shuffling and initialisation.", 42, low=0)
     logging_steps: int = _help("Log the loss every N updates.", 10, low=1)
     save_steps: int = _help("Checkpoint every N updates (kept until training finishes).", 500, low=1)
@@ -303,13 +309,13 @@ class EncodeSettings(Bounded):
         "The runtime of the model's transformer: torch, or an ONNX export run by ONNX Runtime (onnx) or OpenVINO "
         "(openvino), exported once into embedkit's cache and checked against torch fp32 on the first texts "
         "(an error if it differs). Dense, colbert and the cross-encoder reranker.", "torch")
-    unpadded: Unpadded = _help(UNPADDED_HELP.format(what="when encoding") + " The vectors agree either way (to "
-                               "float tolerance), so no index or result records it.", "auto")
+    packed: PackedMode = _help(PACKED_HELP.format(what="when encoding") + " The vectors agree either way (to "
+                               "float tolerance), so no index or result records it.", "auto", renamed_from="unpadded")
 
 
 # EncodeSettings fields that choose how vectors are computed, never which (the packed forward is checked against
 # HF's): no index manifest, evaluation cache or results key records them, so they never make an artefact stale.
-NOT_RECORDED = ("unpadded", "model_backend")
+NOT_RECORDED = ("packed", "model_backend")
 # IndexSettings fields added after indexes, results and cached indexes were first keyed: recorded only where they
 # differ from their defaults, so that an artefact keyed before they existed keeps its key (and stays current).
 RECORDED_WHEN_SET = ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant", "seismic",
@@ -665,6 +671,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise EmbedkitError(f"{where}: expected {_type_name(tp)}, got {_shown(value)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
+        if isinstance(value, bool) and {"on", "off"} <= set(allowed):  # YAML reads an unquoted on/off as a boolean
+            value = "on" if value else "off"
         if value not in allowed:
             raise EmbedkitError(f"{where}: {_shown(value)} is not one of {', '.join(map(repr, allowed))}")
         return value
@@ -710,16 +718,33 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 # Recipe keys that have moved, and where to: an old recipe gets one error that says what to write instead.
-MOVED_KEYS = {"model.unpadded": "training.unpadded, index.unpadded and eval.unpadded (one per stage, as the "
+MOVED_KEYS = {"model.unpadded": "training.packed, index.packed and eval.packed (one per stage, as the "
                                 "precision of training and encoding is)",
               # the model's runtime is chosen per stage, beside its precision (index.backend is the index's)
               "model.backend": "index.model_backend and eval.model_backend (torch, onnx or openvino: the runtime "
                                "each stage encodes with, beside its precision)"}
 
 
+def _renamed(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """``raw`` with the old names of renamed fields (``renamed_from``) read as the new ones, each with a warning
+    on stderr that names the new key; both names at once is an error."""
+    prefix = f"{where}." if where else ""
+    for f in dataclasses.fields(cls):
+        old = f.metadata.get("renamed_from")
+        if old is None or old not in raw:
+            continue
+        if f.name in raw:
+            raise EmbedkitError(f"{prefix}{old} and {prefix}{f.name} are one setting ({old} is its old name): "
+                                f"keep {prefix}{f.name} only")
+        logger.warning("%s%s is deprecated: write %s%s (same values)", prefix, old, prefix, f.name)
+        raw = {(f.name if key == old else key): value for key, value in raw.items()}
+    return raw
+
+
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    raw = _renamed(cls, raw, where)
     unknown = [k for k in raw if k not in names]
     if unknown:
         prefix = f"{where}." if where else ""
@@ -910,7 +935,7 @@ _TRAINING_EVAL_KEYS = ("during_training", "split", "batch_size")
 def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
     """The part of a recipe (or of a saved recipe's dict) that decides the trained model: two recipes with
     equal training settings train the same model, whatever their index, eval and report sections say."""
-    raw = recipe.to_dict() if isinstance(recipe, Recipe) else _moved_unpadded(dict(recipe))
+    raw = recipe.to_dict() if isinstance(recipe, Recipe) else _old_packed_keys(dict(recipe))
     kept = {key: value for key, value in raw.items() if key not in _NOT_TRAINING and key != "eval"}
     evaluation = raw.get("eval") or {}
     during = evaluation.get("during_training")  # split and batch size count only when something is scored
@@ -918,14 +943,20 @@ def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _moved_unpadded(raw: dict[str, Any]) -> dict[str, Any]:
-    """A saved recipe's dict with the ``model.unpadded`` of a model trained before that key moved read as the
-    ``training.unpadded`` it now is (so an unchanged recipe still finds its model trained)."""
+def _old_packed_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved recipe's dict with the packed forward's older keys (``model.unpadded``, then ``training.unpadded``)
+    read as the ``training.packed`` it now is (so an unchanged recipe still finds its model trained)."""
     model, training = raw.get("model"), raw.get("training")
-    if not isinstance(model, dict) or "unpadded" not in model or not isinstance(training, dict):
+    if not isinstance(training, dict):
         return raw
-    model = dict(model)
-    return {**raw, "model": model, "training": {**training, "unpadded": model.pop("unpadded")}}
+    training = dict(training)
+    if "unpadded" in training:
+        training.setdefault("packed", training.pop("unpadded"))
+    if isinstance(model, dict) and "unpadded" in model:
+        model = dict(model)
+        training.setdefault("packed", model.pop("unpadded"))
+        raw = {**raw, "model": model}
+    return {**raw, "training": training}
 
 
 def setting_differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

@@ -345,7 +345,7 @@ def _write_corpus(path: Path, pool: list[str], docs: int) -> None:
 
 def _index_once(folder: Path, corpus: Path, work: Path) -> tuple[float, str | None]:
     command = [sys.executable, "-m", "embedkit", "index", "--model", str(folder), "--corpus", str(corpus),
-               "--index-dir", str(work / f"index-{corpus.stem}"), "--unpadded", "auto", "--overwrite"]
+               "--index-dir", str(work / f"index-{corpus.stem}"), "--packed", "auto", "--overwrite"]
     repo = str(Path(__file__).resolve().parents[1])
     pythonpath = os.pathsep.join([repo] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
     start = time.perf_counter()

@@ -134,25 +134,25 @@ def test_relative_outputs_go_in_the_run_folder_and_absolute_ones_stay():
 def test_model_unpadded_has_moved_with_one_clear_error(tmp_path):
     """The packed forward is set per stage now (training, index, eval), as precision is; an old recipe is told
     where the key went, whether it comes from the file or from --set."""
-    with pytest.raises(EmbedkitError, match="model.unpadded has moved: set training.unpadded, index.unpadded and "
-                                            "eval.unpadded"):
+    with pytest.raises(EmbedkitError, match="model.unpadded has moved: set training.packed, index.packed and "
+                                            "eval.packed"):
         recipe_from_dict({"model": {"unpadded": "off"}})
     with pytest.raises(EmbedkitError, match="model.unpadded has moved"):
         recipe_from_dict({}, ["model.unpadded=off"])
-    recipe = recipe_from_dict({"training": {"unpadded": "off"}, "index": {"unpadded": "on"}})
-    assert (recipe.training.unpadded, recipe.index.unpadded, recipe.eval.unpadded) == ("off", "on", "auto")
-    with pytest.raises(EmbedkitError, match="index.unpadded: 'yes' is not one of 'auto', 'on', 'off'"):
-        recipe_from_dict({"index": {"unpadded": "yes"}})
+    recipe = recipe_from_dict({"training": {"packed": "off"}, "index": {"packed": "on"}})
+    assert (recipe.training.packed, recipe.index.packed, recipe.eval.packed) == ("off", "on", "auto")
+    with pytest.raises(EmbedkitError, match="index.packed: 'yes' is not one of 'auto', 'on', 'off'"):
+        recipe_from_dict({"index": {"packed": "yes"}})
 
 
 def test_a_model_trained_before_the_move_is_still_the_same_model():
-    """A model folder saved before the move records model.unpadded: read as training.unpadded, an unchanged
+    """A model folder saved before the move records model.unpadded: read as training.packed, an unchanged
     recipe finds no difference, and a changed forward is named by its new key."""
     from embedkit.config import setting_differences, training_settings
 
     saved = recipe_from_dict({}).to_dict()
-    saved["model"]["unpadded"] = saved["training"].pop("unpadded")
+    saved["model"]["unpadded"] = saved["training"].pop("packed")
     assert setting_differences(training_settings(saved), training_settings(recipe_from_dict({}))) == []
-    changed = recipe_from_dict({"training": {"unpadded": "off"}})
+    changed = recipe_from_dict({"training": {"packed": "off"}})
     assert setting_differences(training_settings(saved), training_settings(changed)) == [
-        "training.unpadded: auto -> 'off'"]
+        "training.packed: auto -> 'off'"]

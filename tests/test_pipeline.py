@@ -47,10 +47,10 @@ def make_recipe(tmp_path, model, train, beir, *overrides):
         "model": {"name": str(model), "max_seq_length": 64},
         "data": {"train": str(train)},
         "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 3, "warmup_ratio": 0.0,
-                     "logging_steps": 1, "unpadded": "off"},
+                     "logging_steps": 1, "packed": "off"},
         "index": {"corpus": str(beir), "output_dir": str(tmp_path / "index"), "shard_size": 25,
-                  "batch_size": 32, "unpadded": "off"},
-        "eval": {"data": [str(beir)], "output_dir": str(tmp_path / "eval"), "batch_size": 32, "unpadded": "off"},
+                  "batch_size": 32, "packed": "off"},
+        "eval": {"data": [str(beir)], "output_dir": str(tmp_path / "eval"), "batch_size": 32, "packed": "off"},
         "report": {"output_dir": str(tmp_path / "report"), "baselines": ["bm25"]},
     }, list(overrides))
 
@@ -158,8 +158,8 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
     monkeypatch.chdir(tmp_path)
     raw = {"output_dir": "runs/tiny",
            "model": {"name": str(tiny_modernbert)},
-           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40, "unpadded": "off"},
-           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10, "unpadded": "off"}}
+           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40, "packed": "off"},
+           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10, "packed": "off"}}
     result = run_pipeline(recipe_from_dict(raw))
     assert sum(count_encoded) == 100  # the corpus's 100 documents, once
     assert [(s.stage, s.status) for s in result.stages][1:3] == [("index", "ran"), ("eval", "ran")]
@@ -215,9 +215,9 @@ def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64},
         "data": {"train": str(train_jsonl)},
         "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 2, "warmup_ratio": 0.0,
-                     "logging_steps": 1, "unpadded": "off"},
-        "index": {"corpus": str(small_beir), "batch_size": 32, "unpadded": "off"},
-        "eval": {"data": [str(small_beir)], "batch_size": 32, "unpadded": "off"}}))
+                     "logging_steps": 1, "packed": "off"},
+        "index": {"corpus": str(small_beir), "batch_size": 32, "packed": "off"},
+        "eval": {"data": [str(small_beir)], "batch_size": 32, "packed": "off"}}))
     assert main(["run", str(recipe)]) == 0
     out, err = capsys.readouterr()
     assert "loss" not in out and "{" not in out  # the trainer's log dicts stay off stdout
@@ -259,7 +259,7 @@ def test_baselines_are_scored_at_the_length_the_recipe_model_was(tmp_path, tiny_
     (short / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 32}))
     recipe = recipe_from_dict({
         "output_dir": str(tmp_path / "own"), "model": {"name": str(short)},
-        "eval": {"data": [str(small_beir)], "k": 10, "unpadded": "off"},
+        "eval": {"data": [str(small_beir)], "k": 10, "packed": "off"},
         "report": {"baselines": [str(tiny_modernbert), "bm25"]}})
     results = {Path(r["model"]).name: r for r in run_pipeline(recipe).results}
     own, base, bm25 = results["short-model"], results[Path(tiny_modernbert).name], results["bm25"]

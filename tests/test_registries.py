@@ -111,10 +111,10 @@ def test_model_options():
 
     assert _names(_field_type(config.ModelConfig, "pooling")) == _names(Pooling)
     assert _names(_field_type(config.EncodeSettings, "precision")) == _names(Precision)
-    # every stage's unpadded key is the one Literal enable_packed checks its mode against
-    assert _field_type(config.TrainingConfig, "unpadded") == _field_type(config.EncodeSettings, "unpadded")
-    assert _field_type(config.EncodeSettings, "unpadded") == config.Unpadded
-    assert "unpadded" not in typing.get_type_hints(config.ModelConfig)
+    # every stage's packed key is the one Literal enable_packed checks its mode against
+    assert _field_type(config.TrainingConfig, "packed") == _field_type(config.EncodeSettings, "packed")
+    assert _field_type(config.EncodeSettings, "packed") == config.PackedMode
+    assert "packed" not in typing.get_type_hints(config.ModelConfig)
     with pytest.raises(ValueError, match="auto, on, off"):
         enable_packed(None, "sometimes")
 
@@ -152,7 +152,8 @@ def _expected_choices() -> dict[str, set[str]]:
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
         "--quantization": set(QUANTIZATIONS),
         "--qdrant-quantization": set(QUANTIZATIONS),
-        "--unpadded": _names(config.Unpadded),
+        "--packed": _names(config.PackedMode),
+        "--unpadded": _names(config.PackedMode),  # the old name of --packed, hidden
         "--model-backend": set(MODEL_BACKENDS),
         "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),
         "--sampling": _names(_field_type(config.MiningOptions, "sampling")),

@@ -35,11 +35,11 @@ class LexicalEncoder:
         """Nothing to prepare."""
 
 
-def _unpadded(settings: EncodeSettings) -> str:
+def _packed(settings: EncodeSettings) -> str:
     """The packed ModernBERT forward is torch's; another model backend runs the exported padded graph."""
     from embedkit.models.backends import runs_torch
 
-    return settings.unpadded if runs_torch(settings.model_backend) else "off"
+    return settings.packed if runs_torch(settings.model_backend) else "off"
 
 
 def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
@@ -50,7 +50,7 @@ def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> En
     st_model = load_dense_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
-    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=_unpadded(settings))
+    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, packed=_packed(settings))
     set_truncate_dim(encoder, settings.truncate_dim)  # Matryoshka: index and query with the first N dims
     return encoder
 
@@ -65,7 +65,7 @@ def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> 
 
     check_length(model, settings.max_length, "max_length")
     encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
-                             unpadded=_unpadded(settings))
+                             packed=_packed(settings))
     if settings.max_length:
         encoder.set_document_length(settings.max_length)
     return encoder

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedkit.config import ModelConfig, Unpadded
+from embedkit.config import ModelConfig, PackedMode
 from embedkit.errors import EmbedkitError
 from embedkit.models.loading import (
     check_length,
@@ -73,7 +73,7 @@ class DenseEncoder:
     """Encodes queries and documents with the model's own prompts and similarity.
 
     Cosine models are L2-normalised so that inner product (FAISS ``METRIC_INNER_PRODUCT``) is the score.
-    A ModernBERT model (``unpadded`` not ``off``) is encoded packed, in whole token-budget batches tokenised
+    A ModernBERT model (``packed`` not ``off``) is encoded packed, in whole token-budget batches tokenised
     ahead on worker threads (:class:`~embedkit.models.packed.PackedTextEncoder`, one per prompt, one
     host pipeline for both); :meth:`prepare_documents` starts tokenising texts a later
     :meth:`encode_documents` call will get.
@@ -82,15 +82,15 @@ class DenseEncoder:
     model: object
     batch_size: int = 64
     show_progress: bool = False
-    unpadded: Unpadded = "auto"
+    packed: PackedMode = "auto"
 
     def __post_init__(self) -> None:
         self.normalize = getattr(self.model, "similarity_fn_name", None) in (None, "cosine")
         self._packed = False
-        if self.unpadded != "off":
+        if self.packed != "off":
             from embedkit.models.packed import enable_packed
 
-            self._packed = enable_packed(self.model, mode=self.unpadded)
+            self._packed = enable_packed(self.model, mode=self.packed)
         if self._packed:
             logger.info("using the packed ModernBERT forward")
         # Pack whole token-budget batches, tokenised ahead (no padding at all), not just each ST batch.
@@ -132,7 +132,7 @@ class DenseEncoder:
                 self._pipeline = HostPipeline.for_device(self.model.device)
             prompt = self.model.prompts.get(prompt_name) if prompt_name else None
             self._packers[prompt_name] = PackedTextEncoder(self.model, prompt, normalize=self.normalize,
-                                                           strict=self.unpadded == "on", pipeline=self._pipeline)
+                                                           strict=self.packed == "on", pipeline=self._pipeline)
         return self._packers[prompt_name]
 
     def prepare_documents(self, texts: list[str]) -> None:

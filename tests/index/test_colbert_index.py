@@ -55,7 +55,7 @@ def minilm_indexes(tmp_path_factory, minilm_path, small_corpus):
     """A PLAID and an exact index of the same corpus, built with one loaded encoder."""
     from embedkit.index.encoders import load_encoder
 
-    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH, unpadded="off",
+    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH, packed="off",
                                     plaid=PlaidConfig(n_ivf_probe=16)) for name in ("plaid", "exact")}
     encoder = load_encoder("colbert", minilm_path, settings["plaid"])
     root = tmp_path_factory.mktemp("colbert-indexes")
@@ -153,7 +153,7 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
 
     out = tmp_path / "results.json"
     assert main(["eval", "--model", str(tiny_modernbert), "--data", str(code_beir), "--kind", "colbert",
-                 "--output", str(out), "--max-length", "48", "--unpadded", "off"]) == 0
+                 "--output", str(out), "--max-length", "48", "--packed", "off"]) == 0
     result = json.loads(out.read_text())
     for key in ("ndcg@10", "recall@100", "mrr@10", "map@100"):
         assert 0.0 <= result[key] <= 1.0
@@ -173,7 +173,7 @@ def test_cli_index_append_search(tiny_modernbert, small_corpus, tmp_path, capsys
 
     index_dir = tmp_path / "idx"
     common = ["--model", str(tiny_modernbert), "--index-dir", str(index_dir), "--kind", "colbert",
-              "--max-length", "32", "--unpadded", "off"]
+              "--max-length", "32", "--packed", "off"]
     assert main(["index", "--corpus", str(small_corpus[0]), "--backend", "plaid", *common]) == 0
     assert main(["index", "--corpus", str(small_corpus[1]), "--add", *common]) == 0
     assert "180 documents" in capsys.readouterr().out

@@ -25,8 +25,8 @@ def _recipe(model_path: Path, data_path: Path, out: Path, **sections) -> dict:
         "data": {"train": str(data_path)},
         "loss": {"name": "contrastive"},
         "training": {"learning_rate": 2e-3, "batch_size": 8, "max_steps": 24, "warmup_ratio": 0.0,
-                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup", "unpadded": "off"},
-        "eval": {"unpadded": "off"},
+                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup", "packed": "off"},
+        "eval": {"packed": "off"},
     }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value}

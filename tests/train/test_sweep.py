@@ -41,8 +41,8 @@ def tiny_recipe(tmp_path, tiny_modernbert, mined_jsonl, small_beir) -> Path:
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64},
         "data": {"train": str(mined_jsonl), "max_samples": 32},
         "training": {"batch_size": 8, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
-                     "unpadded": "off"},
-        "eval": {"data": [str(small_beir)], "batch_size": 32, "unpadded": "off"},
+                     "packed": "off"},
+        "eval": {"data": [str(small_beir)], "batch_size": 32, "packed": "off"},
     }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")

@@ -26,8 +26,8 @@ def _recipe(tmp_path, model, train, **sections):
            "model": {"name": str(model), "max_seq_length": 64},
            "data": {"train": str(train), "max_samples": 24},
            "training": {"batch_size": 8, "max_steps": 2, "logging_steps": 1, "save_steps": 1000,
-                        "warmup_ratio": 0.0, "unpadded": "off"},
-           "eval": {"unpadded": "off"}}
+                        "warmup_ratio": 0.0, "packed": "off"},
+           "eval": {"packed": "off"}}
     for key, value in sections.items():
         raw.setdefault(key, {}).update(value)
     return recipe_from_dict(raw)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from embedkit.config import ColbertConfig, ModelConfig, Unpadded
+from embedkit.config import ColbertConfig, ModelConfig, PackedMode
 from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
 from embedkit.models.colbert.registry import ColbertLibrary, get_library, library_of, manifest_entry
 from embedkit.models.loading import hub_error, remote_code_error, resolve_model
@@ -60,7 +60,7 @@ class ColbertEncoder:
     model: Any
     batch_size: int = 64
     show_progress: bool = False
-    unpadded: Unpadded = "auto"
+    packed: PackedMode = "auto"
     library: ColbertLibrary | None = field(default=None, repr=False)  # default: the one the model belongs to
 
     def __post_init__(self) -> None:
@@ -71,10 +71,10 @@ class ColbertEncoder:
         from embedkit.models.packed import PreparedJobs
 
         self._prepared = PreparedJobs()
-        if self.unpadded != "off":
+        if self.packed != "off":
             from embedkit.models.packed import enable_packed
 
-            self._packed = enable_packed(self.model, mode=self.unpadded,
+            self._packed = enable_packed(self.model, mode=self.packed,
                                            padded_fallback=self.library.padded_query_length(self.model))
             if self._packed:
                 logger.info("using the packed ModernBERT forward")
@@ -102,7 +102,7 @@ class ColbertEncoder:
             from embedkit.models.packed import PackedDocumentEncoder
 
             self._documents = PackedDocumentEncoder(self.model, self.library.document_side(self.model),
-                                                    strict=self.unpadded == "on")
+                                                    strict=self.packed == "on")
         return self._documents
 
     def prepare_documents(self, texts: list[str]) -> None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, get_args
 import torch
 from torch import nn
 
-from embedkit.config import Unpadded
+from embedkit.config import PackedMode
 from embedkit.errors import EmbedkitError
 from embedkit.models.packed.forward import PackedForward, base_model, is_modernbert, packed_forward
 from embedkit.models.packed.hints import HINT_KEY, HintingTokenize, LengthsHint
@@ -274,7 +274,7 @@ def _remove_hints(st_model: Any, first: Any) -> None:
             del st_model.__dict__[name]
 
 
-def enable_packed(st_model: Any, mode: Unpadded = "auto", padded_fallback: int = 0) -> bool:
+def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int = 0) -> bool:
     """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
 
     Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
@@ -291,8 +291,8 @@ def enable_packed(st_model: Any, mode: Unpadded = "auto", padded_fallback: int =
             scored (its library says: ``ColbertLibrary.padded_query_length``); 0 (the default) for a model whose
             outputs at masked positions are never used (dense).
     """
-    if mode not in get_args(Unpadded):
-        raise ValueError(f"packed mode must be one of {', '.join(get_args(Unpadded))}, got {mode!r}")
+    if mode not in get_args(PackedMode):
+        raise ValueError(f"packed mode must be one of {', '.join(get_args(PackedMode))}, got {mode!r}")
     first = st_model[0] if len(st_model) else None
     current = getattr(first, "auto_model", None)
     if isinstance(current, PackedModernBert):
