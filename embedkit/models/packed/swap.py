@@ -1,4 +1,5 @@
-"""The packed ModernBERT forward inside a sentence-transformers / PyLate model, for training and ``encode``.
+"""The packed ModernBERT forward inside a sentence-transformers (dense, multi-vector, sparse) / PyLate model, for
+training and ``encode``.
 
 - :class:`PackedModernBert`: a drop-in for the HF model that takes ordinary padded batches, runs them
   packed (:mod:`embedkit.models.packed.forward`) and returns padded outputs, with the same state-dict keys
@@ -212,8 +213,9 @@ class PackedModernBert(nn.Module):
 @contextlib.contextmanager
 def hf_forward(st_model: Any) -> Iterator[None]:
     """Within the block, a swapped-in wrapper runs HF's own padded forward (the library's reference path)."""
-    wrapper = getattr(st_model[0], "auto_model", None) if len(st_model) else None
-    if not isinstance(wrapper, PackedModernBert):
+    first = transformer_module(st_model)
+    wrapper = wrapper_of(first) if first is not None else None
+    if wrapper is None:
         yield
         return
     before, wrapper.force_padded = wrapper.force_padded, True
@@ -221,6 +223,38 @@ def hf_forward(st_model: Any) -> Iterator[None]:
         yield
     finally:
         wrapper.force_padded = before
+
+
+def transformer_module(st_model: Any) -> Any | None:
+    """The library's ``Transformer`` module, which holds the HF model: the model's first module, or the one inside
+    it (an inference-free SparseEncoder's ``Router``: its document route); ``None`` when there is none."""
+    if not len(st_model):
+        return None
+    first = st_model[0]
+    if getattr(first, "auto_model", None) is not None:
+        return first
+    return next((m for m in first.modules() if m is not first and getattr(m, "auto_model", None) is not None), None)
+
+
+def _head_base(hf_model: Any) -> tuple[Any, str] | None:
+    """``(head model, attribute)`` of the ``ModernBertModel`` inside a ModernBERT head model (SPLADE's fill-mask
+    ``ModernBertForMaskedLM`` keeps it in ``model``, its ``base_model_prefix``); ``None`` for anything else."""
+    prefix = getattr(hf_model, "base_model_prefix", None)
+    inner = hf_model._modules.get(prefix) if prefix and isinstance(hf_model, nn.Module) else None
+    if inner is None or inner is hf_model or not is_modernbert(inner):
+        return None
+    return hf_model, prefix
+
+
+def wrapper_of(first: Any) -> PackedModernBert | None:
+    """The packed wrapper a forward of the ``Transformer`` module ``first`` reaches: its HF model itself, or the
+    base model of its head model; ``None`` when none is swapped in."""
+    current = getattr(first, "auto_model", None)
+    if isinstance(current, PackedModernBert):
+        return current
+    head = _head_base(current) if current is not None else None
+    inner = getattr(head[0], head[1]) if head is not None else None
+    return inner if isinstance(inner, PackedModernBert) else None
 
 
 def _backbone_attr(first: Any) -> str:
@@ -231,7 +265,7 @@ def _backbone_attr(first: Any) -> str:
 
 def _routing_problem(first: Any, wrapper: PackedModernBert) -> str | None:
     """Why a forward of the library's ``Transformer`` module would not reach ``wrapper`` (``None``: it does)."""
-    if first.auto_model is not wrapper:
+    if wrapper_of(first) is not wrapper:
         return f"{type(first).__name__}.auto_model still returns {type(first.auto_model).__name__} after the swap"
     device = next(wrapper.parameters()).device
     ids = torch.tensor([[wrapper.config.cls_token_id or 0, wrapper.config.sep_token_id or 0]], device=device)
@@ -249,8 +283,8 @@ def _routing_problem(first: Any, wrapper: PackedModernBert) -> str | None:
 
 def _hand_over_hint(module: Any, args: tuple) -> None:
     """``Transformer`` pre-hook: the features dict reaches every module, the HF model only some of its keys."""
-    wrapper = getattr(module, "auto_model", None)
-    if isinstance(wrapper, PackedModernBert):
+    wrapper = wrapper_of(module)
+    if wrapper is not None:
         features = args[0] if args else None
         wrapper.hint = features.get(HINT_KEY) if isinstance(features, Mapping) else None
 
@@ -275,9 +309,12 @@ def _remove_hints(st_model: Any, first: Any) -> None:
 
 
 def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int = 0) -> bool:
-    """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
+    """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder, PyLate ColBERT or SparseEncoder, in
+    place.
 
-    Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
+    Applies when the ``Transformer`` module's HF model (:func:`transformer_module`) is a ModernBERT, the base model
+    itself or a head model around it (SPLADE's ``ModernBertForMaskedLM``: the head reads the packed forward's
+    outputs), and ``mode`` is ``"on"`` or ``"auto"``
     (on CPU too: packing skips the padding tokens' share of every GEMM, see docs/measurements). Returns whether the
     packed forward is in use. The swap is proven by a probe forward through the library's ``Transformer``
     module; where it does not take effect, ``"on"`` raises :class:`EmbedkitError` and ``"auto"`` warns and
@@ -293,26 +330,37 @@ def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int
     """
     if mode not in get_args(PackedMode):
         raise ValueError(f"packed mode must be one of {', '.join(get_args(PackedMode))}, got {mode!r}")
-    first = st_model[0] if len(st_model) else None
-    current = getattr(first, "auto_model", None)
-    if isinstance(current, PackedModernBert):
+    first = transformer_module(st_model)
+    current = getattr(first, "auto_model", None) if first is not None else None
+    swapped = wrapper_of(first) if first is not None else None
+    if swapped is not None:
         if mode == "off":
             disable_packed(st_model)
             return False
-        current.strict = mode == "on"
+        swapped.strict = mode == "on"
         return True
     if mode == "off" or current is None or not is_modernbert(current):
         return False
     from transformers import ModernBertModel
 
-    if not isinstance(current, ModernBertModel):
+    head = _head_base(current)
+    if isinstance(current, ModernBertModel):  # dense, ColBERT: the Transformer module holds the base model
+        owner, attr = first, _backbone_attr(first)
+    elif head is not None and isinstance(getattr(*head), ModernBertModel):  # SPLADE: inside the MLM head model
+        owner, attr = head
+    else:
+        message = (f"the packed ModernBERT forward has no place in a {type(current).__name__} (it takes the place of "
+                   "a ModernBertModel, alone or inside a head model)")
+        if mode == "on":
+            raise EmbedkitError(message + "; set packed to auto (stays on HF's forward) or off")
+        logger.warning("%s; staying on the Hugging Face forward", message)
         return False
-    wrapper = PackedModernBert(current, padded_fallback_len=padded_fallback, strict=mode == "on")
-    attr = _backbone_attr(first)
-    setattr(first, attr, wrapper)
+    base = getattr(owner, attr)
+    wrapper = PackedModernBert(base, padded_fallback_len=padded_fallback, strict=mode == "on")
+    setattr(owner, attr, wrapper)
     problem = _routing_problem(first, wrapper)
     if problem is not None:
-        setattr(first, attr, current)
+        setattr(owner, attr, base)
         message = f"the packed ModernBERT forward could not be swapped into this model: {problem}"
         if mode == "on":
             raise EmbedkitError(message + "; set packed to auto (stays on HF's forward) or off")
@@ -320,16 +368,17 @@ def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int
         return False
     _install_hints(st_model, first)
     logger.info("packed ModernBERT forward enabled, attention kernel on this device: %s",
-                pick_kernel(current.device, torch.float32).name)
+                pick_kernel(base.device, torch.float32).name)
     return True
 
 
 def disable_packed(st_model: Any) -> bool:
     """Put the original ``ModernBertModel`` back; returns whether anything was swapped out."""
-    first = st_model[0] if len(st_model) else None
-    wrapper = getattr(first, "auto_model", None)
-    if not isinstance(wrapper, PackedModernBert):
+    first = transformer_module(st_model)
+    wrapper = wrapper_of(first) if first is not None else None
+    if wrapper is None:
         return False
-    setattr(first, _backbone_attr(first), wrapper.hf_model)
+    owner, attr = (first, _backbone_attr(first)) if first.auto_model is wrapper else _head_base(first.auto_model)
+    setattr(owner, attr, wrapper.hf_model)
     _remove_hints(st_model, first)
     return True
