@@ -1,5 +1,6 @@
 """The packed forward's keys were called ``unpadded``: recipes, ``--set``, flags and saved recipes written with
-the old name keep working, each read as the new key with a warning on stderr that names it."""
+the old name keep working, each read as the new key with a warning on stderr that names it (a saved model's
+recipe: tests/config/test_recorded.py)."""
 
 from __future__ import annotations
 
@@ -49,19 +50,6 @@ def test_unquoted_on_and_off_are_the_modes_not_booleans(tmp_path):
 def test_both_names_at_once_is_an_error():
     with pytest.raises(EmbedkitError, match="training.unpadded and training.packed are one setting"):
         load_recipe({"training": {"unpadded": "off", "packed": "on"}})
-
-
-def test_a_model_saved_with_the_old_key_is_still_the_same_model():
-    """A model folder's manifest records the recipe it was trained with: training.unpadded there is the
-    training.packed of an unchanged recipe (no retraining), and a changed value is named by the new key."""
-    from embedkit.config import setting_differences, training_settings
-
-    saved = load_recipe({}).to_dict()
-    saved["training"]["unpadded"] = saved["training"].pop("packed")
-    assert setting_differences(training_settings(saved), training_settings(load_recipe({}))) == []
-    changed = load_recipe({"training": {"packed": "off"}})
-    assert setting_differences(training_settings(saved), training_settings(changed)) == [
-        "training.packed: auto -> 'off'"]
 
 
 def test_the_old_flag_sets_the_same_field_with_a_warning(caplog):
