@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import logging
 import os
 import random
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embedkit.artifacts import write_json
 from embedkit.models.packed_encoding import default_token_budget
 from embedkit.models.precision import cpu_bf16_features, cpu_name
 
@@ -101,10 +101,8 @@ class Results:
 
     def save(self, table: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"meta": self.meta, "rows": [asdict(r) for r in self.rows],
-                                   "table": table or markdown(self.rows)}, indent=2))
-        tmp.replace(self.path)
+        write_json(self.path, {"meta": self.meta, "rows": [asdict(r) for r in self.rows],
+                               "table": table or markdown(self.rows)})
 
 
 def device_name(device: torch.device) -> str:
@@ -338,18 +336,18 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
 def _write_corpus(path: Path, pool: list[str], docs: int) -> None:
     """``docs`` documents cycling through ``pool`` (writing a large corpus of distinct random texts would take
     longer than indexing it; the tokenizer and the model do the same work for a repeated text)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(docs):
-            f.write(json.dumps({"_id": f"d{i}", "text": pool[i % len(pool)]}) + "\n")
+    from benchkit.data import write_corpus
+
+    write_corpus(path, ((f"d{i}", pool[i % len(pool)]) for i in range(docs)))
 
 
 def _index_once(folder: Path, corpus: Path, work: Path) -> tuple[float, str | None]:
     command = [sys.executable, "-m", "embedkit", "index", "--model", str(folder), "--corpus", str(corpus),
                "--index-dir", str(work / f"index-{corpus.stem}"), "--unpadded", "auto", "--overwrite"]
-    repo = str(Path(__file__).resolve().parents[1])
-    pythonpath = os.pathsep.join([repo] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    from benchkit.children import checkout_env
+
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": pythonpath})
+    proc = subprocess.run(command, capture_output=True, text=True, env=checkout_env())
     seconds = time.perf_counter() - start
     return seconds, None if proc.returncode == 0 else proc.stderr[-1000:]
 
@@ -388,8 +386,7 @@ def run_index(name: str, folder: Path, pool: list[str], pool_tokens: list[int], 
 
 def host_only(args: argparse.Namespace, device: torch.device) -> None:
     """The --host-only run: its rows in their own JSON (throughput-<machine>-host.json)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from host_throughput import run_host_only
+    from host_throughput import run_host_only  # eval/, this script's folder, is first on sys.path
 
     name = device_name(device)
     threads = args.host_threads or sorted({1, os.cpu_count() or 1})
