@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from benchkit.data import write_corpus as write_jsonl
-from benchkit.machine import describe
+from benchkit.machine import cpu_model, load_average
 from benchkit.results import save
 
 WORDS = ("data index query vector model token search corpus shard batch encode memory python function return "
@@ -52,6 +52,7 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
            "--corpus", str(corpus), "--index-dir", str(index_dir), "--shard-size", str(shard_size),
            "--batch-size", str(batch_size), "--backend", index_type]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads))
+    load = load_average()  # before the child: what else was running
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"measurement failed:\n{out.stderr[-3000:]}")
@@ -66,7 +67,7 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
             "docs_per_second": round(size / result["seconds"]), "generate_seconds": round(gen_s, 1),
             "index_files_mib": {k: round(v / 2**20, 1) for k, v in sizes.items()},
             "shard_size": shard_size, "batch_size": batch_size, "index_type": index_type, "torch_threads": threads,
-            }
+            "load_average_before": load}
 
 
 def main() -> None:
@@ -94,7 +95,7 @@ def main() -> None:
             # runs already in the file (other sizes or settings) are kept; a same-size, same-settings run is replaced
             key = ("documents", "shard_size", "batch_size", "index_type", "torch_threads")
             runs = [r for r in runs if tuple(r.get(k) for k in key) != tuple(result.get(k) for k in key)] + [result]
-            output = {"machine": {"cpu": describe(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            output = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                                   "python": platform.python_version(),
                                   "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                                       / 2**30)},
