@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchkit.data import flat_index
 from benchkit.machine import describe as machine
-from benchkit.machine import load_note
+from benchkit.machine import load_average, load_note
 from benchkit.memory import rss_mb
 from benchkit.results import save
 
@@ -178,16 +178,14 @@ def main() -> None:
     set_threads(1)  # the server's default (--threads 1)
     index_dir, pairs = build_index(Path(args.workdir), args.docs)
     index = open_index(index_dir, settings=EncodeSettings(batch_size=8))
-    load_before = os.getloadavg()
-    results = {"machine": machine(), "torch_threads": torch.get_num_threads(),
-               "load_average_before": [round(x, 2) for x in load_before],
+    results = {"machine": machine(), "torch_threads": torch.get_num_threads(), "load_average_before": load_average(),
                "note": load_note("before the run", verdict=True),
                "fairness_token_budget": fairness(index, pairs, args.chars, args.texts),
                "fairness_texts_only": fairness(index, pairs, args.chars, args.texts, slice_ms=1e9),
                "header_bomb": header_bomb(index), "silent_connections": silent_connections(index)}
     if args.largest:
         results["largest_request"] = largest(index, pairs)
-    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["load_average_after"] = load_average()
     save(results, args.out)
     print(json.dumps(results, indent=2))
 
