@@ -386,12 +386,13 @@ def run_index(name: str, folder: Path, pool: list[str], pool_tokens: list[int], 
 
 def host_only(args: argparse.Namespace, device: torch.device) -> None:
     """The --host-only run: its rows in their own JSON (throughput-<machine>-host.json)."""
+    from benchkit.machine import load_note
     from host_throughput import run_host_only  # eval/, this script's folder, is first on sys.path
 
     name = device_name(device)
     threads = args.host_threads or sorted({1, os.cpu_count() or 1})
     meta = {"device": name, "cpu": cpu_name(), "cpus": os.cpu_count(), "host_only": True, "threads": threads,
-            "torch": torch.__version__}
+            "torch": torch.__version__, "load": load_note("before the measurements", verdict=True)}
     rows = Results(args.out / f"throughput-{slug(name)}-host{'-small' if args.small else ''}.json", meta)
     run_host_only(rows, Row, args.host_texts or (2000 if args.small else 20000), threads,
                   args.repeats or (1 if args.small else 3), args.max_tokens or default_token_budget(device),
@@ -510,6 +511,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import sentence_transformers
     import transformers
+    from benchkit.machine import load_note
 
     name = device_name(device)
     meta = {"device": name, "dtype": str(dtype), "small": small, "max_tokens": args.max_tokens,
@@ -517,7 +519,7 @@ def main(argv: list[str] | None = None) -> None:
             "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
             "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "compile": args.compile,
             "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "load": load_note("before the measurements", verdict=True),
             "cpu": cpu_name(), "cpu_bf16_features": list(cpu_bf16_features()),
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}
