@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 from tests.helpers import write_code_beir
 
 pytestmark = pytest.mark.colbert
@@ -22,7 +22,7 @@ def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, ti
 
     pairs = code_pairs[:100]
     beir = write_code_beir(tmp_path / "beir", pairs, 20)
-    recipe = recipe_from_dict({
+    recipe = load_recipe({
         "kind": "colbert", "output_dir": str(tmp_path / "model"),
         "model": {"name": str(tiny_modernbert)},
         "colbert": {"library": colbert_library.name},  # explicit: the same recipe with auto picks it too
