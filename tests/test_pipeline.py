@@ -8,6 +8,7 @@ import pytest
 
 from embedkit.pipeline import parse_stages, run_pipeline
 from embedkit.train.recipes import load_recipe
+from tests.helpers import write_code_beir
 
 
 class Killed(BaseException):
@@ -35,10 +36,8 @@ def kill_on_call(monkeypatch, target: str, call: int = 1, when=lambda *a, **k: T
 
 
 @pytest.fixture()
-def small_beir(tmp_path, make_beir, code_pairs):
-    pairs = code_pairs[:100]
-    return make_beir(tmp_path / "beir", [(p.id, p.code) for p in pairs], [(f"q{i}", p.query) for i, p in
-                     enumerate(pairs[:30])], [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:30])])
+def small_beir(tmp_path, code_pairs):
+    return write_code_beir(tmp_path / "beir", code_pairs[:100], 30)
 
 
 def make_recipe(tmp_path, model, train, beir, *overrides):

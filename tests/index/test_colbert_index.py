@@ -101,16 +101,21 @@ def test_reload_gives_same_results_and_no_pickle(minilm_indexes, small_corpus):
     assert not (Path(built["plaid"]) / "plaid" / "embeddings.npy").exists()
 
 
+def _copy_of(minilm_indexes, kind: str, tmp_path: Path):
+    """A copy of the session's ``kind`` index (tests that add or delete change their own) and its encoder."""
+    import shutil
+
+    built, encoder = minilm_indexes
+    shutil.copytree(built[kind], tmp_path / kind)
+    return tmp_path / kind, encoder
+
+
 @SLOW
 @pytest.mark.parametrize("kind", ["plaid", "exact"])
 def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus, tmp_path, kind):
-    import shutil
-
     from embedkit.index.build import add_documents
 
-    built, encoder = minilm_indexes
-    copy = tmp_path / kind
-    shutil.copytree(built[kind], copy)
+    copy, encoder = _copy_of(minilm_indexes, kind, tmp_path)
     num = add_documents(copy, Corpus(str(small_corpus[1])), encoder=encoder)
     assert num == 180
     index = open_index(copy, encoder=encoder)
@@ -128,11 +133,7 @@ def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus
 @SLOW
 @pytest.mark.parametrize("kind", ["plaid", "exact"])
 def test_delete_documents_renumbers_and_keeps_the_rest_searchable(minilm_indexes, small_corpus, tmp_path, kind):
-    import shutil
-
-    built, encoder = minilm_indexes
-    copy = tmp_path / kind
-    shutil.copytree(built[kind], copy)
+    copy, encoder = _copy_of(minilm_indexes, kind, tmp_path)
     index = open_index(copy, encoder=encoder)
     pairs = small_corpus[2][:160]
     gone = [p.id for p in pairs[:40:2]]  # every other one of the first 40: positions shift in between

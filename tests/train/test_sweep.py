@@ -10,16 +10,14 @@ import yaml
 
 from embedkit.errors import EmbedkitError
 from embedkit.train.sweep import parse_grid, plan, run_sweep
+from tests.helpers import write_code_beir
 
 GRID = ["training.learning_rate=1e-5,2e-5,3e-5"]
 
 
 @pytest.fixture()
-def small_beir(tmp_path, code_pairs, make_beir) -> Path:
-    pairs = code_pairs[:60]
-    return make_beir(tmp_path / "select", [(p.id, p.code) for p in pairs],
-                     [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],
-                     [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
+def small_beir(tmp_path, code_pairs) -> Path:
+    return write_code_beir(tmp_path / "select", code_pairs[:60], 20)
 
 
 @pytest.fixture()
