@@ -25,11 +25,11 @@ imports none.
 
 from embedkit.config.evaluation import EvalConfig, EvalOptions, MldrSetting, ReportConfig, ReportMetric, RetrieveConfig
 from embedkit.config.fields import (
-                                        UNPADDED_HELP,
+                                        PACKED_HELP,
                                         Bounded,
                                         ColbertLibrary,
                                         Kind,
-                                        Unpadded,
+                                        PackedMode,
                                         bound_error,
                                         default_of,
                                         is_key,
@@ -79,7 +79,7 @@ __all__ = [
     "EncodeSettings", "IndexSettings", "IndexConfig", "FaissConfig", "PlaidConfig", "QdrantConfig", "SeismicConfig",
     "RetrieveConfig", "EvalOptions", "EvalConfig", "ReportConfig",
     # option types and how fields are declared
-    "Kind", "Unpadded", "UNPADDED_HELP", "Quantization", "QUANTIZATION_GROUP", "IndexBackend", "MldrSetting",
+    "Kind", "PackedMode", "PACKED_HELP", "Quantization", "QUANTIZATION_GROUP", "IndexBackend", "MldrSetting",
     "ReportMetric", "ColbertLibrary", "Bounded", "bound_error", "default_of", "is_key", "narrow",
     # command options that are not recipe sections
     "ServeConfig", "MiningOptions", "API_KEY_ENV",

@@ -231,7 +231,7 @@ def open_index(index_dir: str | Path, model: str | None = None, settings: Encode
                encoder: Encoder | None = None) -> Index:
     """Load an index with the model it was built with; a different ``model`` is refused.
 
-    ``settings`` give the batch size, the forward (``unpadded``, ``model_backend``) and the ColBERT library of
+    ``settings`` give the batch size, the forward (``packed``, ``model_backend``) and the ColBERT library of
     the encoder loaded for it; what the documents were encoded with (length, truncated dimension, precision) is
     the index's own, from its manifest, so that queries and added documents are encoded alike.
     """
