@@ -32,6 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
+BATCH_SIZE = 64  # every configuration encodes in batches of 64 (embedkit eval's default is 32)
 ST_OPTIMUM_ENV = ROOT / ".venv-st-optimum"
 ST_OPTIMUM_PINS = ROOT / "constraints" / "st-optimum.txt"
 
@@ -162,9 +163,9 @@ def run_sentence_transformers(model_path: str, folder: Path, precision: str, bac
                 export_static_quantized_openvino_model(base, None, model_path)
                 kwargs["model_kwargs"] = {"file_name": "openvino/openvino_model_qint8_quantized.xml"}
     model = SentenceTransformer(model_path, device="cpu", **kwargs)
-    doc_emb = model.encode([t for _, t in docs], batch_size=64, convert_to_tensor=True).float()
+    doc_emb = model.encode([t for _, t in docs], batch_size=BATCH_SIZE, convert_to_tensor=True).float()
     qids = list(queries)
-    q_emb = model.encode([queries[q] for q in qids], batch_size=64, convert_to_tensor=True).float()
+    q_emb = model.encode([queries[q] for q in qids], batch_size=BATCH_SIZE, convert_to_tensor=True).float()
     hits = util.semantic_search(q_emb, doc_emb, top_k=100)
     run = {q: {docs[h["corpus_id"]][0]: float(h["score"]) for h in hs} for q, hs in zip(qids, hits)}
     scores = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
@@ -174,7 +175,8 @@ def run_sentence_transformers(model_path: str, folder: Path, precision: str, bac
 def run_embedkit(model_path: str, folder: Path, precision: str, backend: str) -> float:
     from embedkit.evaluate.runner import EvalOptions, evaluate
 
-    options = EvalOptions(use_cache=False, precision=precision, model_backend=backend)
+    # the same batch size as the sentence-transformers rows (embedkit eval's own default is 32)
+    options = EvalOptions(use_cache=False, precision=precision, model_backend=backend, batch_size=BATCH_SIZE)
     return evaluate(model_path, folder, options)["ndcg@10"]
 
 
