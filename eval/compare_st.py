@@ -21,6 +21,7 @@ Usage: python eval/compare_st.py [--docs 10000] [--queries 500] [--configs st-fp
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -29,6 +30,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit.children import ChildFailed, run_json_child
+from benchkit.data import build_folder
+from benchkit.machine import describe as machine
+from benchkit.machine import load_note
+from benchkit.results import save
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,40 +56,6 @@ def setup_st_optimum(env: Path = ST_OPTIMUM_ENV) -> None:
     share_torch(env)
     subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
                            "sentence-transformers[onnx,openvino]", "pytrec-eval-terrier", "-c", str(ST_OPTIMUM_PINS)])
-
-
-def build_folder(folder: Path, num_docs: int, num_queries: int) -> Path:
-    from embedkit.data.code_corpus import iter_code_pairs, site_packages_root, stdlib_root
-
-    judged = list(iter_code_pairs(stdlib_root(), limit=num_docs))
-    seen = {p.query.lower() for p in judged}
-    extra = [p for p in iter_code_pairs(site_packages_root(), limit=max(0, num_docs - len(judged)) * 2)
-             if p.query.lower() not in seen][: max(0, num_docs - len(judged))]
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for p in judged + extra:
-            f.write(json.dumps({"_id": p.id, "title": "", "text": p.code}) + "\n")
-    step = max(1, len(judged) // num_queries)
-    queries = judged[::step][:num_queries]
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": f"q-{p.id}", "text": p.query}) + "\n" for p in queries)
-    with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        f.writelines(f"q-{p.id}\t{p.id}\t1\n" for p in queries)
-    return folder
-
-
-def machine() -> str:
-    from embedkit.models.precision import cpu_bf16_features, cpu_name
-
-    features = ", ".join(cpu_bf16_features()) or "no native bf16"
-    return f"{cpu_name()} ({features}), {os.cpu_count()} CPUs"
-
-
-def save(row: dict, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(row, indent=2) + "\n")
-
 
 
 # (precision, model backend) each stack runs on a CPU; embedkit adds OpenVINO's bf16 inference
@@ -131,10 +104,8 @@ def read_folder(folder: Path) -> tuple[list[tuple[str, str]], dict[str, str], di
     with open(folder / "queries.jsonl", encoding="utf-8") as f:
         queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
     qrels: dict[str, dict[str, int]] = {}
-    with open(folder / "qrels" / "test.tsv", encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            qid, did, score = line.rstrip("\n").split("\t")
+    with open(folder / "qrels" / "test.tsv", encoding="utf-8", newline="") as f:
+        for qid, did, score in list(csv.reader(f, delimiter="\t"))[1:]:  # as BEIR writes them, after a header
             qrels.setdefault(qid, {})[did] = int(score)
     return docs, queries, qrels
 
@@ -287,12 +258,11 @@ def main() -> None:
                     continue  # cannot run here: said once
                 print(f"running {name} (round {round_ + 1} of {args.repeats}) ...", file=sys.stderr, flush=True)
                 python, path = child(name, model, Path(tmp), args.st_python)
-                done = subprocess.run([python, __file__, "--one", name, "--folder", str(folder), "--model", path,
-                                       *(["--profile"] if args.profile else [])], env=env, capture_output=True,
-                                      text=True)
-                lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-                row = json.loads(lines[-1]) if lines else \
-                    {"config": name, "failed": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+                try:
+                    row = run_json_child(__file__, ["--one", name, "--folder", str(folder), "--model", path,
+                                                    *(["--profile"] if args.profile else [])], env=env, python=python)
+                except ChildFailed as exc:
+                    row = {"config": name, "failed": exc.last_line}
                 runs[name].append({**row, "load_1min": round(os.getloadavg()[0], 1)})
                 print(json.dumps(runs[name][-1]), file=sys.stderr, flush=True)
                 save({"docs": args.docs, "queries": args.queries, "machine": machine(), "partial": True,
@@ -327,12 +297,6 @@ def child(name: str, model: str, tmp: Path, st_python: str | None) -> tuple[str,
     if not copy.exists():
         shutil.copytree(model, copy)
     return st_python or sys.executable, str(copy)
-
-
-def load_note() -> str:
-    """What else ran: the load average over the last minutes, so a shared machine is named as one."""
-    one_min, five_min, _ = os.getloadavg()
-    return f"load average {one_min:.1f} / {five_min:.1f} (1 / 5 min) at the end on {os.cpu_count()} CPUs"
 
 
 def targets(rows: list[dict]) -> list[str]:

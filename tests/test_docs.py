@@ -1,7 +1,8 @@
 """The README and the documentation site (docs/, mkdocs.yml) stay true to the code: every `embedkit` command
 they show parses with the CLI as it is, their relative links lead to files that exist, every page of the site's
 navigation exists, and the README stays a front door (250 lines at most). `make docs` (mkdocs --strict, in CI)
-checks the site's own links and API references; tests/test_config.py keeps the recipe reference page generated."""
+checks the site's own links and API references; tests/config/test_reference.py keeps the recipe reference page
+generated."""
 
 from __future__ import annotations
 
@@ -43,13 +44,13 @@ def test_shown_commands_are_found():
 
 @pytest.mark.parametrize("page, command", _page_commands())
 def test_every_shown_command_parses(page, command):
-    from embedkit.cli import _parser
+    from embedkit.cli import build_parser
 
     words = shlex.split(command, comments=True)
     words = [w for w in words if w not in ("|", "&&")][:next((i for i, w in enumerate(words) if w in ("|", "&&")),
                                                            len(words))]
     try:
-        _parser().parse_args(words)
+        build_parser().parse_args(words)
     except SystemExit as exc:
         pytest.fail(f"{page}: `embedkit {command}` does not parse (exit {exc.code})")
 
