@@ -44,25 +44,29 @@ def machine() -> dict:
             "note": "shared machine: other jobs ran on the same cores during this run (see load_average)"}
 
 
-def synthetic(n: int, terms: int, seed: int):
-    """(n, VOCAB) CSR rows of ``terms`` distinct Zipf-distributed term ids (about), log-normal weights."""
+def synthetic(n: int, terms: int, seed: int, chunk: int = 50_000):
+    """(n, VOCAB) CSR rows of ``terms`` distinct Zipf-distributed term ids (about), log-normal weights; built
+    ``chunk`` rows at a time into preallocated arrays, so memory stays near the final matrix's size."""
     import scipy.sparse as sp
 
     rng = np.random.default_rng(seed)
     p = 1.0 / np.arange(1, VOCAB + 1) ** 0.8
     p /= p.sum()
-    rows, cols = [], []
-    step = 50_000
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        c = rng.choice(VOCAB, size=(m, terms), p=p)  # (m, terms), duplicates merged below
-        rows.append(np.repeat(np.arange(start, start + m), terms))
-        cols.append(c.ravel())
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    values = rng.lognormal(0.0, 0.6, size=len(rows)).astype(np.float32)
-    matrix = sp.csr_matrix((values, (rows, cols)), shape=(n, VOCAB), dtype=np.float32)
-    matrix.sum_duplicates()
-    return matrix
+    indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(n * terms, np.int32)  # an upper bound: duplicates merged per chunk
+    values = np.empty(n * terms, np.float32)
+    filled = 0
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        cols = rng.choice(VOCAB, size=(m, terms), p=p).astype(np.int32)  # (m, terms), duplicates merged below
+        vals = rng.lognormal(0.0, 0.6, size=(m, terms)).astype(np.float32)
+        block = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, m * terms + 1, terms)), shape=(m, VOCAB))
+        block.sum_duplicates()  # sorts each row's terms and adds repeated ones
+        indices[filled:filled + block.nnz] = block.indices
+        values[filled:filled + block.nnz] = block.data
+        indptr[start + 1:start + m + 1] = filled + block.indptr[1:]
+        filled += block.nnz
+    return sp.csr_matrix((values[:filled].copy(), indices[:filled].copy(), indptr), shape=(n, VOCAB))
 
 
 def peak_rss_mb() -> float:
@@ -74,47 +78,92 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    return tuple(round(float(np.percentile(times, q)) * 1000, 2) for q in (50, 95))
+
+
+def _recall(found: list[set[int]], exact: list[np.ndarray]) -> float:
+    return round(float(np.mean([len(f & set(e[e >= 0].tolist())) / max(1, (e >= 0).sum())
+                                for f, e in zip(found, exact)])), 4)
+
+
+SEARCH_GRID = [(10, 0.7), (10, 0.9), (20, 0.7), (20, 0.9), (30, 0.9)]  # (query_cut, heap_factor) tried besides ours
+
+
 def one_size(n: int, queries: int) -> dict:
     """Build both indexes over ``n`` synthetic documents in a scratch folder and time them (run in a child)."""
     import tempfile
 
-    from embedkit.config import SeismicConfig
-    from embedkit.index.sparse_index import build_seismic, top_k
+    import seismic
 
+    from embedkit.config import SeismicConfig
+    from embedkit.index.sparse_index import build_seismic, exact_scores, top_k
+
+    start = time.perf_counter()
     docs = synthetic(n, DOC_TERMS, seed=1)
     qs = synthetic(queries, QUERY_TERMS, seed=2)
     out = {"documents": n, "queries": queries, "document_terms": round(docs.nnz / n, 1),
-           "query_terms": round(qs.nnz / queries, 1)}
+           "query_terms": round(qs.nnz / queries, 1), "generate_s": round(time.perf_counter() - start, 2),
+           "exact_matrix_mb": round((docs.data.nbytes + docs.indices.nbytes + docs.indptr.nbytes) / 2**20, 1)}
+    options = SeismicConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        build_seismic(docs, Path(tmp), options)
+        out["seismic_build_s"] = round(time.perf_counter() - start, 2)
+        out["peak_rss_after_seismic_build_mb"] = peak_rss_mb()
+        index = seismic.SeismicIndex.load(str(Path(tmp) / "seismic.index.seismic"))
+        out["seismic_file_mb"] = round((Path(tmp) / "seismic.index.seismic").stat().st_size / 2**20, 1)
     start = time.perf_counter()
     inverted = docs.T.tocsr()  # (vocabulary, documents): what sparse-exact builds when opened
     out["exact_build_s"] = round(time.perf_counter() - start, 2)
-    exact, times = [], []
-    for i in range(queries):
-        t = time.perf_counter()
-        exact.append(top_k((qs[i] @ inverted).toarray().astype(np.float32), 10)[1][0])
-        times.append(time.perf_counter() - t)
-    out["exact_p50_ms"], out["exact_p95_ms"] = (round(float(np.percentile(times, q)) * 1000, 2) for q in (50, 95))
-    import seismic
-
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        build_seismic(docs, Path(tmp), SeismicConfig())
-        out["seismic_build_s"] = round(time.perf_counter() - start, 2)
-        index = seismic.SeismicIndex.load(str(Path(tmp) / "seismic.index.seismic"))
-        out["seismic_file_mb"] = round((Path(tmp) / "seismic.index.seismic").stat().st_size / 2**20, 1)
-    string, options = seismic.get_seismic_string(), SeismicConfig()
-    found, times = [], []
+    del docs
+    # Exact, two ways: scipy's CSR x CSR product of one query row and the postings (sparse result, then dense),
+    # and what sparse-exact does now: each query term's postings scattered into one dense score vector.
+    exact, times, times_scipy = [], [], []
     for i in range(queries):
         row = qs[i]
-        comps, vals = row.indices.astype(str).astype(string), row.data.astype(np.float32)
         t = time.perf_counter()
-        hits = index.search(str(i), comps, vals, k=10, query_cut=options.query_cut, heap_factor=options.heap_factor)
+        want = top_k((row @ inverted).toarray().astype(np.float32), 10)[1][0]
+        times_scipy.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        got = top_k(exact_scores(inverted, row.indices, row.data)[None], 10)[1][0]
         times.append(time.perf_counter() - t)
-        found.append({int(d) for _, _, d in hits})
-    out["seismic_p50_ms"], out["seismic_p95_ms"] = (round(float(np.percentile(times, q)) * 1000, 2) for q in (50, 95))
-    out["seismic_recall@10"] = round(float(np.mean([len(f & set(e[e >= 0])) / max(1, (e >= 0).sum())
-                                                    for f, e in zip(found, exact)])), 4)
-    out["exact_matrix_mb"] = round((docs.data.nbytes + docs.indices.nbytes + docs.indptr.nbytes) / 2**20, 1)
+        exact.append(want)
+        out["exact_variants_differ"] = out.get("exact_variants_differ", 0) + int(set(want) != set(got))
+    out["exact_p50_ms"], out["exact_p95_ms"] = _percentiles(times)
+    out["exact_scipy_product_p50_ms"], out["exact_scipy_product_p95_ms"] = _percentiles(times_scipy)
+    string = seismic.get_seismic_string()
+    comps = [qs[i].indices.astype(str).astype(string) for i in range(queries)]
+    vals = [qs[i].data.astype(np.float32) for i in range(queries)]
+    settings = [(options.query_cut, options.heap_factor)] + [g for g in SEARCH_GRID
+                                                              if g != (options.query_cut, options.heap_factor)]
+    out["seismic_grid"] = []
+    for query_cut, heap_factor in settings:
+        found, times = [], []
+        for i in range(queries):
+            t = time.perf_counter()
+            hits = index.search(str(i), comps[i], vals[i], k=10, query_cut=query_cut, heap_factor=heap_factor)
+            times.append(time.perf_counter() - t)
+            found.append({int(d) for _, _, d in hits})
+        p50, p95 = _percentiles(times)
+        out["seismic_grid"].append({"query_cut": query_cut, "heap_factor": heap_factor, "p50_ms": p50, "p95_ms": p95,
+                                    "recall@10": _recall(found, exact)})
+        if (query_cut, heap_factor) == (options.query_cut, options.heap_factor):
+            out["seismic_p50_ms"], out["seismic_p95_ms"], out["seismic_recall@10"] = p50, p95, _recall(found, exact)
+            single = found
+    # batch_search: all queries in one call, on 1 thread and on the default (all cores), twice each; does it
+    # return what search returns?
+    ids = np.array([str(i) for i in range(queries)], dtype=string)
+    out["batch_search"] = []
+    for threads in (1, 0, 0):
+        t = time.perf_counter()
+        lists = index.batch_search(ids, comps, vals, k=10, query_cut=options.query_cut,
+                                   heap_factor=options.heap_factor, num_threads=threads)
+        took = time.perf_counter() - t
+        by_query = {hits[0][0]: {int(d) for _, _, d in hits} for hits in lists if hits}
+        same = sum(by_query.get(str(i), set()) == single[i] for i in range(queries))
+        out["batch_search"].append({"num_threads": threads, "ms_per_query": round(took * 1000 / queries, 3),
+                                    "same_as_search": f"{same}/{queries}"})
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -173,6 +222,47 @@ def quality(model_dir: Path, work: Path, docs: int, queries: int) -> dict:
         rows[name] = {k: r.get(k) for k in ("ndcg@10", "recall@100", "mean_query_terms", "mean_document_terms",
                                             "index_bytes", "seconds")}
     return {"data": "quickstart code search (stdlib functions)", "documents": docs, "queries": queries, "rows": rows}
+
+
+def eval_time(model_dir: Path, work: Path, docs: int, queries: int, repeats: int = 2) -> dict:
+    """``embedkit eval`` (index build included) against sentence-transformers' SparseInformationRetrievalEvaluator
+    on the same held-out data, alternating which goes first (``repeats`` rounds; the best time of each counts, as
+    other jobs share the cores), both loading the model themselves."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
+
+    from embedkit.config import EvalOptions
+    from embedkit.data.beir import load_beir
+    from embedkit.evaluate.runner import evaluate
+    from embedkit.quickstart import prepare_data
+
+    data_dir = prepare_data(work, train_size=1, eval_size=docs, num_queries=queries)[1]
+    data = load_beir(data_dir, "test")
+    corpus = dict(iter(data.corpus))
+
+    def ours() -> float:
+        return evaluate(str(model_dir), data_dir, EvalOptions(use_cache=False, batch_size=32, k=10))["ndcg@10"]
+
+    def theirs() -> float:
+        evaluator = SparseInformationRetrievalEvaluator(
+            queries=data.queries, corpus=corpus, batch_size=32, write_csv=False, show_progress_bar=False,
+            relevant_docs={q: {d for d, s in judged.items() if s > 0} for q, judged in data.qrels.items()})
+        return evaluator(SparseEncoder(str(model_dir), device="cpu"))["dot_ndcg@10"]
+
+    times: dict[str, list[float]] = {"embedkit": [], "sentence_transformers": []}
+    scores = {}
+    for round_ in range(repeats):
+        order = [("embedkit", ours), ("sentence_transformers", theirs)]
+        for name, run in order if round_ % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            scores[name] = run()
+            times[name].append(round(time.perf_counter() - start, 2))
+    best = {name: min(t) for name, t in times.items()}
+    return {"data": "quickstart code search (stdlib functions), held out from training", "documents": len(corpus),
+            "queries": len(data.queries), "seconds": times, "ndcg@10": scores,
+            "ndcg_difference": round(abs(scores["embedkit"] - scores["sentence_transformers"]), 5),
+            "time_ratio": round(best["embedkit"] / best["sentence_transformers"], 3),
+            "load_average": list(os.getloadavg())}
 
 
 def render(result: dict) -> str:
@@ -239,7 +329,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "sparse_bench.json"))
     ap.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--render", metavar="MD", help="Write the measurements page from --out's JSON and stop.")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["encode", "search", "quality"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["encode", "search", "eval", "quality"])
     args = ap.parse_args()
     if args.one_size:
         print(json.dumps(one_size(args.one_size, args.queries)))
@@ -283,6 +373,9 @@ def main() -> None:
             result["search"].append(json.loads(child.stdout.strip().splitlines()[-1]))
             result["search"].sort(key=lambda r: r["documents"])
             save()
+    if "eval" not in args.skip:
+        result["eval"] = eval_time(model_dir, work / "eval-time", args.docs, args.eval_queries)
+        save()
     if "quality" not in args.skip:
         result["quality"] = quality(model_dir, work / "quality", args.docs, args.eval_queries)
         save()
