@@ -297,15 +297,20 @@ def render(result: dict) -> str:
     if result.get("search"):
         lines += ["## Exact vs Seismic", "",
                   "Synthetic SPLADE-like vectors (Zipf-like vocabulary of 30,522 terms, ~120 terms a document, ~30 "
-                  "a query); one query per call; Seismic at its default settings (`index.seismic`); recall@10 "
-                  "against exact.", "",
-                  "| documents | exact p50 / p95 ms | Seismic p50 / p95 ms | Seismic recall@10 | Seismic build s "
-                  "| CSR MB | Seismic file MB | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+                  "a query), built in chunks; one query per call; Seismic built at its own defaults (`n_postings` "
+                  "3500, `centroid_fraction` 0.1, `summary_energy` 0.4: `index.seismic`) and searched at embedkit's "
+                  "defaults (`query_cut` 20, `heap_factor` 0.7; Seismic's `search` has no defaults of its own); "
+                  "recall@10 against exact. Exact is what `sparse-exact` runs: scipy's CSR x CSR product of the "
+                  "query and the postings; *scatter* adds each query term's postings into one dense vector instead.",
+                  "",
+                  "| documents | exact p50 / p95 ms | scatter p50 ms | Seismic p50 / p95 ms | Seismic recall@10 | "
+                  "Seismic build s | CSR MB | Seismic file MB | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
         for r in result["search"]:
             if "error" in r:
-                lines.append(f"| {r['documents']:,} | failed: {' '.join(r['error'])} |||||||")
+                lines.append(f"| {r['documents']:,} | failed: {' '.join(r['error'])} ||||||||")
                 continue
-            lines.append(f"| {r['documents']:,} | {r['exact_p50_ms']} / {r['exact_p95_ms']} | {r['seismic_p50_ms']} / "
+            lines.append(f"| {r['documents']:,} | {r['exact_p50_ms']} / {r['exact_p95_ms']} | "
+                         f"{r.get('exact_scatter_p50_ms', '-')} | {r['seismic_p50_ms']} / "
                          f"{r['seismic_p95_ms']} | {r['seismic_recall@10']} | {r['seismic_build_s']} | "
                          f"{r['exact_matrix_mb']} | {r['seismic_file_mb']} | {r['peak_rss_mb']} |")
         done = [r for r in result["search"] if "error" not in r]
@@ -313,10 +318,40 @@ def render(result: dict) -> str:
         largest = max((r["documents"] for r in done), default=0)
         lines += ["", f"Seismic's p50 is below exact's at: {', '.join(faster) or 'none of the sizes measured'}. "
                   f"The largest corpus measured here is {largest:,} documents"
-                  + ("" if largest >= 1_000_000 else " (1M was not reached in this run: Seismic's build time grows "
-                     "with the corpus and the shared cores)") + ". Peak RSS is the whole measuring process (both "
-                  "indexes, the synthetic matrices, Python)."]
+                  + ("" if largest >= 1_000_000 else " (1M was not reached in this run)") + ". Peak RSS is the "
+                  "whole measuring process (the synthetic matrix, Seismic's build, the inverted matrix, Python)."]
+        grids = [r for r in done if r.get("seismic_grid")]
+        if grids:
+            lines += ["", "Seismic's search settings on the same index (p50 ms / recall@10):", "",
+                      "| documents | " + " | ".join(f"cut {g['query_cut']}, heap {g['heap_factor']}"
+                                                    for g in grids[-1]["seismic_grid"]) + " |",
+                      "|---|" + "---|" * len(grids[-1]["seismic_grid"])]
+            for r in grids:
+                lines.append(f"| {r['documents']:,} | " + " | ".join(f"{g['p50_ms']} / {g['recall@10']}"
+                                                                  for g in r["seismic_grid"]) + " |")
+            lines += ["", "`batch_search` (all queries in one call; what the `seismic` backend runs, on 1 thread) "
+                      "against one `search` per query:", "", "| documents | threads | ms a query | same top 10 as "
+                      "`search` |", "|---|---|---|---|"]
+            for r in grids:
+                for b in r.get("batch_search", []):
+                    lines.append(f"| {r['documents']:,} | {b['num_threads'] or 'all (Rayon default)'} | "
+                                 f"{b['ms_per_query']} | {b['same_as_search']} |")
         lines.append("")
+    if "eval" in result:
+        e = result["eval"]
+        lines += ["## `embedkit eval` against `SparseInformationRetrievalEvaluator`", "",
+                  f"{e['data']}: {e['documents']} documents, {e['queries']} queries, batch 32, the untrained lexical "
+                  "SPLADE-MiniLM; each side loads the model and encodes queries and documents itself (embedkit also "
+                  "writes its index). Rounds alternate which goes first; seconds of each round:", "",
+                  "| | seconds (each round) | nDCG@10 |", "|---|---|---|",
+                  f"| `embedkit eval` | {', '.join(map(str, e['seconds']['embedkit']))} | "
+                  f"{e['ndcg@10']['embedkit']:.4f} |",
+                  f"| `SparseInformationRetrievalEvaluator` | "
+                  f"{', '.join(map(str, e['seconds']['sentence_transformers']))} | "
+                  f"{e['ndcg@10']['sentence_transformers']:.4f} |", "",
+                  f"Best round against best round: embedkit takes {e['time_ratio']}x the evaluator's time; nDCG@10 "
+                  f"differs by {e['ndcg_difference']}. Load average during this part: "
+                  f"{e['load_average'][0]:.1f}.", ""]
     if "quality" in result:
         q = result["quality"]
         lines += ["## Sparse, dense and their fusion", "",
