@@ -286,6 +286,12 @@ def render(result: dict) -> str:
              f"{m['note'][0].upper() + m['note'][1:]}: load average {m['load_average'][0]:.1f} at the start, "
              f"{m.get('load_average_end', [float('nan')])[0]:.1f} at the end, so absolute times are pessimistic; "
              "the comparisons within a table ran side by side. Raw numbers: `eval/results/sparse_bench.json`.", ""]
+    if "parts_rerun" in result:
+        rerun = result["parts_rerun"]
+        redone = [part for part in ("encode", "search", "eval", "quality") if part not in rerun["sections_skipped"]]
+        lines[-2] += (f" The {', '.join(redone)} part{'s' if len(redone) > 1 else ''} ran again at "
+                      f"{rerun['started']} (load average {rerun['machine']['load_average'][0]:.1f} at its start); "
+                      "a row measured on its own says so below its table.")
     if "encode" in result:
         e = result["encode"]
         lines += ["## Encoding", "",
@@ -320,6 +326,10 @@ def render(result: dict) -> str:
                   f"The largest corpus measured here is {largest:,} documents"
                   + ("" if largest >= 1_000_000 else " (1M was not reached in this run)") + ". Peak RSS is the "
                   "whole measuring process (the synthetic matrix, Seismic's build, the inverted matrix, Python)."]
+        for r in done:
+            if "run" in r:
+                lines += ["", f"The {r['documents']:,} row: `{r['run']['command']}` on its own, {r['run']['started']} "
+                          f"to {r['run']['finished']}, load average {r['run']['load_average']}."]
         grids = [r for r in done if r.get("seismic_grid")]
         if grids:
             lines += ["", "Seismic's search settings on the same index (p50 ms / recall@10):", "",
