@@ -215,7 +215,9 @@ def encode_throughput(model_dir: Path, texts: list[str]) -> dict:
             "mean_document_terms": round(got.nnz / len(texts), 1)}
 
 
-def quality(model_dir: Path, work: Path, docs: int, queries: int) -> dict:
+def quality(model_dir: Path, work: Path, docs: int, queries: int, trained: Path | None = None) -> dict:
+    """nDCG@10 of sparse, dense and their RRF on the quickstart's held-out stdlib functions; with ``trained`` (a
+    sparse model fine-tuned on the quickstart's site-packages pairs), its rows too."""
     from embedkit.config import EvalOptions, IndexSettings, RetrieveConfig
     from embedkit.data.corpus import Corpus
     from embedkit.evaluate.runner import evaluate
@@ -228,13 +230,28 @@ def quality(model_dir: Path, work: Path, docs: int, queries: int) -> dict:
         build_index(packaged_minilm(), Corpus(str(data)), dense_dir, IndexSettings(batch_size=32), progress=False)
     options = EvalOptions(use_cache=False, batch_size=32)
     rows = {}
-    for name, model, retrieve in [("sparse (untrained lexical SPLADE-MiniLM)", str(model_dir), RetrieveConfig()),
-                                  ("dense (MiniLM)", packaged_minilm(), RetrieveConfig()),
-                                  ("rrf(sparse, dense)", str(model_dir), RetrieveConfig(fuse_with=[str(dense_dir)]))]:
+    runs = [("sparse (untrained lexical SPLADE-MiniLM)", str(model_dir), RetrieveConfig()),
+            ("dense (MiniLM)", packaged_minilm(), RetrieveConfig()),
+            ("rrf(sparse, dense)", str(model_dir), RetrieveConfig(fuse_with=[str(dense_dir)]))]
+    if trained is not None:
+        runs += [("sparse (lexical SPLADE-MiniLM fine-tuned)", str(trained), RetrieveConfig()),
+                 ("rrf(fine-tuned sparse, dense)", str(trained), RetrieveConfig(fuse_with=[str(dense_dir)]))]
+    for name, model, retrieve in runs:
         r = evaluate(model, data, EvalOptions(**{**options.__dict__, "retrieve": retrieve}))
         rows[name] = {k: r.get(k) for k in ("ndcg@10", "recall@100", "mean_query_terms", "mean_document_terms",
                                             "index_bytes", "seconds")}
-    return {"data": "quickstart code search (stdlib functions)", "documents": docs, "queries": queries, "rows": rows}
+    out = {"data": "quickstart code search (stdlib functions)", "documents": docs, "queries": queries, "rows": rows}
+    if trained is not None:
+        out["fine_tuned"] = {"model": str(trained), **_training_of(trained)}
+    return out
+
+
+def _training_of(folder: Path) -> dict:
+    """What the fine-tuned model's manifest says about its training (steps, batch, learning rate, data)."""
+    manifest = json.loads((folder / "embedkit.json").read_text(encoding="utf-8"))
+    recipe = manifest.get("recipe", {})
+    return {"start": recipe.get("model", {}).get("name"), "training": recipe.get("training", {}),
+            "sparse": recipe.get("sparse", {}), "train_data": recipe.get("data", {}).get("train")}
 
 
 def eval_time(model_dir: Path, work: Path, docs: int, queries: int, repeats: int = 2) -> dict:
@@ -365,9 +382,13 @@ def render(result: dict) -> str:
     if "quality" in result:
         q = result["quality"]
         lines += ["## Sparse, dense and their fusion", "",
-                  f"{q['data']}: {q['documents']} documents, {q['queries']} queries. The sparse model is *untrained* "
-                  "(MiniLM with an identity head transform, `embedkit.models.sparse.lexical_head`): the row shows "
-                  "the wiring, not what a trained SPLADE reaches.", "",
+                  f"{q['data']}: {q['documents']} documents, {q['queries']} queries. The first sparse model is "
+                  "*untrained* (MiniLM with an identity head transform, `embedkit.models.sparse.lexical_head`)."
+                  + (" The fine-tuned one is that start trained with `recipes/quickstart-sparse.yaml` for "
+                     f"{q['fine_tuned']['training'].get('max_steps')} steps of "
+                     f"{q['fine_tuned']['training'].get('batch_size')} pairs (learning rate "
+                     f"{q['fine_tuned']['training'].get('learning_rate')}) on the quickstart's site-packages pairs, "
+                     "disjoint from these stdlib functions." if "fine_tuned" in q else ""), "",
                   "| method | nDCG@10 | Recall@100 | query terms | document terms |", "|---|---|---|---|---|"]
         for name, r in q["rows"].items():
             lines.append(f"| {name} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r.get('mean_query_terms') or '-'} "
@@ -385,6 +406,8 @@ def main() -> None:
     ap.add_argument("--eval-queries", type=int, default=500)
     ap.add_argument("--work", default="/tmp/embedkit-sparse-bench")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "sparse_bench.json"))
+    ap.add_argument("--fine-tuned", metavar="DIR", help="A sparse model fine-tuned from the lexical start (see the "
+                    "sparse guide) to add to the quality table, with its RRF with dense.")
     ap.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--render", metavar="MD", help="Write the measurements page from --out's JSON and stop.")
     ap.add_argument("--skip", nargs="*", default=[], choices=["encode", "search", "eval", "quality"])
@@ -435,7 +458,8 @@ def main() -> None:
         result["eval"] = eval_time(model_dir, work / "eval-time", args.docs, args.eval_queries)
         save()
     if "quality" not in args.skip:
-        result["quality"] = quality(model_dir, work / "quality", args.docs, args.eval_queries)
+        result["quality"] = quality(model_dir, work / "quality", args.docs, args.eval_queries,
+                                    Path(args.fine_tuned) if args.fine_tuned else None)
         save()
     print(json.dumps(result, indent=2))
 
