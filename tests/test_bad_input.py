@@ -446,11 +446,11 @@ def test_corpus_error_comes_before_the_model_loads(tmp_path, capsys, monkeypatch
 def test_an_open_progress_bar_is_ended_before_the_error(capsys):
     from tqdm import tqdm
 
-    from embedkit.cli import _error
+    from embedkit.cli.entry import print_error
 
     bar = tqdm(total=10, desc="encoding")
     bar.update(3)
-    assert _error("boom") == 2
+    assert print_error("boom") == 2
     err = capsys.readouterr().err
     assert "\nembedkit: error: boom" in err.replace("\r", "\n") and err.endswith("embedkit: error: boom\n")
 

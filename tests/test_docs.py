@@ -43,13 +43,13 @@ def test_shown_commands_are_found():
 
 @pytest.mark.parametrize("page, command", _page_commands())
 def test_every_shown_command_parses(page, command):
-    from embedkit.cli import _parser
+    from embedkit.cli import build_parser
 
     words = shlex.split(command, comments=True)
     words = [w for w in words if w not in ("|", "&&")][:next((i for i, w in enumerate(words) if w in ("|", "&&")),
                                                            len(words))]
     try:
-        _parser().parse_args(words)
+        build_parser().parse_args(words)
     except SystemExit as exc:
         pytest.fail(f"{page}: `embedkit {command}` does not parse (exit {exc.code})")
 

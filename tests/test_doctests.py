@@ -27,7 +27,7 @@ WITH_EXAMPLES = sorted(_module_name(p) for p in PACKAGE.rglob("*.py") if _exampl
 def test_embedkit_docstrings_are_collected(request):
     assert request.config.getoption("doctestmodules")
     assert "embedkit" in request.config.getini("testpaths")
-    assert len(WITH_EXAMPLES) >= 9  # config, cli_fields, metrics, benchmarks, settings, maxsim, packing, fusion, mining
+    assert len(WITH_EXAMPLES) >= 9  # config, cli.fields, metrics, benchmarks, settings, maxsim, packing, fusion, mining
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)

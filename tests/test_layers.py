@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("pipeline",),
     ("quickstart",),
-    ("cli", "cli_fields", "cli_help", "__main__"),
+    ("cli", "__main__"),
 )
 LAYER_OF = {name: number for number, names in enumerate(LAYERS) for name in names}
 # How registries name what they import on first use: "embedkit.index.faiss_index:FLAT".

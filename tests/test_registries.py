@@ -162,9 +162,9 @@ def _expected_choices() -> dict[str, set[str]]:
 
 
 def test_every_choices_list_on_the_command_line_is_a_registry_or_a_recipe_type():
-    from embedkit.cli import _parser
+    from embedkit.cli import build_parser
 
-    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     expected = _expected_choices()
     seen = set()
     for command, parser in sub.choices.items():

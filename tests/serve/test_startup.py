@@ -69,11 +69,11 @@ def test_bad_flags(tmp_path, capsys, flags, message):
 
 
 def test_api_key_flags_are_text_and_the_environment_fills_in(monkeypatch):
-    from embedkit.cli import _parser
-    from embedkit.cli_fields import from_args
+    from embedkit.cli import build_parser
+    from embedkit.cli.fields import from_args
     from embedkit.serve.startup import with_env_key
 
-    args = _parser().parse_args(["serve", "--index-dir", "x", "--api-key", "0123", "--served-model-name", "yes"])
+    args = build_parser().parse_args(["serve", "--index-dir", "x", "--api-key", "0123", "--served-model-name", "yes"])
     config = from_args(args, ServeConfig, "serve")
     assert config.api_key == "0123" and config.served_model_name == "yes"  # not YAML's 83 and True
     monkeypatch.setenv("EMBEDKIT_API_KEY", "from-env")

@@ -131,18 +131,18 @@ def test_mine_flags_are_the_mining_options_fields():
     """Each flag parses into its MiningOptions field (same type checks); unset flags keep the field's default."""
     import dataclasses
 
-    from embedkit.cli import _parser
-    from embedkit.cli_fields import from_args
+    from embedkit.cli import build_parser
+    from embedkit.cli.fields import from_args
 
     base = ["mine", "--model", "bm25", "--data", "d.jsonl", "--output", "o.jsonl"]
-    assert from_args(_parser().parse_args(base), MiningOptions, "mine") == MiningOptions()
-    args = _parser().parse_args(base + ["--margin", "0.05", "--no-faiss", "--sampling", "random", "--cross-encoder",
-                                        "some/reranker", "--num-negatives", "2", "--seed", "7"])
+    assert from_args(build_parser().parse_args(base), MiningOptions, "mine") == MiningOptions()
+    args = build_parser().parse_args(base + ["--margin", "0.05", "--no-faiss", "--sampling", "random",
+                                             "--cross-encoder", "some/reranker", "--num-negatives", "2", "--seed", "7"])
     options = from_args(args, MiningOptions, "mine")
     assert (options.relative_margin, options.use_faiss, options.sampling, options.cross_encoder,
             options.num_negatives, options.seed) == (0.05, False, "random", "some/reranker", 2, 7)
     with pytest.raises(EmbedkitError, match="range_max: expected an integer"):
-        from_args(_parser().parse_args(base + ["--range-max", "many"]), MiningOptions, "mine")
+        from_args(build_parser().parse_args(base + ["--range-max", "many"]), MiningOptions, "mine")
     assert all(f.metadata.get("help") for f in dataclasses.fields(MiningOptions))
 
 

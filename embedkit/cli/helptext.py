@@ -1,5 +1,6 @@
 """What ``embedkit --help`` and each sub-command's ``--help`` say: a description and examples per
-sub-command (the flags' own help comes from the recipe fields, see :mod:`embedkit.cli_fields`)."""
+sub-command (the flags' own help comes from the recipe fields, see :mod:`embedkit.cli.fields`), and the help of a
+flag that more than one sub-command defines alike."""
 
 from __future__ import annotations
 
@@ -83,6 +84,11 @@ HELP: dict[str, tuple[str, str]] = {
               "on eval.data and keep the best by mean nDCG@10.",
               "embedkit sweep recipe.yaml --set-grid training.learning_rate=1e-5,3e-5,8e-5"),
 }
+
+
+# ``--model`` of search and serve.
+QUERY_MODEL_HELP = ("The model that encodes queries. Default: the one the index was built with (another model is "
+                    "refused).")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):

@@ -108,35 +108,36 @@ def test_help_describes_the_tool(capsys):
 
 def test_index_and_eval_flags_are_the_recipe_fields(capsys):
     """A flag parses into the typed field of the recipe section (same choices, same validation)."""
-    from embedkit.cli import _parser
-    from embedkit.cli_fields import from_args
+    from embedkit.cli import build_parser
+    from embedkit.cli.fields import from_args
     from embedkit.config import EvalOptions, IndexConfig
 
-    args = _parser().parse_args(["index", "--corpus", "c.jsonl", "--backend", "ivfpq", "--nprobe", "8",
-                                 "--index-dir", "out", "--n-full-scores", "100"])
+    args = build_parser().parse_args(["index", "--corpus", "c.jsonl", "--backend", "ivfpq", "--nprobe", "8",
+                                      "--index-dir", "out", "--n-full-scores", "100"])
     cfg = from_args(args, IndexConfig, "index")
     assert (cfg.backend, cfg.faiss.nprobe, cfg.output_dir, cfg.plaid.n_full_scores) == ("ivfpq", 8, "out", 100)
     assert cfg.faiss.hnsw_m == IndexConfig().faiss.hnsw_m  # unset flags keep the recipe defaults
-    args = _parser().parse_args(["eval", "--model", "bm25", "-k", "20", "--no-cache", "--protocol", "mteb"])
+    args = build_parser().parse_args(["eval", "--model", "bm25", "-k", "20", "--no-cache", "--protocol", "mteb"])
     options = from_args(args, EvalOptions, "eval")
     assert (options.k, options.use_cache, options.protocol) == (20, False, "mteb")
-    args = _parser().parse_args(["index", "--batch-size", "many"])
+    args = build_parser().parse_args(["index", "--batch-size", "many"])
     with pytest.raises(Exception, match="batch_size: expected an integer"):
         from_args(args, IndexConfig, "index")
 
 
 def test_list_fields_take_several_values():
     """A list-typed field is one flag with several values, on eval (nested eval.retrieve) and on search."""
-    from embedkit.cli import _parser, _retrieve_config
-    from embedkit.cli_fields import from_args
+    from embedkit.cli import build_parser
+    from embedkit.cli.fields import from_args
+    from embedkit.cli.options import retrieve_config
     from embedkit.config import EvalOptions
 
-    args = _parser().parse_args(["eval", "--model", "m", "--fuse-with", "bm25", "other-index",
-                                 "--fusion", "weighted", "--weights", "0.3", "0.7"])
+    args = build_parser().parse_args(["eval", "--model", "m", "--fuse-with", "bm25", "other-index",
+                                      "--fusion", "weighted", "--weights", "0.3", "0.7"])
     retrieve = from_args(args, EvalOptions, "eval").retrieve
     assert (retrieve.fuse_with, retrieve.fusion, retrieve.weights) == (["bm25", "other-index"], "weighted", [0.3, 0.7])
-    args = _parser().parse_args(["search", "a query", "--index-dir", "ix", "--fuse-with", "bm25", "b"])
-    assert _retrieve_config(args).fuse_with == ["bm25", "b"]
+    args = build_parser().parse_args(["search", "a query", "--index-dir", "ix", "--fuse-with", "bm25", "b"])
+    assert retrieve_config(args).fuse_with == ["bm25", "b"]
 
 
 @pytest.mark.slow  # two fresh processes that import torch and load a model
@@ -240,9 +241,9 @@ def test_report_command_writes_and_prints(tmp_path, code_beir, capsys):
 def _subparsers():
     import argparse
 
-    from embedkit.cli import _parser
+    from embedkit.cli import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return action.choices
 
@@ -275,14 +276,15 @@ def test_every_flag_has_help_and_defaults_read_as_typed():
 
 def test_unpadded_flag_is_the_encode_settings_field():
     """--unpadded on index and eval is EncodeSettings.unpadded: the recipe's index.unpadded / eval.unpadded."""
-    from embedkit.cli import _parser
-    from embedkit.cli_fields import from_args
+    from embedkit.cli import build_parser
+    from embedkit.cli.fields import from_args
     from embedkit.config import EvalOptions, IndexConfig
 
-    cfg = from_args(_parser().parse_args(["index", "--corpus", "c.jsonl", "--unpadded", "off"]), IndexConfig, "index")
+    parse = build_parser().parse_args
+    cfg = from_args(parse(["index", "--corpus", "c.jsonl", "--unpadded", "off"]), IndexConfig, "index")
     assert cfg.unpadded == "off"
-    assert from_args(_parser().parse_args(["index", "--corpus", "c.jsonl"]), IndexConfig, "index").unpadded == "auto"
-    options = from_args(_parser().parse_args(["eval", "--model", "bm25", "--unpadded", "on"]), EvalOptions, "eval")
+    assert from_args(parse(["index", "--corpus", "c.jsonl"]), IndexConfig, "index").unpadded == "auto"
+    options = from_args(build_parser().parse_args(["eval", "--model", "bm25", "--unpadded", "on"]), EvalOptions, "eval")
     assert options.unpadded == "on"
     with pytest.raises(SystemExit):
-        _parser().parse_args(["eval", "--model", "bm25", "--unpadded", "yes"])
+        build_parser().parse_args(["eval", "--model", "bm25", "--unpadded", "yes"])

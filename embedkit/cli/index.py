@@ -1,0 +1,112 @@
+"""``embedkit index``: encode a corpus and build an index folder (the recipe's index: section as flags), or add
+to, delete from, push or pull an existing one; prints the folder or what it now holds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import typing
+
+from embedkit.cli.helptext import command
+from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger("embedkit")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from embedkit.cli.fields import add_fields
+    from embedkit.cli.options import add_colbert_library
+    from embedkit.config import IndexConfig, Kind
+
+    p = command(sub, "index", "encode a corpus and build an index folder")
+    p.add_argument("--model", default=None,
+                   help="The model folder or Hugging Face id that encodes the documents (none for --backend bm25).")
+    p.add_argument("--kind", choices=list(typing.get_args(Kind)), default=None,
+                   help="dense or colbert. Default: read from the model folder.")
+    p.add_argument("--overwrite", action="store_true", help="Replace an index that --index-dir already holds.")
+    p.add_argument("--add", "--append", dest="add", action="store_true",
+                   help="Add the corpus's documents to the existing --index-dir.")
+    p.add_argument("--delete", nargs="+", metavar="ID", default=None,
+                   help="Remove these document ids from --index-dir (no model needed).")
+    p.add_argument("--push", action="store_true",
+                   help="Copy the points of the qdrant index --index-dir from its local shard to the server "
+                        "collection --qdrant-url / --qdrant-collection, which it then searches.")
+    p.add_argument("--pull", action="store_true",
+                   help="Copy the server collection the qdrant index --index-dir searches into a local shard in "
+                        "its folder, which it then searches.")
+    p.add_argument_group("corpus and index folder")
+    add_colbert_library(p.add_argument_group("encoding"))
+    add_fields(p, IndexConfig, "index", group="encoding")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from embedkit.cli.fields import from_args
+    from embedkit.cli.options import colbert_library
+    from embedkit.config import IndexConfig
+    from embedkit.data.inputs import check_local, check_local_or_hub
+    from embedkit.index.registry import BACKENDS, NO_MODEL, check_available, needs_model
+
+    cfg = from_args(args, IndexConfig, "index")
+    library = colbert_library(args)
+    check_available(cfg.backend)
+    if args.delete:
+        check_local(cfg.output_dir, "--index-dir", "folder")
+        from embedkit.index.build import delete_documents
+
+        num = delete_documents(cfg.output_dir, args.delete)
+        logger.info("deleted %d documents", len(set(args.delete)))
+        print(f"index {cfg.output_dir} now holds {num} documents")
+        return 0
+    if args.push or args.pull:
+        check_local(cfg.output_dir, "--index-dir", "folder")
+        from embedkit.index.qdrant_sync import pull, push
+
+        num = push(cfg.output_dir, cfg.qdrant, args.overwrite) if args.push else pull(cfg.output_dir, args.overwrite)
+        print(f"index {cfg.output_dir}: {num} points {'pushed to' if args.push else 'pulled into'} "
+              f"{cfg.qdrant.url or 'its local shard'}")
+        return 0
+    if not cfg.corpus:
+        raise EmbedkitError("index needs --corpus (or --delete ID...)")
+    check_local_or_hub(cfg.corpus, "--corpus", "dataset")
+    if args.add:
+        check_local(cfg.output_dir, "--index-dir", "folder")
+    elif not args.model and needs_model(cfg.backend):
+        model_free = " or ".join(f"--backend {name}" for name in BACKENDS if not needs_model(name))
+        raise EmbedkitError(f"index needs --model (only {model_free} needs none)")
+    if args.model and args.model != NO_MODEL:
+        check_local_or_hub(args.model, "--model", "model")
+    if not args.add:
+        from embedkit.artifacts import check_apart, check_replaceable, check_writable
+        from embedkit.index.base import MANIFEST
+
+        check_apart(cfg.output_dir, "--index-dir", [("--corpus", cfg.corpus), ("--model", args.model)])
+        check_writable(cfg.output_dir, "--index-dir", "folder")
+        check_replaceable(cfg.output_dir, MANIFEST, "an index")
+    from embedkit.data.corpus import Corpus
+    from embedkit.distributed import dist_context
+    from embedkit.index.build import add_documents, build_index, build_index_distributed, index_differences
+
+    corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
+    if args.add:
+        num = add_documents(cfg.output_dir, corpus, args.model, cfg, colbert_library=library)
+        print(f"index {cfg.output_dir} now holds {num} documents")
+        return 0
+    # "Is this index current?": the same decision as the pipeline's index stage (which rebuilds; this refuses).
+    changes = None if args.overwrite else index_differences(cfg.output_dir, args.model, corpus, cfg, args.kind)
+    if changes == []:
+        logger.info("%s already holds this index: same documents, model and settings (--overwrite rebuilds it)",
+                    cfg.output_dir)
+        print(cfg.output_dir)
+        return 0
+    if changes:
+        raise EmbedkitError(f"{cfg.output_dir} already holds another index ({'; '.join(changes[:6])}); pass "
+                            "--overwrite to replace it, or choose another --index-dir")
+    with dist_context() as (rank, world_size):
+        common = dict(kind=args.kind, overwrite=args.overwrite, rank=rank, world_size=world_size,
+                      colbert_library=library)
+        build = build_index_distributed if world_size > 1 else build_index
+        path = build(args.model, corpus, cfg.output_dir, cfg, **common)
+    if rank == 0:
+        print(path)
+    return 0
