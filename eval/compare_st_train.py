@@ -59,12 +59,12 @@ def train_st(model_path: str, data: Path, out: Path, batch_size: int) -> None:
 
 
 def train_embedkit(model_path: str, data: Path, out: Path, batch_size: int, max_seq_length: int | None) -> None:
-    from embedkit.train.recipes import recipe_from_dict
+    from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
     model = {"name": model_path} if max_seq_length is None else {"name": model_path, "max_seq_length": max_seq_length}
-    train(recipe_from_dict({"output_dir": str(out / "model"), "model": model, "data": {"train": str(data)},
-                            "training": {"batch_size": batch_size, "epochs": 1, "save_steps": 100000}}))
+    train(load_recipe({"output_dir": str(out / "model"), "model": model, "data": {"train": str(data)},
+                       "training": {"batch_size": batch_size, "epochs": 1, "save_steps": 100000}}))
 
 
 def worker(variant: str, model_path: str, data: Path, out: Path, batch_size: int) -> dict:

@@ -39,7 +39,7 @@ def main() -> None:
     from embedkit.evaluate.runner import evaluate
     from embedkit.models.dense import DenseEncoder
     from embedkit.pipeline import run_pipeline
-    from embedkit.train.recipes import recipe_from_dict
+    from embedkit.train.recipes import load_recipe
 
     encoded = [0]
     real = DenseEncoder.encode_documents
@@ -58,7 +58,7 @@ def main() -> None:
                "index": {"corpus": str(folder / "corpus.jsonl")}, "eval": {"data": [str(folder)]}}
         for name, overrides in (("run", []), ("run, index.backend=hnsw", ["index.backend=hnsw"])):
             encoded[0] = 0
-            result = run_pipeline(recipe_from_dict(raw, overrides))
+            result = run_pipeline(load_recipe(raw, overrides))
             seconds = {s.stage: round(s.seconds, 1) for s in result.stages}
             rows[name] = {"index_seconds": seconds["index"], "eval_seconds": seconds["eval"],
                           "documents_encoded": encoded[0], "ndcg@10": result.results[0]["ndcg@10"]}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 pytestmark = pytest.mark.colbert
 
@@ -23,7 +23,7 @@ def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, ti
     beir = make_beir(tmp_path / "beir", [(p.id, p.code) for p in pairs],
                      [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],
                      [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
-    recipe = recipe_from_dict({
+    recipe = load_recipe({
         "kind": "colbert", "output_dir": str(tmp_path / "model"),
         "model": {"name": str(tiny_modernbert)},
         "colbert": {"library": colbert_library.name},  # explicit: the same recipe with auto picks it too

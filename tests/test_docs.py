@@ -1,7 +1,8 @@
 """The README and the documentation site (docs/, mkdocs.yml) stay true to the code: every `embedkit` command
 they show parses with the CLI as it is, their relative links lead to files that exist, every page of the site's
 navigation exists, and the README stays a front door (250 lines at most). `make docs` (mkdocs --strict, in CI)
-checks the site's own links and API references; tests/test_config.py keeps the recipe reference page generated."""
+checks the site's own links and API references; tests/config/test_reference.py keeps the recipe reference page
+generated."""
 
 from __future__ import annotations
 

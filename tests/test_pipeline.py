@@ -7,7 +7,7 @@ import json
 import pytest
 
 from embedkit.pipeline import parse_stages, run_pipeline
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 
 class Killed(BaseException):
@@ -42,7 +42,7 @@ def small_beir(tmp_path, make_beir, code_pairs):
 
 
 def make_recipe(tmp_path, model, train, beir, *overrides):
-    return recipe_from_dict({
+    return load_recipe({
         "output_dir": str(tmp_path / "model"),
         "model": {"name": str(model), "max_seq_length": 64},
         "data": {"train": str(train)},
@@ -160,7 +160,7 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
            "model": {"name": str(tiny_modernbert)},
            "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40, "unpadded": "off"},
            "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10, "unpadded": "off"}}
-    result = run_pipeline(recipe_from_dict(raw))
+    result = run_pipeline(load_recipe(raw))
     assert sum(count_encoded) == 100  # the corpus's 100 documents, once
     assert [(s.stage, s.status) for s in result.stages][1:3] == [("index", "ran"), ("eval", "ran")]
     (scored,) = result.results
@@ -172,7 +172,7 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
     assert result.stages[2].artefact == "runs/tiny-run/eval"
 
     count_encoded.clear()
-    again = run_pipeline(recipe_from_dict(raw, ["index.backend=hnsw"]))
+    again = run_pipeline(load_recipe(raw, ["index.backend=hnsw"]))
     assert [(s.stage, s.status) for s in again.stages][1:3] == [("index", "ran"), ("eval", "ran")]
     assert sum(count_encoded) == 0  # the shards kept in the index folder were reused, and the index searched
     assert again.results[0]["backend"] == "hnsw"
@@ -183,7 +183,7 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
     first = json.loads(edited[0])
     edited[0] = json.dumps(first | {"text": first["text"] + " # edited"})
     (tmp_path / "beir" / "corpus.jsonl").write_text("\n".join(edited) + "\n")
-    changed = run_pipeline(recipe_from_dict(raw, ["index.backend=hnsw"]))
+    changed = run_pipeline(load_recipe(raw, ["index.backend=hnsw"]))
     assert [s.status for s in changed.stages][1:3] == ["ran", "ran"]
     assert sum(count_encoded) == 40  # only the shard holding the edited document is encoded again
 
@@ -257,7 +257,7 @@ def test_baselines_are_scored_at_the_length_the_recipe_model_was(tmp_path, tiny_
     shutil.copytree(tiny_modernbert, short)
     config = json.loads((short / "tokenizer_config.json").read_text())
     (short / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 32}))
-    recipe = recipe_from_dict({
+    recipe = load_recipe({
         "output_dir": str(tmp_path / "own"), "model": {"name": str(short)},
         "eval": {"data": [str(small_beir)], "k": 10, "unpadded": "off"},
         "report": {"baselines": [str(tiny_modernbert), "bm25"]}})

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from embedkit.pipeline import run_pipeline
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 
 @pytest.fixture()
@@ -25,7 +25,7 @@ def test_minimal_sparse_recipe_runs_every_stage(tmp_path, backbone, request, tra
     from sentence_transformers import SparseEncoder
 
     model = request.getfixturevalue(backbone)
-    recipe = recipe_from_dict({
+    recipe = load_recipe({
         "kind": "sparse", "output_dir": str(tmp_path / "model"),
         "model": {"name": str(model), "max_seq_length": 64},
         "data": {"train": str(train_jsonl)},

@@ -1,6 +1,8 @@
-"""Recipes as every entry point loads them (``embedkit run|train|sweep``, the quickstart, Python callers): read,
-typed and field-checked by :mod:`embedkit.config`, then checked against the registries the recipe names, so a
-mistake is one error naming the key before any model loads or any folder is written.
+"""The one way to load a recipe (``embedkit run|train|sweep``, the quickstart, eval scripts, Python callers):
+:func:`load_recipe` reads it (a YAML file, or a mapping of its contents), applies ``key=value`` overrides, types and
+field-checks it through :mod:`embedkit.config.loading`, checks it against the registries the recipe names and
+returns the complete recipe, so a mistake is one error naming the key before any model loads or any folder is
+written, and nothing is filled in afterwards.
 
 - ``loss.name``: one of the kind's losses, reading the recipe's ``data.format`` (:mod:`embedkit.train.losses`);
   left null, it becomes the kind's default, so the model card and the resume check see the loss trained with.
@@ -14,26 +16,45 @@ config layer, which every other layer imports, knows no registry.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from embedkit.config import Recipe, parse_recipe, read_recipe
+from embedkit.config import Recipe
+from embedkit.config.loading import parse_recipe, read_recipe
 from embedkit.errors import EmbedkitError
 from embedkit.index.registry import KINDS, kind_entry
 from embedkit.models.colbert.registry import check_library
 from embedkit.train.losses import LOSSES, default_loss, losses_for
 
 
-def check_recipe(recipe: Recipe, source: str = "recipe") -> Recipe:
-    """``recipe`` checked against the registries (and its loss filled in); errors start with ``source``."""
+def load_recipe(recipe: str | Path | Mapping[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                source: str | None = None) -> Recipe:
+    """The complete, validated recipe from a YAML file (a path) or a mapping of its contents, with ``key=value``
+    overrides applied: typed, field-checked, checked against the registries and completed (a null ``loss.name``
+    becomes the kind's default). Errors start with ``source`` (default: the file's path, or ``recipe``).
+
+    >>> load_recipe({"kind": "sparse"}, ["training.max_steps=5"]).loss.name
+    'splade'
+    """
+    if isinstance(recipe, Mapping):
+        source = source or "recipe"
+        parsed = parse_recipe(dict(recipe), overrides, source)
+    else:
+        source = source or str(recipe)
+        parsed = read_recipe(recipe, overrides)
     try:
-        return _check(recipe)
+        return _checked(parsed)
     except EmbedkitError as exc:
         raise EmbedkitError(f"{source}: {exc}") from None
 
 
-def _check(recipe: Recipe) -> Recipe:
+def _checked(recipe: Recipe) -> Recipe:
+    """``recipe`` checked against the registries, as a new recipe with its loss filled in."""
     if recipe.loss.name is None:
-        recipe.loss.name = default_loss(recipe.kind, recipe.data.format)
+        loss = dataclasses.replace(recipe.loss, name=default_loss(recipe.kind, recipe.data.format))
+        recipe = dataclasses.replace(recipe, loss=loss)
     spec = LOSSES.get(recipe.loss.name)
     if spec is None or spec.kind != recipe.kind:
         raise EmbedkitError(f"loss.name: {recipe.loss.name!r} is not a {recipe.kind} loss; "
@@ -52,12 +73,3 @@ def _check(recipe: Recipe) -> Recipe:
                             f"text), not {recipe.kind}")
     return recipe
 
-
-def recipe_from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = (), source: str = "recipe") -> Recipe:
-    """A recipe from a mapping (a YAML file's contents) and ``key=value`` overrides, fully checked."""
-    return check_recipe(parse_recipe(raw, overrides, source), source)
-
-
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a YAML recipe, apply ``key=value`` overrides, and check everything."""
-    return check_recipe(read_recipe(path, overrides), str(path))

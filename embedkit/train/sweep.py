@@ -25,7 +25,7 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -137,8 +137,8 @@ def run_variant(variant: Variant, selection: list[tuple[str, Path]], sweep_dir: 
                 overwrite: bool = False) -> RunResult:
     from embedkit.train.run import train
 
-    recipe = variant.recipe
-    recipe.eval.data = [str(folder) for _, folder in selection]
+    scored = [str(folder) for _, folder in selection]
+    recipe = replace(variant.recipe, eval=replace(variant.recipe.eval, data=scored))
     start = time.time()
     folder = train(recipe, overwrite=overwrite)
     metrics = read_json(folder / "metrics.json")

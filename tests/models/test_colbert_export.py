@@ -122,12 +122,12 @@ TRAIN_AND_ENCODE = textwrap.dedent("""
     import json, sys
     import numpy as np
     from embedkit.config import EncodeSettings
-    from embedkit.train.recipes import recipe_from_dict
+    from embedkit.train.recipes import load_recipe
     from embedkit.index.encoders import load_encoder
     from embedkit.train.run import train
     recipe, out = json.loads(sys.argv[1]), sys.argv[2]
     queries, documents = json.loads(sys.argv[3]), json.loads(sys.argv[4])
-    folder = train(recipe_from_dict(recipe))
+    folder = train(load_recipe(recipe))
     encoder = load_encoder("colbert", str(folder), EncodeSettings(unpadded="off"))
     np.savez(out, *(encoder.encode_queries(queries) + encoder.encode_documents(documents)))
     print(encoder.library.name)

@@ -36,13 +36,13 @@ def _unusable_here() -> list[tuple[str, str]]:
 
 def test_an_explicit_library_this_environment_lacks_fails_before_any_work(tmp_path, capsys):
     from embedkit.cli import main
-    from embedkit.train.recipes import recipe_from_dict
+    from embedkit.train.recipes import load_recipe
 
     unusable = _unusable_here()
     assert unusable, "each environment lacks one library (PyLate pins sentence-transformers 5.3)"
     for name, reason in unusable:
         with pytest.raises(EmbedkitError, match="colbert.library") as err:
-            recipe_from_dict({"kind": "colbert", "colbert": {"library": name}})
+            load_recipe({"kind": "colbert", "colbert": {"library": name}})
         assert reason in str(err.value)
         # the same field as a flag: refused before the corpus is read or an index folder is made
         index_dir = tmp_path / f"idx-{name}"
@@ -53,11 +53,11 @@ def test_an_explicit_library_this_environment_lacks_fails_before_any_work(tmp_pa
         assert not index_dir.exists() and not index_dir.with_name(index_dir.name + ".partial").exists()
     with pytest.raises(EmbedkitError, match="colbert.library: 'colbert-ir' is not one of 'auto', "
                                             "'sentence-transformers', 'pylate'"):
-        recipe_from_dict({"kind": "colbert", "colbert": {"library": "colbert-ir"}})
+        load_recipe({"kind": "colbert", "colbert": {"library": "colbert-ir"}})
     # a dense recipe does not need a ColBERT library at all (but a misspelt name is still caught)
-    assert recipe_from_dict({"colbert": {"library": unusable[0][0]}}).kind == "dense"
+    assert load_recipe({"colbert": {"library": unusable[0][0]}}).kind == "dense"
     with pytest.raises(EmbedkitError, match="colbert.library: 'pylates' is not one of"):
-        recipe_from_dict({"colbert": {"library": "pylates"}})
+        load_recipe({"colbert": {"library": "pylates"}})
 
 
 def test_auto_is_the_first_usable_library_in_registry_order(colbert_library):

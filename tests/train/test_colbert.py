@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -54,7 +54,7 @@ def test_contrastive_training_lowers_loss_and_reloads_in_its_library(tiny_modern
     from embedkit.index.encoders import load_encoder
     from embedkit.train.run import train
 
-    recipe = recipe_from_dict(_recipe(tiny_modernbert, pairs_jsonl, tmp_path / "colbert"))
+    recipe = load_recipe(_recipe(tiny_modernbert, pairs_jsonl, tmp_path / "colbert"))
     out = train(recipe)
     history = json.loads((out / "train_log.json").read_text())
     losses = _losses(history)
@@ -111,7 +111,7 @@ def test_distillation_on_local_kd_layout(tiny_modernbert, kd_folder, tmp_path):
 
     raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "kd-model", data={"format": "distillation"},
                   loss={"name": "distillation"}, training={"max_steps": 18, "batch_size": 4, "logging_steps": 3})
-    out = train(recipe_from_dict(raw))
+    out = train(load_recipe(raw))
     losses = _losses(json.loads((out / "train_log.json").read_text()))
     assert len(losses) >= 3
     assert losses[-1] < losses[0], losses
@@ -124,7 +124,7 @@ def test_distillation_rows_hold_the_teacher_scores_in_order(tiny_modernbert, kd_
 
     raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "x", data={"format": "distillation"},
                   loss={"name": "distillation"})
-    rows = load_distillation_data(recipe_from_dict(raw).data, colbert_library)
+    rows = load_distillation_data(load_recipe(raw).data, colbert_library)
     row = rows[1]
     queries = {json.loads(line)["query_id"]: json.loads(line)["text"]
                for line in (kd_folder / "queries.jsonl").read_text().splitlines()}
@@ -145,7 +145,7 @@ def test_distillation_folder_missing_subset_names_it(tiny_modernbert, kd_folder,
     raw = _recipe(tiny_modernbert, kd_folder, tmp_path / "x", data={"format": "distillation"},
                   loss={"name": "distillation"})
     with pytest.raises(EmbedkitError, match="documents"):
-        load_distillation_data(recipe_from_dict(raw).data, colbert_library)
+        load_distillation_data(load_recipe(raw).data, colbert_library)
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("recipes/*colbert*.yaml")))
@@ -169,7 +169,7 @@ def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp
                      [(f"q{i}", p.id, 1) for i, p in enumerate(rows)])
     raw = _recipe(tiny_modernbert, pairs_jsonl, tmp_path / "with-eval", eval={"during_training": str(beir)},
                   training={"max_steps": 8, "eval_steps": 4, "save_steps": 4})
-    out = train(recipe_from_dict(raw))
+    out = train(load_recipe(raw))
     history = json.loads((out / "train_log.json").read_text())
     scores = [h["eval_maxsim_ndcg@10"] for h in history if "eval_maxsim_ndcg@10" in h]
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)

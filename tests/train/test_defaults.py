@@ -11,17 +11,17 @@ import yaml
 
 from embedkit.config import ModelConfig
 from embedkit.errors import EmbedkitError
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def test_loss_defaults_to_the_kinds():
-    assert recipe_from_dict({}).loss.name == "mnrl"
-    assert recipe_from_dict({"kind": "colbert"}).loss.name == "contrastive"
-    assert recipe_from_dict({"kind": "colbert", "data": {"format": "distillation"}}).loss.name == "distillation"
+    assert load_recipe({}).loss.name == "mnrl"
+    assert load_recipe({"kind": "colbert"}).loss.name == "contrastive"
+    assert load_recipe({"kind": "colbert", "data": {"format": "distillation"}}).loss.name == "distillation"
     # the resolved name is what the model card and the resume check see
-    assert yaml.safe_load(recipe_from_dict({"kind": "colbert"}).to_yaml())["loss"]["name"] == "contrastive"
+    assert yaml.safe_load(load_recipe({"kind": "colbert"}).to_yaml())["loss"]["name"] == "contrastive"
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -35,7 +35,7 @@ def test_loss_defaults_to_the_kinds():
 ])
 def test_loss_and_length_mistakes_name_the_key(raw, message):
     with pytest.raises(EmbedkitError, match=message):
-        recipe_from_dict(raw)
+        load_recipe(raw)
 
 
 def test_max_seq_length_null_keeps_what_the_model_ships(minilm_path, tiny_modernbert):
@@ -64,9 +64,9 @@ def pairs(tmp_path, code_pairs) -> Path:
 
 def _minimal(kind: str, model: str, data: Path, out: Path):
     """kind, model, data, training: nothing else (no loss, no lengths, no colbert section)."""
-    return recipe_from_dict({"kind": kind, "output_dir": str(out), "model": {"name": model},
-                             "data": {"train": str(data)},
-                             "training": {"batch_size": 4, "max_steps": 2, "save_steps": 1000}})
+    return load_recipe({"kind": kind, "output_dir": str(out), "model": {"name": model},
+                        "data": {"train": str(data)},
+                        "training": {"batch_size": 4, "max_steps": 2, "save_steps": 1000}})
 
 
 KINDS = ["dense", pytest.param("colbert", marks=pytest.mark.colbert), "sparse"]

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import yaml
 
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 from embedkit.train.run import train
 
 
 def recipe(tmp_path, model, data, **training):
-    return recipe_from_dict({
+    return load_recipe({
         "output_dir": str(tmp_path / "model"),
         "model": {"name": str(model), "max_seq_length": 64, "query_prompt": "query: ", "document_prompt": "doc: "},
         "data": {"train": str(data)},
@@ -34,8 +34,8 @@ def test_training_lowers_loss_and_reloads_in_sentence_transformers(tmp_path, tin
 
 
 def test_cached_mnrl_with_hard_negatives_and_eval(tmp_path, tiny_modernbert, train_jsonl, code_beir):
-    r = recipe_from_dict({**recipe(tmp_path, tiny_modernbert, train_jsonl, max_steps=3).to_dict(),
-                          "loss": {"name": "cached_mnrl", "mini_batch_size": 4}, "eval": {"data": [str(code_beir)]}})
+    r = load_recipe({**recipe(tmp_path, tiny_modernbert, train_jsonl, max_steps=3).to_dict(),
+                     "loss": {"name": "cached_mnrl", "mini_batch_size": 4}, "eval": {"data": [str(code_beir)]}})
     out = train(r)
     metrics = json.loads((out / "metrics.json").read_text())[str(code_beir)]
     assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from embedkit.errors import EmbedkitError
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 from embedkit.train.run import train
 
 
@@ -22,7 +22,7 @@ def sparse_recipe(tmp_path, model, train, **extra):
                         "save_steps": 4, "warmup_ratio": 0.0}}
     for key, value in extra.items():
         raw[key] = {**raw.get(key, {}), **value}
-    return recipe_from_dict(raw)
+    return load_recipe(raw)
 
 
 def test_minimal_sparse_recipe_trains_and_loads_in_sparse_encoder(tmp_path, tiny_modernbert, train_jsonl):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from embedkit.errors import EmbedkitError
-from embedkit.train.recipes import recipe_from_dict
+from embedkit.train.recipes import load_recipe
 
 
 @pytest.fixture()
@@ -30,7 +30,7 @@ def _recipe(tmp_path, model, train, **sections):
            "eval": {"unpadded": "off"}}
     for key, value in sections.items():
         raw.setdefault(key, {}).update(value)
-    return recipe_from_dict(raw)
+    return load_recipe(raw)
 
 
 def test_mined_negatives_and_a_mix_of_datasets_train(tmp_path, tiny_modernbert, train_jsonl, code_pairs):
