@@ -38,7 +38,7 @@ def _rows(path):
 def test_mined_teacher_scores_train_a_sparse_model(tmp_path, pairs_jsonl, cross_encoder, tiny_modernbert):
     from sentence_transformers import CrossEncoder, SparseEncoder
 
-    from embedkit.train.recipes import recipe_from_dict
+    from embedkit.train.recipes import load_recipe
     from embedkit.train.run import train
 
     out = tmp_path / "teacher"
@@ -55,7 +55,7 @@ def test_mined_teacher_scores_train_a_sparse_model(tmp_path, pairs_jsonl, cross_
     texts = [(queries[row["query_id"]], documents[d]) for d in row["document_ids"]]
     np.testing.assert_allclose(row["scores"], CrossEncoder(str(cross_encoder)).predict(texts), rtol=1e-3, atol=1e-4)
 
-    recipe = recipe_from_dict({
+    recipe = load_recipe({
         "kind": "sparse", "output_dir": str(tmp_path / "splade"), "model": {"name": str(tiny_modernbert),
                                                                          "max_seq_length": 48},
         "data": {"train": str(out), "format": "distillation"},
