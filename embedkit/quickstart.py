@@ -69,6 +69,7 @@ def check_workdir(workdir: Path) -> None:
 def prepare_data(workdir: Path, train_size: int, eval_size: int, num_queries: int = 500) -> tuple[Path, Path]:
     """train.jsonl from site-packages; a BEIR folder from the stdlib (disjoint by construction)."""
     from embedkit.artifacts import write_json
+    from embedkit.data.beir import write_one_relevant
     from embedkit.data.code_corpus import iter_code_pairs, site_packages_root, stdlib_root
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -85,20 +86,10 @@ def prepare_data(workdir: Path, train_size: int, eval_size: int, num_queries: in
             count += 1
             if count >= train_size:
                 break
-    folder = workdir / "stdlib-code"
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for p in eval_pairs:
-            f.write(json.dumps({"_id": p.id, "title": "", "text": p.code}) + "\n")
     step = max(1, len(eval_pairs) // num_queries)
     judged = eval_pairs[::step][:num_queries]
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        for p in judged:
-            f.write(json.dumps({"_id": f"q-{p.id}", "text": p.query}) + "\n")
-    with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for p in judged:
-            f.write(f"q-{p.id}\t{p.id}\t1\n")
+    folder = write_one_relevant(workdir / "stdlib-code", ((p.id, p.code) for p in eval_pairs),
+                                [(f"q-{p.id}", p.query, p.id) for p in judged])
     logger.info("quickstart data: %d training pairs, %d documents, %d queries", count, len(eval_pairs), len(judged))
     return train_path, folder
 

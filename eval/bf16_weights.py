@@ -16,11 +16,12 @@ python eval/bf16_weights.py [--texts 1000] [--rounds 3] [--out eval/results/bf16
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
-from pathlib import Path
+
+from benchkit.machine import describe, load_note
+from benchkit.results import save
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -66,17 +67,13 @@ def main() -> None:
             start = time.perf_counter()
             outputs[name] = run()
             seconds[name].append(time.perf_counter() - start)
-    from embedkit.models.precision import cpu_name
-
     median = {name: statistics.median(s) for name, s in seconds.items()}
     rows = [{"variant": name, "median_seconds": round(median[name], 2), "seconds": [round(s, 2) for s in sec],
              "speedup_vs_fp32": round(median["fp32"] / median[name], 3),
              "max_relative_error_vs_fp32": max_relative_error(outputs[name], outputs["fp32"])}
             for name, sec in seconds.items()]
-    load = os.getloadavg()
-    meta = {"texts": len(texts), "rounds": args.rounds, "batch_size": args.batch_size,
-            "machine": f"{cpu_name()} ({', '.join(sys_bf16)}), {os.cpu_count()} CPUs",
-            "load": f"load average {load[0]:.1f} / {load[1]:.1f} (1 / 5 min) at the end"}
+    meta = {"texts": len(texts), "rounds": args.rounds, "batch_size": args.batch_size, "machine": describe(),
+            "load": load_note()}
     print(f"{meta['texts']} texts, {meta['machine']}; {meta['load']}\n")
     print("| variant | median s | speed-up vs fp32 | max rel. error vs fp32 |\n|---|---|---|---|")
     for r in rows:
@@ -84,8 +81,7 @@ def main() -> None:
               f"{r['max_relative_error_vs_fp32']:.2e} |")
     print(f"\nembedkit-cast vs autocast: {median['autocast'] / median['embedkit-cast']:.2f}x; vs sentence-transformers "
           f"bf16 weights: {median['st-bf16-weights'] / median['embedkit-cast']:.2f}x")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    save({**meta, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

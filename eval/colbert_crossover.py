@@ -12,14 +12,13 @@ queries of 32 tokens taken near one document's tokens). The numbers set ``index.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchkit.machine import describe
+from benchkit.results import save
 
 
 def synthetic(num_docs: int, tokens: int, dim: int, seed: int = 0) -> tuple[list[np.ndarray], np.random.Generator]:
@@ -78,7 +77,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--output", default="eval/results/colbert_crossover.json")
     args = parser.parse_args()
-    machine = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU"
+    machine = describe()
     rows = []
     print(f"machine: {machine}; {args.queries} queries of 32 tokens, documents ~{args.tokens} tokens, 128-d\n")
     print("| documents | exact build (s) | PLAID build (s) | exact ms/query | PLAID ms/query | PLAID/exact search "
@@ -100,9 +99,7 @@ def main() -> None:
         print(f"| {size} | {exact['build_s']:.1f} | {plaid['build_s']:.1f} | {exact['search_ms_per_query']:.1f} | "
               f"{plaid['search_ms_per_query']:.1f} | {ratio:.2f} | {overlap:.3f} |", flush=True)
         # after every size: a run cut short by a time limit keeps the rows it measured
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps({"machine": machine, "args": vars(args), "rows": rows}, indent=2)
-                                     + "\n")
+        save({"machine": machine, "args": vars(args), "rows": rows}, args.output)
 
 
 if __name__ == "__main__":

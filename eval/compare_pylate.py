@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).parent))
+from benchkit.data import build_folder
+from benchkit.machine import describe as machine
+from benchkit.results import save
 
-from compare_st import build_folder, machine, save
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 N_FULL_SCORES = 4096  # embedkit's default; PyLate's is 8192, set equal so both do the same work
 LIBRARY = "pylate"  # embedkit's ColBERT library here: the comparison is with PyLate's own pipeline

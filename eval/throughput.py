@@ -6,9 +6,9 @@ One run, one random-init model per config, the same inputs for every method:
   by length and pads every batch to its longest text);
 - ``hf_sdpa_sorted``: ``ModernBertModel`` with SDPA on length-sorted batches of at most ``--max-tokens``
   padded tokens, mean pooling;
-- ``embedkit_packed``: :func:`embedkit.models.packed_encoding.encode_packed` (same token budget, no padding);
+- ``embedkit_packed``: :func:`embedkit.models.packed.encode_packed` (same token budget, no padding);
 - ``st_train`` / ``st_train_unpadded``: sentence-transformers MultipleNegativesRankingLoss steps
-  (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_unpadded``; the
+  (forward, backward, AdamW) on (query, passage) pairs, without and with ``enable_packed``; the
   Trainer's own overhead is left out as it is the same for both;
 - ``st_gradcache`` / ``st_gradcache_unpadded``: one CachedMultipleNegativesRankingLoss (GradCache) step of
   ``--gradcache-batch`` pairs (4096 by default: in-batch negatives over the whole batch, memory bounded by
@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import logging
 import os
 import random
@@ -55,7 +54,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embedkit.models.packed_encoding import default_token_budget
+from embedkit.artifacts import write_json
+from embedkit.models.packed import default_token_budget
 from embedkit.models.precision import cpu_bf16_features, cpu_name
 
 logger = logging.getLogger("throughput")
@@ -101,10 +101,8 @@ class Results:
 
     def save(self, table: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"meta": self.meta, "rows": [asdict(r) for r in self.rows],
-                                   "table": table or markdown(self.rows)}, indent=2))
-        tmp.replace(self.path)
+        write_json(self.path, {"meta": self.meta, "rows": [asdict(r) for r in self.rows],
+                               "table": table or markdown(self.rows)})
 
 
 def device_name(device: torch.device) -> str:
@@ -196,7 +194,7 @@ def timed(device: torch.device, fn, repeats: int = 1) -> tuple[float, object]:
 def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: int | None, repeats: int,
                   rows: Results, compile: bool | None = None, cpu_bf16: bool = False,
                   skip: tuple[str, ...] = ()) -> None:
-    from embedkit.models.packed_encoding import encode_packed
+    from embedkit.models.packed import encode_packed
 
     device = st_model.device
     methods = {
@@ -267,7 +265,7 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
     except ImportError:
         from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
-    from embedkit.models.modernbert_unpadded import enable_unpadded
+    from embedkit.models.packed import enable_packed
 
     device = st_model.device
     cuda = device.type == "cuda"
@@ -290,7 +288,7 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
         if cuda:  # as accelerate does in the Trainer: the forward itself runs under autocast, so GradCache's
             model.forward = torch.autocast("cuda", dtype=torch.bfloat16)(model.forward)  # re-forward too
         if plan.unpadded:
-            enable_unpadded(model, mode="on")
+            enable_packed(model, mode="on")
         loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=gradcache_mini_batch)
                 if plan.kind == "gradcache" else MultipleNegativesRankingLoss(model))
         variants[method] = (model, loss, torch.optim.AdamW(model.parameters(), lr=1e-5))
@@ -338,18 +336,18 @@ def run_training(name: str, st_model, queries: list[str], passages: list[str], b
 def _write_corpus(path: Path, pool: list[str], docs: int) -> None:
     """``docs`` documents cycling through ``pool`` (writing a large corpus of distinct random texts would take
     longer than indexing it; the tokenizer and the model do the same work for a repeated text)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(docs):
-            f.write(json.dumps({"_id": f"d{i}", "text": pool[i % len(pool)]}) + "\n")
+    from benchkit.data import write_corpus
+
+    write_corpus(path, ((f"d{i}", pool[i % len(pool)]) for i in range(docs)))
 
 
 def _index_once(folder: Path, corpus: Path, work: Path) -> tuple[float, str | None]:
     command = [sys.executable, "-m", "embedkit", "index", "--model", str(folder), "--corpus", str(corpus),
-               "--index-dir", str(work / f"index-{corpus.stem}"), "--unpadded", "auto", "--overwrite"]
-    repo = str(Path(__file__).resolve().parents[1])
-    pythonpath = os.pathsep.join([repo] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+               "--index-dir", str(work / f"index-{corpus.stem}"), "--packed", "auto", "--overwrite"]
+    from benchkit.children import checkout_env
+
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": pythonpath})
+    proc = subprocess.run(command, capture_output=True, text=True, env=checkout_env())
     seconds = time.perf_counter() - start
     return seconds, None if proc.returncode == 0 else proc.stderr[-1000:]
 
@@ -388,13 +386,13 @@ def run_index(name: str, folder: Path, pool: list[str], pool_tokens: list[int], 
 
 def host_only(args: argparse.Namespace, device: torch.device) -> None:
     """The --host-only run: its rows in their own JSON (throughput-<machine>-host.json)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from host_throughput import run_host_only
+    from benchkit.machine import load_note
+    from host_throughput import run_host_only  # eval/, this script's folder, is first on sys.path
 
     name = device_name(device)
     threads = args.host_threads or sorted({1, os.cpu_count() or 1})
     meta = {"device": name, "cpu": cpu_name(), "cpus": os.cpu_count(), "host_only": True, "threads": threads,
-            "torch": torch.__version__}
+            "torch": torch.__version__, "load": load_note("before the measurements", verdict=True)}
     rows = Results(args.out / f"throughput-{slug(name)}-host{'-small' if args.small else ''}.json", meta)
     run_host_only(rows, Row, args.host_texts or (2000 if args.small else 20000), threads,
                   args.repeats or (1 if args.small else 3), args.max_tokens or default_token_budget(device),
@@ -513,6 +511,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import sentence_transformers
     import transformers
+    from benchkit.machine import load_note
 
     name = device_name(device)
     meta = {"device": name, "dtype": str(dtype), "small": small, "max_tokens": args.max_tokens,
@@ -520,7 +519,7 @@ def main(argv: list[str] | None = None) -> None:
             "train_batch": train_batch, "train_steps": train_steps, "gradcache_batch": gradcache_batch,
             "gradcache_mini_batch": gradcache_mini, "repeats": repeats, "compile": args.compile,
             "cpu_bf16": args.cpu_bf16, "skip": args.skip, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "load": load_note("before the measurements", verdict=True),
             "cpu": cpu_name(), "cpu_bf16_features": list(cpu_bf16_features()),
             "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
             "input_sets": {k: dict(zip(("mean", "std", "min", "max"), v)) for k, v in specs.items()}}

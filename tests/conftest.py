@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_beir
+from tests.helpers import write_beir, write_code_beir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -73,10 +73,7 @@ def minilm_path() -> str:
 @pytest.fixture(scope="session")
 def code_beir(tmp_path_factory, code_pairs) -> Path:
     """BEIR folder: 200 queries over 600 code documents (the other 400 are distractors)."""
-    corpus = [(p.id, p.code) for p in code_pairs]
-    queries = [(f"q{i}", p.query) for i, p in enumerate(code_pairs[:200])]
-    qrels = [(f"q{i}", p.id, 1) for i, p in enumerate(code_pairs[:200])]
-    return write_beir(tmp_path_factory.mktemp("code-beir"), corpus, queries, qrels)
+    return write_code_beir(tmp_path_factory.mktemp("code-beir"), code_pairs, 200)
 
 
 @pytest.fixture(scope="session")

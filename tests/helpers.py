@@ -29,6 +29,14 @@ def write_beir(folder: Path, corpus: list[tuple[str, str]], queries: list[tuple[
     return folder
 
 
+def write_code_beir(folder: Path, pairs: list, num_queries: int | None = None) -> Path:
+    """A BEIR folder of code pairs: every pair's code a document; the docstring summaries of the first
+    ``num_queries`` pairs (all by default) the queries ``q0, q1, ...``, each judging its own code relevant."""
+    judged = pairs[:num_queries]
+    return write_beir(folder, [(p.id, p.code) for p in pairs], [(f"q{i}", p.query) for i, p in enumerate(judged)],
+                      [(f"q{i}", p.id, 1) for i, p in enumerate(judged)])
+
+
 def write_word_corpus(path: Path, num_docs: int, words_per_doc: int, seed: int = 0) -> Path:
     """A JSONL corpus of ``d0, d1, ...`` with random words from :data:`WORDS` (same seed, same file)."""
     rng = random.Random(seed)
@@ -37,6 +45,39 @@ def write_word_corpus(path: Path, num_docs: int, words_per_doc: int, seed: int =
             f.write(json.dumps({"_id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(words_per_doc))})
                     + "\n")
     return path
+
+
+def trainer_with_callback(trainer_class: type, callback: type) -> type:
+    """``trainer_class`` with a ``callback`` (a ``TrainerCallback`` class) added to every instance."""
+
+    class WithCallback(trainer_class):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.add_callback(callback)
+
+    return WithCallback
+
+
+def crash_at_save() -> type:
+    """A ``TrainerCallback`` that kills the run (``KeyboardInterrupt``) right after its first checkpoint."""
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    return Crash
+
+
+def count_steps(steps: list[int]) -> type:
+    """A ``TrainerCallback`` that appends each finished step's number to ``steps``."""
+    from transformers import TrainerCallback
+
+    class Count(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    return Count
 
 
 def write_hub_repo(root: Path, configs: dict[str, dict[str, dict[str, list]]]) -> Path:

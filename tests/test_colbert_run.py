@@ -8,21 +8,20 @@ import json
 import pytest
 
 from embedkit.train.recipes import load_recipe
+from tests.helpers import write_code_beir
 
 pytestmark = pytest.mark.colbert
 
 
 @pytest.mark.slow  # a 2-step training, a PLAID and an exact index of 100 documents, one evaluation
 def test_minimal_colbert_recipe_trains_indexes_evaluates_and_serves(tmp_path, tiny_modernbert, train_jsonl,
-                                                                    make_beir, code_pairs, colbert_library,
+                                                                    code_pairs, colbert_library,
                                                                     native_colbert):
     from embedkit.cli import main
     from embedkit.pipeline import run_pipeline
 
     pairs = code_pairs[:100]
-    beir = make_beir(tmp_path / "beir", [(p.id, p.code) for p in pairs],
-                     [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],
-                     [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
+    beir = write_code_beir(tmp_path / "beir", pairs, 20)
     recipe = load_recipe({
         "kind": "colbert", "output_dir": str(tmp_path / "model"),
         "model": {"name": str(tiny_modernbert)},

@@ -99,7 +99,7 @@ def test_torchrun_train_publishes_once(tmp_path, tiny_modernbert, train_jsonl):
         "data": {"train": str(train_jsonl), "max_samples": 32},
         "loss": {"name": "mnrl", "gather_across_devices": True},  # in-batch negatives from both processes
         "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
-                     "unpadded": "off"},
+                     "packed": "off"},
     })
     from embedkit.models.dense import load_dense_model
 
@@ -119,7 +119,7 @@ def test_torchrun_colbert_train_publishes_once(tmp_path, tiny_modernbert, train_
         "colbert": {"embedding_dim": 16, "query_length": 16, "document_length": 48},
         "data": {"train": str(train_jsonl), "max_samples": 32},
         "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
-                     "unpadded": "off"},
+                     "packed": "off"},
     })
     manifest = json.loads((output / "embedkit.json").read_text())
     assert manifest["kind"] == "colbert" and manifest["recipe"]["loss"]["name"] == "contrastive"

@@ -8,6 +8,7 @@ import pytest
 
 from embedkit.pipeline import parse_stages, run_pipeline
 from embedkit.train.recipes import load_recipe
+from tests.helpers import write_code_beir
 
 
 class Killed(BaseException):
@@ -35,10 +36,8 @@ def kill_on_call(monkeypatch, target: str, call: int = 1, when=lambda *a, **k: T
 
 
 @pytest.fixture()
-def small_beir(tmp_path, make_beir, code_pairs):
-    pairs = code_pairs[:100]
-    return make_beir(tmp_path / "beir", [(p.id, p.code) for p in pairs], [(f"q{i}", p.query) for i, p in
-                     enumerate(pairs[:30])], [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:30])])
+def small_beir(tmp_path, code_pairs):
+    return write_code_beir(tmp_path / "beir", code_pairs[:100], 30)
 
 
 def make_recipe(tmp_path, model, train, beir, *overrides):
@@ -47,10 +46,10 @@ def make_recipe(tmp_path, model, train, beir, *overrides):
         "model": {"name": str(model), "max_seq_length": 64},
         "data": {"train": str(train)},
         "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 3, "warmup_ratio": 0.0,
-                     "logging_steps": 1, "unpadded": "off"},
+                     "logging_steps": 1, "packed": "off"},
         "index": {"corpus": str(beir), "output_dir": str(tmp_path / "index"), "shard_size": 25,
-                  "batch_size": 32, "unpadded": "off"},
-        "eval": {"data": [str(beir)], "output_dir": str(tmp_path / "eval"), "batch_size": 32, "unpadded": "off"},
+                  "batch_size": 32, "packed": "off"},
+        "eval": {"data": [str(beir)], "output_dir": str(tmp_path / "eval"), "batch_size": 32, "packed": "off"},
         "report": {"output_dir": str(tmp_path / "report"), "baselines": ["bm25"]},
     }, list(overrides))
 
@@ -158,8 +157,8 @@ def test_run_encodes_a_corpus_once_given_as_file_and_as_folder(tmp_path, tiny_mo
     monkeypatch.chdir(tmp_path)
     raw = {"output_dir": "runs/tiny",
            "model": {"name": str(tiny_modernbert)},
-           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40, "unpadded": "off"},
-           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10, "unpadded": "off"}}
+           "index": {"corpus": "beir/corpus.jsonl", "max_length": 64, "shard_size": 40, "packed": "off"},
+           "eval": {"data": [str(small_beir)], "max_length": 64, "k": 10, "packed": "off"}}
     result = run_pipeline(load_recipe(raw))
     assert sum(count_encoded) == 100  # the corpus's 100 documents, once
     assert [(s.stage, s.status) for s in result.stages][1:3] == [("index", "ran"), ("eval", "ran")]
@@ -215,9 +214,9 @@ def test_run_output_is_quiet_and_a_trained_model_is_never_replaced_silently(tmp_
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64},
         "data": {"train": str(train_jsonl)},
         "training": {"learning_rate": 2e-3, "batch_size": 16, "max_steps": 2, "warmup_ratio": 0.0,
-                     "logging_steps": 1, "unpadded": "off"},
-        "index": {"corpus": str(small_beir), "batch_size": 32, "unpadded": "off"},
-        "eval": {"data": [str(small_beir)], "batch_size": 32, "unpadded": "off"}}))
+                     "logging_steps": 1, "packed": "off"},
+        "index": {"corpus": str(small_beir), "batch_size": 32, "packed": "off"},
+        "eval": {"data": [str(small_beir)], "batch_size": 32, "packed": "off"}}))
     assert main(["run", str(recipe)]) == 0
     out, err = capsys.readouterr()
     assert "loss" not in out and "{" not in out  # the trainer's log dicts stay off stdout
@@ -259,7 +258,7 @@ def test_baselines_are_scored_at_the_length_the_recipe_model_was(tmp_path, tiny_
     (short / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 32}))
     recipe = load_recipe({
         "output_dir": str(tmp_path / "own"), "model": {"name": str(short)},
-        "eval": {"data": [str(small_beir)], "k": 10, "unpadded": "off"},
+        "eval": {"data": [str(small_beir)], "k": 10, "packed": "off"},
         "report": {"baselines": [str(tiny_modernbert), "bm25"]}})
     results = {Path(r["model"]).name: r for r in run_pipeline(recipe).results}
     own, base, bm25 = results["short-model"], results[Path(tiny_modernbert).name], results["bm25"]

@@ -106,17 +106,17 @@ def test_report_metrics_and_protocols():
 
 
 def test_model_options():
-    from embedkit.models.modernbert_unpadded import Pooling, enable_unpadded
+    from embedkit.models.packed import Pooling, enable_packed
     from embedkit.models.precision import Precision
 
     assert _names(_field_type(config.ModelConfig, "pooling")) == _names(Pooling)
     assert _names(_field_type(config.EncodeSettings, "precision")) == _names(Precision)
-    # every stage's unpadded key is the one Literal enable_unpadded checks its mode against
-    assert _field_type(config.TrainingConfig, "unpadded") == _field_type(config.EncodeSettings, "unpadded")
-    assert _field_type(config.EncodeSettings, "unpadded") == config.Unpadded
-    assert "unpadded" not in typing.get_type_hints(config.ModelConfig)
+    # every stage's packed key is the one Literal enable_packed checks its mode against
+    assert _field_type(config.TrainingConfig, "packed") == _field_type(config.EncodeSettings, "packed")
+    assert _field_type(config.EncodeSettings, "packed") == config.PackedMode
+    assert "packed" not in typing.get_type_hints(config.ModelConfig)
     with pytest.raises(ValueError, match="auto, on, off"):
-        enable_unpadded(None, "sometimes")
+        enable_packed(None, "sometimes")
 
 
 def test_benchmark_loaders():
@@ -152,7 +152,8 @@ def _expected_choices() -> dict[str, set[str]]:
         "--precision": _names(_field_type(config.EncodeSettings, "precision")),
         "--quantization": set(QUANTIZATIONS),
         "--qdrant-quantization": set(QUANTIZATIONS),
-        "--unpadded": _names(config.Unpadded),
+        "--packed": _names(config.PackedMode),
+        "--unpadded": _names(config.PackedMode),  # the old name of --packed, hidden
         "--model-backend": set(MODEL_BACKENDS),
         "--keep": _names(typing.get_type_hints(run_sweep)["keep"]),
         "--sampling": _names(_field_type(config.MiningOptions, "sampling")),
@@ -187,17 +188,19 @@ REGISTRY_MODULES = {
     "retrieve/fusion.py", "retrieve/rerank.py",
     "models/colbert/registry.py",
     "train/losses.py", "train/run.py",
+    "models/packed/kernels.py",  # the packed forward's attention kernels
 }
 
 
 def _registered_names() -> set[str]:
     from embedkit.index.registry import BACKENDS, KINDS, NO_MODEL
     from embedkit.models.colbert.registry import LIBRARIES
+    from embedkit.models.packed import KERNELS
     from embedkit.retrieve.fusion import FUSIONS
     from embedkit.retrieve.rerank import NO_RERANK, RERANKERS
     from embedkit.train.losses import LOSSES, PAIRS
 
-    return {*BACKENDS, *KINDS, NO_MODEL, *FUSIONS, NO_RERANK, *RERANKERS, *LIBRARIES, *LOSSES, PAIRS}
+    return {*BACKENDS, *KINDS, NO_MODEL, *FUSIONS, NO_RERANK, *RERANKERS, *LIBRARIES, *LOSSES, PAIRS, *KERNELS}
 
 
 def _strings(node: ast.AST) -> list[str]:

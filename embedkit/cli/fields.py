@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import types
 import typing
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from typing import Any, Literal
 import yaml
 
 from embedkit.config import _build, _type_name, default_of
+
+logger = logging.getLogger(__name__)
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -99,6 +102,25 @@ def add_fields(parser: argparse.ArgumentParser, cls: type, dest: str, skip: tupl
                 kwargs["metavar"] = f.metadata.get("metavar") or (f.name.upper() if inner is str
                                                                   else _type_name(inner).upper())
         target.add_argument(_flag(f), **{k: v for k, v in kwargs.items() if v is not None})
+        if f.metadata.get("renamed_from"):  # the old flag: same field, a warning, hidden from --help
+            old = {**kwargs, "help": argparse.SUPPRESS, "action": _Renamed, "new_flag": _flag(f)}
+            if "const" in old:  # a boolean flag takes no value
+                old["nargs"] = 0
+            target.add_argument("--" + f.metadata["renamed_from"].replace("_", "-"),
+                                **{k: v for k, v in old.items() if v is not None})
+
+
+class _Renamed(argparse.Action):
+    """A flag's old name: still accepted, with a warning on stderr that names the new flag."""
+
+    def __init__(self, *args: Any, new_flag: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.new_flag = new_flag
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        logger.warning("%s is deprecated: use %s (same values)", option_string, self.new_flag)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
 def _parse_scalar(text: str) -> Any:

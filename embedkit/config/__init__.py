@@ -24,7 +24,7 @@ imports none.
 """
 
 from embedkit.config.evaluation import EvalConfig, EvalOptions, MldrSetting, ReportConfig, ReportMetric, RetrieveConfig
-from embedkit.config.fields import UNPADDED_HELP, Bounded, Kind, Unpadded, bound_error, default_of, narrow
+from embedkit.config.fields import PACKED_HELP, Bounded, Kind, PackedMode, bound_error, default_of, narrow
 from embedkit.config.index import (
                                         QUANTIZATION_GROUP,
                                         EncodeSettings,
@@ -69,7 +69,7 @@ __all__ = [
     "EncodeSettings", "IndexSettings", "IndexConfig", "FaissConfig", "PlaidConfig", "QdrantConfig", "SeismicConfig",
     "RetrieveConfig", "EvalOptions", "EvalConfig", "ReportConfig",
     # option types and how fields are declared
-    "Kind", "Unpadded", "UNPADDED_HELP", "Quantization", "QUANTIZATION_GROUP", "IndexBackend", "MldrSetting",
+    "Kind", "PackedMode", "PACKED_HELP", "Quantization", "QUANTIZATION_GROUP", "IndexBackend", "MldrSetting",
     "ReportMetric", "Bounded", "bound_error", "default_of", "narrow",
     # command options that are not recipe sections
     "ServeConfig", "MiningOptions", "API_KEY_ENV",

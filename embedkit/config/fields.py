@@ -10,24 +10,27 @@ from typing import Any, Literal
 from embedkit.errors import EmbedkitError
 
 Kind = Literal["dense", "colbert", "sparse"]
-# The packed (unpadded) ModernBERT forward: auto uses it for ModernBERT models and falls back to Hugging Face's
-# padded forward where it cannot be used or its first-use check fails; on insists (those are errors); off never.
-Unpadded = Literal["auto", "on", "off"]
-UNPADDED_HELP = ("Packed (unpadded) ModernBERT forward {what}: auto uses it for ModernBERT (checked against HF on "
-                 "first use, HF's forward on a mismatch), on makes a mismatch an error, off keeps HF's padded forward.")
+# The packed ModernBERT forward (no padding token computed): auto uses it for ModernBERT models and falls back to
+# Hugging Face's padded forward where it cannot be used or its first-use check fails; on insists (those are
+# errors); off never.
+PackedMode = Literal["auto", "on", "off"]
+PACKED_HELP = ("Packed ModernBERT forward {what} (no padding token computed): auto uses it for ModernBERT (checked "
+               "against HF on first use, HF's forward on a mismatch), on makes a mismatch an error, off keeps HF's "
+               "padded forward. Formerly unpadded (still read, with a warning).")
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
           flag: str | None = None, flag_help: str | None = None, group: str | None = None,
           metavar: str | None = None, low: float | None = None, high: float | None = None,
-          above: float | None = None, below: float | None = None) -> Any:
+          above: float | None = None, below: float | None = None, renamed_from: str | None = None) -> Any:
     """A field with its help text; ``flag`` names its command-line flag where ``--field-name`` would not do,
     ``flag_help`` is the flag's own help where it differs (a flag that turns a default-on setting off),
     ``group`` the option group of the flag (on a section: of all its flags), ``metavar`` its value's name.
     ``low``/``high`` (inclusive) and ``above``/``below`` (exclusive) bound a number: :class:`Bounded` checks
-    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds)."""
+    them for recipes, ``--set``, flags and Python alike (null, where allowed, is never out of bounds).
+    ``renamed_from`` is the field's old name: a recipe key or flag of that name is still read, with a warning."""
     options = (("flag", flag), ("flag_help", flag_help), ("group", group), ("metavar", metavar), ("low", low),
-               ("high", high), ("above", above), ("below", below))
+               ("high", high), ("above", above), ("below", below), ("renamed_from", renamed_from))
     metadata = {"help": text, **{k: v for k, v in options if v is not None}}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from embedkit.config.fields import UNPADDED_HELP, Bounded, Unpadded, _help
+from embedkit.config.fields import PACKED_HELP, Bounded, PackedMode, _help
 
 Quantization = Literal["none", "int8", "binary"]  # names of embedkit.index.registry.QUANTIZATIONS
 QUANTIZATION_GROUP = "quantization (dense models: backends flat, hnsw)"
@@ -94,8 +94,8 @@ class EncodeSettings(Bounded):
         "The runtime of the model's transformer: torch, or an ONNX export run by ONNX Runtime (onnx) or OpenVINO "
         "(openvino), exported once into embedkit's cache and checked against torch fp32 on the first texts "
         "(an error if it differs). Dense, colbert and the cross-encoder reranker.", "torch")
-    unpadded: Unpadded = _help(UNPADDED_HELP.format(what="when encoding") + " The vectors agree either way (to "
-                               "float tolerance), so no index or result records it.", "auto")
+    packed: PackedMode = _help(PACKED_HELP.format(what="when encoding") + " The vectors agree either way (to "
+                               "float tolerance), so no index or result records it.", "auto", renamed_from="unpadded")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,8 @@ import yaml
 from embedkit.config.schema import Recipe
 from embedkit.config.training import REGULARIZER_MAX
 from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger(__name__)
 
 
 def _type_name(tp: Any, quote: bool = True) -> str:
@@ -63,6 +66,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise EmbedkitError(f"{where}: expected {_type_name(tp)}, got {_shown(value)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
+        if isinstance(value, bool) and {"on", "off"} <= set(allowed):  # YAML reads an unquoted on/off as a boolean
+            value = "on" if value else "off"
         if value not in allowed:
             raise EmbedkitError(f"{where}: {_shown(value)} is not one of {', '.join(map(repr, allowed))}")
         return value
@@ -108,16 +113,33 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 # Recipe keys that have moved, and where to: an old recipe gets one error that says what to write instead.
-MOVED_KEYS = {"model.unpadded": "training.unpadded, index.unpadded and eval.unpadded (one per stage, as the "
+MOVED_KEYS = {"model.unpadded": "training.packed, index.packed and eval.packed (one per stage, as the "
                                 "precision of training and encoding is)",
               # the model's runtime is chosen per stage, beside its precision (index.backend is the index's)
               "model.backend": "index.model_backend and eval.model_backend (torch, onnx or openvino: the runtime "
                                "each stage encodes with, beside its precision)"}
 
 
+def _renamed(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """``raw`` with the old names of renamed fields (``renamed_from``) read as the new ones, each with a warning
+    on stderr that names the new key; both names at once is an error."""
+    prefix = f"{where}." if where else ""
+    for f in dataclasses.fields(cls):
+        old = f.metadata.get("renamed_from")
+        if old is None or old not in raw:
+            continue
+        if f.name in raw:
+            raise EmbedkitError(f"{prefix}{old} and {prefix}{f.name} are one setting ({old} is its old name): "
+                                f"keep {prefix}{f.name} only")
+        logger.warning("%s%s is deprecated: write %s%s (same values)", prefix, old, prefix, f.name)
+        raw = {(f.name if key == old else key): value for key, value in raw.items()}
+    return raw
+
+
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    raw = _renamed(cls, raw, where)
     unknown = [k for k in raw if k not in names]
     if unknown:
         prefix = f"{where}." if where else ""

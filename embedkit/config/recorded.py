@@ -12,7 +12,7 @@ from embedkit.config.schema import Recipe
 
 # EncodeSettings fields that choose how vectors are computed, never which (the packed forward is checked against
 # HF's): no index manifest, evaluation cache or results key records them, so they never make an artefact stale.
-NOT_RECORDED = ("unpadded", "model_backend")
+NOT_RECORDED = ("packed", "model_backend")
 # IndexSettings fields added after indexes, results and cached indexes were first keyed: recorded only where they
 # differ from their defaults, so that an artefact keyed before they existed keeps its key (and stays current).
 RECORDED_WHEN_SET = ("quantization", "rescore_multiplier", "shortlist_dim", "qdrant", "seismic",
@@ -40,7 +40,7 @@ _TRAINING_EVAL_KEYS = ("during_training", "split", "batch_size")
 def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
     """The part of a recipe (or of a saved recipe's dict) that decides the trained model: two recipes with
     equal training settings train the same model, whatever their index, eval and report sections say."""
-    raw = recipe.to_dict() if isinstance(recipe, Recipe) else _moved_unpadded(dict(recipe))
+    raw = recipe.to_dict() if isinstance(recipe, Recipe) else _old_packed_keys(dict(recipe))
     kept = {key: value for key, value in raw.items() if key not in _NOT_TRAINING and key != "eval"}
     evaluation = raw.get("eval") or {}
     during = evaluation.get("during_training")  # split and batch size count only when something is scored
@@ -48,14 +48,20 @@ def training_settings(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _moved_unpadded(raw: dict[str, Any]) -> dict[str, Any]:
-    """A saved recipe's dict with the ``model.unpadded`` of a model trained before that key moved read as the
-    ``training.unpadded`` it now is (so an unchanged recipe still finds its model trained)."""
+def _old_packed_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved recipe's dict with the packed forward's older keys (``model.unpadded``, then ``training.unpadded``)
+    read as the ``training.packed`` it now is (so an unchanged recipe still finds its model trained)."""
     model, training = raw.get("model"), raw.get("training")
-    if not isinstance(model, dict) or "unpadded" not in model or not isinstance(training, dict):
+    if not isinstance(training, dict):
         return raw
-    model = dict(model)
-    return {**raw, "model": model, "training": {**training, "unpadded": model.pop("unpadded")}}
+    training = dict(training)
+    if "unpadded" in training:
+        training.setdefault("packed", training.pop("unpadded"))
+    if isinstance(model, dict) and "unpadded" in model:
+        model = dict(model)
+        training.setdefault("packed", model.pop("unpadded"))
+        raw = {**raw, "model": model}
+    return {**raw, "training": training}
 
 
 def setting_differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from embedkit.config.fields import UNPADDED_HELP, Bounded, Unpadded, _help
+from embedkit.config.fields import PACKED_HELP, Bounded, PackedMode, _help
 
 
 @dataclass
@@ -129,7 +129,7 @@ class TrainingConfig(Bounded):
     weight_decay: float = _help("AdamW weight decay.", 0.01, low=0)
     scheduler: Literal["linear", "cosine", "constant_with_warmup"] = _help("Learning-rate schedule.", "linear")
     bf16: bool = _help("Train in bfloat16 mixed precision (GPU).", False)
-    unpadded: Unpadded = _help(UNPADDED_HELP.format(what="in training"), "auto")
+    packed: PackedMode = _help(PACKED_HELP.format(what="in training"), "auto", renamed_from="unpadded")
     seed: int = _help("Seed for shuffling and initialisation.", 42, low=0)
     logging_steps: int = _help("Log the loss every N updates.", 10, low=1)
     save_steps: int = _help("Checkpoint every N updates (kept until training finishes).", 500, low=1)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from embedkit.data.corpus import Corpus
 from embedkit.data.records import iter_jsonl, iter_tsv, require_fields
@@ -138,3 +142,54 @@ def check_judged_documents(data: BeirData) -> JudgedCoverage:
                        "judgements, as BEIR and MTEB do", qrels_path, len(missing), len(judged),
                        ", ".join(repr(m) for m in missing[:3]))
     return JudgedCoverage(len(judged), missing, documents)
+
+
+class BeirWriter:
+    """Streams corpus, queries and qrels into a BEIR folder, counting what it writes (downloaded benchmarks, the
+    quickstart's code search and the eval scripts' sets are all written through it)."""
+
+    def __init__(self, folder: Path, split: str = "test"):
+        self.folder, self.split = folder, split
+        (folder / "qrels").mkdir(parents=True, exist_ok=True)
+        self.counts = {"documents": 0, "queries": 0, "qrels": 0}
+
+    def write_corpus(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        with open(self.folder / "corpus.jsonl", "w", encoding="utf-8") as out:
+            for doc_id, title, text in rows:
+                out.write(json.dumps({"_id": doc_id, "title": title, "text": text}, ensure_ascii=False) + "\n")
+                self.counts["documents"] += 1
+
+    def write_queries(self, rows: Iterable[tuple[str, str]]) -> None:
+        with open(self.folder / "queries.jsonl", "w", encoding="utf-8") as out:
+            for qid, text in rows:
+                out.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+                self.counts["queries"] += 1
+
+    def write_qrels(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """As BEIR writes them: csv, tab-separated, ``QUOTE_MINIMAL`` (an id with ``"`` is quoted)."""
+        with open(self.folder / "qrels" / f"{self.split}.tsv", "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+            writer.writerow(["query-id", "corpus-id", "score"])
+            for qid, doc_id, score in rows:
+                writer.writerow([_clean_id(qid), _clean_id(doc_id), score])
+                self.counts["qrels"] += 1
+
+
+def _clean_id(value: Any) -> str:
+    text = str(value)
+    if "\t" in text or "\n" in text:
+        raise EmbedkitError(f"identifier {text!r} contains a tab or newline and cannot go in a qrels TSV")
+    return text
+
+
+def write_one_relevant(folder: Path, documents: Iterable[tuple[str, str]],
+                       queries: Sequence[tuple[str, str, str]], split: str = "test") -> Path:
+    """A BEIR folder in which each query has one relevant document (titles empty, every qrel score 1).
+
+    ``documents``: (document id, text); ``queries``: (query id, text, id of its relevant document).
+    """
+    writer = BeirWriter(folder, split)
+    writer.write_corpus((doc_id, "", text) for doc_id, text in documents)
+    writer.write_queries((qid, text) for qid, text, _ in queries)
+    writer.write_qrels((qid, doc_id, 1) for qid, _, doc_id in queries)
+    return folder

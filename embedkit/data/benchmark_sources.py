@@ -32,7 +32,6 @@ which is read without any network access.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import http.client
 import json
@@ -50,6 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from embedkit.data.beir import BeirWriter
 from embedkit.data.benchmarks import Benchmark
 from embedkit.data.hub import HUB_PROBE_TIMEOUT_S, first_line, http_errors, hub_offline
 from embedkit.errors import EmbedkitError
@@ -170,43 +170,6 @@ def _publish(work: Path, final: Path) -> None:
     except OSError:
         if not final.is_dir():  # someone else publishing the same folder first is fine
             raise
-
-
-class _BeirWriter:
-    """Streams corpus, queries and qrels into a BEIR folder, counting what it writes."""
-
-    def __init__(self, folder: Path, split: str):
-        self.folder, self.split = folder, split
-        (folder / "qrels").mkdir(parents=True, exist_ok=True)
-        self.counts = {"documents": 0, "queries": 0, "qrels": 0}
-
-    def write_corpus(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        with open(self.folder / "corpus.jsonl", "w", encoding="utf-8") as out:
-            for doc_id, title, text in rows:
-                out.write(json.dumps({"_id": doc_id, "title": title, "text": text}, ensure_ascii=False) + "\n")
-                self.counts["documents"] += 1
-
-    def write_queries(self, rows: Iterable[tuple[str, str]]) -> None:
-        with open(self.folder / "queries.jsonl", "w", encoding="utf-8") as out:
-            for qid, text in rows:
-                out.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
-                self.counts["queries"] += 1
-
-    def write_qrels(self, rows: Iterable[tuple[str, str, int]]) -> None:
-        """As BEIR writes them: csv, tab-separated, ``QUOTE_MINIMAL`` (an id with ``"`` is quoted)."""
-        with open(self.folder / "qrels" / f"{self.split}.tsv", "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            writer.writerow(["query-id", "corpus-id", "score"])
-            for qid, doc_id, score in rows:
-                writer.writerow([_clean_id(qid), _clean_id(doc_id), score])
-                self.counts["qrels"] += 1
-
-
-def _clean_id(value: Any) -> str:
-    text = str(value)
-    if "\t" in text or "\n" in text:
-        raise EmbedkitError(f"identifier {text!r} contains a tab or newline and cannot go in a qrels TSV")
-    return text
 
 
 def _write_manifest(folder: Path, entry_name: str, source: str, **extra: Any) -> None:
@@ -405,7 +368,7 @@ def _fetch_coir(entry: Benchmark, folder: Path, cache: Path) -> None:
     q_id = _column(queries_ds.column_names, where_q, "_id", "id")
     q_text = _column(queries_ds.column_names, where_q, "text")
     with _building(folder) as work:
-        writer = _BeirWriter(work, entry.split)
+        writer = BeirWriter(work, entry.split)
         corpus_cols = [c_id, c_text] + (["title"] if has_title else [])
         writer.write_corpus((str(row[0]), str(row[2] or "") if has_title else "", str(row[1] or ""))
                             for row in _rows(corpus_ds, corpus_cols))
@@ -461,7 +424,7 @@ def _fetch_mldr(entry: Benchmark, folder: Path, cache: Path) -> None:
 
     logger.info("converting %s: %d queries", entry.name, len(queries))
     with _building(folder) as work:
-        writer = _BeirWriter(work, entry.split)
+        writer = BeirWriter(work, entry.split)
         writer.write_corpus(corpus_rows())
         writer.write_queries(queries)
         writer.write_qrels(qrels)

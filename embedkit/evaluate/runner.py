@@ -57,7 +57,7 @@ def _eval_settings(options: EvalOptions, index: IndexSettings | None) -> IndexSe
     """The index settings evaluation builds with: the backend's from ``index``, the encoding's from ``options``."""
     return replace(narrow(IndexSettings, index or IndexSettings()), batch_size=options.batch_size,
                    max_length=options.max_length, truncate_dim=options.truncate_dim, precision=options.precision,
-                   unpadded=options.unpadded, model_backend=options.model_backend)
+                   packed=options.packed, model_backend=options.model_backend)
 
 
 def cache_tag(build: IndexSettings, kind: str, chunk_tokens: int | None) -> str:

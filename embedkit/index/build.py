@@ -282,7 +282,7 @@ def open_index(index_dir: str | Path, model: str | None = None, settings: Encode
                encoder: Encoder | None = None, colbert_library: str = "auto") -> Index:
     """Load an index with the model it was built with; a different ``model`` is refused.
 
-    ``settings`` give the batch size and the forward (``unpadded``) of the encoder loaded for it; what the
+    ``settings`` give the batch size and the forward (``packed``) of the encoder loaded for it; what the
     documents were encoded with (length, truncated dimension, precision) is the index's own, from its manifest,
     so that queries and added documents are encoded alike.
     """

@@ -35,11 +35,19 @@ class LexicalEncoder:
         """Nothing to prepare."""
 
 
-def _unpadded(settings: EncodeSettings) -> str:
-    """The packed ModernBERT forward is torch's; another model backend runs the exported padded graph."""
+def _packed(settings: EncodeSettings) -> str:
+    """The packed ModernBERT forward is torch's; another model backend runs the exported padded graph (asked for
+    with ``packed: on``, an error)."""
+    from embedkit.errors import EmbedkitError
     from embedkit.models.backends import runs_torch
 
-    return settings.unpadded if runs_torch(settings.model_backend) else "off"
+    if runs_torch(settings.model_backend):
+        return settings.packed
+    if settings.packed == "on":
+        raise EmbedkitError(f"packed: on runs the packed ModernBERT forward, which is torch's: model_backend "
+                            f"{settings.model_backend} runs its exported graph instead; set packed to auto or off, "
+                            "or model_backend to torch")
+    return "off"
 
 
 def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:
@@ -47,10 +55,11 @@ def load_dense(model: str, settings: EncodeSettings, colbert_library: str) -> En
     from embedkit.models.loading import check_length
 
     check_length(model, settings.max_length, "max_length")
+    packed = _packed(settings)
     st_model = load_dense_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
-    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, unpadded=_unpadded(settings))
+    encoder = DenseEncoder(st_model, batch_size=settings.batch_size, packed=packed)
     set_truncate_dim(encoder, settings.truncate_dim)  # Matryoshka: index and query with the first N dims
     return encoder
 
@@ -64,8 +73,9 @@ def load_colbert(model: str, settings: EncodeSettings, colbert_library: str) -> 
     from embedkit.models.loading import check_length
 
     check_length(model, settings.max_length, "max_length")
+    packed = _packed(settings)
     encoder = ColbertEncoder(load_colbert_model(model, library=colbert_library), batch_size=settings.batch_size,
-                             unpadded=_unpadded(settings))
+                             packed=packed)
     if settings.max_length:
         encoder.set_document_length(settings.max_length)
     return encoder
@@ -77,10 +87,11 @@ def load_sparse(model: str, settings: EncodeSettings, colbert_library: str) -> E
 
     if settings.truncate_dim:
         raise EmbedkitError("truncate_dim (--truncate-dim) is for dense Matryoshka models, not sparse")
+    packed = _packed(settings)
     st_model = load_sparse_model(model)
     if settings.max_length:
         st_model.max_seq_length = settings.max_length
-    return SparseVectorEncoder(st_model, batch_size=settings.batch_size)
+    return SparseVectorEncoder(st_model, batch_size=settings.batch_size, packed=packed)
 
 
 def load_lexical(model: str, settings: EncodeSettings, colbert_library: str) -> Encoder:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedkit.config import ModelConfig, Unpadded
+from embedkit.config import ModelConfig, PackedMode
 from embedkit.errors import EmbedkitError
 from embedkit.models.loading import (
     check_length,
@@ -73,8 +73,8 @@ class DenseEncoder:
     """Encodes queries and documents with the model's own prompts and similarity.
 
     Cosine models are L2-normalised so that inner product (FAISS ``METRIC_INNER_PRODUCT``) is the score.
-    A ModernBERT model (``unpadded`` not ``off``) is encoded packed, in whole token-budget batches tokenised
-    ahead on worker threads (:class:`~embedkit.models.packed_encoding.PackedTextEncoder`, one per prompt, one
+    A ModernBERT model (``packed`` not ``off``) is encoded packed, in whole token-budget batches tokenised
+    ahead on worker threads (:class:`~embedkit.models.packed.PackedTextEncoder`, one per prompt, one
     host pipeline for both); :meth:`prepare_documents` starts tokenising texts a later
     :meth:`encode_documents` call will get.
     """
@@ -82,28 +82,28 @@ class DenseEncoder:
     model: object
     batch_size: int = 64
     show_progress: bool = False
-    unpadded: Unpadded = "auto"
+    packed: PackedMode = "auto"
 
     def __post_init__(self) -> None:
         self.normalize = getattr(self.model, "similarity_fn_name", None) in (None, "cosine")
         self._packed = False
-        if self.unpadded != "off":
-            from embedkit.models.modernbert_unpadded import enable_unpadded
+        if self.packed != "off":
+            from embedkit.models.packed import enable_packed
 
-            self._packed = enable_unpadded(self.model, mode=self.unpadded)
+            self._packed = enable_packed(self.model, mode=self.packed)
         if self._packed:
-            logger.info("using the packed (unpadded) ModernBERT forward")
+            logger.info("using the packed ModernBERT forward")
         # Pack whole token-budget batches, tokenised ahead (no padding at all), not just each ST batch.
         self.pack_batches = self._packed
         self._packers: dict[str | None, object] = {}
         self._pipeline = None
-        from embedkit.models.prefetch import PreparedJobs
+        from embedkit.models.packed import PreparedJobs
 
         self._prepared = PreparedJobs()
 
     @property
     def dim(self) -> int:
-        from embedkit.models.packed_encoding import embedding_dimension
+        from embedkit.models.packed import embedding_dimension
 
         return embedding_dimension(self.model)
 
@@ -126,14 +126,13 @@ class DenseEncoder:
         if not self.pack_batches or getattr(self.model, "truncate_dim", None):
             return None
         if prompt_name not in self._packers:
-            from embedkit.models.packed_encoding import PackedTextEncoder
-            from embedkit.models.prefetch import HostPipeline
+            from embedkit.models.packed import HostPipeline, PackedTextEncoder
 
             if self._pipeline is None:
                 self._pipeline = HostPipeline.for_device(self.model.device)
             prompt = self.model.prompts.get(prompt_name) if prompt_name else None
             self._packers[prompt_name] = PackedTextEncoder(self.model, prompt, normalize=self.normalize,
-                                                           strict=self.unpadded == "on", pipeline=self._pipeline)
+                                                           strict=self.packed == "on", pipeline=self._pipeline)
         return self._packers[prompt_name]
 
     def prepare_documents(self, texts: list[str]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from embedkit.config import ModelConfig, SparseConfig
+from embedkit.config import ModelConfig, PackedMode, SparseConfig
 from embedkit.errors import EmbedkitError
 from embedkit.models.loading import hub_error, remote_code_error
 
@@ -157,13 +157,20 @@ def to_csr(embeddings: Any, dim: int) -> Any:
 
 class SparseVectorEncoder:
     """A ``SparseEncoder`` as embedkit encodes with it: texts to CSR rows (n, vocabulary), queries through the
-    model's query route (inference-free models: static weights) and documents through its document route."""
+    model's query route (inference-free models: static weights) and documents through its document route.
+    A ModernBERT backbone runs the packed forward (``packed`` not ``off``) inside the library's own encode."""
 
     normalize = False
 
-    def __init__(self, model: Any, batch_size: int = 32, chunk_tokens: int | None = POOLING_CHUNK_TOKENS):
+    def __init__(self, model: Any, batch_size: int = 32, chunk_tokens: int | None = POOLING_CHUNK_TOKENS,
+                 packed: PackedMode = "auto"):
         self.model = model
         self.batch_size = batch_size
+        self.packed = False
+        if packed != "off":
+            from embedkit.models.packed import enable_packed
+
+            self.packed = enable_packed(model, mode=packed)  # SPLADE pooling ignores masked positions: no fallback
         if chunk_tokens:
             from embedkit.models.sparse_projection import bound_projection
 

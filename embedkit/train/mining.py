@@ -136,10 +136,10 @@ def _mine_dense(dataset: Any, model_name: str, corpus: list[str], options: Minin
     from sentence_transformers.util import mine_hard_negatives
 
     from embedkit.models.dense import load_dense_model
-    from embedkit.models.modernbert_unpadded import enable_unpadded
+    from embedkit.models.packed import enable_packed
 
     model = load_dense_model(model_name)
-    enable_unpadded(model, mode="auto")  # ModernBERT: the packed forward (self-checked) inside ST's encode
+    enable_packed(model, mode="auto")  # ModernBERT: the packed forward (self-checked) inside ST's encode
     distinct = len(set(corpus) | set(dataset["positive"]))
     if options.range_max > distinct:  # torch.topk needs k <= number of documents
         options = dataclasses.replace(options, range_max=distinct)

@@ -56,7 +56,7 @@ class TrainingKind(Protocol):
 
     def padded_fallback(self, model: Any) -> int:
         """The longest padded batch that keeps HF's padded forward when the packed one is swapped in (a ColBERT
-        library's expanded queries; see ``enable_unpadded``)."""
+        library's expanded queries; see ``enable_packed``)."""
 
 
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining(), "sparse": SparseTraining()}
@@ -136,10 +136,10 @@ def fit(recipe: Recipe, work: Path) -> tuple[Any, list[dict]]:
     kind = KINDS[recipe.kind]
     train_data = kind.training_data(recipe)  # before the model loads: a data error costs no model load
     model = kind.build_model(recipe)
-    if recipe.training.unpadded != "off":
-        from embedkit.models.modernbert_unpadded import enable_unpadded
+    if recipe.training.packed != "off":
+        from embedkit.models.packed import enable_packed
 
-        enable_unpadded(model, mode=recipe.training.unpadded, padded_fallback=kind.padded_fallback(model))
+        enable_packed(model, mode=recipe.training.packed, padded_fallback=kind.padded_fallback(model))
     checkpoints = work / "checkpoints"
     evaluator = during_training_evaluator(recipe, kind.evaluator)
     trainer_class, arguments_class = kind.trainer_classes(model)
@@ -186,7 +186,7 @@ def evaluate_model(recipe: Recipe, folder: Path) -> dict[str, dict]:
     for data in recipe.eval.data:
         result = evaluate(str(folder), data, EvalOptions(kind=recipe.kind, split=recipe.eval.split,
                                                         batch_size=recipe.eval.batch_size, use_cache=False,
-                                                        unpadded=recipe.eval.unpadded, retrieve=recipe.eval.retrieve),
+                                                        packed=recipe.eval.packed, retrieve=recipe.eval.retrieve),
                           colbert_library=recipe.colbert.library)
         metrics[data] = {k: result[k] for k in ("ndcg@10", "recall@100", "mrr@10", "map@100")}
         logger.info("%s: nDCG@10 %.4f", data, metrics[data]["ndcg@10"])

@@ -153,7 +153,7 @@ def test_quiet_by_default_verbose_with_v(tmp_path, tiny_modernbert, code_beir):
     env = {k: v for k, v in os.environ.items() if k not in quieting}
     env.update(HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "embedkit", "eval", "--model", str(tiny_modernbert), "--data", str(code_beir),
-           "-k", "10", "--no-cache", "--unpadded", "off"]
+           "-k", "10", "--no-cache", "--packed", "off"]
     quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     assert json.loads(quiet.stdout)["ndcg@10"] >= 0  # stdout is the result alone
@@ -274,17 +274,17 @@ def test_every_flag_has_help_and_defaults_read_as_typed():
     assert "fusion:" in search_help and "reranking:" in search_help
 
 
-def test_unpadded_flag_is_the_encode_settings_field():
-    """--unpadded on index and eval is EncodeSettings.unpadded: the recipe's index.unpadded / eval.unpadded."""
+def test_packed_flag_is_the_encode_settings_field():
+    """--packed on index and eval is EncodeSettings.packed: the recipe's index.packed / eval.packed."""
     from embedkit.cli import build_parser
     from embedkit.cli.fields import from_args
     from embedkit.config import EvalOptions, IndexConfig
 
     parse = build_parser().parse_args
-    cfg = from_args(parse(["index", "--corpus", "c.jsonl", "--unpadded", "off"]), IndexConfig, "index")
-    assert cfg.unpadded == "off"
-    assert from_args(parse(["index", "--corpus", "c.jsonl"]), IndexConfig, "index").unpadded == "auto"
-    options = from_args(build_parser().parse_args(["eval", "--model", "bm25", "--unpadded", "on"]), EvalOptions, "eval")
-    assert options.unpadded == "on"
+    cfg = from_args(parse(["index", "--corpus", "c.jsonl", "--packed", "off"]), IndexConfig, "index")
+    assert cfg.packed == "off"
+    assert from_args(parse(["index", "--corpus", "c.jsonl"]), IndexConfig, "index").packed == "auto"
+    options = from_args(build_parser().parse_args(["eval", "--model", "bm25", "--packed", "on"]), EvalOptions, "eval")
+    assert options.packed == "on"
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["eval", "--model", "bm25", "--unpadded", "yes"])
+        build_parser().parse_args(["eval", "--model", "bm25", "--packed", "yes"])

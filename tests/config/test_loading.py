@@ -88,12 +88,12 @@ def test_round_trip_through_yaml(tmp_path):
 def test_model_unpadded_has_moved_with_one_clear_error(tmp_path):
     """The packed forward is set per stage now (training, index, eval), as precision is; an old recipe is told
     where the key went, whether it comes from the file or from --set."""
-    with pytest.raises(EmbedkitError, match="model.unpadded has moved: set training.unpadded, index.unpadded and "
-                                            "eval.unpadded"):
+    with pytest.raises(EmbedkitError, match="model.unpadded has moved: set training.packed, index.packed and "
+                                            "eval.packed"):
         load_recipe({"model": {"unpadded": "off"}})
     with pytest.raises(EmbedkitError, match="model.unpadded has moved"):
         load_recipe({}, ["model.unpadded=off"])
-    recipe = load_recipe({"training": {"unpadded": "off"}, "index": {"unpadded": "on"}})
-    assert (recipe.training.unpadded, recipe.index.unpadded, recipe.eval.unpadded) == ("off", "on", "auto")
-    with pytest.raises(EmbedkitError, match="index.unpadded: 'yes' is not one of 'auto', 'on', 'off'"):
-        load_recipe({"index": {"unpadded": "yes"}})
+    recipe = load_recipe({"training": {"packed": "off"}, "index": {"packed": "on"}})
+    assert (recipe.training.packed, recipe.index.packed, recipe.eval.packed) == ("off", "on", "auto")
+    with pytest.raises(EmbedkitError, match="index.packed: 'yes' is not one of 'auto', 'on', 'off'"):
+        load_recipe({"index": {"packed": "yes"}})

@@ -1,5 +1,7 @@
 """The settings that decide a trained model, and how two recipes' settings differ."""
 
+import pytest
+
 from embedkit.train.recipes import load_recipe
 
 
@@ -18,14 +20,16 @@ def test_training_settings_ignore_what_training_does_not_read():
     assert "eval.batch_size: null -> 8" in setting_differences(training_settings(base), training_settings(during))
 
 
-def test_a_model_trained_before_the_move_is_still_the_same_model():
-    """A model folder saved before the move records model.unpadded: read as training.unpadded, an unchanged
-    recipe finds no difference, and a changed forward is named by its new key."""
+@pytest.mark.parametrize("old_section", ["model", "training"])
+def test_a_model_trained_before_the_move_is_still_the_same_model(old_section):
+    """A model folder saved before the move records model.unpadded, one saved before the rename
+    training.unpadded: either is read as training.packed, an unchanged recipe finds no difference, and a changed
+    forward is named by its new key."""
     from embedkit.config import setting_differences, training_settings
 
     saved = load_recipe({}).to_dict()
-    saved["model"]["unpadded"] = saved["training"].pop("unpadded")
+    saved[old_section]["unpadded"] = saved["training"].pop("packed")
     assert setting_differences(training_settings(saved), training_settings(load_recipe({}))) == []
-    changed = load_recipe({"training": {"unpadded": "off"}})
+    changed = load_recipe({"training": {"packed": "off"}})
     assert setting_differences(training_settings(saved), training_settings(changed)) == [
-        "training.unpadded: auto -> 'off'"]
+        "training.packed: auto -> 'off'"]

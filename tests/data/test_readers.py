@@ -115,3 +115,21 @@ def test_benchmark_corpora_keep_empty_documents_user_corpora_skip_them(tmp_path,
     with caplog.at_level("WARNING"):
         assert [doc_id for doc_id, _ in corpus] == ["d1", "d3"]
     assert corpus.skipped_empty == 1 and "skipped 1 empty documents" in caplog.text
+
+
+def test_one_relevant_folder_round_trips_through_the_reader(tmp_path):
+    from embedkit.data.beir import write_one_relevant
+
+    folder = write_one_relevant(tmp_path / "set", [("d1", "first ünïcode"), ("d2", "second")],
+                                [("q1", "find the first", "d1"), ("q2", 'the "second"', "d2")])
+    data = load_beir(folder)
+    assert list(data.corpus) == [("d1", "first ünïcode"), ("d2", "second")]
+    assert data.queries == {"q1": "find the first", "q2": 'the "second"'}
+    assert data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
+
+
+def test_beir_writer_refuses_an_id_that_cannot_go_in_a_qrels_tsv(tmp_path):
+    from embedkit.data.beir import write_one_relevant
+
+    with pytest.raises(EmbedkitError, match="contains a tab or newline"):
+        write_one_relevant(tmp_path / "set", [("d\t1", "x")], [("q1", "x", "d\t1")])

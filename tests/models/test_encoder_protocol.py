@@ -54,7 +54,7 @@ def test_colbert_encoder_is_a_late_interaction_encoder(tiny_modernbert, colbert_
     from embedkit.models.colbert import ColbertEncoder, build_colbert_model
 
     model = build_colbert_model(ModelConfig(name=str(tiny_modernbert)), ColbertConfig(embedding_dim=8), device="cpu")
-    encoder = ColbertEncoder(model, unpadded="off")
+    encoder = ColbertEncoder(model, packed="off")
     assert not _missing(encoder, LateInteractionEncoder)
     assert encoder.manifest["colbert_library"] == colbert_library.name and encoder.model is model
     query, documents = encoder.encode_queries(["sort a list"])[0], encoder.encode_documents(["xs.sort()", "open()"])

@@ -67,7 +67,7 @@ def test_bf16_encoders_stay_close_to_fp32(kind, minilm_path, tiny_modernbert, te
     from embedkit.models.dense import DenseEncoder, load_dense_model
 
     path = minilm_path if kind == "minilm" else str(tiny_modernbert)
-    fp32 = DenseEncoder(load_dense_model(path), unpadded="off")
+    fp32 = DenseEncoder(load_dense_model(path), packed="off")
     bf16 = PrecisionEncoder(DenseEncoder(load_dense_model(path)), torch.device("cpu"), "bf16")
     assert bf16._packed == (kind != "minilm")
     expected, got = fp32.encode_documents(texts), bf16.encode_documents(texts)

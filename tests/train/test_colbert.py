@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from embedkit.train.recipes import load_recipe
+from tests.helpers import write_code_beir
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -25,8 +26,8 @@ def _recipe(model_path: Path, data_path: Path, out: Path, **sections) -> dict:
         "data": {"train": str(data_path)},
         "loss": {"name": "contrastive"},
         "training": {"learning_rate": 2e-3, "batch_size": 8, "max_steps": 24, "warmup_ratio": 0.0,
-                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup", "unpadded": "off"},
-        "eval": {"unpadded": "off"},
+                     "logging_steps": 4, "save_steps": 1000, "scheduler": "constant_with_warmup", "packed": "off"},
+        "eval": {"packed": "off"},
     }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value}
@@ -159,14 +160,10 @@ def test_colbert_recipes_load(path):
 
 
 @pytest.mark.colbert
-def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp_path, code_pairs,
-                                               make_beir):
+def test_eval_during_training_logs_maxsim_ndcg(tiny_modernbert, pairs_jsonl, tmp_path, code_pairs):
     from embedkit.train.run import train
 
-    rows = code_pairs[300:316]
-    beir = make_beir(tmp_path / "dev", [(p.id, p.code) for p in rows],
-                     [(f"q{i}", p.query) for i, p in enumerate(rows)],
-                     [(f"q{i}", p.id, 1) for i, p in enumerate(rows)])
+    beir = write_code_beir(tmp_path / "dev", code_pairs[300:316])
     raw = _recipe(tiny_modernbert, pairs_jsonl, tmp_path / "with-eval", eval={"during_training": str(beir)},
                   training={"max_steps": 8, "eval_steps": 4, "save_steps": 4})
     out = train(load_recipe(raw))

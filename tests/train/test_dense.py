@@ -6,6 +6,7 @@ import yaml
 
 from embedkit.train.recipes import load_recipe
 from embedkit.train.run import train
+from tests.helpers import count_steps, crash_at_save, trainer_with_callback
 
 
 def recipe(tmp_path, model, data, **training):
@@ -44,37 +45,18 @@ def test_cached_mnrl_with_hard_negatives_and_eval(tmp_path, tiny_modernbert, tra
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_modernbert, train_jsonl, monkeypatch):
     """A run killed after its first checkpoint is continued, not restarted, by the same command."""
-    from transformers import TrainerCallback
-
-    class Crash(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            raise KeyboardInterrupt
-
     from sentence_transformers import SentenceTransformerTrainer
 
-    class CrashingTrainer(SentenceTransformerTrainer):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.add_callback(Crash)
-
     r = recipe(tmp_path, tiny_modernbert, train_jsonl)
-    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer", CrashingTrainer)
+    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer",
+                        trainer_with_callback(SentenceTransformerTrainer, crash_at_save()))
     with pytest.raises(KeyboardInterrupt):
         train(r)
     assert (tmp_path / "model.partial" / "checkpoints" / "checkpoint-6").is_dir()
     assert not (tmp_path / "model").exists()
     steps_run = []
-
-    class Count(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            steps_run.append(state.global_step)
-
-    class CountingTrainer(SentenceTransformerTrainer):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.add_callback(Count)
-
-    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer", CountingTrainer)
+    monkeypatch.setattr("sentence_transformers.SentenceTransformerTrainer",
+                        trainer_with_callback(SentenceTransformerTrainer, count_steps(steps_run)))
     out = train(r)
     assert steps_run == [7, 8, 9, 10, 11, 12]  # continued after checkpoint-6, not restarted
     assert (out / "model.safetensors").is_file()

@@ -12,6 +12,7 @@ import pytest
 from embedkit.errors import EmbedkitError
 from embedkit.train.recipes import load_recipe
 from embedkit.train.run import train
+from tests.helpers import count_steps, crash_at_save, trainer_with_callback
 
 
 def sparse_recipe(tmp_path, model, train, **extra):
@@ -43,16 +44,6 @@ def test_inference_free_and_resume(tmp_path, tiny_modernbert, train_jsonl, monke
     """An inference-free model (static query weights) trains; a run killed after its first checkpoint resumes."""
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder import SparseEncoderTrainer
-    from transformers import TrainerCallback
-
-    class Crash(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            raise KeyboardInterrupt
-
-    class CrashingTrainer(SparseEncoderTrainer):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.add_callback(Crash)
 
     r = sparse_recipe(tmp_path, tiny_modernbert, train_jsonl, sparse={"architecture": "inference-free",
                                                                        "query_regularizer_weight": 0.0})
@@ -61,23 +52,15 @@ def test_inference_free_and_resume(tmp_path, tiny_modernbert, train_jsonl, monke
     from embedkit.train import sparse as sparse_kind
 
     monkeypatch.setattr(sparse_kind.SparseTraining, "trainer_classes",
-                        lambda self, model: (CrashingTrainer, SparseEncoderTrainingArguments))
+                        lambda self, model: (trainer_with_callback(SparseEncoderTrainer, crash_at_save()),
+                                             SparseEncoderTrainingArguments))
     with pytest.raises(KeyboardInterrupt):
         train(r)
     assert (tmp_path / "model.partial" / "checkpoints" / "checkpoint-4").is_dir()
     steps_run = []
-
-    class Count(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            steps_run.append(state.global_step)
-
-    class CountingTrainer(SparseEncoderTrainer):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.add_callback(Count)
-
     monkeypatch.setattr(sparse_kind.SparseTraining, "trainer_classes",
-                        lambda self, model: (CountingTrainer, SparseEncoderTrainingArguments))
+                        lambda self, model: (trainer_with_callback(SparseEncoderTrainer, count_steps(steps_run)),
+                                             SparseEncoderTrainingArguments))
     out = train(r)
     assert steps_run == [5, 6, 7, 8]  # continued after checkpoint-4, not restarted
     model = SparseEncoder(str(out), device="cpu")

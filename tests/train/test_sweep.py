@@ -10,16 +10,14 @@ import yaml
 
 from embedkit.errors import EmbedkitError
 from embedkit.train.sweep import parse_grid, plan, run_sweep
+from tests.helpers import write_code_beir
 
 GRID = ["training.learning_rate=1e-5,2e-5,3e-5"]
 
 
 @pytest.fixture()
-def small_beir(tmp_path, code_pairs, make_beir) -> Path:
-    pairs = code_pairs[:60]
-    return make_beir(tmp_path / "select", [(p.id, p.code) for p in pairs],
-                     [(f"q{i}", p.query) for i, p in enumerate(pairs[:20])],
-                     [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:20])])
+def small_beir(tmp_path, code_pairs) -> Path:
+    return write_code_beir(tmp_path / "select", code_pairs[:60], 20)
 
 
 @pytest.fixture()
@@ -41,8 +39,8 @@ def tiny_recipe(tmp_path, tiny_modernbert, mined_jsonl, small_beir) -> Path:
         "model": {"name": str(tiny_modernbert), "max_seq_length": 64},
         "data": {"train": str(mined_jsonl), "max_samples": 32},
         "training": {"batch_size": 8, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
-                     "unpadded": "off"},
-        "eval": {"data": [str(small_beir)], "batch_size": 32, "unpadded": "off"},
+                     "packed": "off"},
+        "eval": {"data": [str(small_beir)], "batch_size": 32, "packed": "off"},
     }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")

@@ -11,14 +11,12 @@ import pytest
 
 from embedkit.errors import EmbedkitError
 from embedkit.train.recipes import load_recipe
+from tests.helpers import write_code_beir
 
 
 @pytest.fixture()
-def small_beir(tmp_path, code_pairs, make_beir) -> Path:
-    pairs = code_pairs[:40]
-    return make_beir(tmp_path / "dev", [(p.id, p.code) for p in pairs],
-                     [(f"q{i}", p.query) for i, p in enumerate(pairs[:12])],
-                     [(f"q{i}", p.id, 1) for i, p in enumerate(pairs[:12])])
+def small_beir(tmp_path, code_pairs) -> Path:
+    return write_code_beir(tmp_path / "dev", code_pairs[:40], 12)
 
 
 def _recipe(tmp_path, model, train, **sections):
@@ -26,8 +24,8 @@ def _recipe(tmp_path, model, train, **sections):
            "model": {"name": str(model), "max_seq_length": 64},
            "data": {"train": str(train), "max_samples": 24},
            "training": {"batch_size": 8, "max_steps": 2, "logging_steps": 1, "save_steps": 1000,
-                        "warmup_ratio": 0.0, "unpadded": "off"},
-           "eval": {"unpadded": "off"}}
+                        "warmup_ratio": 0.0, "packed": "off"},
+           "eval": {"packed": "off"}}
     for key, value in sections.items():
         raw.setdefault(key, {}).update(value)
     return load_recipe(raw)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from embedkit.config import ColbertConfig, ModelConfig, Unpadded
+from embedkit.config import ColbertConfig, ModelConfig, PackedMode
 from embedkit.models.colbert.checkpoints import is_colbert_checkpoint
 from embedkit.models.colbert.registry import ColbertLibrary, get_library, library_of, manifest_entry
 from embedkit.models.loading import hub_error, remote_code_error, resolve_model
@@ -60,7 +60,7 @@ class ColbertEncoder:
     model: Any
     batch_size: int = 64
     show_progress: bool = False
-    unpadded: Unpadded = "auto"
+    packed: PackedMode = "auto"
     library: ColbertLibrary | None = field(default=None, repr=False)  # default: the one the model belongs to
 
     def __post_init__(self) -> None:
@@ -68,16 +68,16 @@ class ColbertEncoder:
         self.normalize = True
         self._packed = False
         self._documents: Any = None  # PackedDocumentEncoder, on first use
-        from embedkit.models.prefetch import PreparedJobs
+        from embedkit.models.packed import PreparedJobs
 
         self._prepared = PreparedJobs()
-        if self.unpadded != "off":
-            from embedkit.models.modernbert_unpadded import enable_unpadded
+        if self.packed != "off":
+            from embedkit.models.packed import enable_packed
 
-            self._packed = enable_unpadded(self.model, mode=self.unpadded,
+            self._packed = enable_packed(self.model, mode=self.packed,
                                            padded_fallback=self.library.padded_query_length(self.model))
             if self._packed:
-                logger.info("using the packed (unpadded) ModernBERT forward")
+                logger.info("using the packed ModernBERT forward")
 
     @property
     def dim(self) -> int:
@@ -99,10 +99,10 @@ class ColbertEncoder:
     def _packed_documents(self) -> Any:
         """The packed document encoder of this model (built on first use), ``None`` when it is not packed."""
         if self._packed and self._documents is None:
-            from embedkit.models.packed_documents import PackedDocumentEncoder
+            from embedkit.models.packed import PackedDocumentEncoder
 
             self._documents = PackedDocumentEncoder(self.model, self.library.document_side(self.model),
-                                                    strict=self.unpadded == "on")
+                                                    strict=self.packed == "on")
         return self._documents
 
     def prepare_documents(self, texts: list[str]) -> None:

@@ -65,7 +65,7 @@ class PyLateColbert:
         return [np.ascontiguousarray(e, dtype=np.float32) for e in out]  # each (tokens_i, dim)
 
     def document_side(self, model: Any) -> Any:
-        from embedkit.models.packed_documents import pylate_documents
+        from embedkit.models.packed import pylate_documents
 
         return pylate_documents(model)
 

@@ -50,11 +50,11 @@ class ColbertLibrary(Protocol):
         """One (tokens_i, dim) float32 array per text; queries [MASK]-expanded, documents never."""
 
     def document_side(self, model: Any) -> Any:
-        """How the library encodes a document (``embedkit.models.packed_documents.DocumentSide``: tokenisation,
+        """How the library encodes a document (``embedkit.models.packed`` ``DocumentSide``: tokenisation,
         the modules after the backbone, dropped tokens), for the packed ModernBERT forward."""
 
     def padded_query_length(self, model: Any) -> int:
-        """The longest padded batch that must keep HF's padded forward under the packed one (``enable_unpadded``'s
+        """The longest padded batch that must keep HF's padded forward under the packed one (``enable_packed``'s
         ``padded_fallback``): the query length when queries are padded with expansion tokens that are masked out
         of attention but scored (the packed forward returns zeros at masked positions); 0 when there are none."""
 

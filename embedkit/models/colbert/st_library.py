@@ -145,7 +145,7 @@ class SentenceTransformersColbert:
         return [np.ascontiguousarray(e, dtype=np.float32) for e in out]  # each (tokens_i, dim)
 
     def document_side(self, model: Any) -> Any:
-        from embedkit.models.packed_documents import sentence_transformers_documents
+        from embedkit.models.packed import sentence_transformers_documents
 
         return sentence_transformers_documents(model)
 

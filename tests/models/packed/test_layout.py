@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedkit.models.packing import cu_seqlens_from_lengths, pool_packed, unpad, unpad_from_lengths
+from embedkit.models.packed.layout import cu_seqlens_from_lengths, pool_packed, unpad, unpad_from_lengths
 
 pytestmark = pytest.mark.packed
 
@@ -47,8 +47,8 @@ def test_host_unpad_equals_device_unpad(seed):
 def test_bf16_weights_on_long_inputs_match_the_fp32_model(st_reference, code_pairs):
     """A model whose weights are bf16 (as transformers 5 loads bf16 checkpoints), packed encode of long inputs,
     against the same model in fp32 through sentence-transformers: equal within bf16's tolerance."""
-    from embedkit.models.packed_encoding import encode_packed
-    from embedkit.models.selfcheck import HALF_TOLERANCE
+    from embedkit.models.packed.selfcheck import HALF_TOLERANCE
+    from embedkit.models.packed.texts import encode_packed
 
     long_texts = [" ".join(p.code for p in code_pairs[i:i + 40]) for i in range(0, 200, 40)]
     fp32 = copy.deepcopy(st_reference)

@@ -17,7 +17,7 @@ Either way:
 
 - within tolerance: the packed path is used from then on;
 - beyond it: one warning with the error, and the caller falls back to the library's path for the rest of
-  the run; with ``strict`` (``unpadded: on``) the mismatch is an :class:`~embedkit.errors.EmbedkitError`.
+  the run; with ``strict`` (``packed: on``) the mismatch is an :class:`~embedkit.errors.EmbedkitError`.
 
 Results are cached on the model object, so the checks cost a few small forwards per model, device and dtype.
 """
@@ -86,7 +86,7 @@ def _relative_error(packed: torch.Tensor, reference: torch.Tensor) -> float:
 
 def run_self_check(model: ModernBertModel, packed_fn: PackedFn) -> SelfCheck:
     """Compare ``packed_fn`` with ``model``'s own padded forward on :func:`check_lengths` random sequences."""
-    from embedkit.models.packing import cu_seqlens_from_lengths, unpad
+    from embedkit.models.packed.layout import cu_seqlens_from_lengths, unpad
 
     device = next(model.parameters()).device
     lengths = check_lengths(model)
@@ -127,8 +127,8 @@ def packed_path_ok(model: ModernBertModel, packed_fn: PackedFn, strict: bool = F
             result = run_self_check(model, packed_fn)
         except Exception as exc:  # a kernel that does not run here is a mismatch too
             if strict:
-                raise EmbedkitError(f"unpadded: on, but the packed ModernBERT forward fails on {key[0]} "
-                                    f"({type(exc).__name__}: {exc}); set unpadded to auto or off") from exc
+                raise EmbedkitError(f"packed: on, but the packed ModernBERT forward fails on {key[0]} "
+                                    f"({type(exc).__name__}: {exc}); set packed to auto or off") from exc
             logger.warning("packed ModernBERT forward fails on %s (%s: %s); using the Hugging Face forward "
                            "for the rest of the run", key[0], type(exc).__name__, exc)
             result = SelfCheck(False, float("inf"), tolerance_for(model, device), key[0], key[1])
@@ -143,9 +143,9 @@ def packed_path_ok(model: ModernBertModel, packed_fn: PackedFn, strict: bool = F
                            "%.3g > %.0e; using the Hugging Face forward for the rest of the run",
                            result.device, result.dtype, result.max_error, result.tolerance)
     if not result.ok and strict:
-        raise EmbedkitError(f"unpadded: on, but the packed ModernBERT forward differs from Hugging Face's on "
+        raise EmbedkitError(f"packed: on, but the packed ModernBERT forward differs from Hugging Face's on "
                             f"{result.device} ({result.dtype}): max relative error {result.max_error:.3g} > "
-                            f"{result.tolerance:.0e}; set unpadded to auto (falls back) or off")
+                            f"{result.tolerance:.0e}; set packed to auto (falls back) or off")
     return result.ok
 
 
@@ -180,7 +180,7 @@ def embeddings_ok(model: ModernBertModel, key: Hashable, reference: Callable[[],
             logger.warning("packed %s differ from the library's on %s (%s): max relative error %.3g > %.0e; using "
                            "the library's encode for the rest of the run", what, result.device, dtype, error, tolerance)
     if not result.ok and strict:
-        raise EmbedkitError(f"unpadded: on, but packed {what} differ from the library's on {result.device} "
+        raise EmbedkitError(f"packed: on, but packed {what} differ from the library's on {result.device} "
                             f"({result.dtype}): max relative error {result.max_error:.3g} > {result.tolerance:.0e}; "
-                            "set unpadded to auto (falls back) or off")
+                            "set packed to auto (falls back) or off")
     return result.ok

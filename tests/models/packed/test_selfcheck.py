@@ -8,11 +8,11 @@ import logging
 import numpy as np
 import pytest
 
-import embedkit.models.packed_forward as forward_module
+import embedkit.models.packed.forward as forward_module
 from embedkit.errors import EmbedkitError
-from embedkit.models import selfcheck
-from embedkit.models.modernbert_unpadded import UnpaddedModernBert, enable_unpadded
-from embedkit.models.packed_encoding import encode_packed
+from embedkit.models.packed import selfcheck
+from embedkit.models.packed.swap import PackedModernBert, enable_packed
+from embedkit.models.packed.texts import encode_packed
 
 pytestmark = pytest.mark.packed
 
@@ -36,9 +36,9 @@ def expected(st_reference, texts):
 
 
 def _auto_wrapper(model) -> None:
-    """What ``model.unpadded: auto`` installs."""
-    assert enable_unpadded(model, mode="auto")
-    assert isinstance(model[0].auto_model, UnpaddedModernBert) and not model[0].auto_model.strict
+    """What ``packed: auto`` installs."""
+    assert enable_packed(model, mode="auto")
+    assert isinstance(model[0].auto_model, PackedModernBert) and not model[0].auto_model.strict
 
 
 def test_check_inputs_exceed_the_local_window(st_reference):
@@ -51,7 +51,7 @@ def test_passing_check_runs_once_and_keeps_the_packed_path(model, texts, expecte
     calls = []
     real = selfcheck.run_self_check
     monkeypatch.setattr(selfcheck, "run_self_check", lambda *a: calls.append(1) or real(*a))
-    assert enable_unpadded(model, mode="on")
+    assert enable_packed(model, mode="on")
     for _ in range(2):
         np.testing.assert_allclose(model.encode(texts, batch_size=4), expected, atol=1e-4, rtol=1e-4)
     assert len(calls) == 1
@@ -71,10 +71,10 @@ def test_fault_falls_back_to_hf_with_one_warning(model, texts, expected, monkeyp
     np.testing.assert_allclose(second, expected[:3], atol=1e-6, rtol=1e-6)
 
 
-def test_fault_is_an_error_when_unpadded_is_on(model, texts, monkeypatch):
+def test_fault_is_an_error_when_packed_is_on(model, texts, monkeypatch):
     monkeypatch.setattr(forward_module, "_rotate", _no_rotary)
-    assert enable_unpadded(model, mode="on")
-    with pytest.raises(EmbedkitError, match="unpadded: on.*relative error"):
+    assert enable_packed(model, mode="on")
+    with pytest.raises(EmbedkitError, match="packed: on.*relative error"):
         model.encode(texts)
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-import embedkit.models.packed_forward as forward_module
-from embedkit.models.modernbert_unpadded import enable_unpadded
-from embedkit.models.packed_encoding import encode_packed
-from embedkit.models.packed_forward import PackedForward
-from embedkit.models.packing import cu_seqlens_from_lengths
+import embedkit.models.packed.forward as forward_module
+from embedkit.models.packed.forward import PackedForward
+from embedkit.models.packed.layout import cu_seqlens_from_lengths
+from embedkit.models.packed.swap import enable_packed
+from embedkit.models.packed.texts import encode_packed
 
 pytestmark = pytest.mark.packed
 
@@ -48,7 +48,7 @@ def test_compiled_forward_matches_eager_without_recompiling(st_reference, texts,
 def test_one_compiled_forward_per_model_and_a_forced_recompile_is_detected(st_reference, texts, caplog):
     """encode_packed and its self-check share the model's one compiled forward across calls (no second graph for
     inference vs no-grad mode, none per call); a real recompilation (grad mode) is counted and reported."""
-    from embedkit.models.packed_forward import packed_forward
+    from embedkit.models.packed.forward import packed_forward
 
     model = copy.deepcopy(st_reference)
     forward = packed_forward(model[0].auto_model, "sdpa", compile=True)
@@ -76,7 +76,7 @@ def test_compiled_training_gradients_match_hf(st_reference, texts):
 
     reference = copy.deepcopy(st_reference).train()
     packed = copy.deepcopy(st_reference).train()
-    assert enable_unpadded(packed, mode="on")
+    assert enable_packed(packed, mode="on")
     packed[0].auto_model.compile = True
     for model in (reference, packed):
         features = [model.tokenize(texts[0::2]), model.tokenize(texts[1::2])]

@@ -1,28 +1,14 @@
-"""Packing helpers: padded batch <-> packed tokens, cu_seqlens, token-budget batches, per-sequence pooling.
+"""Packed batch layout: padded batch <-> packed tokens, cu_seqlens, token-budget batches, per-sequence pooling.
 
 A packed batch holds ``n`` sequences back to back in one ``(total_tokens, ...)`` tensor, described by
 ``cu_seqlens`` (int32, ``(n + 1,)``, ``cu_seqlens[i]:cu_seqlens[i + 1]`` is sequence ``i``) and
 ``max_seqlen`` (the longest sequence, a Python int), the layout flash-attention's varlen kernels take.
-
-:func:`varlen_attention` is bidirectional attention inside each packed sequence, with an optional
-symmetric sliding window. Attention kernels (:data:`AttentionKernel`), picked per call with ``backend="auto"``:
-
-- ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA sm80+);
-- ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA sm80+);
-- ``sdpa``: everywhere else (CPU, older GPUs). Pads q/k/v to ``(n, max_seqlen)`` for the attention product
-  only and masks keys outside the sequence or the window, so it has the same semantics as the kernels.
-
-The kernels take fp16/bf16; fp32 inputs on CUDA are cast to bf16 for the attention product only.
-
-Window semantics match HF ModernBERT: a query at position ``i`` sees keys ``j`` of its own sequence with
-``|i - j| <= window`` (``window = local_attention // 2``), i.e. flash ``window_size=(window, window)``.
+:class:`PackedLayout` is the padded view of one packed batch that the padded attention kernel needs
+(:mod:`embedkit.models.packed.kernels` chooses the kernel).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import logging
 from collections.abc import Sequence
 from typing import Literal
 
@@ -30,9 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-logger = logging.getLogger(__name__)
-
-AttentionKernel = Literal["auto", "flash_attn", "varlen", "sdpa"]
+Pooling = Literal["mean", "cls"]  # how a packed sequence becomes one vector (pool_packed)
 
 
 def cu_seqlens_from_lengths(lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -159,7 +143,7 @@ def pack_by_token_budget(lengths: Sequence[int], max_tokens: int) -> list[list[i
     return batches
 
 
-def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, mode: Literal["mean", "cls"]) -> torch.Tensor:
+def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, mode: Pooling) -> torch.Tensor:
     """One vector per packed sequence, in float32: the mean of its tokens or its first token.
 
     The sum is accumulated in float32 whatever ``hidden``'s dtype: a bf16 accumulator stops growing once the
@@ -187,63 +171,6 @@ def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, mode: Literal["m
     sums.index_add_(0, seq, hidden.float())  # (n, dim)
     lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).clamp(min=1).to(torch.float32)  # (n,)
     return sums / lengths[:, None]
-
-
-@functools.cache
-def flash_attn_available() -> bool:
-    """True when ``flash_attn`` imports (a wheel built against another torch fails at import, not at find_spec)."""
-    try:
-        from flash_attn import flash_attn_varlen_func  # noqa: F401
-    except Exception:  # ImportError, or OSError/RuntimeError from a mismatched binary
-        return False
-    return True
-
-
-@functools.cache
-def torch_varlen_available() -> bool:
-    return importlib.util.find_spec("torch.nn.attention.varlen") is not None
-
-
-@functools.cache
-def _flash_capable(device_index: int) -> bool:
-    """Flash kernels (flash-attn 2 and torch's) need Ampere or newer."""
-    return torch.cuda.get_device_capability(device_index) >= (8, 0)
-
-
-def pick_kernel(q: torch.Tensor, backend: AttentionKernel = "auto") -> AttentionKernel:
-    """The attention kernel a call with this query tensor would use (fp32 on CUDA also takes the flash kernels, in
-    bf16)."""
-    if backend != "auto":
-        return backend
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16, torch.float32) and _flash_capable(
-            q.device.index if q.device.index is not None else torch.cuda.current_device()):
-        if flash_attn_available():
-            return "flash_attn"
-        if torch_varlen_available():
-            return "varlen"
-    return "sdpa"
-
-
-@functools.cache
-def _warn_once(message: str) -> None:
-    logger.warning(message)
-
-
-FP32_ON_CUDA = "fp32 inputs on CUDA: packed attention runs in bf16 (projections and MLP stay fp32)"
-SDPA_ON_CUDA = "packed attention falls back to padded SDPA on this GPU (flash kernels need sm80+)"
-
-
-def resolve_kernel(device: torch.device, dtype: torch.dtype, backend: AttentionKernel = "auto") -> AttentionKernel:
-    """The attention kernel for inputs of ``dtype`` on ``device``, with its warnings logged here, before (and outside)
-    any compiled code; pass the result as ``backend`` so that nothing is decided inside the forward."""
-    if torch.is_autocast_enabled(device.type):
-        dtype = torch.get_autocast_dtype(device.type)
-    chosen = pick_kernel(torch.empty(0, device=device, dtype=dtype), backend)
-    if device.type == "cuda" and chosen in ("flash_attn", "varlen") and dtype == torch.float32:
-        _warn_once(FP32_ON_CUDA)
-    if device.type == "cuda" and chosen == "sdpa" and backend == "auto":
-        _warn_once(SDPA_ON_CUDA)
-    return chosen
 
 
 class PackedLayout:
@@ -298,58 +225,3 @@ class PackedLayout:
         heads, dim = x.shape[1], x.shape[3]
         x = x.transpose(1, 2).reshape(self.n * self.max_seqlen, heads, dim)
         return x if self.uniform else x[self.flat_index]
-
-
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PackedLayout, window: int | None,
-          dropout_p: float, scale: float | None) -> torch.Tensor:
-    out = F.scaled_dot_product_attention(layout.to_padded(q), layout.to_padded(k), layout.to_padded(v),
-                                         attn_mask=layout.mask(window, q.dtype), dropout_p=dropout_p,
-                                         scale=scale)  # (n, H, L, D)
-    return layout.from_padded(out)  # (total_tokens, H, D)
-
-
-def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int,
-                     window: int | None = None, dropout_p: float = 0.0, scale: float | None = None,
-                     backend: AttentionKernel = "auto", layout: PackedLayout | None = None) -> torch.Tensor:
-    """Attention inside each packed sequence.
-
-    Args:
-        q, k, v: ``(total_tokens, heads, head_dim)``.
-        cu_seqlens: ``(n + 1,)`` int32 on the same device.
-        max_seqlen: longest sequence.
-        window: half-window (keys with ``|i - j| <= window``), ``None`` for full attention.
-        layout: cached padding layout for the ``sdpa`` backend (built here when omitted).
-
-    Returns:
-        ``(total_tokens, heads, head_dim)``.
-    """
-    chosen = pick_kernel(q, backend)
-    window_size = (window, window) if window is not None else (-1, -1)
-    if chosen in ("flash_attn", "varlen") and q.dtype == torch.float32:
-        # The kernels take fp16/bf16 only; an fp32 model (e.g. SentenceTransformer.encode without autocast)
-        # runs just the attention product in bf16 rather than losing the kernels to the padded fallback.
-        if not torch.compiler.is_compiling():
-            _warn_once(FP32_ON_CUDA)
-        out = varlen_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), cu_seqlens, max_seqlen, window=window,
-                               dropout_p=dropout_p, scale=scale, backend=chosen)
-        return out.float()
-    if chosen == "flash_attn":
-        from flash_attn import flash_attn_varlen_func
-
-        return flash_attn_varlen_func(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
-                                      dropout_p=dropout_p, softmax_scale=scale, causal=False,
-                                      window_size=window_size)
-    if chosen == "varlen":
-        from torch.nn.attention.varlen import varlen_attn
-
-        if dropout_p > 0:
-            _warn_once("torch varlen_attn has no attention dropout; running attention without it")
-        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, scale=scale,
-                           window_size=window_size)
-    if chosen != "sdpa":
-        raise ValueError(f"unknown attention backend {backend!r}")
-    if q.is_cuda and backend == "auto" and not torch.compiler.is_compiling():
-        _warn_once(SDPA_ON_CUDA)
-    if layout is None:
-        layout = PackedLayout(cu_seqlens, max_seqlen, q.shape[0])
-    return _sdpa(q, k, v, layout, window, dropout_p, scale)

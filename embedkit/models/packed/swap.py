@@ -1,16 +1,17 @@
-"""The packed ModernBERT forward inside a sentence-transformers / PyLate model, for training and ``encode``.
+"""The packed ModernBERT forward inside a sentence-transformers (dense, multi-vector, sparse) / PyLate model, for
+training and ``encode``.
 
-- :class:`UnpaddedModernBert`: a drop-in for the HF model that takes ordinary padded batches, runs them
-  packed (:mod:`embedkit.models.packed_forward`) and returns padded outputs, with the same state-dict keys
+- :class:`PackedModernBert`: a drop-in for the HF model that takes ordinary padded batches, runs them
+  packed (:mod:`embedkit.models.packed.forward`) and returns padded outputs, with the same state-dict keys
   and ``save_pretrained`` as the wrapped model.
-- :func:`enable_unpadded`: swap it into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, then
+- :func:`enable_packed`: swap it into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, then
   prove the swap took effect: a probe batch sent through the library's own ``Transformer`` module must
   reach the wrapper. sentence-transformers >= 5.4 keeps the model in ``Transformer.model`` (``auto_model``
   is a read-only property over it), older versions and PyLate in ``auto_model``; a library that routes its
   forward elsewhere is caught by the probe. ``mode="on"`` then raises, ``"auto"`` warns once and stays on
   HF's forward.
 
-Fast inference over whole token-budget batches is :mod:`embedkit.models.packed_encoding`.
+Fast inference over whole token-budget batches is :mod:`embedkit.models.packed.texts` (and ``documents``).
 
 Outputs at padding positions (``attention_mask == 0``) are zeros, where HF returns values that every
 pooling ignores. The one user of such outputs, ColBERT query expansion without attention to the
@@ -18,8 +19,8 @@ expansion tokens, is routed to the original padded forward: the caller passes th
 it (``padded_fallback``, which a ColBERT model's library gives; see ``ColbertLibrary.padded_query_length``).
 
 Unpadding needs each row's length. On a GPU, reading it from the device mask (``torch.nonzero``) waits for
-the device in every training forward, so :func:`enable_unpadded` also wraps the model's ``tokenize`` /
-``preprocess`` to attach the lengths, computed on the host, to the features (:class:`UnpadHint`); the
+the device in every training forward, so :func:`enable_packed` also wraps the model's ``tokenize`` /
+``preprocess`` to attach the lengths, computed on the host, to the features (:mod:`~embedkit.models.packed.hints`); the
 ``Transformer`` module hands them to the wrapper. Where a library drops or reshapes them, the device path is
 used; on a GPU the hint is also checked against the mask, asynchronously (never waiting), and a mismatch
 raises at the next forward.
@@ -30,63 +31,32 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, get_args
 
-import numpy as np
 import torch
 from torch import nn
 
-from embedkit.config import Unpadded
+from embedkit.config import PackedMode
 from embedkit.errors import EmbedkitError
-from embedkit.models.packed_forward import PackedForward, base_model, is_modernbert, packed_forward
-from embedkit.models.packing import AttentionKernel, bucket_seqlen, pick_kernel, repad, resolve_kernel, unpad, \
-    unpad_from_lengths
-from embedkit.models.selfcheck import packed_path_ok
+from embedkit.models.packed.forward import PackedForward, base_model, is_modernbert, packed_forward
+from embedkit.models.packed.hints import HINT_KEY, HintingTokenize, LengthsHint
+from embedkit.models.packed.kernels import AUTO, KernelChoice, pick_kernel, resolve_kernel
+from embedkit.models.packed.layout import bucket_seqlen, repad, unpad, unpad_from_lengths
+from embedkit.models.packed.selfcheck import packed_path_ok
 
 if TYPE_CHECKING:
     from transformers import ModernBertModel
 
 logger = logging.getLogger(__name__)
 
-Pooling = Literal["mean", "cls"]
-HINT_KEY = "embedkit_unpad"
-
-
-@dataclass
-class UnpadHint:
-    """Host-side ``starts`` / ``lengths`` of every row of a padded batch; sliced with the batch (GradCache)."""
-
-    starts: np.ndarray   # (batch,) first real position of each row
-    lengths: np.ndarray  # (batch,) real tokens of each row
-
-    @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor) -> UnpadHint | None:
-        """From a CPU mask whose rows are contiguous runs of ones; ``None`` for anything else."""
-        if not isinstance(attention_mask, torch.Tensor) or attention_mask.device.type != "cpu" \
-                or attention_mask.ndim != 2:
-            return None
-        mask = attention_mask.bool().numpy()
-        lengths = mask.sum(axis=1)
-        starts = mask.argmax(axis=1)
-        ends = mask.shape[1] - mask[:, ::-1].argmax(axis=1)
-        if np.any(np.where(lengths > 0, ends - starts, 0) != lengths):  # a hole inside a row
-            return None
-        return cls(np.where(lengths > 0, starts, 0), lengths)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __getitem__(self, rows: slice) -> UnpadHint:
-        return UnpadHint(self.starts[rows], self.lengths[rows])
 
 
 class _Probe(Exception):
     """Raised by the wrapper's forward while probing, so the probe costs no compute."""
 
 
-class UnpaddedModernBert(nn.Module):
+class PackedModernBert(nn.Module):
     """Drop-in for a ``ModernBertModel`` that runs it packed on ordinary padded batches.
 
     The wrapped model's children are registered here under their own names, so parameters are shared
@@ -98,29 +68,29 @@ class UnpaddedModernBert(nn.Module):
         model: the ``ModernBertModel`` to wrap.
         padded_fallback_len: batches padded to at most this many tokens go through the original padded
             forward, whose outputs at masked positions are real (ColBERT query expansion needs them).
-        backend: attention backend for the packed path.
-        strict: a failed first-use self-check (:mod:`embedkit.models.selfcheck`) raises instead of falling
+        kernel: attention kernel of the packed path (:mod:`embedkit.models.packed.kernels`).
+        strict: a failed first-use self-check (:mod:`embedkit.models.packed.selfcheck`) raises instead of falling
             back to the HF forward.
         compile: run the packed forward through ``torch.compile`` (``None``: on CUDA).
     """
 
-    def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, backend: AttentionKernel = "auto",
+    def __init__(self, model: ModernBertModel, padded_fallback_len: int = 0, kernel: KernelChoice = AUTO,
                  strict: bool = False, compile: bool | None = None):
         super().__init__()
         model = base_model(model)
         if list(model.parameters(recurse=False)) or list(model.buffers(recurse=False)):
-            raise ValueError("UnpaddedModernBert expects all tensors of the model to live in its submodules")
+            raise ValueError("PackedModernBert expects all tensors of the model to live in its submodules")
         for name, child in model.named_children():
             self.add_module(name, child)
         object.__setattr__(self, "hf_model", model)  # not registered: no duplicate state-dict keys
         self.padded_fallback_len = padded_fallback_len
-        self.backend = backend
+        self.kernel = kernel
         self.strict = strict
         self.compile = compile
         self.packed_calls = 0
         self.padded_calls = 0
         self.host_unpads = 0  # packed calls unpadded from the host-side hint
-        self.hint: UnpadHint | None = None  # set by the Transformer module's pre-hook for one forward
+        self.hint: LengthsHint | None = None  # set by the Transformer module's pre-hook for one forward
         self._probing = False
         self.force_padded = False  # see hf_forward()
         self._pending: tuple[torch.Tensor, Any] | None = None  # (host flag, event) of the last hint check
@@ -135,11 +105,11 @@ class UnpaddedModernBert(nn.Module):
             return getattr(hf_model, name)
 
     def _packed_forward(self, device: torch.device) -> PackedForward:
-        """The model's one :class:`PackedForward` for this device and backend (compiled once, shared)."""
-        backend = resolve_kernel(device, next(self.hf_model.parameters()).dtype, self.backend)
-        return packed_forward(self.hf_model, backend, self.compile)
+        """The model's one :class:`PackedForward` for this device and kernel (compiled once, shared)."""
+        kernel = resolve_kernel(device, next(self.hf_model.parameters()).dtype, self.kernel)
+        return packed_forward(self.hf_model, kernel, self.compile)
 
-    def train(self, mode: bool = True) -> UnpaddedModernBert:
+    def train(self, mode: bool = True) -> PackedModernBert:
         super().train(mode)
         self.hf_model.training = mode
         return self
@@ -157,7 +127,7 @@ class UnpaddedModernBert(nn.Module):
         if device.type == "cpu":  # cheap here, and it keeps the hint path honest in every CPU test
             if not torch.equal(indices, unpad(attention_mask)[0]):
                 raise EmbedkitError("internal error: the host-side sequence lengths disagree with the attention "
-                                    "mask; set unpadded to off or report this")
+                                    "mask; set packed to off or report this")
             return indices, cu_seqlens, bound or longest
         indices = indices.pin_memory().to(device, non_blocking=True)
         cu_seqlens = cu_seqlens.pin_memory().to(device, non_blocking=True)
@@ -182,7 +152,7 @@ class UnpaddedModernBert(nn.Module):
         self._pending = None
         if bool(flag):
             raise EmbedkitError("internal error: the host-side sequence lengths of the previous batch disagreed with "
-                                "its attention mask; set unpadded to off or report this")
+                                "its attention mask; set packed to off or report this")
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
@@ -221,13 +191,13 @@ class UnpaddedModernBert(nn.Module):
                                      hidden_states=tuple(h[None] for h in all_hidden) if output_hidden_states else None)
             return output.to_tuple() if return_dict is False else output
         if position_ids is not None:
-            raise ValueError("UnpaddedModernBert restarts positions at 0 for every sequence; "
+            raise ValueError("PackedModernBert restarts positions at 0 for every sequence; "
                              "position_ids are not supported")
         if attention_mask is None:
             attention_mask = torch.ones(batch, seq_len, dtype=torch.long, device=reference.device)
         # The flash kernels need only an upper bound on the longest sequence: the padded length, bucketed, costs
         # no device->host sync (padded SDPA pads to max_seqlen, so it gets the exact one).
-        bound = None if forward.backend == "sdpa" else bucket_seqlen(seq_len)
+        bound = bucket_seqlen(seq_len) if forward.kernel.buckets_lengths else None
         indices, cu_seqlens, max_seqlen = self._unpad(attention_mask, bound)
         packed_ids = input_ids.flatten()[indices] if input_ids is not None else None  # (tokens,)
         packed_embeds = inputs_embeds.flatten(0, 1)[indices] if inputs_embeds is not None else None
@@ -243,8 +213,9 @@ class UnpaddedModernBert(nn.Module):
 @contextlib.contextmanager
 def hf_forward(st_model: Any) -> Iterator[None]:
     """Within the block, a swapped-in wrapper runs HF's own padded forward (the library's reference path)."""
-    wrapper = getattr(st_model[0], "auto_model", None) if len(st_model) else None
-    if not isinstance(wrapper, UnpaddedModernBert):
+    first = transformer_module(st_model)
+    wrapper = wrapper_of(first) if first is not None else None
+    if wrapper is None:
         yield
         return
     before, wrapper.force_padded = wrapper.force_padded, True
@@ -254,15 +225,47 @@ def hf_forward(st_model: Any) -> Iterator[None]:
         wrapper.force_padded = before
 
 
+def transformer_module(st_model: Any) -> Any | None:
+    """The library's ``Transformer`` module, which holds the HF model: the model's first module, or the one inside
+    it (an inference-free SparseEncoder's ``Router``: its document route); ``None`` when there is none."""
+    if not len(st_model):
+        return None
+    first = st_model[0]
+    if getattr(first, "auto_model", None) is not None:
+        return first
+    return next((m for m in first.modules() if m is not first and getattr(m, "auto_model", None) is not None), None)
+
+
+def _head_base(hf_model: Any) -> tuple[Any, str] | None:
+    """``(head model, attribute)`` of the ``ModernBertModel`` inside a ModernBERT head model (SPLADE's fill-mask
+    ``ModernBertForMaskedLM`` keeps it in ``model``, its ``base_model_prefix``); ``None`` for anything else."""
+    prefix = getattr(hf_model, "base_model_prefix", None)
+    inner = hf_model._modules.get(prefix) if prefix and isinstance(hf_model, nn.Module) else None
+    if inner is None or inner is hf_model or not is_modernbert(inner):
+        return None
+    return hf_model, prefix
+
+
+def wrapper_of(first: Any) -> PackedModernBert | None:
+    """The packed wrapper a forward of the ``Transformer`` module ``first`` reaches: its HF model itself, or the
+    base model of its head model; ``None`` when none is swapped in."""
+    current = getattr(first, "auto_model", None)
+    if isinstance(current, PackedModernBert):
+        return current
+    head = _head_base(current) if current is not None else None
+    inner = getattr(head[0], head[1]) if head is not None else None
+    return inner if isinstance(inner, PackedModernBert) else None
+
+
 def _backbone_attr(first: Any) -> str:
     """Where the ``Transformer`` module keeps the HF model: ``model`` when ``auto_model`` is a property over it
     (sentence-transformers >= 5.4), else ``auto_model`` (older versions, PyLate)."""
     return "model" if isinstance(inspect.getattr_static(type(first), "auto_model", None), property) else "auto_model"
 
 
-def _routing_problem(first: Any, wrapper: UnpaddedModernBert) -> str | None:
+def _routing_problem(first: Any, wrapper: PackedModernBert) -> str | None:
     """Why a forward of the library's ``Transformer`` module would not reach ``wrapper`` (``None``: it does)."""
-    if first.auto_model is not wrapper:
+    if wrapper_of(first) is not wrapper:
         return f"{type(first).__name__}.auto_model still returns {type(first.auto_model).__name__} after the swap"
     device = next(wrapper.parameters()).device
     ids = torch.tensor([[wrapper.config.cls_token_id or 0, wrapper.config.sep_token_id or 0]], device=device)
@@ -278,26 +281,10 @@ def _routing_problem(first: Any, wrapper: UnpaddedModernBert) -> str | None:
     return f"{type(first).__name__}.forward ran without calling the packed forward (it runs HF's padded one)"
 
 
-class _HintingTokenize:
-    """``tokenize`` / ``preprocess`` that also attaches the :class:`UnpadHint` of the features it returns. An
-    object (not a closure), so that a deep copy of the model calls the copy's own method."""
-
-    def __init__(self, fn: Any):
-        self.__wrapped__ = fn
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        features = self.__wrapped__(*args, **kwargs)
-        if isinstance(features, MutableMapping) and "attention_mask" in features:
-            hint = UnpadHint.from_mask(features["attention_mask"])
-            if hint is not None:
-                features[HINT_KEY] = hint
-        return features
-
-
 def _hand_over_hint(module: Any, args: tuple) -> None:
     """``Transformer`` pre-hook: the features dict reaches every module, the HF model only some of its keys."""
-    wrapper = getattr(module, "auto_model", None)
-    if isinstance(wrapper, UnpaddedModernBert):
+    wrapper = wrapper_of(module)
+    if wrapper is not None:
         features = args[0] if args else None
         wrapper.hint = features.get(HINT_KEY) if isinstance(features, Mapping) else None
 
@@ -307,8 +294,8 @@ def _install_hints(st_model: Any, first: Any) -> None:
     outermost, after PyLate's marker insertion) and hand the hint over in the ``Transformer`` pre-hook."""
     for name in ("tokenize", "preprocess"):
         fn = getattr(st_model, name, None)
-        if fn is not None and not isinstance(fn, _HintingTokenize):
-            setattr(st_model, name, _HintingTokenize(fn))
+        if fn is not None and not isinstance(fn, HintingTokenize):
+            setattr(st_model, name, HintingTokenize(fn))
     if _hand_over_hint not in first._forward_pre_hooks.values():
         first.register_forward_pre_hook(_hand_over_hint)
 
@@ -317,20 +304,23 @@ def _remove_hints(st_model: Any, first: Any) -> None:
     for key in [k for k, hook in first._forward_pre_hooks.items() if hook is _hand_over_hint]:
         del first._forward_pre_hooks[key]
     for name in ("tokenize", "preprocess"):
-        if isinstance(st_model.__dict__.get(name), _HintingTokenize):
+        if isinstance(st_model.__dict__.get(name), HintingTokenize):
             del st_model.__dict__[name]
 
 
-def enable_unpadded(st_model: Any, mode: Unpadded = "auto", padded_fallback: int = 0) -> bool:
-    """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder or PyLate ColBERT, in place.
+def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int = 0) -> bool:
+    """Swap the packed forward into a SentenceTransformer, MultiVectorEncoder, PyLate ColBERT or SparseEncoder, in
+    place.
 
-    Applies when the first module's ``auto_model`` is a ModernBERT and ``mode`` is ``"on"`` or ``"auto"``
+    Applies when the ``Transformer`` module's HF model (:func:`transformer_module`) is a ModernBERT, the base model
+    itself or a head model around it (SPLADE's ``ModernBertForMaskedLM``: the head reads the packed forward's
+    outputs), and ``mode`` is ``"on"`` or ``"auto"``
     (on CPU too: packing skips the padding tokens' share of every GEMM, see docs/measurements). Returns whether the
     packed forward is in use. The swap is proven by a probe forward through the library's ``Transformer``
     module; where it does not take effect, ``"on"`` raises :class:`EmbedkitError` and ``"auto"`` warns and
     leaves HF's forward in place. Saving afterwards writes the same checkpoint as before (same state-dict
     keys, HF ``save_pretrained``). The packed forward's first use on a device checks itself against HF's
-    (:mod:`embedkit.models.selfcheck`): ``"auto"`` falls back to the HF forward on a mismatch, ``"on"`` raises.
+    (:mod:`embedkit.models.packed.selfcheck`): ``"auto"`` falls back to the HF forward on a mismatch, ``"on"`` raises.
 
     Args:
         padded_fallback: batches padded to at most this many tokens keep HF's padded forward: a ColBERT model's
@@ -338,45 +328,57 @@ def enable_unpadded(st_model: Any, mode: Unpadded = "auto", padded_fallback: int
             scored (its library says: ``ColbertLibrary.padded_query_length``); 0 (the default) for a model whose
             outputs at masked positions are never used (dense).
     """
-    if mode not in get_args(Unpadded):
-        raise ValueError(f"unpadded mode must be one of {', '.join(get_args(Unpadded))}, got {mode!r}")
-    first = st_model[0] if len(st_model) else None
-    current = getattr(first, "auto_model", None)
-    if isinstance(current, UnpaddedModernBert):
+    if mode not in get_args(PackedMode):
+        raise ValueError(f"packed mode must be one of {', '.join(get_args(PackedMode))}, got {mode!r}")
+    first = transformer_module(st_model)
+    current = getattr(first, "auto_model", None) if first is not None else None
+    swapped = wrapper_of(first) if first is not None else None
+    if swapped is not None:
         if mode == "off":
-            disable_unpadded(st_model)
+            disable_packed(st_model)
             return False
-        current.strict = mode == "on"
+        swapped.strict = mode == "on"
         return True
     if mode == "off" or current is None or not is_modernbert(current):
         return False
     from transformers import ModernBertModel
 
-    if not isinstance(current, ModernBertModel):
+    head = _head_base(current)
+    if isinstance(current, ModernBertModel):  # dense, ColBERT: the Transformer module holds the base model
+        owner, attr = first, _backbone_attr(first)
+    elif head is not None and isinstance(getattr(*head), ModernBertModel):  # SPLADE: inside the MLM head model
+        owner, attr = head
+    else:
+        message = (f"the packed ModernBERT forward has no place in a {type(current).__name__} (it takes the place of "
+                   "a ModernBertModel, alone or inside a head model)")
+        if mode == "on":
+            raise EmbedkitError(message + "; set packed to auto (stays on HF's forward) or off")
+        logger.warning("%s; staying on the Hugging Face forward", message)
         return False
-    wrapper = UnpaddedModernBert(current, padded_fallback_len=padded_fallback, strict=mode == "on")
-    attr = _backbone_attr(first)
-    setattr(first, attr, wrapper)
+    base = getattr(owner, attr)
+    wrapper = PackedModernBert(base, padded_fallback_len=padded_fallback, strict=mode == "on")
+    setattr(owner, attr, wrapper)
     problem = _routing_problem(first, wrapper)
     if problem is not None:
-        setattr(first, attr, current)
+        setattr(owner, attr, base)
         message = f"the packed ModernBERT forward could not be swapped into this model: {problem}"
         if mode == "on":
-            raise EmbedkitError(message + "; set unpadded to auto (stays on HF's forward) or off")
+            raise EmbedkitError(message + "; set packed to auto (stays on HF's forward) or off")
         logger.warning("%s; staying on the Hugging Face forward", message)
         return False
     _install_hints(st_model, first)
-    logger.info("packed (unpadded) ModernBERT forward enabled, attention backend on this device: %s",
-                pick_kernel(torch.empty(0, device=current.device)))
+    logger.info("packed ModernBERT forward enabled, attention kernel on this device: %s",
+                pick_kernel(base.device, torch.float32).name)
     return True
 
 
-def disable_unpadded(st_model: Any) -> bool:
+def disable_packed(st_model: Any) -> bool:
     """Put the original ``ModernBertModel`` back; returns whether anything was swapped out."""
-    first = st_model[0] if len(st_model) else None
-    wrapper = getattr(first, "auto_model", None)
-    if not isinstance(wrapper, UnpaddedModernBert):
+    first = transformer_module(st_model)
+    wrapper = wrapper_of(first) if first is not None else None
+    if wrapper is None:
         return False
-    setattr(first, _backbone_attr(first), wrapper.hf_model)
+    owner, attr = (first, _backbone_attr(first)) if first.auto_model is wrapper else _head_base(first.auto_model)
+    setattr(owner, attr, wrapper.hf_model)
     _remove_hints(st_model, first)
     return True

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 Reference = Callable[[list[str]], dict[str, Any]]  # texts -> the library's padded features (input_ids, attention_mask)
 
 
-def unpadded_ids(features: dict[str, Any]) -> list[list[int]]:
+def real_token_ids(features: dict[str, Any]) -> list[list[int]]:
     """Each row's real token ids from padded ``input_ids`` / ``attention_mask`` (left or right padding)."""
     ids, mask = features["input_ids"], features["attention_mask"].bool()
     return [row[keep].tolist() for row, keep in zip(ids, mask)]
@@ -92,7 +92,7 @@ class TextSide:
     def reference_ids(self, texts: list[str]) -> list[list[int]]:
         if self.reference is None:
             raise ValueError("this TextSide has no reference tokenisation")
-        return unpadded_ids(self.reference(list(texts)))
+        return real_token_ids(self.reference(list(texts)))
 
 
 def library_strips(side: TextSide) -> TextSide:
@@ -123,7 +123,7 @@ def check_tokens(side: TextSide, tokenize: Callable[[list[str]], list[list[int]]
     message = (f"the packed path tokenises {what} differently from the model's library (first difference in "
                f"text {bad}: {len(got[bad]) if bad < len(got) else '-'} vs {len(expected[bad])} tokens)")
     if strict:
-        raise EmbedkitError(message + "; set unpadded to auto (falls back) or off")
+        raise EmbedkitError(message + "; set packed to auto (falls back) or off")
     logger.warning("%s; using the library's own tokenisation", message)
     return side.reference_ids
 

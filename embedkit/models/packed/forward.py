@@ -1,4 +1,4 @@
-"""The packed (unpadded) ModernBERT forward, eager or compiled once per model and device.
+"""The packed ModernBERT forward, eager or compiled once per model and device.
 
 HF's ModernBERT with SDPA computes every padding token and pays attention cost quadratic in the padded
 length. Here sequences are packed back to back (no padding token is computed), attention runs inside
@@ -6,11 +6,11 @@ each sequence through flash-attention's varlen kernels (``window_size=(w, w)`` w
 ``w = local_attention // 2`` on local layers, full on global ones), and rotary positions restart at 0
 for every sequence, as in the original ModernBERT training code.
 
-Nothing is copied into a new architecture: :func:`unpadded_forward` calls the modules of an existing
+Nothing is copied into a new architecture: :func:`run_packed_forward` calls the modules of an existing
 ``transformers.ModernBertModel`` (embeddings, ``Wqkv``, ``Wo``, MLP, norms, its rotary embedding), so
 standard checkpoints load and save unchanged.
 
-:func:`packed_forward` hands out one :class:`PackedForward` per model, device and attention backend, kept on
+:func:`packed_forward` hands out one :class:`PackedForward` per model, device and attention kernel, kept on
 the model: its ``torch.compile`` graph is built once and reused by every call (encoding, the self-check, the
 training wrapper), a failed compilation is remembered, and a recompilation is counted and reported.
 """
@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from embedkit.models.packing import AttentionKernel, PackedLayout, positions, varlen_attention
+from embedkit.models.packed.kernels import AUTO, AttentionKernel, KernelChoice, attend, resolve_kernel
+from embedkit.models.packed.layout import PackedLayout, positions
 
 if TYPE_CHECKING:
     from transformers import ModernBertModel
@@ -53,7 +54,7 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    cu_seqlens: torch.Tensor, max_seqlen: int, window: int | None, layout: PackedLayout,
-                   backend: AttentionKernel) -> torch.Tensor:
+                   kernel: AttentionKernel) -> torch.Tensor:
     """One ``ModernBertEncoderLayer`` on packed tokens, using the layer's own modules."""
     attn = layer.attn
     tokens = hidden.shape[0]
@@ -61,16 +62,16 @@ def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, si
     qkv = qkv.view(tokens, 3, -1, attn.head_dim)  # (tokens, 3, heads, head_dim)
     q, k = _rotate(qkv[:, :2], cos[:, None], sin[:, None]).unbind(dim=1)  # both in one pass; (tokens, heads, head_dim)
     v = qkv[:, 2]  # (tokens, heads, head_dim)
-    out = varlen_attention(q, k, v.contiguous(), cu_seqlens, max_seqlen, window=window,
-                           dropout_p=attn.attention_dropout if layer.training else 0.0,
-                           scale=attn.head_dim ** -0.5, backend=backend, layout=layout)  # (tokens, heads, head_dim)
+    out = attend(q, k, v.contiguous(), cu_seqlens, max_seqlen, window=window,
+                 dropout_p=attn.attention_dropout if layer.training else 0.0,
+                 scale=attn.head_dim ** -0.5, kernel=kernel, layout=layout)  # (tokens, heads, head_dim)
     hidden = hidden + attn.out_drop(attn.Wo(out.reshape(tokens, -1)))  # (tokens, hidden)
     return hidden + layer.mlp(layer.mlp_norm(hidden))
 
 
 def _forward_packed(model: ModernBertModel, input_ids: torch.Tensor | None, cu_seqlens: torch.Tensor,
                     max_seqlen: int, inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool = False,
-                    backend: AttentionKernel = "auto") -> tuple[torch.Tensor, list[torch.Tensor]]:
+                    kernel: AttentionKernel | KernelChoice = AUTO) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Final-norm hidden states ``(tokens, hidden)`` and, if asked, HF's ``hidden_states`` list (packed)."""
     config = model.config
     hidden = model.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)  # (tokens, hidden)
@@ -88,7 +89,7 @@ def _forward_packed(model: ModernBertModel, input_ids: torch.Tensor | None, cu_s
         if output_hidden_states:
             all_hidden.append(hidden)
         window = config.sliding_window if layer.attention_type == "sliding_attention" else None
-        args = (layer, hidden, *rope[layer.attention_type], cu_seqlens, max_seqlen, window, layout, backend)
+        args = (layer, hidden, *rope[layer.attention_type], cu_seqlens, max_seqlen, window, layout, kernel)
         if getattr(layer, "gradient_checkpointing", False) and layer.training and torch.is_grad_enabled():
             hidden = checkpoint(_layer_forward, *args, use_reentrant=False)
         else:
@@ -99,8 +100,8 @@ def _forward_packed(model: ModernBertModel, input_ids: torch.Tensor | None, cu_s
     return hidden, all_hidden
 
 
-def unpadded_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens: torch.Tensor,
-                     max_seqlen: int, backend: AttentionKernel = "auto") -> torch.Tensor:
+def run_packed_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens: torch.Tensor,
+                       max_seqlen: int, kernel: KernelChoice | AttentionKernel = AUTO) -> torch.Tensor:
     """ModernBERT on packed sequences.
 
     Args:
@@ -108,14 +109,14 @@ def unpadded_forward(model: ModernBertModel, input_ids: torch.Tensor, cu_seqlens
         input_ids: ``(total_tokens,)``, the sequences back to back.
         cu_seqlens: ``(n + 1,)`` int32 offsets of the sequences in ``input_ids``.
         max_seqlen: length of the longest sequence.
-        backend: attention backend (see :mod:`embedkit.models.packing`); ``auto`` picks flash-attn, then
+        kernel: attention kernel (see :mod:`embedkit.models.packed.kernels`); ``auto`` picks flash-attn, then
             torch's ``varlen_attn`` on CUDA with fp16/bf16, else padded SDPA with the same masking.
 
     Returns:
         ``(total_tokens, hidden)``: the final-norm hidden states, what HF returns as ``last_hidden_state``
         at the non-padding positions.
     """
-    hidden, _ = _forward_packed(base_model(model), input_ids, cu_seqlens, max_seqlen, backend=backend)
+    hidden, _ = _forward_packed(base_model(model), input_ids, cu_seqlens, max_seqlen, kernel=kernel)
     return hidden
 
 
@@ -132,19 +133,24 @@ def _compile(fn: Any, backend: Any) -> Any:
 
 
 class PackedForward:
-    """The packed forward of one model on one device, compiled or eager, with the attention backend fixed.
+    """The packed forward of one model on one device, compiled or eager, with the attention kernel fixed.
 
     ``torch.compile`` fuses the elementwise work around the GEMMs (rotary embedding of q and k, GeGLU,
     residual adds, LayerNorms). Get instances from :func:`packed_forward`, which keeps one per model, device
-    and backend, so the graph is compiled once. If compiling fails (no C++ compiler, an op it cannot lower),
+    and kernel, so the graph is compiled once. If compiling fails (no C++ compiler, an op it cannot lower),
     one warning is logged and the eager forward, the same math, is used from then on. ``graphs`` counts the
     graphs compiled; one compiled after the first call is a recompilation, logged once as a warning
     (``torch._dynamo`` errors about recompiling are raised, not swallowed).
     """
 
-    def __init__(self, model: Any, backend: AttentionKernel = "auto", compile: bool | None = None):
-        self.model, self.backend = base_model(model), backend
-        self.compile = should_compile(next(self.model.parameters()).device) if compile is None else compile
+    def __init__(self, model: Any, kernel: AttentionKernel | KernelChoice = AUTO, compile: bool | None = None):
+        self.model = base_model(model)
+        if not isinstance(kernel, AttentionKernel) or compile is None:  # (a deep copy passes both: the model's
+            param = next(self.model.parameters())                     # parameters are not there yet)
+            kernel = resolve_kernel(param.device, param.dtype, kernel)
+            compile = should_compile(param.device) if compile is None else compile
+        self.kernel: AttentionKernel = kernel
+        self.compile = compile
         self.graphs = 0  # graphs handed to the compiler backend
         self.calls = 0
         self._settled: dict[tuple, int] = {}  # graphs after the first compiled call in each grad/autocast mode
@@ -155,7 +161,7 @@ class PackedForward:
         """A copy of the model gets its own forward (and compiles its own graph); nothing compiled is copied."""
         import copy
 
-        return PackedForward(copy.deepcopy(self.model, memo), self.backend, self._requested)
+        return PackedForward(copy.deepcopy(self.model, memo), self.kernel, self._requested)
 
     def _backend(self, gm: torch.fx.GraphModule, example_inputs: list) -> Any:
         from torch._dynamo.backends.registry import lookup_backend
@@ -178,7 +184,7 @@ class PackedForward:
                 if self._compiled is None:
                     self._compiled = _compile(_forward_packed, self._backend)
                 out = self._compiled(self.model, input_ids, cu_seqlens, max_seqlen, inputs_embeds,
-                                     output_hidden_states, self.backend)
+                                     output_hidden_states, self.kernel)
             except torch._dynamo.exc.RecompileError:
                 raise
             except Exception as exc:  # the eager forward below is the same computation
@@ -189,7 +195,7 @@ class PackedForward:
                 self._note_graphs()
                 return out
         return _forward_packed(self.model, input_ids, cu_seqlens, max_seqlen, inputs_embeds, output_hidden_states,
-                               self.backend)
+                               self.kernel)
 
     def _note_graphs(self) -> None:
         """The first call in a mode (inference, no-grad, training; autocast dtype) may compile a graph of its own;
@@ -202,20 +208,21 @@ class PackedForward:
         elif self.graphs > self._settled[mode]:
             logger.warning("the packed ModernBERT forward was recompiled (%d graphs in all, %d before this call); run "
                            "with TORCH_LOGS=recompiles to see why", self.graphs, self._settled[mode])
-            self._settled = {key: self.graphs for key in self._settled}
+            self._settled = dict.fromkeys(self._settled, self.graphs)
 
     def __call__(self, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, max_seqlen: int) -> torch.Tensor:
         return self.full(input_ids, cu_seqlens, max_seqlen)[0]
 
 
-def packed_forward(model: Any, backend: AttentionKernel, compile: bool | None = None) -> PackedForward:
-    """The :class:`PackedForward` of ``model`` on its current device for ``backend`` (a resolved backend, see
-    :func:`embedkit.models.packing.resolve_kernel`), created once and kept on the model."""
+def packed_forward(model: Any, kernel: AttentionKernel | KernelChoice, compile: bool | None = None) -> PackedForward:
+    """The :class:`PackedForward` of ``model`` on its current device for ``kernel`` (resolve it under the caller's
+    autocast first: :func:`~embedkit.models.packed.kernels.resolve_kernel`), created once and kept on the model."""
     model = base_model(model)
     device = next(model.parameters()).device
     compile = should_compile(device) if compile is None else compile
     forwards: dict[tuple[str, str, bool], PackedForward] = model.__dict__.setdefault(_FORWARDS_ATTR, {})
-    key = (str(device), backend, compile)
+    kernel = resolve_kernel(device, next(model.parameters()).dtype, kernel)
+    key = (str(device), kernel.name, compile)
     if key not in forwards:
-        forwards[key] = PackedForward(model, backend, compile)
+        forwards[key] = PackedForward(model, kernel, compile)
     return forwards[key]

@@ -1,4 +1,4 @@
-"""The host side of packed encoding, off the device's critical path.
+"""The host pipeline of packed encoding: texts to packed batches, off the device's critical path.
 
 A :class:`HostPipeline` tokenises texts in small chunks on worker threads (the fast tokenizer's batch call
 runs in Rust without the GIL, so threads scale), packs the token ids into token-budget batches whose
@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from embedkit.models.packing import bucket_seqlen, pack_by_token_budget
+from embedkit.models.packed.layout import bucket_seqlen, pack_by_token_budget
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +237,11 @@ class PackedJob:
             yield from _drain(self._queue)
         finally:
             self.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job was stopped (:meth:`cancel`, or iterated to its end)."""
+        return self._stop.is_set()
 
     def cancel(self) -> None:
         self._stop.set()

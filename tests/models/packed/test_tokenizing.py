@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from embedkit.errors import EmbedkitError
-from embedkit.models.packed_encoding import dense_text_side, encode_packed
-from embedkit.models.tokenizing import check_tokens
+from embedkit.models.packed.texts import dense_text_side, encode_packed
+from embedkit.models.packed.tokenizing import check_tokens
 
 pytestmark = pytest.mark.packed
 

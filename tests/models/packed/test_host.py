@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedkit.models.prefetch import packed_batches, prefetch
+from embedkit.models.packed.host import packed_batches, prefetch
 
 pytestmark = pytest.mark.packed
 
@@ -66,7 +66,7 @@ def test_prefetch_stops_the_producer_when_the_consumer_stops():
 
 @pytest.mark.parametrize("threads,sort", [(1, True), (3, False)])
 def test_pipeline_covers_every_text_once_with_its_tokens(threads, sort):
-    from embedkit.models.prefetch import HostPipeline
+    from embedkit.models.packed.host import HostPipeline
 
     texts = ["x" * n for n in (5, 1, 9, 3, 7, 2, 8, 4, 6, 30, 1)]
     pipeline = HostPipeline(threads=threads, chunk_size=2, sort=sort)
@@ -90,7 +90,7 @@ def test_pipeline_runs_ahead_of_a_slow_device_across_calls():
     does with its next slice) are tokenised: their tokenisation is logged before the device finishes call 1."""
     import time
 
-    from embedkit.models.prefetch import HostPipeline
+    from embedkit.models.packed.host import HostPipeline
 
     log, lock = [], threading.Lock()
 
@@ -118,7 +118,7 @@ def test_pipeline_runs_ahead_of_a_slow_device_across_calls():
 
 
 def test_pipeline_raises_tokenizer_errors_and_cancels():
-    from embedkit.models.prefetch import HostPipeline
+    from embedkit.models.packed.host import HostPipeline
 
     def broken(texts):
         if any("bad" in t for t in texts):

@@ -8,18 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import embedkit.models.modernbert_unpadded as unpadded_module
+import embedkit.models.packed.swap as swap_module
 from embedkit.errors import EmbedkitError
-from embedkit.models.modernbert_unpadded import (
-    HINT_KEY,
-    UnpaddedModernBert,
-    UnpadHint,
-    disable_unpadded,
-    enable_unpadded,
-)
-from embedkit.models.packed_encoding import encode_packed
-from embedkit.models.packed_forward import is_modernbert, unpadded_forward
-from embedkit.models.packing import pack_by_token_budget, unpad
+from embedkit.models.packed.forward import is_modernbert, run_packed_forward
+from embedkit.models.packed.hints import HINT_KEY, LengthsHint
+from embedkit.models.packed.layout import pack_by_token_budget, unpad
+from embedkit.models.packed.swap import PackedModernBert, disable_packed, enable_packed
+from embedkit.models.packed.texts import encode_packed
 from tests.helpers import import_pylate
 
 pytestmark = pytest.mark.packed
@@ -49,7 +44,7 @@ def _packed_vs_reference(model, tokenizer, texts, device="cpu", backend="auto"):
     ids, mask = _batch(tokenizer, texts, device)
     reference = model(input_ids=ids, attention_mask=mask).last_hidden_state  # (batch, seq, hidden)
     indices, cu_seqlens, max_seqlen = unpad(mask)
-    packed = unpadded_forward(model, ids.flatten()[indices], cu_seqlens.to(device), max_seqlen, backend=backend)
+    packed = run_packed_forward(model, ids.flatten()[indices], cu_seqlens.to(device), max_seqlen, kernel=backend)
     return packed, reference.flatten(0, 1)[indices], mask
 
 
@@ -61,7 +56,7 @@ def test_inputs_exercise_padding_and_window(tokenizer, texts):
 
 
 def test_is_modernbert(hf_model, st_reference):
-    assert is_modernbert(hf_model) and is_modernbert(UnpaddedModernBert(hf_model))
+    assert is_modernbert(hf_model) and is_modernbert(PackedModernBert(hf_model))
     assert not is_modernbert(torch.nn.Linear(2, 2))
 
 
@@ -73,7 +68,7 @@ def test_packed_forward_matches_hf(hf_model, tokenizer, texts):
 
 def test_equal_lengths_take_the_unmasked_path_and_match_hf(hf_model, tokenizer, texts):
     """No padding at all (every text truncated to MAX_LEN): the fallback skips padding and full-attention masks."""
-    from embedkit.models.packing import PackedLayout
+    from embedkit.models.packed.layout import PackedLayout
 
     long_texts = [t for t in texts if len(tokenizer(t)["input_ids"]) >= MAX_LEN]
     assert len(long_texts) >= 3
@@ -101,7 +96,7 @@ def test_sliding_window_is_applied(hf_model, tokenizer, texts):
 
 def test_wrapper_outputs_and_hidden_states_match_hf(hf_model, tokenizer, texts):
     ids, mask = _batch(tokenizer, texts)
-    wrapper = UnpaddedModernBert(hf_model)
+    wrapper = PackedModernBert(hf_model)
     with torch.no_grad():
         ref = hf_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         out = wrapper(input_ids=ids, attention_mask=mask, output_hidden_states=True, return_dict=True)
@@ -117,7 +112,7 @@ def test_wrapper_outputs_and_hidden_states_match_hf(hf_model, tokenizer, texts):
 
 
 def test_wrapper_shares_weights_and_state_dict(hf_model):
-    wrapper = UnpaddedModernBert(hf_model)
+    wrapper = PackedModernBert(hf_model)
     assert list(wrapper.state_dict()) == list(hf_model.state_dict())
     assert all(a is b for a, b in zip(wrapper.parameters(), hf_model.parameters()))
     assert wrapper.config is hf_model.config and wrapper.device == hf_model.device
@@ -125,40 +120,40 @@ def test_wrapper_shares_weights_and_state_dict(hf_model):
     assert all(a is b for a, b in zip(clone.parameters(), clone.hf_model.parameters()))
 
 
-def test_enable_unpadded_modes(st_reference):
+def test_enable_packed_modes(st_reference):
     model = copy.deepcopy(st_reference)
-    assert enable_unpadded(model, mode="off") is False
-    assert enable_unpadded(model, mode="auto") is True  # CPU too
-    assert disable_unpadded(model)
-    assert enable_unpadded(model, mode="on") is True
-    assert isinstance(model[0].auto_model, UnpaddedModernBert)
-    assert enable_unpadded(model, mode="on") is True  # idempotent
-    assert disable_unpadded(model) and not isinstance(model[0].auto_model, UnpaddedModernBert)
+    assert enable_packed(model, mode="off") is False
+    assert enable_packed(model, mode="auto") is True  # CPU too
+    assert disable_packed(model)
+    assert enable_packed(model, mode="on") is True
+    assert isinstance(model[0].auto_model, PackedModernBert)
+    assert enable_packed(model, mode="on") is True  # idempotent
+    assert disable_packed(model) and not isinstance(model[0].auto_model, PackedModernBert)
     with pytest.raises(ValueError):
-        enable_unpadded(model, mode="yes")
+        enable_packed(model, mode="yes")
 
 
-def test_enable_unpadded_ignores_other_backbones(minilm_path):
+def test_enable_packed_ignores_other_backbones(minilm_path):
     from sentence_transformers import SentenceTransformer
 
-    assert enable_unpadded(SentenceTransformer(minilm_path, device="cpu"), mode="on") is False
+    assert enable_packed(SentenceTransformer(minilm_path, device="cpu"), mode="on") is False
 
 
 def test_sentence_transformer_encode_matches(st_reference, texts):
     model = copy.deepcopy(st_reference)
-    assert enable_unpadded(model, mode="on")
+    assert enable_packed(model, mode="on")
     expected = st_reference.encode(texts, batch_size=5, convert_to_numpy=True)
     got = model.encode(texts, batch_size=5, convert_to_numpy=True)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_gradients_match(st_reference, texts):
-    """A contrastive loss on the unpadded model gives the same gradients as on the padded one."""
+    """A contrastive loss on the packed model gives the same gradients as on the padded one."""
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     reference = copy.deepcopy(st_reference).train()
     packed = copy.deepcopy(st_reference).train()
-    assert enable_unpadded(packed, mode="on")
+    assert enable_packed(packed, mode="on")
     anchors, positives = texts[0::2], texts[1::2]
     for model in (reference, packed):
         features = [model.tokenize(anchors), model.tokenize(positives)]
@@ -172,7 +167,7 @@ def test_gradients_match(st_reference, texts):
 def test_gradient_checkpointing(st_reference, texts):
     plain, ckpt = copy.deepcopy(st_reference).train(), copy.deepcopy(st_reference).train()
     for model in (plain, ckpt):
-        enable_unpadded(model, mode="on")
+        enable_packed(model, mode="on")
     ckpt[0].auto_model.gradient_checkpointing_enable({"use_reentrant": False})
     assert ckpt[0].auto_model.layers[0].gradient_checkpointing
     for model in (plain, ckpt):
@@ -200,7 +195,7 @@ def test_save_after_enable_reloads(st_reference, texts, tmp_path):
 
     model = copy.deepcopy(st_reference)
     keys_before = list(model.state_dict())
-    assert enable_unpadded(model, mode="on")
+    assert enable_packed(model, mode="on")
     assert list(model.state_dict()) == keys_before
     model.save(str(tmp_path / "saved"))
     reloaded = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
@@ -216,7 +211,7 @@ def test_colbert_query_expansion_keeps_padded_forward(sharp_modernbert, texts):
     reference = pylate_models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
     packed = copy.deepcopy(reference)
     assert library_of(packed).padded_query_length(packed) == 16  # the library says how long expanded queries are
-    assert enable_unpadded(packed, mode="on", padded_fallback=library_of(packed).padded_query_length(packed))
+    assert enable_packed(packed, mode="on", padded_fallback=library_of(packed).padded_query_length(packed))
     assert packed[0].auto_model.padded_fallback_len == 16
     for is_query in (True, False):
         expected = reference.encode(texts, is_query=is_query, batch_size=5)
@@ -235,7 +230,7 @@ def test_colbert_contrastive_gradients_match(sharp_modernbert, texts):
 
     reference = models.ColBERT(str(sharp_modernbert), device="cpu", query_length=16, document_length=MAX_LEN)
     packed = copy.deepcopy(reference)
-    assert enable_unpadded(packed, mode="on", padded_fallback=library_of(packed).padded_query_length(packed))
+    assert enable_packed(packed, mode="on", padded_fallback=library_of(packed).padded_query_length(packed))
     for model in (reference, packed):
         model.train()
         features = [model.tokenize(texts[0::2], is_query=True), model.tokenize(texts[1::2], is_query=False)]
@@ -291,7 +286,7 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
 
     reference = copy.deepcopy(st_reference).cuda().train()
     packed = copy.deepcopy(st_reference).cuda().train()
-    assert enable_unpadded(packed, mode="auto")  # auto turns it on for CUDA
+    assert enable_packed(packed, mode="auto")  # auto turns it on for CUDA
     for model in (reference, packed):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             features = [model.tokenize(texts[0::2]), model.tokenize(texts[1::2])]
@@ -310,12 +305,12 @@ def test_cuda_bf16_gradients_and_encode(st_reference, texts):
 
 
 def test_the_swap_is_proven_by_a_call_counter(st_reference, texts):
-    """enable_unpadded really routes the library's forward through the packed one (on every supported
+    """enable_packed really routes the library's forward through the packed one (on every supported
     sentence-transformers: ``auto_model`` attribute or read-only property)."""
     model = copy.deepcopy(st_reference)
-    assert enable_unpadded(model, mode="on")
+    assert enable_packed(model, mode="on")
     wrapper = model[0].auto_model
-    assert isinstance(wrapper, UnpaddedModernBert) and wrapper.packed_calls == 0
+    assert isinstance(wrapper, PackedModernBert) and wrapper.packed_calls == 0
     model.encode(texts, batch_size=8)
     assert wrapper.packed_calls == 2 and wrapper.padded_calls == 0
 
@@ -325,15 +320,15 @@ def test_a_swap_into_the_wrong_attribute_is_caught(st_reference, monkeypatch, ca
     raises and auto warns and stays on HF's forward."""
     import logging
 
-    real = unpadded_module._backbone_attr
-    monkeypatch.setattr(unpadded_module, "_backbone_attr", lambda first: "model" if real(first) == "auto_model"
+    real = swap_module._backbone_attr
+    monkeypatch.setattr(swap_module, "_backbone_attr", lambda first: "model" if real(first) == "auto_model"
                         else "auto_model")
     model = copy.deepcopy(st_reference)
     hf = model[0].auto_model
     with pytest.raises(EmbedkitError, match="after the swap"):
-        enable_unpadded(model, mode="on")
+        enable_packed(model, mode="on")
     with caplog.at_level(logging.WARNING):
-        assert enable_unpadded(model, mode="auto") is False
+        assert enable_packed(model, mode="auto") is False
     assert "staying on the Hugging Face forward" in caplog.text and model[0].auto_model is hf
 
 
@@ -351,20 +346,20 @@ def test_a_forward_that_bypasses_the_swap_is_caught(st_reference, texts):
 
     first.forward = stale_forward
     with pytest.raises(EmbedkitError, match="without calling the packed forward"):
-        enable_unpadded(model, mode="on")
+        enable_packed(model, mode="on")
     assert first.auto_model is hf
-    assert enable_unpadded(model, mode="auto") is False and first.auto_model is hf
+    assert enable_packed(model, mode="auto") is False and first.auto_model is hf
 
 
 def test_forward_unpads_from_host_side_lengths(st_reference, texts):
     """Tokenising attaches each row's length, computed on the host, and the training forward unpads from it
     (no device sync on a GPU); on CPU it is also checked against the mask, so a wrong one raises."""
     model = copy.deepcopy(st_reference).train()
-    assert enable_unpadded(model, mode="on")
+    assert enable_packed(model, mode="on")
     wrapper = model[0].auto_model
     features = model.tokenize(texts)
     hint = features[HINT_KEY]
-    assert isinstance(hint, UnpadHint) and list(hint.lengths) == features["attention_mask"].sum(1).tolist()
+    assert isinstance(hint, LengthsHint) and list(hint.lengths) == features["attention_mask"].sum(1).tolist()
     model(features)["sentence_embedding"].sum().backward()
     assert wrapper.host_unpads == 1
     features = model.tokenize(texts)
@@ -377,9 +372,9 @@ def test_forward_unpads_from_host_side_lengths(st_reference, texts):
 
 def test_unpad_hint_from_masks():
     left = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 0, 0]])
-    hint = UnpadHint.from_mask(left)
+    hint = LengthsHint.from_mask(left)
     assert hint.starts.tolist() == [1, 0, 0] and hint.lengths.tolist() == [2, 3, 0]
-    assert UnpadHint.from_mask(torch.tensor([[1, 0, 1]])) is None  # not one run of real tokens
+    assert LengthsHint.from_mask(torch.tensor([[1, 0, 1]])) is None  # not one run of real tokens
 
 
 @pytest.mark.gpu
@@ -388,7 +383,7 @@ def test_cuda_training_forward_does_not_wait_for_the_device(st_reference, texts)
     """With the host-side lengths from tokenisation, the wrapper's unpadding and packed forward queue their work
     without a device->host sync (torch.nonzero on the mask would wait for every previous kernel)."""
     model = copy.deepcopy(st_reference).cuda().train()
-    assert enable_unpadded(model, mode="on")
+    assert enable_packed(model, mode="on")
     wrapper = model[0].auto_model
     tokenize = getattr(model, "preprocess", None) or model.tokenize
     features = tokenize(texts)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from embedkit.errors import EmbedkitError
-from embedkit.models.modernbert_unpadded import UnpaddedModernBert, enable_unpadded
-from embedkit.models.packed_documents import (
+from embedkit.models.packed.documents import (
     PackedDocumentEncoder,
     encode_packed_documents,
     pylate_documents,
     sentence_transformers_documents,
 )
+from embedkit.models.packed.swap import PackedModernBert, enable_packed
 from tests.helpers import import_pylate
 
 pytestmark = pytest.mark.packed
@@ -47,15 +47,15 @@ def test_multivector_encoder_documents_match_encode_document(multivector_encoder
 
 
 def test_multivector_encoder_with_the_wrapper_swapped_in(multivector_encoder, doc_texts):
-    """enable_unpadded on a MultiVectorEncoder: its own encode (queries with expansion, documents) is unchanged
+    """enable_packed on a MultiVectorEncoder: its own encode (queries with expansion, documents) is unchanged
     and really runs packed; packed documents through the same model agree too."""
     from embedkit.models.colbert import library_of
 
     model = copy.deepcopy(multivector_encoder)
     assert library_of(model).padded_query_length(model) == 0  # no query expansion here: every batch runs packed
-    assert enable_unpadded(model, mode="on", padded_fallback=library_of(model).padded_query_length(model))
+    assert enable_packed(model, mode="on", padded_fallback=library_of(model).padded_query_length(model))
     wrapper = model[0].auto_model
-    assert isinstance(wrapper, UnpaddedModernBert)
+    assert isinstance(wrapper, PackedModernBert)
     for encode in ("encode_query", "encode_document"):
         expected = getattr(multivector_encoder, encode)(doc_texts, convert_to_numpy=True, batch_size=5)
         before = wrapper.packed_calls
