@@ -19,7 +19,7 @@ def test_torchrun_sparse_train_publishes_once(tmp_path, tiny_modernbert, train_j
         "model": {"name": str(tiny_modernbert), "max_seq_length": 48},
         "data": {"train": str(train_jsonl), "max_samples": 32},
         "training": {"batch_size": 4, "max_steps": 2, "logging_steps": 1, "save_steps": 1000, "warmup_ratio": 0.0,
-                     "unpadded": "off"},
+                     "packed": "off"},
     })
     manifest = json.loads((output / "embedkit.json").read_text())
     assert manifest["kind"] == "sparse" and manifest["recipe"]["loss"]["name"] == "splade"
