@@ -9,7 +9,7 @@ PYLATE_BIN := $(PYLATE_VENV)/bin
 PYLATE_STAMP := $(PYLATE_VENV)/.installed-$(shell cat pyproject.toml constraints/pylate.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install install-pylate quickstart lint test test-fast test-pylate throughput throughput-cpu throughput-host \
-	compare-st serve-bench infinity-env gpu-wheels gpu-wheels-stack clean wheel-test docs docs-serve reference
+	compare-st st-optimum-env serve-bench infinity-env gpu-wheels gpu-wheels-stack clean wheel-test docs docs-serve reference
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -85,9 +85,14 @@ serve-bench: infinity-env
 throughput-host: $(STAMP)
 	$(BIN)/python eval/throughput.py --host-only
 
-# embedkit eval of the packaged MiniLM, fp32 and bf16, vs sentence-transformers exact search; ~12 min on 2 cores.
-compare-st: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python eval/compare_st.py --docs 10000 --queries 500 --bf16
+# sentence-transformers' own ONNX / OpenVINO backends (Optimum: transformers 4.x, constraints/st-optimum.txt) in
+# .venv-st-optimum, borrowing .venv's torch; eval/compare_st.py runs those rows with it (--st-python).
+st-optimum-env: $(STAMP)
+	test -x .venv-st-optimum/bin/python || $(BIN)/python eval/compare_st.py --setup-st-optimum
+
+# every CPU configuration of sentence-transformers and of embedkit on the packaged MiniLM, one process each.
+compare-st: $(STAMP) st-optimum-env
+	HF_HUB_OFFLINE=1 $(BIN)/python eval/compare_st.py --docs 10000 --queries 500 --st-python .venv-st-optimum/bin/python
 
 # cp312 wheels for eval/gpu_session.sh on a GPU machine that has torch, transformers and sentence-transformers but
 # not the rest of what the check imports; gpu-wheels-stack adds the lower-end stack to run it on instead.
@@ -102,4 +107,4 @@ gpu-wheels-stack: gpu-wheels
 	$(GPU_PIP_DOWNLOAD) $(GPU_STACK_WHEELS)
 
 clean:
-	rm -rf $(VENV) $(PYLATE_VENV) .venv-infinity runs indexes .pytest_cache
+	rm -rf $(VENV) $(PYLATE_VENV) .venv-infinity .venv-st-optimum runs indexes .pytest_cache

@@ -106,6 +106,11 @@ class MiningOptions(Bounded):
                                                "top")
     cross_encoder: str | None = _help("Rescore the candidates (and the positive) with this CrossEncoder before the "
                                       "filters, as the NV-Retriever paper recommends.", None, metavar="MODEL")
+    teacher_scores: bool = _help(
+        "Write teacher scores for distillation instead of pairs: --output is then a new folder of queries.jsonl, "
+        "documents.jsonl and train.jsonl (query_id, document_ids: the positive then the negatives, scores: the "
+        "cross-encoder's), the layout data.format: distillation reads (loss splade_distillation, or ColBERT's). "
+        "Needs --cross-encoder.", False)
     batch_size: int = _help("Encoding (and cross-encoder) batch size.", 32, low=1)
     use_faiss: bool = _help("Dense models: search with FAISS instead of a full similarity matrix.", True,
                             flag="--no-faiss", flag_help="Dense models: an exact similarity matrix instead of FAISS "
@@ -124,3 +129,5 @@ class MiningOptions(Bounded):
             raise EmbedkitError(f"sampling must be 'top' or 'random', got {self.sampling!r}")
         if self.batch_size < 1:
             raise EmbedkitError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.teacher_scores and not self.cross_encoder:
+            raise EmbedkitError("teacher_scores: the scores come from a cross-encoder; give --cross-encoder MODEL")

@@ -71,8 +71,8 @@ def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     JSON files that are not results (no ``dataset`` key, e.g. manifests) are skipped. A result
     without ``model`` gets the name of the folder it was found under, so ``report runs/a runs/b``
     compares two models. Each dict gains ``_file`` (where it came from) and ``_name`` (what the model is
-    called). When the same (model, kind, dataset, split, long-document mode) appears twice, the later file
-    wins, with a warning.
+    called). When the same (model, kind, dataset, split, long-document mode, retrieval method) appears twice,
+    the later file wins, with a warning.
     """
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     searched: list[str] = []
@@ -90,7 +90,7 @@ def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             if result is None:
                 continue
             key = (result["model"], result.get("kind"), result["dataset"], result.get("split"),
-                   result.get("long_documents"), result.get("mldr_setting"), _protocol(result))
+                   result.get("long_documents"), result.get("mldr_setting"), _protocol(result), result.get("method"))
             if key in found:
                 logger.warning("%s repeats %s (%s on %s); using the later file", path, found[key]["_file"],
                                result["_name"], result["dataset"])
@@ -177,6 +177,7 @@ class _Row:
     kind: str
     long_documents: str
     protocol: str
+    method: str = ""  # how it retrieved: the index alone (its kind) or composed, e.g. rrf(sparse,dense)
     name: str = ""
     scores: dict[str, float] = field(default_factory=dict)   # dataset (or "mldr#id") → score in [0, 1]
     depths: dict[str, int | None] = field(default_factory=dict)  # dataset → k it was retrieved to
@@ -198,7 +199,7 @@ def _rows(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRIC) -> l
     rows: dict[tuple[str, str, str, str], _Row] = {}
     for r in results:
         key = (str(r["model"]), str(r.get("kind") or "?"), str(r.get("long_documents") or "truncate"),
-               _protocol(r))
+               _protocol(r), str(r.get("method") or ""))
         row = rows.setdefault(key, _Row(*key, name=str(r.get("_name") or r["model"])))
         value = metric_value(r, metric)
         if value is None:
@@ -208,21 +209,22 @@ def _rows(results: Sequence[Mapping[str, Any]], metric: str = PAPER_METRIC) -> l
         row.depths[dataset] = depth_of(r)
         row.lengths[dataset] = r.get("max_length")
     ordered = sorted(rows.values(), key=lambda row: (row.name, row.kind, row.long_documents != "truncate",
-                                                     row.long_documents, row.protocol))
+                                                     row.long_documents, row.protocol, row.method))
     _label(ordered)
     return ordered
 
 
 def _label(rows: list[_Row]) -> None:
-    """A row is its model's name, with the kind, long-document mode or protocol added only where rows of the
-    same name differ in it."""
+    """A row is its model's name, with the kind, long-document mode, protocol or retrieval method (a sparse model
+    alone and fused, ``rrf(sparse,dense)``) added only where rows of the same name differ in it."""
     by_name: dict[str, list[_Row]] = {}
     for row in rows:
         by_name.setdefault(row.name, []).append(row)
     for same in by_name.values():
-        varying = [attr for attr in ("kind", "long_documents", "protocol") if len({getattr(r, attr) for r in same}) > 1]
+        varying = [attr for attr in ("kind", "long_documents", "protocol", "method")
+                   if len({getattr(r, attr) for r in same}) > 1]
         for row in same:
-            extra = ", ".join(str(getattr(row, attr)) for attr in varying)
+            extra = ", ".join(str(getattr(row, attr)) for attr in varying if getattr(row, attr))
             row.label = f"{row.name} ({extra})" if extra else row.name
 
 

@@ -136,6 +136,8 @@ class ExactSparseIndex(SparseIndex):
     def _search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         parts = []
         for start in range(0, queries.shape[0], QUERY_BATCH):
+            # scipy's CSR x CSR product: only the query terms' postings are read (eval/sparse_bench.py measured a
+            # dense scatter of each term's postings instead: no faster)
             scores = (queries[start:start + QUERY_BATCH] @ self.inverted).toarray()  # (batch, num_documents)
             parts.append(top_k(scores.astype(np.float32, copy=False), k))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -170,6 +172,32 @@ def build_seismic(matrix: Any, folder: Path, options: SeismicConfig) -> None:
         index.save(str(folder / SEISMIC_FILE))
 
 
+def seismic_search(index: Any, queries: Any, k: int, options: SeismicConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, positions) of ``queries`` (num_queries, vocabulary) CSR from a loaded Seismic index whose
+    documents are named by their position; a query without terms gets no hits (-1).
+
+    All queries go in one ``batch_search`` call on one thread: Seismic's per-call Python cost is paid once, and
+    each hit list is placed by the query id it carries, never by its order in the answer (eval/sparse_bench.py
+    and tests/index check it returns what one ``search`` per query returns)."""
+    import seismic
+
+    string = seismic.get_seismic_string()
+    scores = np.zeros((queries.shape[0], k), np.float32)
+    positions = np.full((queries.shape[0], k), -1, np.int64)
+    rows = [i for i in range(queries.shape[0]) if queries.indptr[i + 1] > queries.indptr[i]]
+    if not rows:
+        return scores, positions
+    spans = [slice(queries.indptr[row], queries.indptr[row + 1]) for row in rows]
+    lists = index.batch_search(np.array([str(row) for row in rows], dtype=string),
+                               [queries.indices[s].astype(str).astype(string) for s in spans],
+                               [queries.data[s].astype(np.float32) for s in spans], k=k,
+                               query_cut=options.query_cut, heap_factor=options.heap_factor, num_threads=1)
+    for hits in lists:
+        for j, (query_id, score, doc) in enumerate(hits[:k]):
+            scores[int(query_id), j], positions[int(query_id), j] = score, int(doc)
+    return scores, positions
+
+
 class SeismicIndex(SparseIndex):
     """Approximate search with Seismic over the same vectors (recall against sparse-exact: tests/index)."""
 
@@ -179,26 +207,13 @@ class SeismicIndex(SparseIndex):
         super().__init__(folder, encoder)
         with _stdout_to_stderr():
             self.index = seismic.SeismicIndex.load(str(self.folder / f"{SEISMIC_FILE}.index.seismic"))
-        self.string = seismic.get_seismic_string()
         self.options = SeismicConfig(**{k: v for k, v in self.manifest.settings.get("seismic", {}).items()
                                         if k in SeismicConfig.__dataclass_fields__})
 
     def _search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.zeros((queries.shape[0], k), np.float32)
-        positions = np.full((queries.shape[0], k), -1, np.int64)
-        rows = [i for i in range(queries.shape[0]) if queries.indptr[i + 1] > queries.indptr[i]]
-        if not rows or self.matrix.nnz == 0:
-            return scores, positions
-        # One query at a time: pyseismic-lsr 0.5.4's batch_search (its queries on several threads) returned
-        # different, mostly wrong, top-k lists from run to run on a 2-core machine; search is deterministic.
-        for row in rows:
-            span = slice(queries.indptr[row], queries.indptr[row + 1])
-            hits = self.index.search(str(row), queries.indices[span].astype(str).astype(self.string),
-                                     queries.data[span].astype(np.float32), k=k, query_cut=self.options.query_cut,
-                                     heap_factor=self.options.heap_factor)
-            for j, (_, score, doc) in enumerate(hits[:k]):
-                scores[row, j], positions[row, j] = score, int(doc)
-        return scores, positions
+        if self.matrix.nnz == 0:
+            return np.zeros((queries.shape[0], k), np.float32), np.full((queries.shape[0], k), -1, np.int64)
+        return seismic_search(self.index, queries, k, self.options)
 
 
 class SparseBackend:

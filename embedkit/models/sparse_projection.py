@@ -55,19 +55,23 @@ def _pooling_class() -> type:
         def _pool(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
             batch, length, _ = hidden.shape
             step = max(1, self.chunk_tokens // batch)  # at most chunk_tokens rows of logits at a time
+            # Max pooling: the activation (log1p of relu) never decreases, so the maximum of the activated logits
+            # is the activation of the maximum logit: pool the raw logits (padding set to 0, which the relu makes
+            # no term, as SpladePooling's mask does) and activate only the pooled (batch, vocabulary) values.
+            pool_first = self.pooling_strategy == "max"
             pooled = None
             for start in range(0, length, step):
                 logits = self.decoder(hidden[:, start:start + step])  # (batch, step, vocabulary)
                 if mask is not None:
-                    logits = logits * mask[:, start:start + step, None].to(logits.dtype)
-                part = self._reduce(self._activate(logits), dim=1)  # (batch, vocabulary)
+                    logits.masked_fill_(~mask[:, start:start + step, None].bool(), 0.0)
+                part = self._reduce(logits if pool_first else self._activate(logits), dim=1)  # (batch, vocabulary)
                 if pooled is None:
                     pooled = part
                 elif self.pooling_strategy == "max":
                     pooled = torch.maximum(pooled, part)
                 else:
                     pooled = pooled + part
-            return pooled
+            return self._activate(pooled) if pool_first else pooled
 
     return ChunkedSpladePooling
 

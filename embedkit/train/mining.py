@@ -158,13 +158,42 @@ def _mine_dense(dataset: Any, model_name: str, corpus: list[str], options: Minin
 # --------------------------------------------------------------------------- entry point
 
 
-def _write_jsonl(rows: list[dict[str, str]], output: Path) -> None:
+def _write_jsonl(rows: list[dict[str, Any]], output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.partial")
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, output)
+
+
+def _write_teacher_scores(rows: list[dict[str, str]], negative_cols: list[str], output: Path,
+                          options: MiningOptions) -> None:
+    """The distillation layout (queries, documents, train with the cross-encoder's scores of the positive and the
+    negatives), written to a temporary sibling and renamed into ``output`` when complete."""
+    import shutil
+
+    cross = load_cross_encoder(options.cross_encoder)
+    documents: dict[str, str] = {}  # text -> id
+    query_ids: dict[str, str] = {}
+    lists = []
+    for row in rows:
+        qid = query_ids.setdefault(row["query"], f"q{len(query_ids)}")
+        texts = [row["positive"], *(row[c] for c in negative_cols)]
+        lists.append((qid, row["query"], texts, [documents.setdefault(t, f"d{len(documents)}") for t in texts]))
+    pairs = [(query, text) for _, query, texts, _ in lists for text in texts]
+    scores = np.asarray(cross.predict(pairs, batch_size=options.batch_size, show_progress_bar=False),
+                        dtype=np.float64).reshape(len(lists), -1)  # (rows, 1 + num_negatives)
+    tmp = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_jsonl([{"query_id": qid, "text": q} for q, qid in query_ids.items()], tmp / "queries.jsonl")
+    _write_jsonl([{"document_id": did, "text": t} for t, did in documents.items()], tmp / "documents.jsonl")
+    _write_jsonl([{"query_id": qid, "document_ids": ids, "scores": [round(float(s), 6) for s in row_scores]}
+                  for (qid, _, _, ids), row_scores in zip(lists, scores)], tmp / "train.jsonl")
+    os.replace(tmp, output)
+    logger.info("teacher scores of %d queries x %d documents (%s) -> %s", len(lists), scores.shape[1],
+                options.cross_encoder, output)
 
 
 def mine(data: str | Path, output: str | Path, model: str, options: MiningOptions | None = None,
@@ -180,7 +209,9 @@ def mine(data: str | Path, output: str | Path, model: str, options: MiningOption
     options = options or MiningOptions()
     options.check()
     check_apart(output, "--output", [("--data", data), ("--model", model)])
-    check_writable(output, "--output")
+    check_writable(output, "--output", "folder" if options.teacher_scores else "file")
+    if options.teacher_scores and Path(output).exists():
+        raise EmbedkitError(f"--output: {output} exists; teacher scores go to a new folder (never over one of yours)")
     columns = columns or ColumnsConfig()
     columns = ColumnsConfig(query=columns.query, positive=columns.positive, negatives=[])
     dataset = read_source(str(data), subset, split)
@@ -200,6 +231,9 @@ def mine(data: str | Path, output: str | Path, model: str, options: MiningOption
         result = _mine_dense(dataset, model, list(corpus or []), options)
         rows = [{k: row[k] for k in ("query", "positive", *negative_cols)} for row in result]
     output = Path(output)
+    if rows and options.teacher_scores:
+        _write_teacher_scores(rows, negative_cols, output, options)
+        return MiningReport(output, len(queries), len(rows), options.num_negatives)
     if not rows:
         raise EmbedkitError(f"{data}: no row kept {options.num_negatives} negatives; widen the rank range "
                             "(range_max) or loosen the margin / max_score")

@@ -125,3 +125,35 @@ def test_sparse_model_refused_by_dense_backend(tmp_path, sparse_minilm, sparse_c
 
     with pytest.raises(EmbedkitError, match="sparse \\(SPLADE\\) model, not a dense one"):
         load_dense_model(str(sparse_minilm))
+
+
+def test_seismic_batch_search_equals_one_search_per_query(tmp_path):
+    """The seismic backend's one batch_search call (one thread, hits placed by query id) returns what one search
+    per query returns, run after run; a query without terms gets no hits."""
+    from embedkit.config import SeismicConfig
+    from embedkit.index.sparse_index import build_seismic, seismic_search
+
+    rng = np.random.default_rng(1)
+    docs = sp.random(2000, 1500, density=0.02, format="csr", random_state=rng, dtype=np.float32)
+    queries = sp.random(40, 1500, density=0.006, format="lil", random_state=rng, dtype=np.float32)
+    queries[3] = 0  # no terms
+    queries = queries.tocsr()
+    queries.eliminate_zeros()
+    build_seismic(docs, tmp_path, SeismicConfig())
+    import seismic
+
+    index = seismic.SeismicIndex.load(str(tmp_path / "seismic.index.seismic"))
+    string, options = seismic.get_seismic_string(), SeismicConfig()
+    runs = [seismic_search(index, queries, 10, options) for _ in range(3)]
+    for scores, positions in runs[1:]:
+        np.testing.assert_array_equal(positions, runs[0][1])
+        np.testing.assert_array_equal(scores, runs[0][0])
+    scores, positions = runs[0]
+    assert (positions[3] == -1).all()
+    for i in range(40):
+        if i == 3 or not queries[i].nnz:
+            continue
+        hits = index.search(str(i), queries[i].indices.astype(str).astype(string), queries[i].data, k=10,
+                            query_cut=options.query_cut, heap_factor=options.heap_factor)
+        assert [int(d) for _, _, d in hits] == positions[i][:len(hits)].tolist()
+        np.testing.assert_allclose([s for _, s, _ in hits], scores[i][:len(hits)], rtol=1e-6)

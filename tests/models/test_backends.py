@@ -73,6 +73,33 @@ def test_cross_encoder_reranker_on_onnx(tiny_modernbert, tmp_path):
     np.testing.assert_allclose(model.predict(pairs), expected, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize(("backend", "prec"), [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32")])
+@pytest.mark.slow
+def test_minilm_cross_encoder_reranks_on_backends(backend, prec, minilm_path, tmp_path):
+    """A MiniLM (BERT, token type ids) cross-encoder: its scores on the backend are torch's (int8: within its
+    tolerance), and the reranker's order of candidates with them is torch's order."""
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    from sentence_transformers import CrossEncoder
+
+    from embedkit.models.cross_encoder import load_cross_encoder
+
+    CrossEncoder(minilm_path, num_labels=1, max_length=64).save_pretrained(str(tmp_path / "ce"))
+    query = "read a file line by line"
+    docs = ["with open(path) as f:\n    for line in f: print(line)", "def add(a, b): return a + b",
+            "The Eiffel Tower is in Paris.", "import json\njson.loads(text)", "for line in sys.stdin: pass"]
+    pairs = [(query, d) for d in docs]
+    expected = load_cross_encoder(str(tmp_path / "ce")).predict(pairs)
+    model = load_cross_encoder(str(tmp_path / "ce"), model_backend=backend, precision=prec)
+    runtime = model[0].auto_model
+    assert isinstance(runtime, RuntimeModel) and (runtime.backend, runtime.precision) == (backend, prec)
+    got = model.predict(pairs)
+    spread = np.abs(expected).max()
+    assert np.abs(got - expected).max() / spread < (1e-3 if prec == "fp32" else backends.TOLERANCE[prec])
+    if prec == "fp32":
+        assert list(np.argsort(-got)) == list(np.argsort(-expected))
+
+
 def test_a_backend_that_differs_from_torch_is_one_clear_error(monkeypatch, minilm_path, texts):
     real = backends._load_onnxruntime
 
