@@ -51,12 +51,12 @@ status=0
 
 "$python" - <<'PY' 2>&1 | tee "$out/gpu-versions.txt"
 import torch, transformers, sentence_transformers, tokenizers
-from embedkit.models.packing import flash_attn_available, torch_varlen_available
+from embedkit.models.packed import KERNELS
 from embedkit.models.precision import cpu_bf16_features, cpu_name
 gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
 print("torch", torch.__version__, "| transformers", transformers.__version__, "| sentence-transformers",
       sentence_transformers.__version__, "| tokenizers", tokenizers.__version__, "|", gpu)
-print("flash_attn:", flash_attn_available(), "| torch varlen_attn:", torch_varlen_available(),
+print(" | ".join(f"{name}: {kernel.available()}" for name, kernel in KERNELS.items()),
       "| CPU:", cpu_name(), "| CPU bf16:", ",".join(cpu_bf16_features()) or "none")
 PY
 

@@ -11,6 +11,7 @@ from embedkit.config import DataConfig, Recipe
 from embedkit.errors import EmbedkitError
 from embedkit.train.data import _local_files, load_training_data, read_source
 from embedkit.train.evaluators import colbert_evaluator
+from embedkit.train.kind import TrainingKind
 from embedkit.train.losses import DISTILLATION
 
 KD_SUBSETS = ("queries", "documents", "train")  # the layout of lightonai/ms-marco-en-bge
@@ -65,7 +66,7 @@ def _columns(recipe: Recipe, train_data: Any) -> list[str]:
 
 # --------------------------------------------------------------------------- the kind's parts of training
 
-class ColbertTraining:
+class ColbertTraining(TrainingKind):
     """A ColBERT of the recipe's library: backbone + a seeded projection (or a ColBERT checkpoint as is), the
     library's trainer, collator and markers, pairs or distillation rows. Both libraries train on a
     sentence-transformers trainer, so one driver serves every kind."""

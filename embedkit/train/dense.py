@@ -8,6 +8,7 @@ from typing import Any
 from embedkit.config import Recipe
 from embedkit.train.data import load_training_data
 from embedkit.train.evaluators import dense_evaluator
+from embedkit.train.kind import TrainingKind
 
 
 def column_prompts(recipe: Recipe, columns: list[str]) -> dict[str, str]:
@@ -18,7 +19,7 @@ def column_prompts(recipe: Recipe, columns: list[str]) -> dict[str, str]:
     return {c: (m.query_prompt if c == "query" else m.document_prompt) for c in columns}
 
 
-class DenseTraining:
+class DenseTraining(TrainingKind):
     """sentence-transformers: an existing model as is, or backbone + pooling per recipe."""
 
     evaluator = staticmethod(dense_evaluator)
@@ -41,11 +42,3 @@ class DenseTraining:
 
         return SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    def trainer_arguments(self, model: Any) -> dict[str, Any]:
-        return {}
-
-    def manifest(self, model: Any) -> dict[str, Any]:
-        return {}
-
-    def padded_fallback(self, model: Any) -> int:
-        return 0  # pooling ignores every masked position: the packed forward serves every batch

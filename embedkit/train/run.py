@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from embedkit.artifacts import check_apart, check_replaceable, partial_path, publish_dir, versions, write_json
 from embedkit.config import Recipe
@@ -23,40 +23,14 @@ from embedkit.errors import EmbedkitError
 from embedkit.train.arguments import last_checkpoint, tensorboard_logging, training_arguments
 from embedkit.train.colbert import ColbertTraining
 from embedkit.train.dense import DenseTraining
-from embedkit.train.evaluators import EvaluatorFactory, during_training_evaluator
+from embedkit.train.evaluators import during_training_evaluator
+from embedkit.train.kind import TrainingKind
 from embedkit.train.losses import build_loss
 from embedkit.train.sparse import SparseTraining
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "embedkit.json"
-
-
-class TrainingKind(Protocol):
-    """The kind-specific parts of training (every kind trains on a sentence-transformers trainer: its own for
-    dense and sentence-transformers ColBERT models, ``SentenceTransformerTrainer`` for PyLate's)."""
-
-    evaluator: EvaluatorFactory  # builds the during-training evaluator from a small BEIR folder
-
-    def build_model(self, recipe: Recipe) -> Any: ...
-
-    def training_data(self, recipe: Recipe) -> Any: ...
-
-    def arguments(self, recipe: Recipe, train_data: Any, model: Any) -> dict[str, Any]:
-        """Extra training arguments (prompts, batch sampler)."""
-
-    def trainer_classes(self, model: Any) -> tuple[type, type]:
-        """(trainer, training arguments) classes for ``model``."""
-
-    def trainer_arguments(self, model: Any) -> dict[str, Any]:
-        """Extra trainer keyword arguments (a data collator)."""
-
-    def manifest(self, model: Any) -> dict[str, Any]:
-        """What the model folder's manifest records beyond the recipe (the ColBERT library and its version)."""
-
-    def padded_fallback(self, model: Any) -> int:
-        """The longest padded batch that keeps HF's padded forward when the packed one is swapped in (a ColBERT
-        library's expanded queries; see ``enable_packed``)."""
 
 
 KINDS: dict[str, TrainingKind] = {"dense": DenseTraining(), "colbert": ColbertTraining(), "sparse": SparseTraining()}

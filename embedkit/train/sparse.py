@@ -12,6 +12,7 @@ from embedkit.train.colbert import N_WAYS, load_distillation_data
 from embedkit.train.data import load_training_data
 from embedkit.train.dense import column_prompts
 from embedkit.train.evaluators import sparse_evaluator
+from embedkit.train.kind import TrainingKind
 from embedkit.train.losses import DISTILLATION
 
 STATIC_LEARNING_RATE = 1e-3  # inference-free query weights: sentence-transformers' recommended rate for them
@@ -37,7 +38,7 @@ def _has_router(model: Any) -> bool:
     return any(isinstance(module, Router) for module in model.children())
 
 
-class SparseTraining:
+class SparseTraining(TrainingKind):
     """sentence-transformers' SparseEncoder: built per ``sparse.architecture`` from an MLM checkpoint, or a saved
     sparse model as it is."""
 
@@ -73,11 +74,3 @@ class SparseTraining:
 
         return SparseEncoderTrainer, SparseEncoderTrainingArguments
 
-    def trainer_arguments(self, model: Any) -> dict[str, Any]:
-        return {}
-
-    def manifest(self, model: Any) -> dict[str, Any]:
-        return {}
-
-    def padded_fallback(self, model: Any) -> int:
-        return 0
