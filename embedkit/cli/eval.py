@@ -10,7 +10,6 @@ import logging
 import typing
 
 from embedkit.cli.helptext import command
-from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger("embedkit")
 
@@ -53,34 +52,17 @@ def handle(args: argparse.Namespace) -> int:
     from embedkit.cli.fields import from_args
     from embedkit.cli.options import colbert_library
     from embedkit.config import EvalOptions, IndexSettings
-    from embedkit.data.inputs import check_local, check_local_or_hub
-    from embedkit.index.registry import NO_MODEL, check_available
+    from embedkit.index.registry import check_available
 
     options = dataclasses.replace(from_args(args, EvalOptions, "eval"), colbert_library=colbert_library(args))
     index = from_args(args, IndexSettings, "index", base={k: getattr(options, k)
                                                           for k in ("batch_size", "max_length", "truncate_dim")})
     check_available(index.backend)
-    if args.model != NO_MODEL:
-        check_local_or_hub(args.model, "--model", "model")
-    if args.data:
-        check_local(args.data, "--data", "folder")
-    from embedkit.artifacts import check_apart, check_results_file, check_writable
+    from embedkit.evaluate.inputs import check_eval_paths
 
-    inputs = [("--data", args.data), ("--model", args.model)]
-    for flag, path in (("--output", args.output), ("--run-file", args.run_file)):
-        check_apart(path, flag, inputs)
-    check_results_file(args.output, "--output")
-    if args.run_file:
-        check_writable(args.run_file, "--run-file")
-    if args.mteb_results:
-        from embedkit.evaluate.mteb_results import check_mteb
-
-        check_apart(args.mteb_results, "--mteb-results", inputs)
-        check_writable(args.mteb_results, "--mteb-results", "folder")
-        check_mteb()
+    check_eval_paths(args.model, args.data, args.output, args.run_file, args.mteb_results, args.index_dir,
+                     benchmark_dir=args.output_dir if args.benchmark else None)
     if args.benchmark:
-        check_apart(args.output_dir, "--output-dir", inputs)
-        check_writable(args.output_dir, "--output-dir", "folder")
         from embedkit.evaluate.benchmark_runner import run_benchmarks
 
         run = run_benchmarks(args.model, args.benchmark, options, output_dir=args.output_dir,
@@ -94,12 +76,8 @@ def handle(args: argparse.Namespace) -> int:
         _write_mteb_results([o.result for o in written], args.mteb_results)
         print(run.table)
         return 1 if run.failed else 0
-    if not args.data:
-        raise EmbedkitError("eval needs --data (a BEIR-format folder) or --benchmark NAME")
     from embedkit.evaluate.runner import evaluate
 
-    if args.index_dir:
-        check_local(args.index_dir, "--index-dir", "folder")
     result = evaluate(args.model, args.data, options, output=args.output, run_file=args.run_file, index=index,
                       index_dir=args.index_dir)
     for what, path in (("results", args.output), ("run file", args.run_file)):

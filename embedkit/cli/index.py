@@ -9,7 +9,6 @@ import logging
 import typing
 
 from embedkit.cli.helptext import command
-from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger("embedkit")
 
@@ -45,8 +44,8 @@ def handle(args: argparse.Namespace) -> int:
     from embedkit.cli.fields import from_args
     from embedkit.cli.options import colbert_library
     from embedkit.config import IndexConfig
-    from embedkit.data.inputs import check_local, check_local_or_hub
-    from embedkit.index.registry import BACKENDS, NO_MODEL, check_available, needs_model
+    from embedkit.data.inputs import check_local
+    from embedkit.index.registry import check_available
 
     cfg = dataclasses.replace(from_args(args, IndexConfig, "index"), colbert_library=colbert_library(args))
     check_available(cfg.backend)
@@ -66,45 +65,18 @@ def handle(args: argparse.Namespace) -> int:
         print(f"index {cfg.output_dir}: {num} points {'pushed to' if args.push else 'pulled into'} "
               f"{cfg.qdrant.url or 'its local shard'}")
         return 0
-    if not cfg.corpus:
-        raise EmbedkitError("index needs --corpus (or --delete ID...)")
-    check_local_or_hub(cfg.corpus, "--corpus", "dataset")
-    if args.add:
-        check_local(cfg.output_dir, "--index-dir", "folder")
-    elif not args.model and needs_model(cfg.backend):
-        model_free = " or ".join(f"--backend {name}" for name in BACKENDS if not needs_model(name))
-        raise EmbedkitError(f"index needs --model (only {model_free} needs none)")
-    if args.model and args.model != NO_MODEL:
-        check_local_or_hub(args.model, "--model", "model")
-    if not args.add:
-        from embedkit.artifacts import check_apart, check_replaceable, check_writable
-        from embedkit.index.base import MANIFEST
-
-        check_apart(cfg.output_dir, "--index-dir", [("--corpus", cfg.corpus), ("--model", args.model)])
-        check_writable(cfg.output_dir, "--index-dir", "folder")
-        check_replaceable(cfg.output_dir, MANIFEST, "an index")
-    from embedkit.artifacts import Policy
     from embedkit.data.corpus import Corpus
-    from embedkit.distributed import dist_context
-    from embedkit.index.build import add_documents, build_index, build_index_distributed
-    from embedkit.index.current import index_currency
+    from embedkit.index.make import check_index_inputs, make_index
 
+    check_index_inputs(cfg, args.model, add=args.add)
     corpus = Corpus(cfg.corpus, subset=cfg.subset, split=cfg.split)
     if args.add:
+        from embedkit.index.build import add_documents
+
         num = add_documents(cfg.output_dir, corpus, args.model, cfg)
         print(f"index {cfg.output_dir} now holds {num} documents")
         return 0
-    # "Is this index current?": the same decision as the pipeline's index stage (which rebuilds; this refuses).
-    if not args.overwrite and not index_currency(cfg.output_dir, args.model, corpus, cfg, args.kind).must_make(
-            Policy.REFUSE):
-        logger.info("%s already holds this index: same documents, model and settings (--overwrite rebuilds it)",
-                    cfg.output_dir)
-        print(cfg.output_dir)
-        return 0
-    with dist_context() as (rank, world_size):
-        common = dict(kind=args.kind, overwrite=args.overwrite, rank=rank, world_size=world_size)
-        build = build_index_distributed if world_size > 1 else build_index
-        path = build(args.model, corpus, cfg.output_dir, cfg, **common)
-    if rank == 0:
+    path = make_index(args.model, corpus, cfg, args.kind, overwrite=args.overwrite)
+    if path is not None:
         print(path)
     return 0
