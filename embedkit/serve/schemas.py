@@ -14,6 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 
+def not_empty(value: Any) -> Any:
+    """A text field's validator: one text or a list of them, never an empty list."""
+    if isinstance(value, list) and not value:
+        raise ValueError("must not be an empty list")
+    return value
+
+
+def as_texts(value: str | list[str]) -> list[str]:
+    """One text or a list of them, as a list."""
+    return [value] if isinstance(value, str) else list(value)
+
+
 class SearchRequest(BaseModel):
     model_config = STRICT
     query: str | None = Field(None, description="One query (or use 'queries').")
@@ -55,13 +67,11 @@ class EmbeddingsRequest(BaseModel):
         if isinstance(value, list) and value and all(isinstance(v, (int, list)) for v in value):
             raise ValueError("token ids are not accepted, send texts (LangChain's OpenAIEmbeddings: "
                              "check_embedding_ctx_length=False)")
-        if isinstance(value, list) and not value:
-            raise ValueError("must not be an empty list")
-        return value
+        return not_empty(value)
 
     @property
     def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+        return as_texts(self.input)
 
 
 class RerankDocument(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from embedkit.serve.limits import check_texts
 from embedkit.serve.replies import ApiError, json_response, render
-from embedkit.serve.schemas import STRICT
+from embedkit.serve.schemas import STRICT, as_texts, not_empty
 
 router = APIRouter()
 ROUTES = ("/embed_sparse",)
@@ -34,13 +34,11 @@ class EmbedSparseRequest(BaseModel):
     @field_validator("inputs")
     @classmethod
     def _some(cls, value: Any) -> Any:
-        if isinstance(value, list) and not value:
-            raise ValueError("must not be an empty list")
-        return value
+        return not_empty(value)
 
     @property
     def texts(self) -> list[str]:
-        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+        return as_texts(self.inputs)
 
 
 class SparseEmbedWork:
