@@ -345,9 +345,10 @@ def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int
 
     head = _head_base(current)
     if isinstance(current, ModernBertModel):  # dense, ColBERT: the Transformer module holds the base model
-        owner, attr = first, _backbone_attr(first)
+        owner, attr, base = first, _backbone_attr(first), current
     elif head is not None and isinstance(getattr(*head), ModernBertModel):  # SPLADE: inside the MLM head model
         owner, attr = head
+        base = getattr(owner, attr)
     else:
         message = (f"the packed ModernBERT forward has no place in a {type(current).__name__} (it takes the place of "
                    "a ModernBertModel, alone or inside a head model)")
@@ -355,7 +356,6 @@ def enable_packed(st_model: Any, mode: PackedMode = "auto", padded_fallback: int
             raise EmbedkitError(message + "; set packed to auto (stays on HF's forward) or off")
         logger.warning("%s; staying on the Hugging Face forward", message)
         return False
-    base = getattr(owner, attr)
     wrapper = PackedModernBert(base, padded_fallback_len=padded_fallback, strict=mode == "on")
     setattr(owner, attr, wrapper)
     problem = _routing_problem(first, wrapper)
