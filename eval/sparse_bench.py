@@ -410,8 +410,8 @@ def main() -> None:
         result = json.loads(out_path.read_text()) | {"parts_rerun": {"sections_skipped": args.skip,
                                                                       "started": started, "machine": machine()}}
 
-    def save():
-        result["machine"]["load_average_end"] = list(os.getloadavg())
+    def save():  # the load at the end of this run: the rerun's own when only some parts ran
+        result.get("parts_rerun", result)["machine"]["load_average_end"] = list(os.getloadavg())
         save_json(result, out_path)
 
     model_dir = work / "splade-minilm"
