@@ -7,7 +7,10 @@ window. The kernels, in the order ``"auto"`` tries them:
 - ``flash_attn``: ``flash_attn.flash_attn_varlen_func`` when the package is importable (CUDA sm80+);
 - ``varlen``: ``torch.nn.attention.varlen.varlen_attn`` (PyTorch's flash kernel; CUDA sm80+);
 - ``sdpa``: everywhere else (CPU, older GPUs). Pads q/k/v to ``(n, max_seqlen)`` for the attention product
-  only and masks keys outside the sequence or the window, so it has the same semantics as the others.
+  only and masks keys outside the sequence or the window, so it has the same semantics as the others. On a
+  sliding-window layer whose sequences are longer than the keys a block of queries needs, it runs blocked
+  local attention instead (:class:`~embedkit.models.packed.layout.LocalBlocks`): the same result at a cost
+  linear in the sequence length (ModernBERT's local layers are two of every three).
 
 The flash kernels take fp16/bf16; fp32 inputs on CUDA are cast to bf16 for the attention product only.
 Window semantics match HF ModernBERT: a query at position ``i`` sees keys ``j`` of its own sequence with
@@ -26,7 +29,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from embedkit.models.packed.layout import PackedLayout
+from embedkit.models.packed.layout import PackedLayout, local_key_span
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ class AttentionKernel:
             otherwise the attention is padded to the exact longest sequence.
         half_precision: takes fp16/bf16 only; fp32 inputs run the attention product in bf16.
         has_dropout: applies attention dropout in training.
+        local: the kernel's cheaper form for a sliding window narrower than the sequences (same arguments and
+            result), taken when :meth:`attention_for` says it pays; ``None``: the kernel handles windows itself.
     """
 
     name: str
@@ -63,6 +68,7 @@ class AttentionKernel:
     has_dropout: bool
     available: Callable[[], bool]
     _attend: Attend
+    local: Attend | None = None
 
     def usable(self, device: torch.device, dtype: torch.dtype) -> bool:
         """Whether ``auto`` may pick this kernel for inputs of ``dtype`` on ``device``."""
@@ -72,6 +78,13 @@ class AttentionKernel:
             return False
         return _flash_capable(device.index if device.index is not None else torch.cuda.current_device()) \
             and self.available()
+
+    def attention_for(self, window: int | None, max_seqlen: int) -> Attend:
+        """The attention this kernel runs for a layer with ``window`` on sequences of at most ``max_seqlen``: its
+        :attr:`local` form when there is one and the longest sequence exceeds the keys a block of it reads."""
+        if self.local is not None and window is not None and max_seqlen > local_key_span(window):
+            return self.local
+        return self._attend
 
     def __repr__(self) -> str:
         return f"AttentionKernel({self.name})"
@@ -132,6 +145,17 @@ def _sdpa(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale, layout) -> 
     return layout.from_padded(out)  # (total_tokens, H, D)
 
 
+def _sdpa_local(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale, layout) -> torch.Tensor:
+    """Blocked sliding-window attention: :func:`_sdpa`'s result for ``window`` (not ``None``) in
+    ``O(tokens * (block + 2 * window))``."""
+    if layout is None:
+        layout = PackedLayout(cu_seqlens, max_seqlen, q.shape[0])
+    blocks = layout.local_blocks(window, q.dtype)
+    out = F.scaled_dot_product_attention(blocks.queries(q), blocks.keys(k), blocks.keys(v), attn_mask=blocks.mask,
+                                         dropout_p=dropout_p, scale=scale)  # (blocks, H, B, D)
+    return blocks.from_blocks(out)  # (total_tokens, H, D)
+
+
 # The registry, in the order "auto" tries the kernels: the last one runs everywhere.
 KERNELS: dict[str, AttentionKernel] = {k.name: k for k in (
     AttentionKernel("flash_attn", needs_cuda=True, buckets_lengths=True, half_precision=True, has_dropout=True,
@@ -139,7 +163,7 @@ KERNELS: dict[str, AttentionKernel] = {k.name: k for k in (
     AttentionKernel("varlen", needs_cuda=True, buckets_lengths=True, half_precision=True, has_dropout=False,
                     available=torch_varlen_available, _attend=_torch_varlen),
     AttentionKernel("sdpa", needs_cuda=False, buckets_lengths=False, half_precision=False, has_dropout=True,
-                    available=lambda: True, _attend=_sdpa),
+                    available=lambda: True, _attend=_sdpa, local=_sdpa_local),
 )}
 
 
@@ -204,9 +228,10 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.
         # runs just the attention product in bf16 rather than losing the kernels to the padded fallback.
         if not torch.compiler.is_compiling():
             _warn_once(FP32_ON_CUDA)
-        out = chosen._attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), cu_seqlens, max_seqlen, window, dropout_p,
-                             scale, layout)
+        out = chosen.attention_for(window, max_seqlen)(q.bfloat16(), k.bfloat16(), v.bfloat16(), cu_seqlens,
+                                                       max_seqlen, window, dropout_p, scale, layout)
         return out.float()
     if q.is_cuda and not chosen.needs_cuda and kernel == AUTO and not torch.compiler.is_compiling():
         _warn_once(SDPA_ON_CUDA)
-    return chosen._attend(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale, layout)
+    return chosen.attention_for(window, max_seqlen)(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale,
+                                                    layout)
