@@ -81,8 +81,13 @@ class AttentionKernel:
 
     def attention_for(self, window: int | None, max_seqlen: int) -> Attend:
         """The attention this kernel runs for a layer with ``window`` on sequences of at most ``max_seqlen``: its
-        :attr:`local` form when there is one and the longest sequence exceeds the keys a block of it reads."""
-        if self.local is not None and window is not None and max_seqlen > local_key_span(window):
+        :attr:`local` form when there is one and the longest sequence exceeds the keys a block of it reads.
+
+        Inside ``torch.compile`` the local form is taken for every window, whatever the lengths: one compiled
+        graph then serves every batch (a choice by ``max_seqlen`` would recompile when a batch crosses it)."""
+        if self.local is None or window is None:
+            return self._attend
+        if torch.compiler.is_compiling() or max_seqlen > local_key_span(window):
             return self.local
         return self._attend
 
