@@ -216,27 +216,38 @@ def run_inference(name: str, st_model, sets: dict[str, list[str]], max_tokens: i
     methods = {k: v for k, v in methods.items() if k not in skip}  # st_encode_b32, the reference, cannot be skipped
     tok = st_model.tokenizer
     for texts in sets.values():  # warm every method on every length range before timing any of them
-        for fn in methods.values():
-            fn(texts[:8])
+        for fn in methods.values():  # (a few texts: a small long set would otherwise be timed twice)
+            fn(texts[:min(8, max(2, len(texts) // 4))])
     for set_name, texts in sets.items():
         tokens = sum(len(x) for x in tok(texts, truncation=True, max_length=8192)["input_ids"])
-        reference = None
-        for method, fn in methods.items():
-            row = Row(name, set_name, method, len(texts), tokens)
-            logger.info("%s / %s / %s: %d docs, %d tokens", name, set_name, method, len(texts), tokens)
-            try:
-                # B023: the lambda is called in this iteration, before the loop variables change
-                row.seconds, emb = timed(device, lambda: fn(texts), repeats)  # noqa: B023
+        logger.info("%s / %s: %d docs, %d tokens", name, set_name, len(texts), tokens)
+        set_rows = {method: Row(name, set_name, method, len(texts), tokens) for method in methods}
+        outputs: dict[str, np.ndarray] = {}
+        # The methods take turns within each repeat (rather than one method's repeats back to back), so that
+        # load from other jobs on a shared machine falls on all of them alike; the best time of each is kept.
+        for _ in range(repeats):
+            for method, fn in methods.items():
+                row = set_rows[method]
+                if row.status != "ok":
+                    continue
+                try:
+                    # B023: the lambda is called in this iteration, before the loop variables change
+                    seconds, outputs[method] = timed(device, lambda: fn(texts))  # noqa: B023
+                except torch.cuda.OutOfMemoryError:
+                    row.status = "OOM"
+                    torch.cuda.empty_cache()
+                    continue
+                row.seconds = seconds if row.seconds is None else min(row.seconds, seconds)
+                row.extra["load_1min"] = round(os.getloadavg()[0], 2)  # after this method's latest run
+        reference = outputs.get(next(iter(methods)))
+        for method, row in set_rows.items():
+            if row.seconds:
                 row.tokens_per_s = tokens / row.seconds
-                if reference is None:
-                    reference = emb
-                else:  # the methods must agree, or the speed-up means nothing
-                    a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-                    b = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-                    row.extra["min_cosine_vs_st_b32"] = float((a * b).sum(1).min())
-            except torch.cuda.OutOfMemoryError:
-                row.status = "OOM"
-                torch.cuda.empty_cache()
+            if method in outputs and reference is not None and outputs[method] is not reference:
+                # the methods must agree, or the speed-up means nothing
+                a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+                b = outputs[method] / np.linalg.norm(outputs[method], axis=1, keepdims=True)
+                row.extra["min_cosine_vs_st_b32"] = float((a * b).sum(1).min())
             rows.add(row)
 
 
@@ -470,6 +481,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="token budget per batch, packed and HF sorted (default: embedkit's for the device)")
     parser.add_argument("--skip", nargs="+", default=[], choices=["st_encode_b256", "hf_sdpa_sorted"],
                         help="inference methods to leave out (to fit a slow machine)")
+    parser.add_argument("--inference-only", action="store_true",
+                        help="only the inference rows: no `embedkit index` row and no training (sets --index-docs, "
+                             "--train-steps and --gradcache-batch to 0)")
     parser.add_argument("--sets", nargs="+", choices=sorted(INPUT_SETS), help="input sets (default: all)")
     parser.add_argument("--train-batch", type=int, help="pairs per training step (default 64; 16 with --small)")
     parser.add_argument("--train-steps", type=int, help="timed training steps (default 10; 3 with --small; 0 skips)")
@@ -487,6 +501,8 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.host_only:
         return host_only(args, device)
+    if args.inference_only:
+        args.index_docs, args.train_steps, args.gradcache_batch = 0, 0, 0
     num_docs = args.num_docs or (96 if small else 4096)
     num_long = args.num_long_docs or (16 if small else 128)
     index_docs = args.index_docs if args.index_docs is not None else (
@@ -543,8 +559,10 @@ def main(argv: list[str] | None = None) -> None:
             del st_model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    rows.meta["load_end"] = load_note("after the measurements")
     table = markdown(rows.rows)
     print(table)
+    print(rows.meta["load"], "|", rows.meta["load_end"], "|", name, f"{os.cpu_count()} CPUs", file=sys.stderr)
     rows.save(table)
     logger.info("wrote %s", rows.path)
 
