@@ -61,8 +61,8 @@ def _layer_forward(layer: nn.Module, hidden: torch.Tensor, cos: torch.Tensor, si
     qkv = attn.Wqkv(layer.attn_norm(hidden))  # (tokens, 3 * heads * head_dim)
     qkv = qkv.view(tokens, 3, -1, attn.head_dim)  # (tokens, 3, heads, head_dim)
     q, k = _rotate(qkv[:, :2], cos[:, None], sin[:, None]).unbind(dim=1)  # both in one pass; (tokens, heads, head_dim)
-    v = qkv[:, 2]  # (tokens, heads, head_dim)
-    out = attend(q, k, v.contiguous(), cu_seqlens, max_seqlen, window=window,
+    v = qkv[:, 2]  # (tokens, heads, head_dim), a strided view: the padded kernels copy it, the flash ones compact it
+    out = attend(q, k, v, cu_seqlens, max_seqlen, window=window,
                  dropout_p=attn.attention_dropout if layer.training else 0.0,
                  scale=attn.head_dim ** -0.5, kernel=kernel, layout=layout)  # (tokens, heads, head_dim)
     hidden = hidden + attn.out_drop(attn.Wo(out.reshape(tokens, -1)))  # (tokens, hidden)

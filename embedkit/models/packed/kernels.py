@@ -128,8 +128,9 @@ def _window_size(window: int | None) -> tuple[int, int]:
 def _flash_attn(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale, layout) -> torch.Tensor:
     from flash_attn import flash_attn_varlen_func
 
-    return flash_attn_varlen_func(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, dropout_p=dropout_p,
-                                  softmax_scale=scale, causal=False, window_size=_window_size(window))
+    return flash_attn_varlen_func(q, k, v.contiguous(), cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
+                                  dropout_p=dropout_p, softmax_scale=scale, causal=False,
+                                  window_size=_window_size(window))
 
 
 def _torch_varlen(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale, layout) -> torch.Tensor:
@@ -137,7 +138,7 @@ def _torch_varlen(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale, lay
 
     if dropout_p > 0:
         _warn_once("torch varlen_attn has no attention dropout; running attention without it")
-    return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, scale=scale,
+    return varlen_attn(q, k, v.contiguous(), cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, scale=scale,
                        window_size=_window_size(window))
 
 

@@ -239,7 +239,7 @@ class PackedLayout:
 def local_block_size(window: int) -> int:
     """Queries per block of :class:`LocalBlocks`: ``window`` clamped to 8..32. Each block reads
     ``block + 2 * window`` keys, so smaller blocks do less wasted work and larger ones make fewer, larger
-    products; 32 measured fastest for ModernBERT's ``window = 64`` on CPU (16: slower, 64 and 128: slower)."""
+    products; 32 measured fastest for ModernBERT's ``window = 64`` on CPU (64 and 128: slower)."""
     return min(32, max(8, window))
 
 
@@ -249,56 +249,59 @@ def local_key_span(window: int) -> int:
 
 
 class LocalBlocks:
-    """Packed tokens cut into blocks of ``B`` queries (each sequence starts a new block) whose keys are the
-    ``B + 2 * window`` positions around the block: sliding-window attention inside each sequence as one batched
-    attention over ``(blocks, B)`` queries and ``(blocks, B + 2 * window)`` keys, exact (keys outside the window
-    or the sequence are masked), at a cost of ``O(tokens * (B + 2 * window))`` instead of ``O(tokens * longest)``.
+    """The packed token stream cut into blocks of ``B`` consecutive tokens, each attending to the
+    ``B + 2 * window`` tokens around it: sliding-window attention inside each sequence as one batched attention
+    over ``(blocks, B)`` queries and ``(blocks, B + 2 * window)`` keys, exact (keys of another sequence or beyond
+    the window are masked), at a cost of ``O(tokens * (B + 2 * window))`` instead of ``O(tokens * longest)``.
 
-    Everything here derives from tensor shapes and ``cu_seqlens`` on its device (no host sync): the number of
-    blocks is the upper bound ``total_tokens // B + n``, spare blocks at the end are padding.
+    Blocks run across sequence boundaries (the mask keeps sequences apart), so nothing is gathered or scattered:
+    the queries are the packed tokens themselves (zero-padded to whole blocks), the keys are overlapping views
+    of one zero-padded copy, and the output is the packed tokens' rows. Everything derives from tensor shapes
+    and ``cu_seqlens`` on its device (no host sync).
 
     >>> blocks = LocalBlocks(torch.tensor([0, 3, 5], dtype=torch.int32), 5, window=1, dtype=torch.float32)
-    >>> (blocks.block, blocks.span, blocks.num_blocks), blocks.index.tolist()
-    ((8, 10, 2), [0, 1, 2, 8, 9])
+    >>> (blocks.block, blocks.span, blocks.num_blocks)
+    (8, 10, 1)
+    >>> (blocks.mask[0, 0, :6, :8] == 0).int()  # query token i may see key token i - 1 + s (s = column)
+    tensor([[0, 1, 1, 0, 0, 0, 0, 0],
+            [0, 1, 1, 1, 0, 0, 0, 0],
+            [0, 0, 1, 1, 0, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1, 0, 0],
+            [0, 0, 0, 0, 1, 1, 0, 0],
+            [1, 1, 1, 1, 1, 1, 1, 1]], dtype=torch.int32)
     """
 
     def __init__(self, cu_seqlens: torch.Tensor, total_tokens: int, window: int, dtype: torch.dtype):
         device = cu_seqlens.device
         self.window, self.block = window, local_block_size(window)
         self.span = self.block + 2 * window
-        n = cu_seqlens.numel() - 1
-        lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()  # (n,)
-        per_seq = (lengths + self.block - 1) // self.block  # (n,) blocks of each sequence
-        first = F.pad(torch.cumsum(per_seq, dim=0), (1, 0))  # (n + 1,) each sequence's first block
-        self.num_blocks = total_tokens // self.block + n  # >= sum(per_seq): ceil(len / B) <= len // B + 1
-        seq = sequence_ids(cu_seqlens, total_tokens)
-        # where each packed token sits in the flattened (num_blocks * B,) blocked batch
-        self.index = first[seq] * self.block + positions(cu_seqlens, total_tokens)  # (total_tokens,)
-        blocks = torch.arange(self.num_blocks, device=device)
-        block_seq = torch.searchsorted(first[1:], blocks, right=True)  # (num_blocks,) n for the spare blocks
-        block_len = F.pad(lengths, (0, 1))[block_seq]  # (num_blocks,) 0 for the spare blocks
-        start = (blocks - first[block_seq]) * self.block  # (num_blocks,) position of the block's first query
-        query_pos = start[:, None] + torch.arange(self.block, device=device)  # (num_blocks, B)
-        key_pos = start[:, None] - window + torch.arange(self.span, device=device)  # (num_blocks, span)
-        near = (query_pos[:, :, None] - key_pos[:, None, :]).abs() <= window  # (num_blocks, B, span)
-        inside = (key_pos >= 0) & (key_pos < block_len[:, None])  # (num_blocks, span)
+        self.total_tokens = total_tokens
+        self.num_blocks = (total_tokens + self.block - 1) // self.block
+        self.tail = self.num_blocks * self.block - total_tokens  # padding rows after the last token
+        seq = sequence_ids(cu_seqlens, total_tokens)  # (total_tokens,)
+        query_seq = F.pad(seq, (0, self.tail), value=-1).view(self.num_blocks, self.block)  # (blocks, B)
+        key_seq = F.pad(seq, (window, window + self.tail), value=-1).unfold(0, self.span, self.block)  # (blocks, span)
+        # query r of a block and key s of the same block are tokens r + window - s apart, whatever the block
+        offset = torch.arange(self.block, device=device)[:, None] + window - torch.arange(self.span, device=device)
+        near = offset.abs() <= window  # (B, span)
+        allowed = near & (query_seq[:, :, None] == key_seq[:, None, :])  # (blocks, B, span)
         # Padding queries see everything, so no softmax row is empty (no NaNs in backward); dropped later.
-        allowed = (near & inside[:, None]) | (query_pos >= block_len[:, None])[:, :, None]
+        allowed = allowed | (query_seq < 0)[:, :, None]
         self.mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(
-            ~allowed, float("-inf"))[:, None]  # (num_blocks, 1, B, span)
+            ~allowed, float("-inf"))[:, None]  # (blocks, 1, B, span)
 
     def queries(self, x: torch.Tensor) -> torch.Tensor:
-        """``(total_tokens, H, D)`` -> ``(num_blocks, H, B, D)``, zeros at padding."""
-        rows = x.new_zeros((self.num_blocks * self.block, *x.shape[1:])).index_copy(0, self.index, x)
-        return rows.view(self.num_blocks, self.block, *x.shape[1:]).transpose(1, 2)
+        """``(total_tokens, H, D)`` -> ``(blocks, H, B, D)`` (a view when the tokens fill whole blocks)."""
+        if torch.compiler.is_compiling() or self.tail:  # (compiled: no branch on the token count, one graph)
+            x = F.pad(x, (0, 0, 0, 0, 0, self.tail))  # (blocks * B, H, D)
+        return x.view(self.num_blocks, self.block, *x.shape[1:]).transpose(1, 2)
 
     def keys(self, x: torch.Tensor) -> torch.Tensor:
-        """``(total_tokens, H, D)`` -> ``(num_blocks, H, span, D)``: each block's keys, overlapping views of one
-        padded copy (``window`` zero rows before the first block and after the last) rather than copies."""
-        rows = x.new_zeros((self.num_blocks * self.block + 2 * self.window, *x.shape[1:]))
-        rows = rows.index_copy(0, self.index + self.window, x)  # (num_blocks * B + 2 * window, H, D)
-        return rows.unfold(0, self.span, self.block).transpose(-1, -2)  # (num_blocks, H, span, D)
+        """``(total_tokens, H, D)`` -> ``(blocks, H, span, D)``: each block's keys, overlapping views of one copy
+        padded with ``window`` zero rows before the first token and after the last block."""
+        x = F.pad(x, (0, 0, 0, 0, self.window, self.window + self.tail))  # (blocks * B + 2 * window, H, D)
+        return x.unfold(0, self.span, self.block).transpose(-1, -2)  # (blocks, H, span, D)
 
     def from_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        """``(num_blocks, H, B, D)`` -> ``(total_tokens, H, D)``, padding dropped."""
-        return x.transpose(1, 2).reshape(self.num_blocks * self.block, x.shape[1], x.shape[3])[self.index]
+        """``(blocks, H, B, D)`` -> ``(total_tokens, H, D)``, padding dropped."""
+        return x.transpose(1, 2).reshape(self.num_blocks * self.block, x.shape[1], x.shape[3])[:self.total_tokens]
