@@ -55,7 +55,7 @@ def setup_st_optimum(env: Path = ST_OPTIMUM_ENV) -> None:
         venv.create(env, with_pip=True)
     share_torch(env)
     subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
-                           "sentence-transformers[onnx,openvino]", "pytrec-eval-terrier", "-c", str(ST_OPTIMUM_PINS)])
+                           "sentence-transformers[onnx,openvino]", "pytrec-eval-terrier", "datasets", "-c", str(ST_OPTIMUM_PINS)])
 
 
 # (precision, model backend) each stack runs on a CPU; embedkit adds OpenVINO's bf16 inference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -107,7 +108,7 @@ def test_a_backend_that_differs_from_torch_is_one_clear_error(monkeypatch, minil
         run = real(folder, prec)
         return lambda feeds: run(feeds)[..., ::-1].copy()  # a wrong graph: dimensions reversed
 
-    monkeypatch.setitem(BACKENDS, "onnx", backends.BackendEntry("onnx", "onnxruntime", "x", ("fp32",), broken))
+    monkeypatch.setitem(BACKENDS, "onnx", dataclasses.replace(BACKENDS["onnx"], load=broken))
     encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="onnx"))
     with pytest.raises(EmbedkitError, match="model backend onnx: the document embeddings differ from torch fp32"):
         encoder.encode_documents(texts)
@@ -119,7 +120,21 @@ def test_a_failed_export_is_one_clear_error(monkeypatch, minilm_path, texts):
 
     monkeypatch.setattr(backends.torch.onnx, "export", fail)
     encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="onnx"))
-    with pytest.raises(EmbedkitError, match="could not export BertModel to ONNX.*foo.*model backend torch"):
+    with pytest.raises(EmbedkitError, match="could not export BertModel for model backend onnx .*foo.*model backend "
+                                            "torch"):
+        encoder.encode_documents(texts)
+
+
+def test_a_failed_openvino_conversion_is_one_clear_error(monkeypatch, minilm_path, texts):
+    ov = pytest.importorskip("openvino")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Exception from src/frontends/pytorch/src/frontend.cpp:1:\nModel wasn't fully converted")
+
+    monkeypatch.setattr(ov, "convert_model", fail)
+    encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="openvino"))
+    with pytest.raises(EmbedkitError, match="could not export BertModel for model backend openvino \\(RuntimeError: "
+                                            "Model wasn't fully converted\\); use model backend torch"):
         encoder.encode_documents(texts)
 
 
