@@ -84,7 +84,7 @@ def setup_infinity(env: Path = INFINITY_ENV) -> None:
         venv.create(env, with_pip=True)
     share_torch(env)
     subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
-                           f"infinity-emb[server,torch]=={INFINITY_VERSION}"])
+                           f"infinity-emb[server,torch,optimum]=={INFINITY_VERSION}"])
 
 
 def share_torch(env: Path) -> None:

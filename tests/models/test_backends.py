@@ -46,19 +46,30 @@ def test_minilm_on_every_backend_matches_torch(backend, prec, minilm_path, texts
     assert list((embedkit_cache / "model-backends").iterdir()) == exports
 
 
-@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+ALL_VARIANTS = [(b, p) for b, entry in BACKENDS.items() for p in entry.precisions if (b, p) != ("torch", "fp32")]
+
+
+@pytest.mark.parametrize(("backend", "prec"), ALL_VARIANTS)
 @pytest.mark.slow
-def test_tiny_modernbert_dense_and_colbert_on_backends(backend, tiny_modernbert, texts):
-    """A ModernBERT (no token type ids, sliding-window attention) exports too, as a dense and a ColBERT model."""
+def test_tiny_modernbert_dense_and_colbert_on_backends(backend, prec, tiny_modernbert, texts):
+    """A ModernBERT (no token type ids, sliding-window attention) runs on every backend and precision too, as a
+    dense and a ColBERT model."""
     if backend == "openvino":
         pytest.importorskip("openvino")
+    if prec == "bf16" and not precision.cpu_bf16_features():
+        pytest.skip("hardware: bf16 needs a CPU with native bf16")
     for kind in ("dense", "colbert"):
         expected = load_encoder(kind, str(tiny_modernbert), EncodeSettings(packed="off"))
-        encoder = load_encoder(kind, str(tiny_modernbert), EncodeSettings(model_backend=backend))
+        encoder = load_encoder(kind, str(tiny_modernbert), EncodeSettings(model_backend=backend, precision=prec,
+                                                                          packed="off"))
         for side in ("encode_documents", "encode_queries"):
             got, want = getattr(encoder, side)(texts), getattr(expected, side)(texts)
-            assert max_relative_error(got, want) < 1e-3, (kind, side)
-        assert isinstance(_runtime(encoder), RuntimeModel)
+            assert max_relative_error(got, want) < backends.tolerance(backend, prec), (kind, side)
+            if prec == "fp32":
+                assert max_relative_error(got, want) < 1e-3, (kind, side)
+        assert encoder._checked == {"document", "query"}
+        if backend != "torch":
+            assert isinstance(_runtime(encoder), RuntimeModel)
 
 
 def test_cross_encoder_reranker_on_onnx(tiny_modernbert, tmp_path):
