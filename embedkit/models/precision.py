@@ -95,7 +95,8 @@ def _fp32_outputs(module: torch.nn.Module, args: Any, output: Any) -> Any:
 
 def cast_to_bf16(model: Any) -> int:
     """Cast ``model``'s transformer weights to bf16 in place, once; ``nn.LayerNorm`` weights and the modules after
-    the transformer stay fp32 (see the module docstring). Returns the number of parameters cast.
+    the transformer stay fp32 (see the module docstring). On the CPU its linear layers then run through oneDNN
+    with packed weights (:mod:`~embedkit.models.onednn_linear`). Returns the number of parameters cast.
 
     Raises:
         EmbedkitError: when the model has no sentence-transformers ``Transformer`` module.
@@ -113,6 +114,11 @@ def cast_to_bf16(model: Any) -> int:
             if param.dtype == torch.float32:
                 param.data = param.data.to(torch.bfloat16)
                 cast += param.numel()
+    from embedkit.models.onednn_linear import use_onednn_linears
+
+    fused = use_onednn_linears(module.auto_model)
+    if fused:
+        logger.info("bf16: %d linear layers run through oneDNN with packed weights", fused)
     module.register_forward_hook(_fp32_outputs)
     module._embedkit_bf16 = True
     return cast

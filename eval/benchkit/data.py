@@ -83,8 +83,10 @@ def write_corpus(path: Path, documents: Iterable[tuple[str, str]]) -> Path:
     return path
 
 
-def flat_index(folder: Path, documents: list[tuple[str, str]], model: str, progress: bool = True) -> Path:
-    """A FAISS flat index of (id, text) documents at ``folder`` (its corpus JSONL beside it), reused when built."""
+def flat_index(folder: Path, documents: list[tuple[str, str]], model: str, progress: bool = True,
+               precision: str = "fp32") -> Path:
+    """A FAISS flat index of (id, text) documents at ``folder`` (its corpus JSONL beside it), reused when built;
+    ``precision``: the one it records (its queries are encoded in it)."""
     from embedkit.config import IndexSettings
     from embedkit.data.corpus import Corpus
     from embedkit.index.build import build_index
@@ -92,6 +94,6 @@ def flat_index(folder: Path, documents: list[tuple[str, str]], model: str, progr
     if not (folder / "embedkit-index.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         corpus = write_corpus(folder.with_name(f"{folder.name}-corpus.jsonl"), documents)
-        build_index(model, Corpus(str(corpus)), folder, IndexSettings(backend="flat"), overwrite=True,
-                    progress=progress)
+        build_index(model, Corpus(str(corpus)), folder, IndexSettings(backend="flat", precision=precision),
+                    overwrite=True, progress=progress)
     return folder

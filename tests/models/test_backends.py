@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -45,19 +46,30 @@ def test_minilm_on_every_backend_matches_torch(backend, prec, minilm_path, texts
     assert list((embedkit_cache / "model-backends").iterdir()) == exports
 
 
-@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+ALL_VARIANTS = [(b, p) for b, entry in BACKENDS.items() for p in entry.precisions if (b, p) != ("torch", "fp32")]
+
+
+@pytest.mark.parametrize(("backend", "prec"), ALL_VARIANTS)
 @pytest.mark.slow
-def test_tiny_modernbert_dense_and_colbert_on_backends(backend, tiny_modernbert, texts):
-    """A ModernBERT (no token type ids, sliding-window attention) exports too, as a dense and a ColBERT model."""
+def test_tiny_modernbert_dense_and_colbert_on_backends(backend, prec, tiny_modernbert, texts):
+    """A ModernBERT (no token type ids, sliding-window attention) runs on every backend and precision too, as a
+    dense and a ColBERT model."""
     if backend == "openvino":
         pytest.importorskip("openvino")
+    if prec == "bf16" and not precision.cpu_bf16_features():
+        pytest.skip("hardware: bf16 needs a CPU with native bf16")
     for kind in ("dense", "colbert"):
         expected = load_encoder(kind, str(tiny_modernbert), EncodeSettings(packed="off"))
-        encoder = load_encoder(kind, str(tiny_modernbert), EncodeSettings(model_backend=backend))
+        encoder = load_encoder(kind, str(tiny_modernbert), EncodeSettings(model_backend=backend, precision=prec,
+                                                                          packed="off"))
         for side in ("encode_documents", "encode_queries"):
             got, want = getattr(encoder, side)(texts), getattr(expected, side)(texts)
-            assert max_relative_error(got, want) < 1e-3, (kind, side)
-        assert isinstance(_runtime(encoder), RuntimeModel)
+            assert max_relative_error(got, want) < backends.tolerance(backend, prec), (kind, side)
+            if prec == "fp32":
+                assert max_relative_error(got, want) < 1e-3, (kind, side)
+        assert encoder._checked == {"document", "query"}
+        if backend != "torch":
+            assert isinstance(_runtime(encoder), RuntimeModel)
 
 
 def test_cross_encoder_reranker_on_onnx(tiny_modernbert, tmp_path):
@@ -107,7 +119,7 @@ def test_a_backend_that_differs_from_torch_is_one_clear_error(monkeypatch, minil
         run = real(folder, prec)
         return lambda feeds: run(feeds)[..., ::-1].copy()  # a wrong graph: dimensions reversed
 
-    monkeypatch.setitem(BACKENDS, "onnx", backends.BackendEntry("onnx", "onnxruntime", "x", ("fp32",), broken))
+    monkeypatch.setitem(BACKENDS, "onnx", dataclasses.replace(BACKENDS["onnx"], load=broken))
     encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="onnx"))
     with pytest.raises(EmbedkitError, match="model backend onnx: the document embeddings differ from torch fp32"):
         encoder.encode_documents(texts)
@@ -119,7 +131,21 @@ def test_a_failed_export_is_one_clear_error(monkeypatch, minilm_path, texts):
 
     monkeypatch.setattr(backends.torch.onnx, "export", fail)
     encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="onnx"))
-    with pytest.raises(EmbedkitError, match="could not export BertModel to ONNX.*foo.*model backend torch"):
+    with pytest.raises(EmbedkitError, match="could not export BertModel for model backend onnx .*foo.*model backend "
+                                            "torch"):
+        encoder.encode_documents(texts)
+
+
+def test_a_failed_openvino_conversion_is_one_clear_error(monkeypatch, minilm_path, texts):
+    ov = pytest.importorskip("openvino")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Exception from src/frontends/pytorch/src/frontend.cpp:1:\nModel wasn't fully converted")
+
+    monkeypatch.setattr(ov, "convert_model", fail)
+    encoder = load_encoder("dense", minilm_path, EncodeSettings(model_backend="openvino"))
+    with pytest.raises(EmbedkitError, match="could not export BertModel for model backend openvino \\(RuntimeError: "
+                                            "Model wasn't fully converted\\); use model backend torch"):
         encoder.encode_documents(texts)
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from embedkit.errors import EmbedkitError
-from embedkit.models import precision
+from embedkit.models import onednn_linear, precision
+from embedkit.models.onednn_linear import OneDnnLinear
 from embedkit.models.precision import PrecisionEncoder, max_relative_error
 
 pytestmark = pytest.mark.packed
@@ -75,9 +76,11 @@ def test_bf16_encoders_stay_close_to_fp32(kind, minilm_path, tiny_modernbert, te
     assert bf16._checked == {"document", "query"}  # both sides checked on the first call's texts
     transformer = bf16.model[0].auto_model
     norms = [m for m in transformer.modules() if isinstance(m, torch.nn.LayerNorm)]
-    linears = [m for m in transformer.modules() if isinstance(m, torch.nn.Linear)]
+    linears = [m for m in transformer.modules() if isinstance(m, (torch.nn.Linear, OneDnnLinear))]
     assert norms and all(m.weight.dtype == torch.float32 for m in norms)  # layer norms keep fp32 weights
-    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)  # cast once, not per call
+    # cast once, not per call (and packed once for oneDNN where it runs)
+    assert linears and all(getattr(m, "weight", getattr(m, "packed", None)).dtype == torch.bfloat16 for m in linears)
+    assert all(isinstance(m, OneDnnLinear) for m in linears) == onednn_linear.available()
 
 
 @needs_bf16

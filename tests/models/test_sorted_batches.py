@@ -1,0 +1,73 @@
+"""Batches of nearly equal token length give exactly sentence-transformers' ``encode`` embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from embedkit.models import sorted_batches
+from embedkit.models.dense import DenseEncoder, load_dense_model
+from embedkit.models.sorted_batches import can_sort, encode_sorted
+
+
+@pytest.fixture(scope="module")
+def mixed(code_pairs) -> list[str]:
+    """Docstrings and code interleaved: more texts than one chunk of batches of 4."""
+    out = []
+    for p in code_pairs[:60]:
+        out += [p.query, p.code]
+    return out
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_path) -> SentenceTransformer:
+    return SentenceTransformer(minilm_path, device="cpu")
+
+
+@pytest.mark.parametrize(("prompt", "normalize", "truncate_dim"), [(None, False, None), ("query: ", True, None),
+                                                                    (None, True, 128)])
+def test_equals_encode(minilm, mixed, prompt, normalize, truncate_dim):
+    assert len(mixed) > 4 * sorted_batches.CHUNK_BATCHES  # several chunks, the next tokenised ahead
+    expected = minilm.encode(mixed, prompt=prompt, batch_size=4, normalize_embeddings=normalize,
+                             truncate_dim=truncate_dim)
+    got = encode_sorted(minilm, mixed, prompt, batch_size=4, normalize=normalize, truncate_dim=truncate_dim)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_each_batch_is_padded_to_its_longest_text_only(minilm, mixed, monkeypatch):
+    widths, longest = [], []
+    forward = minilm.forward
+
+    def record(features, **kwargs):
+        widths.append(features["input_ids"].shape[1])
+        longest.append(int(features["attention_mask"].sum(dim=1).max()))
+        return forward(features, **kwargs)
+
+    monkeypatch.setattr(minilm, "forward", record)
+    encode_sorted(minilm, mixed, batch_size=4)
+    assert widths == longest and len(widths) == -(-len(mixed) // 4)
+    # sorted by tokens within each chunk: batches get shorter through a chunk
+    per_chunk = sorted_batches.CHUNK_BATCHES
+    assert all(widths[i] >= widths[i + 1] for i in range(per_chunk - 1))
+
+
+def test_left_padding_keeps_encode(minilm_path, mixed):
+    """Left padding shifts absolute positions by the batch's padding: only encode's own batches give its output."""
+    model = SentenceTransformer(minilm_path, device="cpu")
+    model.tokenizer.padding_side = "left"
+    assert not can_sort(model)
+    encoder = DenseEncoder(model, batch_size=6)
+    np.testing.assert_allclose(encoder.encode_documents(mixed[:12]), model.encode(mixed[:12], batch_size=6,
+                                                                                  normalize_embeddings=True),
+                               atol=1e-6)
+
+
+def test_dense_encoder_uses_it_for_a_modernbert_not_packed(tiny_modernbert, mixed):
+    model = load_dense_model(str(tiny_modernbert))
+    assert can_sort(model)
+    encoder = DenseEncoder(model, batch_size=5, packed="off")
+    expected = model.encode(mixed, batch_size=5, normalize_embeddings=encoder.normalize)
+    np.testing.assert_allclose(encoder.encode_documents(mixed), expected, atol=1e-5)
+    assert encoder.encode_documents([]).shape[0] == 0
