@@ -66,8 +66,9 @@ def compute_autocast(model: torch.nn.Module, precision: Precision = "fp32") -> c
 
 def default_token_budget(device: torch.device) -> int:
     """Real tokens per packed batch. On a GPU large enough to fill it (the GEMMs of 64k tokens); on CPU the
-    attention runs padded to each batch's longest text, so batches stay small enough to hold texts of similar
-    length (they are packed longest first): 4,096 measured best there (16,384: 1.05x ST, 4,096: 1.39x)."""
+    global layers' attention runs padded to each batch's longest text (the local layers' runs in blocks), so
+    batches stay small enough to hold texts of similar length (they are packed longest first): 4,096 measured
+    best there (16,384: 1.05x ST, 4,096: 1.39x)."""
     return 65536 if device.type == "cuda" else 4096
 
 
