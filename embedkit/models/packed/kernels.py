@@ -79,15 +79,17 @@ class AttentionKernel:
         return _flash_capable(device.index if device.index is not None else torch.cuda.current_device()) \
             and self.available()
 
-    def attention_for(self, window: int | None, max_seqlen: int) -> Attend:
+    def attention_for(self, window: int | None, max_seqlen: int, uniform: bool = False) -> Attend:
         """The attention this kernel runs for a layer with ``window`` on sequences of at most ``max_seqlen``: its
-        :attr:`local` form when there is one and the longest sequence exceeds the keys a block of it reads.
+        :attr:`local` form when there is one and the longest sequence exceeds the keys a block of it reads
+        (twice that when all sequences are equally long, ``uniform``: padding them then copies nothing, which
+        measured faster on CPU for 16 x 256 tokens with ModernBERT's window, and slower for 8 x 512).
 
         Inside ``torch.compile`` the local form is taken for every window, whatever the lengths: one compiled
         graph then serves every batch (a choice by ``max_seqlen`` would recompile when a batch crosses it)."""
         if self.local is None or window is None:
             return self._attend
-        if torch.compiler.is_compiling() or max_seqlen > local_key_span(window):
+        if torch.compiler.is_compiling() or max_seqlen > local_key_span(window) * (2 if uniform else 1):
             return self.local
         return self._attend
 
@@ -229,15 +231,17 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.
         ``(total_tokens, heads, head_dim)``.
     """
     chosen = pick_kernel(q.device, q.dtype, kernel)
+    uniform = layout is not None and layout.uniform
     if chosen.half_precision and q.dtype == torch.float32:
         # The kernels take fp16/bf16 only; an fp32 model (e.g. SentenceTransformer.encode without autocast)
         # runs just the attention product in bf16 rather than losing the kernels to the padded fallback.
         if not torch.compiler.is_compiling():
             _warn_once(FP32_ON_CUDA)
-        out = chosen.attention_for(window, max_seqlen)(q.bfloat16(), k.bfloat16(), v.bfloat16(), cu_seqlens,
-                                                       max_seqlen, window, dropout_p, scale, layout)
+        out = chosen.attention_for(window, max_seqlen, uniform)(q.bfloat16(), k.bfloat16(), v.bfloat16(),
+                                                                cu_seqlens, max_seqlen, window, dropout_p, scale,
+                                                                layout)
         return out.float()
     if q.is_cuda and not chosen.needs_cuda and kernel == AUTO and not torch.compiler.is_compiling():
         _warn_once(SDPA_ON_CUDA)
-    return chosen.attention_for(window, max_seqlen)(q, k, v, cu_seqlens, max_seqlen, window, dropout_p, scale,
-                                                    layout)
+    return chosen.attention_for(window, max_seqlen, uniform)(q, k, v, cu_seqlens, max_seqlen, window, dropout_p,
+                                                             scale, layout)

@@ -81,6 +81,9 @@ def test_attend_takes_the_local_form_only_for_a_window_narrower_than_the_sequenc
     assert kernel.attention_for(window, span + 1) is kernel.local
     assert kernel.attention_for(window, span) is kernel._attend  # short sequences: padding is cheaper
     assert kernel.attention_for(None, 10 * span) is kernel._attend  # global layers are untouched
+    # equal lengths pad without copying: the local form only from twice the span
+    assert kernel.attention_for(window, 2 * span, uniform=True) is kernel._attend
+    assert kernel.attention_for(window, 2 * span + 1, uniform=True) is kernel.local
     # attend() goes through the same choice: a long sequence with a window gives the padded kernel's result
     lengths = [3 * span, 2]
     cu_seqlens, longest = cu_seqlens_from_lengths(torch.tensor(lengths))
