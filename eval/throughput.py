@@ -33,8 +33,9 @@ Models run in ``--dtype`` (bf16 on CUDA by default); training keeps fp32 weights
     python eval/throughput.py                 # base on the GPU (--configs large for large)
     python eval/throughput.py --small         # tiny model, short lengths: a ~1-minute CPU smoke run
     python eval/throughput.py --host-only     # the host pipeline alone, on real text
-    # CPU, ModernBERT-base fp32, sentence-transformers vs packed on the three input sets (about 8 minutes on 2 cores):
-    nice python eval/throughput.py --inference-only --num-docs 96 --num-long-docs 6 --skip st_encode_b256 hf_sdpa_sorted
+    # CPU, ModernBERT-base fp32, sentence-transformers vs packed on the three input sets (about 7 minutes on 2 idle
+    # cores; 96 / 6 docs about 10):
+    nice python eval/throughput.py --inference-only --num-docs 64 --num-long-docs 4 --skip st_encode_b256 hf_sdpa_sorted
 
 The JSON names the machine (CPU model, cores, native bf16 sets) and the load average before and after the run and
 after each row's timing: on a shared machine compare only rows of the same run.
