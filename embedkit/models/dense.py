@@ -148,7 +148,7 @@ class DenseEncoder:
         packer = self._packer(prompt_name)
         if packer is not None:
             return packer.encode(texts, job=self._prepared.take(texts), show_progress_bar=self.show_progress)
-        if texts and can_sort(self.model):
+        if texts and not self._packed and can_sort(self.model):  # a packed model batches by its own hints
             prompt = self.model.prompts.get(prompt_name) if prompt_name else None
             return encode_sorted(self.model, texts, prompt, self.batch_size, self.normalize,
                                  getattr(self.model, "truncate_dim", None), self.show_progress)

@@ -57,7 +57,7 @@ class OneDnnLinear(torch.nn.Module):
 def _is_exact_gelu(module: Any) -> bool:
     """transformers' ``GELUActivation`` (erf GELU) or ``nn.GELU()`` without the tanh approximation."""
     if isinstance(module, torch.nn.GELU):
-        return module.approximate == "none"
+        return module.approximate != "tanh"  # the other value: exact
     return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is torch.nn.functional.gelu
 
 
@@ -70,13 +70,13 @@ def use_onednn_linears(model: torch.nn.Module) -> int:
         return 0
     replaced = 0
     for parent in list(model.modules()):
-        fuse = isinstance(getattr(parent, "dense", None), torch.nn.Linear) and \
-            _is_exact_gelu(getattr(parent, "intermediate_act_fn", None))
+        dense = getattr(parent, "dense", None)
+        fuse = isinstance(dense, torch.nn.Linear) and _is_exact_gelu(getattr(parent, "intermediate_act_fn", None))
         for name, child in list(parent.named_children()):
             if not isinstance(child, torch.nn.Linear) or child.weight.dtype != torch.bfloat16 or \
                     child.weight.device.type != "cpu":
                 continue
-            gelu = fuse and name == "dense"
+            gelu = fuse and child is dense
             setattr(parent, name, OneDnnLinear(child, gelu=gelu))
             if gelu:
                 parent.intermediate_act_fn = torch.nn.Identity()

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-CHUNK_BATCHES = 16  # texts tokenised together (and sorted among themselves): this many batches
+CHUNK_BATCHES = 16  # texts tokenised together (and sorted among themselves): this many batches,
+CHUNK_TOKENS = 1 << 22  # or fewer, so that a chunk padded to the model's longest input stays under ~100 MB
 
 
 def can_sort(model: Any) -> bool:
@@ -72,7 +73,8 @@ def encode_sorted(model: Any, texts: list[str], prompt: str | None = None, batch
     from tqdm.auto import tqdm
 
     model.eval()
-    size = batch_size * CHUNK_BATCHES
+    longest = int(getattr(model, "max_seq_length", None) or 512)
+    size = batch_size * max(1, min(CHUNK_BATCHES, CHUNK_TOKENS // (batch_size * longest)))
     out: np.ndarray | None = None
     bar = tqdm(total=len(texts), desc="Encoding", unit="text", disable=not show_progress)
     for start, features in _chunks(model, texts, prompt, size):
