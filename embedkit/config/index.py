@@ -88,8 +88,8 @@ class EncodeSettings(Bounded):
     precision: Literal["fp32", "bf16", "int8"] = _help(
         "Compute precision of encoding. bf16: the transformer's weights cast to bfloat16 once (torch; openvino: its "
         "bf16 inference), for CPUs with AVX512-BF16 or AMX (refused elsewhere) and GPUs; int8: 8-bit weights "
-        "(model_backend onnx: ONNX Runtime's dynamic quantization; openvino: NNCF's weight compression). Checked against fp32 on the first texts. An index records "
-        "it and encodes its queries the same way.", "fp32")
+        "(model_backend onnx: ONNX Runtime's dynamic quantization; openvino: NNCF's weight compression). Checked "
+        "against fp32 on the first texts. An index records it and encodes its queries the same way.", "fp32")
     model_backend: Literal["torch", "onnx", "openvino"] = _help(
         "The runtime of the model's transformer: torch, or an ONNX export run by ONNX Runtime (onnx) or OpenVINO "
         "(openvino), exported once into embedkit's cache and checked against torch fp32 on the first texts "
