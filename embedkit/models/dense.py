@@ -16,7 +16,7 @@ from embedkit.models.loading import (
     remote_code_error,
     resolve_model,
 )
-from embedkit.models.sorted_batches import can_sort, encode_sorted
+from embedkit.models.sorted_batches import can_sort, cpu_token_budget, encode_sorted
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ class DenseEncoder:
         if texts and not self._packed and can_sort(self.model):  # a packed model batches by its own hints
             prompt = self.model.prompts.get(prompt_name) if prompt_name else None
             return encode_sorted(self.model, texts, prompt, self.batch_size, self.normalize,
-                                 getattr(self.model, "truncate_dim", None), self.show_progress)
+                                 getattr(self.model, "truncate_dim", None), self.show_progress,
+                                 max_tokens=cpu_token_budget(self.model))
         emb = self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
                                 convert_to_numpy=True, normalize_embeddings=self.normalize,
                                 show_progress_bar=self.show_progress)

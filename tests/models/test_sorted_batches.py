@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sentence_transformers import SentenceTransformer
 
 from embedkit.models import sorted_batches
@@ -18,6 +19,12 @@ def mixed(code_pairs) -> list[str]:
     for p in code_pairs[:60]:
         out += [p.query, p.code]
     return out
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of 16 batches, so that the fixture's texts make several (the next tokenised ahead)."""
+    monkeypatch.setattr(sorted_batches, "CHUNK_BATCHES", 16)
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +78,54 @@ def test_dense_encoder_uses_it_for_a_modernbert_not_packed(tiny_modernbert, mixe
     expected = model.encode(mixed, batch_size=5, normalize_embeddings=encoder.normalize)
     np.testing.assert_allclose(encoder.encode_documents(mixed), expected, atol=1e-5)
     assert encoder.encode_documents([]).shape[0] == 0
+
+
+def _recording(model, monkeypatch) -> list[tuple[int, int]]:
+    """``(texts, padded width)`` of every batch ``model`` runs from now on."""
+    shapes: list[tuple[int, int]] = []
+    forward = model.forward
+
+    def record(features, **kwargs):
+        shapes.append(tuple(features["input_ids"].shape))
+        return forward(features, **kwargs)
+
+    monkeypatch.setattr(model, "forward", record)
+    return shapes
+
+
+def test_max_tokens_caps_each_batch_and_keeps_the_embeddings(minilm, mixed, monkeypatch):
+    expected = minilm.encode(mixed, batch_size=8)
+    shapes = _recording(minilm, monkeypatch)
+    got = encode_sorted(minilm, mixed, batch_size=8, max_tokens=160)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert sum(rows for rows, _ in shapes) == len(mixed)
+    assert all(rows * width <= 160 or rows == 1 for rows, width in shapes)  # a text longer than the budget: alone
+    assert any(rows == 1 and width > 160 for rows, width in shapes) and any(rows == 8 for rows, _ in shapes)
+
+
+def test_cpu_token_budget_keeps_the_widest_activation_under_the_cap(minilm_path):
+    from embedkit.models.precision import cast_to_bf16
+
+    model = SentenceTransformer(minilm_path, device="cpu")
+    widest = model[0].auto_model.config.intermediate_size  # 1536: MiniLM's feed-forward layer
+    assert sorted_batches.cpu_token_budget(model) == sorted_batches.ACTIVATION_BYTES // (widest * 4)
+    cast_to_bf16(model)
+    assert sorted_batches.cpu_token_budget(model) == sorted_batches.ACTIVATION_BYTES // (widest * 2)
+    assert sorted_batches.cpu_token_budget(torch.nn.Linear(4, 4, device="meta")) is None  # not the CPU: no cap
+
+
+def test_cpu_token_budget_counts_eager_attention_scores(minilm_path):
+    model = SentenceTransformer(minilm_path, device="cpu", model_kwargs={"attn_implementation": "eager"})
+    config = model[0].auto_model.config
+    scores = config.num_attention_heads * model.max_seq_length  # 12 x 256 > 1536
+    assert sorted_batches.cpu_token_budget(model) == sorted_batches.ACTIVATION_BYTES // (scores * 4)
+
+
+def test_dense_encoder_caps_cpu_batches_by_tokens(minilm_path, mixed, monkeypatch):
+    model = load_dense_model(minilm_path)
+    encoder = DenseEncoder(model, batch_size=16)
+    expected = encoder.encode_documents(mixed)
+    monkeypatch.setattr(sorted_batches, "ACTIVATION_BYTES", 1536 * 4 * 100)  # 100 tokens a batch
+    shapes = _recording(model, monkeypatch)
+    np.testing.assert_allclose(encoder.encode_documents(mixed), expected, atol=1e-5)
+    assert max(rows * width for rows, width in shapes if rows > 1) <= 100 and len(shapes) > len(mixed) // 16
