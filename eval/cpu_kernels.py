@@ -6,7 +6,10 @@
    (``OneDnnLinear``), with and without GELU, on MiniLM-sized layers; outputs compared;
 3. OpenVINO graphs: MiniLM read from its ONNX export against ``openvino.convert_model`` of the PyTorch module
    (bf16 inference), and NNCF's static int8 quantization of the converted graph (cosine to bf16 after mean
-   pooling, and its quantization time).
+   pooling, and its quantization time);
+4. batch tokens: a bf16 linear layer's time per row and page faults per call below and above glibc's 32 MiB
+   mmap threshold, and MiniLM in bf16 per token in batches of 64 texts of 256 tokens against batches of
+   ``cpu_token_budget`` tokens (what embedkit's CPU batches hold).
 
 Each timing is the median of --repeats runs, alternating the two sides. Results: eval/results/cpu_kernels.json.
 Usage: python eval/cpu_kernels.py [--texts 800] [--repeats 5] [--skip-int8]
@@ -150,6 +153,51 @@ def openvino_graphs(model, texts: list[str], repeats: int, int8: bool) -> dict:
     return out
 
 
+def batch_tokens(model, texts: list[str], repeats: int) -> dict:
+    """Section 4: time per row / token of large and budget-sized CPU batches (bf16), with page faults per call."""
+    import copy
+    import resource
+
+    from embedkit.models.onednn_linear import OneDnnLinear, available
+    from embedkit.models.precision import cast_to_bf16
+    from embedkit.models.token_budget import cpu_token_budget
+
+    if not available():
+        return {"skipped": "oneDNN's bf16 linear kernel is not available on this CPU / torch"}
+
+    def per_call(fn) -> tuple[float, int]:
+        fn()
+        faults, times = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) // repeats
+
+    torch.manual_seed(0)
+    layer = OneDnnLinear(torch.nn.Linear(384, 1536).bfloat16())
+    rows: dict = {"linear": []}
+    with torch.inference_mode():
+        for tokens in (8192, 16384):
+            x = torch.randn(tokens, 384).bfloat16()
+            seconds, faults = per_call(lambda x=x: layer(x))
+            rows["linear"].append({"shape": f"({tokens} x 384) @ (384 x 1536)", "output_mib": tokens * 1536 * 2 >> 20,
+                                   "us_per_row": round(seconds * 1e6 / tokens, 3), "page_faults_per_call": faults})
+        bf16 = copy.deepcopy(model)
+        cast_to_bf16(bf16)
+        budget = cpu_token_budget(bf16)
+        width = 256
+        rows["minilm_bf16"] = {"budget_tokens": budget, "text_tokens": width, "batches": []}
+        for n in (BATCH, max(1, budget // width)):
+            features = dict(bf16.tokenizer(texts[:n], padding="max_length", truncation=True, max_length=width,
+                                           return_tensors="pt"))
+            seconds, faults = per_call(lambda f=features: bf16(dict(f)))
+            rows["minilm_bf16"]["batches"].append({"texts": n, "tokens": n * width,
+                                                   "us_per_token": round(seconds * 1e6 / (n * width), 1),
+                                                   "page_faults_per_call": faults})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=800)
@@ -193,6 +241,18 @@ def main() -> None:
             print(f"| {name} | {g['ops']} | {g['seconds']} | {g['cosine_to_convert_model_min']} |")
         if "int8_quantization_seconds" in ovr:
             print(f"\nNNCF static int8 quantization took {ovr['int8_quantization_seconds']} s (300 calibration texts)")
+    result["batch_tokens"] = bt = batch_tokens(model, texts, args.repeats)
+    if "skipped" in bt:
+        print(f"\nbatch tokens: {bt['skipped']}")
+    else:
+        print("\n| bf16 layer | output (MiB) | us per row | page faults per call |\n|---|---|---|---|")
+        for r in bt["linear"]:
+            print(f"| {r['shape']} | {r['output_mib']} | {r['us_per_row']} | {r['page_faults_per_call']} |")
+        m = bt["minilm_bf16"]
+        print(f"\n| MiniLM bf16, texts of {m['text_tokens']} tokens (budget {m['budget_tokens']} tokens) | tokens | "
+              "us per token | page faults per call |\n|---|---|---|---|")
+        for r in m["batches"]:
+            print(f"| {r['texts']} texts | {r['tokens']} | {r['us_per_token']} | {r['page_faults_per_call']} |")
     result["load_after"] = load_note("after the measurements")
     print(f"\n{result['load_before']}; {result['load_after']}")
     save(result, args.out)

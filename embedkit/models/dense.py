@@ -16,7 +16,8 @@ from embedkit.models.loading import (
     remote_code_error,
     resolve_model,
 )
-from embedkit.models.sorted_batches import can_sort, cpu_token_budget, encode_sorted
+from embedkit.models.sorted_batches import can_sort, encode_sorted
+from embedkit.models.token_budget import cpu_token_budget
 
 logger = logging.getLogger(__name__)
 

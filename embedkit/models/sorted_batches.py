@@ -9,11 +9,8 @@ cuts each batch's padding down to its longest text, and tokenises the next chunk
 runs (the tokenizers release the GIL). Every batch runs the model's own modules (``model(features)``: transformer,
 pooling, normalisation), so the embeddings are those of ``encode`` (tested) in the order of ``texts``.
 
-On the CPU a batch also holds at most :func:`cpu_token_budget` padded tokens (fewer texts than ``batch_size`` when
-they are long). glibc's ``malloc`` serves a block above 32 MiB with a fresh ``mmap`` and unmaps it when freed, so a
-layer whose output is larger page-faults through all of it on every call: on a 2-core AMX Xeon a bf16
-(16,384 x 384) @ (384 x 1536) linear layer took 1.22 us per row against 0.52 us at 8,192 rows, and MiniLM in bf16
-ran 27 us per token in batches of 64 x 256 tokens against 17 us in batches of 32 x 256.
+On the CPU a batch also holds at most :func:`~embedkit.models.token_budget.cpu_token_budget` padded tokens (fewer
+texts than ``batch_size`` when they are long; :class:`~embedkit.models.dense.DenseEncoder` asks for it).
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ import torch
 
 CHUNK_BATCHES = 64  # texts tokenised together (and sorted among themselves): this many batches,
 CHUNK_TOKENS = 1 << 22  # or fewer, so that a chunk padded to the model's longest input stays under ~100 MB
-ACTIVATION_BYTES = 16 << 20  # on the CPU, a batch's widest activation stays under this (see the module docstring)
 
 
 def can_sort(model: Any) -> bool:
@@ -36,41 +32,6 @@ def can_sort(model: Any) -> bool:
     embeddings a text's embedding depends on its batch even in ``encode``: no other batching can give the same.)"""
     tokenizer = getattr(model, "tokenizer", None)
     return hasattr(model, "preprocess") and getattr(tokenizer, "padding_side", None) == "right"
-
-
-def _widest_per_token(model: Any, config: Any, eager_attention: bool) -> int:
-    """Values per token of the widest tensor a layer of ``model`` makes: its widest linear layer's output, its
-    config's fused-QKV and intermediate widths, and the attention scores (heads x longest input) where attention is
-    computed eagerly."""
-    widths = [int(m.out_features) for m in model.modules() if isinstance(getattr(m, "out_features", None), int)]
-    if config is not None:
-        widths += [3 * int(getattr(config, "hidden_size", 0) or 0), int(getattr(config, "intermediate_size", 0) or 0)]
-        if eager_attention and getattr(config, "_attn_implementation", None) == "eager":
-            longest = int(getattr(model, "max_seq_length", None) or 512)
-            widths.append(int(getattr(config, "num_attention_heads", 0) or 0) * longest)
-    return max(widths, default=0)
-
-
-def cpu_token_budget(model: Any) -> int | None:
-    """Padded tokens per batch on the CPU: as many as keep the widest activation under :data:`ACTIVATION_BYTES`
-    (``None`` on other devices, where larger batches only fill the device better).
-
-    >>> import torch
-    >>> cpu_token_budget(torch.nn.Sequential(torch.nn.Linear(8, 1024)))  # fp32: 4 KiB a token
-    4096
-    """
-    from embedkit.models.backends import RuntimeModel
-
-    runtime = next((m for m in model.modules() if isinstance(m, RuntimeModel)), None)
-    param = next(model.parameters(), None)
-    if param is not None and param.device.type != "cpu":
-        return None
-    config = runtime.config if runtime is not None else \
-        next((c for c in (getattr(m, "config", None) for m in model.modules()) if hasattr(c, "hidden_size")), None)
-    bf16 = runtime.precision == "bf16" if runtime is not None else \
-        param is not None and param.dtype == torch.bfloat16
-    width = _widest_per_token(model, config, eager_attention=runtime is None)  # another runtime fuses attention
-    return max(1, ACTIVATION_BYTES // (width * (2 if bf16 else 4))) if width else None
 
 
 def _batch(features: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:

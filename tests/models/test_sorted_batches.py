@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sentence_transformers import SentenceTransformer
 
-from embedkit.models import sorted_batches
+from embedkit.models import sorted_batches, token_budget
 from embedkit.models.dense import DenseEncoder, load_dense_model
 from embedkit.models.sorted_batches import can_sort, encode_sorted
 
@@ -103,29 +102,11 @@ def test_max_tokens_caps_each_batch_and_keeps_the_embeddings(minilm, mixed, monk
     assert any(rows == 1 and width > 160 for rows, width in shapes) and any(rows == 8 for rows, _ in shapes)
 
 
-def test_cpu_token_budget_keeps_the_widest_activation_under_the_cap(minilm_path):
-    from embedkit.models.precision import cast_to_bf16
-
-    model = SentenceTransformer(minilm_path, device="cpu")
-    widest = model[0].auto_model.config.intermediate_size  # 1536: MiniLM's feed-forward layer
-    assert sorted_batches.cpu_token_budget(model) == sorted_batches.ACTIVATION_BYTES // (widest * 4)
-    cast_to_bf16(model)
-    assert sorted_batches.cpu_token_budget(model) == sorted_batches.ACTIVATION_BYTES // (widest * 2)
-    assert sorted_batches.cpu_token_budget(torch.nn.Linear(4, 4, device="meta")) is None  # not the CPU: no cap
-
-
-def test_cpu_token_budget_counts_eager_attention_scores(minilm_path):
-    model = SentenceTransformer(minilm_path, device="cpu", model_kwargs={"attn_implementation": "eager"})
-    config = model[0].auto_model.config
-    scores = config.num_attention_heads * model.max_seq_length  # 12 x 256 > 1536
-    assert sorted_batches.cpu_token_budget(model) == sorted_batches.ACTIVATION_BYTES // (scores * 4)
-
-
 def test_dense_encoder_caps_cpu_batches_by_tokens(minilm_path, mixed, monkeypatch):
     model = load_dense_model(minilm_path)
     encoder = DenseEncoder(model, batch_size=16)
     expected = encoder.encode_documents(mixed)
-    monkeypatch.setattr(sorted_batches, "ACTIVATION_BYTES", 1536 * 4 * 100)  # 100 tokens a batch
+    monkeypatch.setattr(token_budget, "ACTIVATION_BYTES", 1536 * 4 * 100)  # 100 tokens a batch
     shapes = _recording(model, monkeypatch)
     np.testing.assert_allclose(encoder.encode_documents(mixed), expected, atol=1e-5)
     assert max(rows * width for rows, width in shapes if rows > 1) <= 100 and len(shapes) > len(mixed) // 16

@@ -33,6 +33,7 @@ from embedkit.models.packed.selfcheck import embeddings_ok, packed_path_ok
 from embedkit.models.packed.swap import hf_forward
 from embedkit.models.packed.tokenizing import TextSide, check_tokens
 from embedkit.models.precision import Precision, require_bf16
+from embedkit.models.token_budget import cpu_token_budget
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +65,17 @@ def compute_autocast(model: torch.nn.Module, precision: Precision = "fp32") -> c
     return contextlib.nullcontext()
 
 
-def default_token_budget(device: torch.device) -> int:
+def default_token_budget(device: torch.device, model: torch.nn.Module | None = None,
+                         precision: Precision = "fp32") -> int:
     """Real tokens per packed batch. On a GPU large enough to fill it (the GEMMs of 64k tokens); on CPU the
     global layers' attention runs padded to each batch's longest text (the local layers' runs in blocks), so
     batches stay small enough to hold texts of similar length (they are packed longest first): 4,096 measured
-    best there (16,384: 1.05x ST, 4,096: 1.39x)."""
-    return 65536 if device.type == "cuda" else 4096
+    best there (16,384: 1.05x ST, 4,096: 1.39x), and fewer where ``model``'s widest activation would outgrow
+    ``malloc``'s heap (:func:`~embedkit.models.token_budget.cpu_token_budget`)."""
+    if device.type == "cuda":
+        return 65536
+    cap = cpu_token_budget(model, bf16=precision == "bf16") if model is not None else None
+    return min(4096, cap or 4096)
 
 
 def checked_forward(model: torch.nn.Module, kernel: KernelChoice, compile: bool | None, strict: bool,
@@ -157,7 +163,7 @@ class PackedEncoder:
         self.device = next(self.model.parameters()).device
         if precision == "bf16":
             require_bf16(self.device)
-        self.max_tokens = max_tokens or default_token_budget(self.device)
+        self.max_tokens = max_tokens or default_token_budget(self.device, self.model, precision)
         self.pipeline = pipeline or HostPipeline.for_device(self.device)
         self.unsupported: str | None = None  # why this model cannot be encoded packed (a subclass says)
         self.check_outputs = True  # compare the final outputs with the library's (off where they differ by design)

@@ -7,6 +7,7 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 
 from embedkit.models.packed.base import PackedEncoder
 from embedkit.models.packed.documents import PackedDocumentEncoder, sentence_transformers_documents
@@ -66,3 +67,15 @@ def test_a_submitted_job_gives_what_encode_alone_gives(encoder, texts):
     ahead = encoder.encode(texts, job=encoder.submit(texts))
     for a, b in zip(alone, ahead):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_default_token_budget_keeps_the_widest_cpu_activation_under_the_cap():
+    from embedkit.models.packed.base import default_token_budget
+    from embedkit.models.token_budget import ACTIVATION_BYTES
+
+    cpu = torch.device("cpu")
+    glu = torch.nn.Linear(8, 2304)  # ModernBERT-base's Wi: 2 x 1152
+    assert default_token_budget(cpu, glu) == ACTIVATION_BYTES // (2304 * 4) < 4096
+    assert default_token_budget(cpu, glu, "bf16") == ACTIVATION_BYTES // (2304 * 2)
+    assert default_token_budget(cpu, torch.nn.Linear(8, 16)) == default_token_budget(cpu) == 4096  # never more
+    assert default_token_budget(torch.device("cuda"), glu) == 65536
