@@ -32,11 +32,12 @@ def widest_per_token(model: torch.nn.Module, config: Any = None, eager_attention
     return max(widths, default=0)
 
 
-def cpu_token_budget(model: torch.nn.Module, bf16: bool | None = None) -> int | None:
+def cpu_token_budget(model: torch.nn.Module, bf16: bool | None = None, own_attention: bool = False) -> int | None:
     """Padded tokens per batch on the CPU: as many as keep the widest activation of ``model`` under
     :data:`ACTIVATION_BYTES`; ``None`` on other devices (larger batches only fill them better) or for a model with
     no layer to measure. ``bf16``: activations in bf16 (default: whether the weights are; a model whose
-    transformer another runtime runs says so itself).
+    transformer another runtime runs says so itself). ``own_attention``: the caller runs attention with its own
+    kernels (the packed forward), so the config's eager attention does not count.
 
     >>> cpu_token_budget(torch.nn.Sequential(torch.nn.Linear(8, 1024)))  # fp32: 4 KiB a token
     4096
@@ -52,7 +53,7 @@ def cpu_token_budget(model: torch.nn.Module, bf16: bool | None = None) -> int | 
     else:
         config = next((c for c in (getattr(m, "config", None) for m in model.modules()) if hasattr(c, "hidden_size")),
                       None)
-        eager = True
+        eager = not own_attention
         if bf16 is None:
             bf16 = param is not None and param.dtype == torch.bfloat16
     width = widest_per_token(model, config, eager)

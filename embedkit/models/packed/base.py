@@ -74,7 +74,7 @@ def default_token_budget(device: torch.device, model: torch.nn.Module | None = N
     ``malloc``'s heap (:func:`~embedkit.models.token_budget.cpu_token_budget`)."""
     if device.type == "cuda":
         return 65536
-    cap = cpu_token_budget(model, bf16=precision == "bf16") if model is not None else None
+    cap = cpu_token_budget(model, bf16=precision == "bf16", own_attention=True) if model is not None else None
     return min(4096, cap or 4096)
 
 

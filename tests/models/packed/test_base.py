@@ -79,3 +79,13 @@ def test_default_token_budget_keeps_the_widest_cpu_activation_under_the_cap():
     assert default_token_budget(cpu, glu, "bf16") == ACTIVATION_BYTES // (2304 * 2)
     assert default_token_budget(cpu, torch.nn.Linear(8, 16)) == default_token_budget(cpu) == 4096  # never more
     assert default_token_budget(torch.device("cuda"), glu) == 65536
+
+
+def test_default_token_budget_ignores_eager_attention_the_packed_forward_does_not_run(tiny_modernbert):
+    from transformers import AutoModel
+
+    from embedkit.models.packed.base import default_token_budget
+
+    model = AutoModel.from_pretrained(str(tiny_modernbert), attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+    assert default_token_budget(torch.device("cpu"), model) == 4096  # its scores would be heads x 8k positions
