@@ -26,6 +26,19 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(sorted_batches, "CHUNK_BATCHES", 16)
 
 
+def _recording(model, monkeypatch) -> list[dict]:
+    """The features of every batch ``model`` runs from now on."""
+    batches: list[dict] = []
+    forward = model.forward
+
+    def record(features, **kwargs):
+        batches.append(features)
+        return forward(features, **kwargs)
+
+    monkeypatch.setattr(model, "forward", record)
+    return batches
+
+
 @pytest.fixture(scope="module")
 def minilm(minilm_path) -> SentenceTransformer:
     return SentenceTransformer(minilm_path, device="cpu")
@@ -43,16 +56,10 @@ def test_equals_encode(minilm, mixed, prompt, normalize, truncate_dim):
 
 
 def test_each_batch_is_padded_to_its_longest_text_only(minilm, mixed, monkeypatch):
-    widths, longest = [], []
-    forward = minilm.forward
-
-    def record(features, **kwargs):
-        widths.append(features["input_ids"].shape[1])
-        longest.append(int(features["attention_mask"].sum(dim=1).max()))
-        return forward(features, **kwargs)
-
-    monkeypatch.setattr(minilm, "forward", record)
+    batches = _recording(minilm, monkeypatch)
     encode_sorted(minilm, mixed, batch_size=4)
+    widths = [f["input_ids"].shape[1] for f in batches]
+    longest = [int(f["attention_mask"].sum(dim=1).max()) for f in batches]
     assert widths == longest and len(widths) == -(-len(mixed) // 4)
     # sorted by tokens within each chunk: batches get shorter through a chunk
     per_chunk = sorted_batches.CHUNK_BATCHES
@@ -79,23 +86,11 @@ def test_dense_encoder_uses_it_for_a_modernbert_not_packed(tiny_modernbert, mixe
     assert encoder.encode_documents([]).shape[0] == 0
 
 
-def _recording(model, monkeypatch) -> list[tuple[int, int]]:
-    """``(texts, padded width)`` of every batch ``model`` runs from now on."""
-    shapes: list[tuple[int, int]] = []
-    forward = model.forward
-
-    def record(features, **kwargs):
-        shapes.append(tuple(features["input_ids"].shape))
-        return forward(features, **kwargs)
-
-    monkeypatch.setattr(model, "forward", record)
-    return shapes
-
-
 def test_max_tokens_caps_each_batch_and_keeps_the_embeddings(minilm, mixed, monkeypatch):
     expected = minilm.encode(mixed, batch_size=8)
-    shapes = _recording(minilm, monkeypatch)
+    batches = _recording(minilm, monkeypatch)
     got = encode_sorted(minilm, mixed, batch_size=8, max_tokens=160)
+    shapes = [tuple(f["input_ids"].shape) for f in batches]
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert sum(rows for rows, _ in shapes) == len(mixed)
     assert all(rows * width <= 160 or rows == 1 for rows, width in shapes)  # a text longer than the budget: alone
@@ -105,8 +100,21 @@ def test_max_tokens_caps_each_batch_and_keeps_the_embeddings(minilm, mixed, monk
 def test_dense_encoder_caps_cpu_batches_by_tokens(minilm_path, mixed, monkeypatch):
     model = load_dense_model(minilm_path)
     encoder = DenseEncoder(model, batch_size=16)
-    expected = encoder.encode_documents(mixed)
+    expected = model.encode(mixed, batch_size=16, normalize_embeddings=encoder.normalize)
     monkeypatch.setattr(token_budget, "ACTIVATION_BYTES", 1536 * 4 * 100)  # 100 tokens a batch
-    shapes = _recording(model, monkeypatch)
+    batches = _recording(model, monkeypatch)
     np.testing.assert_allclose(encoder.encode_documents(mixed), expected, atol=1e-5)
+    shapes = [tuple(f["input_ids"].shape) for f in batches]
     assert max(rows * width for rows, width in shapes if rows > 1) <= 100 and len(shapes) > len(mixed) // 16
+
+
+def test_dense_encoder_works_the_budget_out_again_when_the_weights_change(minilm_path):
+    from embedkit.models.precision import cast_to_bf16
+    from embedkit.models.token_budget import cpu_token_budget
+
+    model = load_dense_model(minilm_path)
+    encoder = DenseEncoder(model)
+    fp32 = encoder._token_budget()
+    assert fp32 == cpu_token_budget(model)
+    cast_to_bf16(model)
+    assert encoder._token_budget() == cpu_token_budget(model) > fp32  # bf16: half the bytes a token
